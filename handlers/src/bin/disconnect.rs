@@ -1,0 +1,7 @@
+//! The `$disconnect` route's Lambda function.
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    handlers::lambda::init_logging();
+    let chat = handlers::lambda::chat_from_env().await?;
+    handlers::lambda::run(|event| handlers::disconnect(chat, event)).await
+}

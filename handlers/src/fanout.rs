@@ -1,0 +1,142 @@
+//! Sends one frame to every active connection: Scan pages are read as the
+//! posts go out, posts run with bounded concurrency, and a 410 Gone prunes
+//! the stale ActiveConnections row.
+
+use std::time::Instant;
+
+use futures::{StreamExt, TryStreamExt, stream};
+use tracing::{info, warn};
+
+use crate::management::{ConnectionsApi, Delivery};
+use crate::metric;
+use crate::store::Store;
+
+/// What one fan-out did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FanoutReport {
+    /// Posts attempted.
+    pub recipients: usize,
+    pub delivered: usize,
+    /// Stale connections found (410) and deleted.
+    pub pruned: usize,
+    /// Posts that failed otherwise, and stale rows that could not be deleted.
+    pub failed: usize,
+    /// Reading the connections failed part-way; some were never tried.
+    pub incomplete: bool,
+}
+
+impl FanoutReport {
+    fn add(mut self, outcome: PostOutcome) -> Self {
+        self.recipients += 1;
+        match outcome {
+            PostOutcome::Delivered => self.delivered += 1,
+            PostOutcome::Pruned => self.pruned += 1,
+            PostOutcome::Failed => self.failed += 1,
+        }
+        self
+    }
+
+    /// Whether someone who should have received the frame did not.
+    pub fn missed_anyone(&self) -> bool {
+        self.failed > 0 || self.incomplete
+    }
+}
+
+enum PostOutcome {
+    Delivered,
+    Pruned,
+    Failed,
+}
+
+/// Posts `frame` to every active connection except `skip`.
+pub async fn broadcast(
+    store: &Store,
+    api: &ConnectionsApi,
+    frame: &[u8],
+    concurrency: usize,
+    skip: Option<&str>,
+) -> FanoutReport {
+    let started = Instant::now();
+    let mut incomplete = false;
+    let ids = store
+        .connection_ids()
+        .map_ok(|page| stream::iter(page.into_iter().map(Ok::<_, crate::error::StoreError>)))
+        .try_flatten()
+        // A failed Scan page ends the fan-out; what was read is still sent.
+        .take_while(|id| {
+            let keep = id.is_ok();
+            if let Err(error) = id {
+                warn!(%error, "reading active connections failed; fan-out is incomplete");
+                incomplete = true;
+            }
+            futures::future::ready(keep)
+        })
+        .filter_map(|id| futures::future::ready(id.ok()))
+        .filter(|id| futures::future::ready(Some(id.as_str()) != skip));
+    let report = ids
+        .map(|id| post_one(store, api, frame, id))
+        .buffer_unordered(concurrency.max(1))
+        .fold(FanoutReport::default(), |report, outcome| {
+            futures::future::ready(report.add(outcome))
+        })
+        .await;
+    let report = FanoutReport {
+        incomplete,
+        ..report
+    };
+    metrics::histogram!(metric::FANOUT_RECIPIENTS).record(report.recipients as f64);
+    metrics::histogram!(metric::FANOUT_LATENCY).record(started.elapsed().as_secs_f64() * 1000.0);
+    metrics::counter!(metric::FANOUT_FAILURES).increment(report.failed as u64);
+    report
+}
+
+/// Posts `frame` to one connection, pruning it if it is gone.
+pub async fn send_to(
+    store: &Store,
+    api: &ConnectionsApi,
+    frame: &[u8],
+    connection_id: &str,
+) -> Delivery {
+    let delivery = api.post(connection_id, frame).await;
+    if let Delivery::Gone = delivery {
+        prune(store, connection_id).await;
+    }
+    delivery
+}
+
+async fn post_one(
+    store: &Store,
+    api: &ConnectionsApi,
+    frame: &[u8],
+    connection_id: String,
+) -> PostOutcome {
+    match api.post(&connection_id, frame).await {
+        Delivery::Delivered => PostOutcome::Delivered,
+        Delivery::Gone => {
+            if prune(store, &connection_id).await {
+                PostOutcome::Pruned
+            } else {
+                PostOutcome::Failed
+            }
+        }
+        Delivery::Failed(error) => {
+            warn!(connection_id = %connection_id, %error, "post to connection failed");
+            PostOutcome::Failed
+        }
+    }
+}
+
+/// Deletes a connection that answered 410 Gone; true when it is gone.
+async fn prune(store: &Store, connection_id: &str) -> bool {
+    match store.delete_connection(connection_id).await {
+        Ok(()) => {
+            metrics::counter!(metric::CONNECTIONS_PRUNED).increment(1);
+            info!(connection_id = %connection_id, "pruned stale connection");
+            true
+        }
+        Err(error) => {
+            warn!(connection_id = %connection_id, %error, "could not prune stale connection");
+            false
+        }
+    }
+}

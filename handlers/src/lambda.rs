@@ -1,0 +1,72 @@
+//! Glue for the Lambda binaries: JSON logs, CloudWatch EMF metrics flushed
+//! after every invocation, and clients built once at cold start.
+
+use std::future::Future;
+
+use lambda_runtime::{LambdaEvent, service_fn};
+use serde::{Serialize, de::DeserializeOwned};
+
+use crate::{Chat, Settings};
+
+/// CloudWatch namespace of the product's metrics, unless `METRICS_NAMESPACE`
+/// says otherwise.
+pub const DEFAULT_METRICS_NAMESPACE: &str = "ServerlessChat";
+
+/// JSON logs to stdout (Lambda's JSON log format), filtered by `RUST_LOG`.
+pub fn init_logging() {
+    tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_target(false)
+        .with_current_span(false)
+        .without_time()
+        .init();
+}
+
+/// The route handlers' shared context, built once and kept for the life of
+/// the execution environment.
+pub async fn chat_from_env() -> Result<&'static Chat, lambda_runtime::Error> {
+    let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let chat = Chat::from_sdk_config(&sdk, Settings::from_env()?);
+    Ok(Box::leak(Box::new(chat)))
+}
+
+/// Runs `handler` for every invocation, flushing EMF metrics after each.
+pub async fn run<E, R, F, Fut, Err>(handler: F) -> Result<(), lambda_runtime::Error>
+where
+    E: DeserializeOwned + Send + 'static,
+    R: Serialize + Send + 'static,
+    F: Fn(LambdaEvent<E>) -> Fut + Send,
+    Fut: Future<Output = Result<R, Err>> + Send,
+    Err: Into<lambda_runtime::Error> + std::fmt::Debug,
+{
+    let namespace = std::env::var("METRICS_NAMESPACE")
+        .ok()
+        .filter(|namespace| !namespace.is_empty())
+        .unwrap_or_else(|| DEFAULT_METRICS_NAMESPACE.to_owned());
+    let stage = std::env::var("STAGE").unwrap_or_else(|_| "dev".to_owned());
+    let collector = metrics_cloudwatch_embedded::Builder::new()
+        .cloudwatch_namespace(namespace)
+        .with_dimension("Stage", stage)
+        .init()
+        .map_err(|error| format!("metrics: {error}"))?;
+    crate::metric::describe();
+    lambda_runtime::run(service_fn(|event: LambdaEvent<E>| {
+        let request_id = event.context.request_id.clone();
+        let outcome = handler(event);
+        async move {
+            let outcome = outcome.await.map_err(Into::into);
+            if let Err(error) = collector
+                .set_property("RequestId", request_id)
+                .flush(std::io::stdout())
+            {
+                tracing::warn!(%error, "could not write metrics");
+            }
+            outcome
+        }
+    }))
+    .await
+}

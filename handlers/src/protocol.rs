@@ -1,0 +1,361 @@
+//! The wire protocol: what clients send, and the frames the server sends back.
+//! Every server frame is a JSON object with a `type` and a human-readable
+//! `message`, so `wscat` users and the tutorial's web client (which prints
+//! `data.message`) read them well. docs/protocol.md is the full reference.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// The actions a client can send.
+pub const VALID_ACTIONS: [&str; 2] = ["sendmessage", "ping"];
+/// The example shown to a client that sent something we do not understand.
+pub const EXAMPLE_FRAME: &str = r#"{"action":"sendmessage","message":"Hello"}"#;
+/// The tutorial client's heartbeat text, answered with a pong.
+pub const LEGACY_HEARTBEAT: &str = "ping";
+
+/// A frame from the server to a client.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerFrame {
+    /// A chat message, broadcast to every connection.
+    Message {
+        /// `[timestamp] connection_id: text`, for clients that only print this.
+        message: String,
+        message_id: String,
+        connection_id: String,
+        text: String,
+        timestamp: String,
+    },
+    /// Answer to a heartbeat; `message` is exactly `pong`.
+    Pong { message: String },
+    /// Something the client sent could not be accepted.
+    Error {
+        code: ErrorCode,
+        message: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        limit_bytes: Option<usize>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        valid_actions: Vec<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        example: Option<String>,
+    },
+    /// Sent to a new connection: who it is.
+    Welcome {
+        message: String,
+        connection_id: String,
+        connected_at: String,
+    },
+    /// Someone else joined.
+    Joined {
+        message: String,
+        connection_id: String,
+        connected_at: String,
+    },
+    /// Someone left, after `duration_seconds`.
+    Left {
+        message: String,
+        connection_id: String,
+        disconnected_at: String,
+        duration_seconds: f64,
+    },
+}
+
+/// Machine-readable reason of an `error` frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// The frame is not a JSON object.
+    InvalidJson,
+    /// `action` missing or not one we know.
+    UnknownAction,
+    /// `message` missing or not a string.
+    InvalidMessage,
+    /// `message` empty after trimming.
+    EmptyMessage,
+    /// `message` longer than the limit.
+    MessageTooLong,
+    /// Stored, but not delivered to every connection.
+    PartialDelivery,
+    /// The server failed; nothing was stored.
+    Internal,
+}
+
+impl ServerFrame {
+    pub fn pong() -> Self {
+        Self::Pong {
+            message: "pong".to_owned(),
+        }
+    }
+
+    pub fn chat(message: &crate::records::Message) -> Self {
+        Self::Message {
+            message: format!(
+                "[{}] {}: {}",
+                message.timestamp, message.connection_id, message.message
+            ),
+            message_id: message.message_id.clone(),
+            connection_id: message.connection_id.clone(),
+            text: message.message.clone(),
+            timestamp: message.timestamp.clone(),
+        }
+    }
+
+    pub fn error(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self::Error {
+            code,
+            message: message.into(),
+            limit_bytes: None,
+            valid_actions: Vec::new(),
+            example: None,
+        }
+    }
+
+    /// The answer to an unknown or missing action, or a non-JSON frame.
+    pub fn unroutable(code: ErrorCode, problem: &str) -> Self {
+        Self::Error {
+            code,
+            message: format!(
+                "{problem}. Valid actions: {}. Example: {EXAMPLE_FRAME}",
+                VALID_ACTIONS.join(", ")
+            ),
+            limit_bytes: None,
+            valid_actions: VALID_ACTIONS
+                .iter()
+                .map(|&action| action.to_owned())
+                .collect(),
+            example: Some(EXAMPLE_FRAME.to_owned()),
+        }
+    }
+
+    pub fn too_long(length: usize, limit: usize) -> Self {
+        Self::Error {
+            code: ErrorCode::MessageTooLong,
+            message: format!("message is {length} bytes; the limit is {limit} bytes"),
+            limit_bytes: Some(limit),
+            valid_actions: Vec::new(),
+            example: None,
+        }
+    }
+
+    pub fn welcome(connection_id: &str, connected_at: &str) -> Self {
+        Self::Welcome {
+            message: format!("Welcome! You are {connection_id}."),
+            connection_id: connection_id.to_owned(),
+            connected_at: connected_at.to_owned(),
+        }
+    }
+
+    pub fn joined(connection_id: &str, connected_at: &str) -> Self {
+        Self::Joined {
+            message: format!("{connection_id} joined."),
+            connection_id: connection_id.to_owned(),
+            connected_at: connected_at.to_owned(),
+        }
+    }
+
+    pub fn left(connection_id: &str, disconnected_at: &str, duration_seconds: f64) -> Self {
+        Self::Left {
+            message: format!("{connection_id} left after {duration_seconds:.3} s."),
+            connection_id: connection_id.to_owned(),
+            disconnected_at: disconnected_at.to_owned(),
+            duration_seconds,
+        }
+    }
+
+    /// The frame as JSON text.
+    pub fn to_json(&self) -> String {
+        // Serializing these plain structs cannot fail: no maps with non-string
+        // keys, no custom serializers.
+        serde_json::to_string(self).unwrap_or_else(|_| {
+            r#"{"type":"error","code":"internal","message":"internal error"}"#.to_owned()
+        })
+    }
+}
+
+/// A client frame, as far as routing is concerned: `$request.body.action`.
+#[derive(Debug, PartialEq)]
+pub enum Inbound {
+    /// Not a JSON object.
+    NotJson,
+    /// A JSON object; `action` when it is a string.
+    Object {
+        action: Option<String>,
+        body: serde_json::Map<String, Value>,
+    },
+}
+
+impl Inbound {
+    pub fn parse(body: Option<&str>) -> Self {
+        match body.map(serde_json::from_str::<Value>) {
+            Some(Ok(Value::Object(body))) => Self::Object {
+                action: body
+                    .get("action")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned),
+                body,
+            },
+            _ => Self::NotJson,
+        }
+    }
+}
+
+/// A `sendmessage` body, checked against the limits.
+#[derive(Debug, PartialEq, Eq)]
+pub enum SendMessage {
+    /// The tutorial client's heartbeat: answered with a pong, never stored.
+    Heartbeat,
+    Chat(String),
+}
+
+/// Validates a `sendmessage` frame's `message`, or says what is wrong with it.
+pub fn validate_send_message(
+    body: Option<&str>,
+    max_message_bytes: usize,
+) -> Result<SendMessage, ServerFrame> {
+    let Inbound::Object { body, .. } = Inbound::parse(body) else {
+        return Err(ServerFrame::unroutable(
+            ErrorCode::InvalidJson,
+            "Frames must be JSON objects",
+        ));
+    };
+    let message = match body.get("message") {
+        Some(Value::String(message)) => message,
+        Some(_) => {
+            return Err(ServerFrame::error(
+                ErrorCode::InvalidMessage,
+                "`message` must be a string, e.g. {\"action\":\"sendmessage\",\"message\":\"Hello\"}",
+            ));
+        }
+        None => {
+            return Err(ServerFrame::error(
+                ErrorCode::InvalidMessage,
+                "`message` is missing, e.g. {\"action\":\"sendmessage\",\"message\":\"Hello\"}",
+            ));
+        }
+    };
+    if message == LEGACY_HEARTBEAT {
+        return Ok(SendMessage::Heartbeat);
+    }
+    if message.trim().is_empty() {
+        return Err(ServerFrame::error(
+            ErrorCode::EmptyMessage,
+            "message is empty",
+        ));
+    }
+    if message.len() > max_message_bytes {
+        return Err(ServerFrame::too_long(message.len(), max_message_bytes));
+    }
+    Ok(SendMessage::Chat(message.clone()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn code_of(frame: ServerFrame) -> ErrorCode {
+        match frame {
+            ServerFrame::Error { code, .. } => code,
+            other => panic!("expected an error frame, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn accepts_the_tutorials_frame() {
+        assert_eq!(
+            validate_send_message(
+                Some(r#"{"action":"sendmessage","message":"Hello, WebSocket!"}"#),
+                8192
+            ),
+            Ok(SendMessage::Chat("Hello, WebSocket!".into()))
+        );
+    }
+
+    #[test]
+    fn the_legacy_heartbeat_is_not_a_chat_message() {
+        assert_eq!(
+            validate_send_message(Some(r#"{"action":"sendmessage","message":"ping"}"#), 8192),
+            Ok(SendMessage::Heartbeat)
+        );
+    }
+
+    #[test]
+    fn rejects_bad_messages_with_a_reason() {
+        let cases = [
+            (r#"{"action":"sendmessage"}"#, ErrorCode::InvalidMessage),
+            (
+                r#"{"action":"sendmessage","message":42}"#,
+                ErrorCode::InvalidMessage,
+            ),
+            (
+                r#"{"action":"sendmessage","message":"  \n\t "}"#,
+                ErrorCode::EmptyMessage,
+            ),
+            (
+                r#"{"action":"sendmessage","message":""}"#,
+                ErrorCode::EmptyMessage,
+            ),
+            ("not json", ErrorCode::InvalidJson),
+        ];
+        for (body, expected) in cases {
+            let frame = validate_send_message(Some(body), 8192).expect_err(body);
+            assert_eq!(code_of(frame), expected, "{body}");
+        }
+    }
+
+    #[test]
+    fn the_limit_counts_utf8_bytes_and_is_inclusive() {
+        let at_limit = "é".repeat(4); // 8 bytes
+        let body = format!(r#"{{"action":"sendmessage","message":"{at_limit}"}}"#);
+        assert!(validate_send_message(Some(&body), 8).is_ok());
+        let over = format!(r#"{{"action":"sendmessage","message":"{at_limit}a"}}"#);
+        let frame = validate_send_message(Some(&over), 8).expect_err("over the limit");
+        assert_eq!(
+            frame,
+            ServerFrame::Error {
+                code: ErrorCode::MessageTooLong,
+                message: "message is 9 bytes; the limit is 8 bytes".into(),
+                limit_bytes: Some(8),
+                valid_actions: vec![],
+                example: None,
+            }
+        );
+    }
+
+    #[test]
+    fn chat_frames_carry_the_contract_fields_and_a_readable_message() {
+        let frame = ServerFrame::chat(&crate::records::Message {
+            message_id: "m-1".into(),
+            connection_id: "L0SM9cOFvHcCIhw=".into(),
+            message: "Hello".into(),
+            timestamp: "2026-11-28T00:13:36.123Z".into(),
+        });
+        let json: Value = serde_json::from_str(&frame.to_json()).expect("json");
+        assert_eq!(json["type"], "message");
+        assert_eq!(
+            json["message"],
+            "[2026-11-28T00:13:36.123Z] L0SM9cOFvHcCIhw=: Hello"
+        );
+        assert_eq!(json["message_id"], "m-1");
+        assert_eq!(json["connection_id"], "L0SM9cOFvHcCIhw=");
+        assert_eq!(json["text"], "Hello");
+        assert_eq!(json["timestamp"], "2026-11-28T00:13:36.123Z");
+    }
+
+    #[test]
+    fn pong_message_is_exactly_pong() {
+        assert_eq!(
+            ServerFrame::pong().to_json(),
+            r#"{"type":"pong","message":"pong"}"#
+        );
+    }
+
+    #[test]
+    fn routing_reads_action_only_when_it_is_a_string() {
+        assert_eq!(Inbound::parse(Some("[1,2]")), Inbound::NotJson);
+        assert_eq!(Inbound::parse(None), Inbound::NotJson);
+        let Inbound::Object { action, .. } = Inbound::parse(Some(r#"{"action":7}"#)) else {
+            panic!("an object");
+        };
+        assert_eq!(action, None);
+    }
+}

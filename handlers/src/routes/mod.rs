@@ -1,0 +1,42 @@
+//! One function per API Gateway route. Each takes the event API Gateway sends
+//! and returns the proxy response it expects; a non-empty body reaches the
+//! caller on two-way routes (`sendmessage`, `$default`).
+
+mod connect;
+mod default;
+mod disconnect;
+mod sendmessage;
+
+use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
+use aws_lambda_events::encodings::Body;
+use lambda_runtime::LambdaEvent;
+
+pub use connect::connect;
+pub use default::default;
+pub use disconnect::disconnect;
+pub use sendmessage::sendmessage;
+
+use crate::error::Error;
+use crate::protocol::ServerFrame;
+
+/// What API Gateway hands a route handler.
+pub type WebSocketEvent = LambdaEvent<ApiGatewayWebsocketProxyRequest>;
+
+/// A proxy response with an optional frame for the caller.
+pub fn reply(status_code: i64, frame: Option<&ServerFrame>) -> ApiGatewayProxyResponse {
+    let mut response = ApiGatewayProxyResponse::default();
+    response.status_code = status_code;
+    response.body = frame.map(|frame| Body::Text(frame.to_json()));
+    response
+}
+
+/// The caller's connection id, which API Gateway always sends.
+fn connection_id(event: &WebSocketEvent) -> Result<&str, Error> {
+    event
+        .payload
+        .request_context
+        .connection_id
+        .as_deref()
+        .filter(|id| !id.is_empty())
+        .ok_or(Error::MissingField("requestContext.connectionId"))
+}

@@ -1,0 +1,520 @@
+//! The four route handlers against a real DynamoDB engine (embedded dynoxide,
+//! or `CHAT_TEST_DYNAMODB_ENDPOINT`) and a real HTTP Management API endpoint,
+//! through the real AWS SDK clients.
+
+#![allow(clippy::expect_used)] // a failed step fails the test
+
+use std::collections::HashMap;
+
+use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
+use aws_lambda_events::encodings::Body;
+use aws_sdk_dynamodb::types::AttributeValue;
+use handlers::testing::{FakeManagementApi, TestDynamo};
+use handlers::{Chat, Limits, Management, Store};
+use lambda_runtime::{Context, LambdaEvent};
+use serde_json::{Value, json};
+
+const CONNECTED_AT: i64 = 1_795_824_816_123;
+
+struct Harness {
+    db: TestDynamo,
+    api: FakeManagementApi,
+    chat: Chat,
+}
+
+impl Harness {
+    async fn start() -> Self {
+        Self::with_limits(Limits::default()).await
+    }
+
+    async fn with_limits(limits: Limits) -> Self {
+        let db = TestDynamo::start().await;
+        let api = FakeManagementApi::start().await;
+        // Two items per Scan page, so any fan-out past two connections has
+        // to follow LastEvaluatedKey.
+        let store = Store::new(db.client.clone(), db.tables.clone()).with_scan_page_size(2);
+        let management = Management::new(&db.sdk, Some(api.endpoint.clone()));
+        let chat = Chat::new(store, management, limits);
+        Self { db, api, chat }
+    }
+
+    async fn connect(&self, id: &str) -> ApiGatewayProxyResponse {
+        handlers::connect(&self.chat, event("connect.json", id, |_| {}))
+            .await
+            .expect("connect handled")
+    }
+
+    async fn disconnect_at(&self, id: &str, epoch_millis: i64) -> ApiGatewayProxyResponse {
+        let event = event("disconnect.json", id, |context| {
+            context["requestTimeEpoch"] = json!(epoch_millis);
+        });
+        handlers::disconnect(&self.chat, event)
+            .await
+            .expect("disconnect handled")
+    }
+
+    async fn send(&self, id: &str, body: &str) -> ApiGatewayProxyResponse {
+        let mut event = event("message.json", id, |_| {});
+        event.payload.body = Some(body.to_owned());
+        handlers::sendmessage(&self.chat, event)
+            .await
+            .expect("sendmessage handled")
+    }
+
+    async fn default_route(&self, id: &str, body: &str) -> ApiGatewayProxyResponse {
+        let mut event = event("message.json", id, |context| {
+            context["routeKey"] = json!("$default");
+        });
+        event.payload.body = Some(body.to_owned());
+        handlers::default(&self.chat, event)
+            .await
+            .expect("default handled")
+    }
+
+    async fn item(
+        &self,
+        table: &str,
+        key: &str,
+        id: &str,
+    ) -> Option<HashMap<String, AttributeValue>> {
+        self.db
+            .client
+            .get_item()
+            .table_name(table)
+            .key(key, AttributeValue::S(id.to_owned()))
+            .consistent_read(true)
+            .send()
+            .await
+            .expect("GetItem")
+            .item
+    }
+
+    async fn all_items(&self, table: &str) -> Vec<HashMap<String, AttributeValue>> {
+        let mut items = Vec::new();
+        let mut pages = self
+            .db
+            .client
+            .scan()
+            .table_name(table)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            items.extend(page.expect("Scan").items.unwrap_or_default());
+        }
+        items
+    }
+
+    async fn active_ids(&self) -> Vec<String> {
+        let mut ids: Vec<String> = self
+            .all_items(&self.db.tables.active_connections)
+            .await
+            .into_iter()
+            .map(|item| s(&item, "connection_id"))
+            .collect();
+        ids.sort();
+        ids
+    }
+}
+
+/// A fixture event for connection `id`, with its request context adjusted.
+fn event(
+    fixture: &str,
+    id: &str,
+    adjust: impl FnOnce(&mut Value),
+) -> LambdaEvent<ApiGatewayWebsocketProxyRequest> {
+    let path = format!("{}/tests/fixtures/{fixture}", env!("CARGO_MANIFEST_DIR"));
+    let mut json: Value =
+        serde_json::from_str(&std::fs::read_to_string(path).expect("fixture")).expect("json");
+    json["requestContext"]["connectionId"] = json!(id);
+    adjust(&mut json["requestContext"]);
+    let request = serde_json::from_value(json).expect("a WebSocket event");
+    LambdaEvent::new(request, Context::default())
+}
+
+fn s(item: &HashMap<String, AttributeValue>, field: &str) -> String {
+    match item.get(field) {
+        Some(AttributeValue::S(value)) => value.clone(),
+        other => panic!("{field} is not a string: {other:?}"),
+    }
+}
+
+fn n(item: &HashMap<String, AttributeValue>, field: &str) -> String {
+    match item.get(field) {
+        Some(AttributeValue::N(value)) => value.clone(),
+        other => panic!("{field} is not a number: {other:?}"),
+    }
+}
+
+fn field_names(item: &HashMap<String, AttributeValue>) -> Vec<&str> {
+    let mut names: Vec<&str> = item.keys().map(String::as_str).collect();
+    names.sort_unstable();
+    names
+}
+
+fn body_json(response: &ApiGatewayProxyResponse) -> Value {
+    match &response.body {
+        Some(Body::Text(text)) => serde_json::from_str(text).expect("body is JSON"),
+        other => panic!("expected a text body, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn connect_writes_both_rows_with_the_contract_fields() {
+    let h = Harness::start().await;
+    let response = h.connect("L0SM9cOFvHcCIhw=").await;
+    assert_eq!(response.status_code, 200);
+    assert!(response.body.is_none());
+
+    let connection = h
+        .item(
+            &h.db.tables.active_connections,
+            "connection_id",
+            "L0SM9cOFvHcCIhw=",
+        )
+        .await
+        .expect("ActiveConnections row");
+    assert_eq!(
+        field_names(&connection),
+        ["connected_at", "connection_id", "ttl"]
+    );
+    assert_eq!(s(&connection, "connected_at"), "2026-11-28T00:13:36.123Z");
+    // 2 h connection limit plus a margin, in epoch seconds.
+    assert_eq!(
+        n(&connection, "ttl"),
+        (CONNECTED_AT / 1000 + 7200 + 900).to_string()
+    );
+
+    let session = h
+        .item(
+            &h.db.tables.session_history,
+            "connection_id",
+            "L0SM9cOFvHcCIhw=",
+        )
+        .await
+        .expect("SessionHistory row");
+    assert_eq!(
+        field_names(&session),
+        ["connected_at", "connection_id", "source_ip"]
+    );
+    assert_eq!(s(&session, "source_ip"), "203.0.113.7");
+    assert_eq!(s(&session, "connected_at"), "2026-11-28T00:13:36.123Z");
+}
+
+#[tokio::test]
+async fn connect_is_all_or_nothing() {
+    let h = Harness::start().await;
+    // A session row from another connection attempt with the same id: the
+    // transaction must cancel and leave no ActiveConnections row behind.
+    h.db.client
+        .put_item()
+        .table_name(&h.db.tables.session_history)
+        .item("connection_id", AttributeValue::S("dup".into()))
+        .item(
+            "connected_at",
+            AttributeValue::S("2026-01-01T00:00:00.000Z".into()),
+        )
+        .send()
+        .await
+        .expect("seed a conflicting session");
+    let response = h.connect("dup").await;
+    assert_eq!(response.status_code, 500, "the handshake is rejected");
+    assert!(
+        h.item(&h.db.tables.active_connections, "connection_id", "dup")
+            .await
+            .is_none(),
+        "nothing is half-written"
+    );
+    let session = h
+        .item(&h.db.tables.session_history, "connection_id", "dup")
+        .await
+        .expect("the earlier session");
+    assert_eq!(s(&session, "connected_at"), "2026-01-01T00:00:00.000Z");
+}
+
+#[tokio::test]
+async fn a_replayed_connect_succeeds_without_change() {
+    let h = Harness::start().await;
+    assert_eq!(h.connect("again").await.status_code, 200);
+    assert_eq!(h.connect("again").await.status_code, 200);
+    assert_eq!(h.active_ids().await, ["again"]);
+}
+
+#[tokio::test]
+async fn disconnect_closes_the_session_once_and_never_creates_one() {
+    let h = Harness::start().await;
+    h.connect("L0SM9cOFvHcCIhw=").await;
+    let response = h.disconnect_at("L0SM9cOFvHcCIhw=", 1_795_824_901_000).await;
+    assert_eq!(response.status_code, 200);
+    assert!(
+        h.active_ids().await.is_empty(),
+        "the connection row is gone"
+    );
+
+    let session = h
+        .item(
+            &h.db.tables.session_history,
+            "connection_id",
+            "L0SM9cOFvHcCIhw=",
+        )
+        .await
+        .expect("session");
+    assert_eq!(
+        field_names(&session),
+        [
+            "connected_at",
+            "connection_id",
+            "disconnect_reason",
+            "disconnect_status_code",
+            "disconnected_at",
+            "source_ip"
+        ],
+        "no duration: the stream processor computes it"
+    );
+    assert_eq!(s(&session, "disconnected_at"), "2026-11-28T00:15:01.000Z");
+    assert_eq!(n(&session, "disconnect_status_code"), "1001");
+    assert_eq!(s(&session, "disconnect_reason"), "Going away");
+
+    // A replayed $disconnect does not move disconnected_at.
+    assert_eq!(
+        h.disconnect_at("L0SM9cOFvHcCIhw=", 1_795_824_999_000)
+            .await
+            .status_code,
+        200
+    );
+    let session = h
+        .item(
+            &h.db.tables.session_history,
+            "connection_id",
+            "L0SM9cOFvHcCIhw=",
+        )
+        .await
+        .expect("session");
+    assert_eq!(s(&session, "disconnected_at"), "2026-11-28T00:15:01.000Z");
+
+    // An unknown connection gets no row.
+    assert_eq!(
+        h.disconnect_at("never-connected", 1_795_824_999_000)
+            .await
+            .status_code,
+        200
+    );
+    assert!(
+        h.item(
+            &h.db.tables.session_history,
+            "connection_id",
+            "never-connected"
+        )
+        .await
+        .is_none()
+    );
+}
+
+#[tokio::test]
+async fn sendmessage_stores_once_and_reaches_every_connection_across_scan_pages() {
+    let h = Harness::start().await;
+    let ids: Vec<String> = (0..7).map(|i| format!("conn-{i}+/=")).collect();
+    for id in &ids {
+        assert_eq!(h.connect(id).await.status_code, 200);
+    }
+    let response = h
+        .send(
+            &ids[0],
+            r#"{"action":"sendmessage","message":"Hello, WebSocket!"}"#,
+        )
+        .await;
+    assert_eq!(response.status_code, 200);
+    assert!(
+        response.body.is_none(),
+        "nothing extra for the sender when all went well"
+    );
+
+    let messages = h.all_items(&h.db.tables.message_history).await;
+    assert_eq!(messages.len(), 1);
+    let stored = &messages[0];
+    assert_eq!(
+        field_names(stored),
+        ["connection_id", "message", "message_id", "timestamp"]
+    );
+    assert_eq!(s(stored, "connection_id"), ids[0]);
+    assert_eq!(s(stored, "message"), "Hello, WebSocket!");
+    assert_eq!(s(stored, "timestamp"), "2026-11-28T00:14:02.456Z");
+    let message_id = s(stored, "message_id");
+    assert!(uuid::Uuid::parse_str(&message_id).is_ok());
+
+    for id in &ids {
+        let frames = h.api.frames_for(id);
+        assert_eq!(frames.len(), 1, "{id} receives the message exactly once");
+        let frame = &frames[0];
+        assert_eq!(frame["type"], "message");
+        assert_eq!(frame["message_id"], message_id.as_str());
+        assert_eq!(frame["connection_id"], ids[0].as_str());
+        assert_eq!(frame["text"], "Hello, WebSocket!");
+        assert_eq!(frame["timestamp"], "2026-11-28T00:14:02.456Z");
+        assert_eq!(
+            frame["message"],
+            format!("[2026-11-28T00:14:02.456Z] {}: Hello, WebSocket!", ids[0]).as_str()
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_gone_connection_is_pruned_and_others_still_receive() {
+    let h = Harness::start().await;
+    for id in ["alice", "bob", "stale"] {
+        h.connect(id).await;
+    }
+    h.api.mark_gone("stale");
+    let response = h
+        .send("alice", r#"{"action":"sendmessage","message":"hi"}"#)
+        .await;
+    assert_eq!(response.status_code, 200);
+    assert!(
+        response.body.is_none(),
+        "a pruned connection is not a failure"
+    );
+    assert_eq!(h.active_ids().await, ["alice", "bob"]);
+    assert_eq!(h.api.frames_for("alice").len(), 1);
+    assert_eq!(h.api.frames_for("bob").len(), 1);
+}
+
+#[tokio::test]
+async fn other_delivery_failures_are_reported_to_the_sender_and_keep_the_row() {
+    let h = Harness::start().await;
+    for id in ["alice", "bob", "broken"] {
+        h.connect(id).await;
+    }
+    h.api.mark_failing("broken");
+    let response = h
+        .send("alice", r#"{"action":"sendmessage","message":"hi"}"#)
+        .await;
+    assert_eq!(response.status_code, 200);
+    let frame = body_json(&response);
+    assert_eq!(frame["type"], "error");
+    assert_eq!(frame["code"], "partial_delivery");
+    assert_eq!(
+        frame["message"],
+        "Your message was saved, but could not be delivered to 1 of 3 connections."
+    );
+    assert_eq!(h.api.frames_for("bob").len(), 1);
+    assert_eq!(h.active_ids().await, ["alice", "bob", "broken"]);
+    assert_eq!(h.all_items(&h.db.tables.message_history).await.len(), 1);
+}
+
+#[tokio::test]
+async fn invalid_messages_get_an_error_frame_and_are_stored_and_sent_nowhere() {
+    let limit = 16;
+    let h = Harness::with_limits(Limits {
+        max_message_bytes: limit,
+        ..Limits::default()
+    })
+    .await;
+    h.connect("alice").await;
+    let cases = [
+        (r#"{"action":"sendmessage"}"#, "invalid_message"),
+        (
+            r#"{"action":"sendmessage","message":["a"]}"#,
+            "invalid_message",
+        ),
+        (
+            r#"{"action":"sendmessage","message":"   "}"#,
+            "empty_message",
+        ),
+        (
+            r#"{"action":"sendmessage","message":"seventeen bytes!!"}"#,
+            "message_too_long",
+        ),
+    ];
+    for (body, code) in cases {
+        let response = h.send("alice", body).await;
+        assert_eq!(response.status_code, 400, "{body}");
+        let frame = body_json(&response);
+        assert_eq!(frame["type"], "error", "{body}");
+        assert_eq!(frame["code"], code, "{body}");
+        assert!(frame["message"].as_str().is_some_and(|m| !m.is_empty()));
+    }
+    // Exactly at the limit is fine.
+    let response = h
+        .send(
+            "alice",
+            r#"{"action":"sendmessage","message":"sixteen bytes!!!"}"#,
+        )
+        .await;
+    assert_eq!(response.status_code, 200);
+    assert_eq!(h.all_items(&h.db.tables.message_history).await.len(), 1);
+    assert_eq!(h.api.posts().len(), 1, "only the valid message was sent");
+}
+
+#[tokio::test]
+async fn the_too_long_error_names_the_limit() {
+    let h = Harness::start().await;
+    h.connect("alice").await;
+    let long = "x".repeat(8 * 1024 + 1);
+    let response = h
+        .send(
+            "alice",
+            &json!({"action": "sendmessage", "message": long}).to_string(),
+        )
+        .await;
+    let frame = body_json(&response);
+    assert_eq!(frame["code"], "message_too_long");
+    assert_eq!(frame["limit_bytes"], 8192);
+    assert_eq!(
+        frame["message"],
+        "message is 8193 bytes; the limit is 8192 bytes"
+    );
+}
+
+#[tokio::test]
+async fn heartbeats_are_answered_not_stored_or_broadcast() {
+    let h = Harness::start().await;
+    h.connect("alice").await;
+    h.connect("bob").await;
+    let legacy = h
+        .send("alice", r#"{"action":"sendmessage","message":"ping"}"#)
+        .await;
+    assert_eq!(legacy.status_code, 200);
+    assert_eq!(
+        body_json(&legacy),
+        json!({"type": "pong", "message": "pong"})
+    );
+    let ping = h.default_route("alice", r#"{"action":"ping"}"#).await;
+    assert_eq!(ping.status_code, 200);
+    assert_eq!(body_json(&ping), json!({"type": "pong", "message": "pong"}));
+    assert!(h.all_items(&h.db.tables.message_history).await.is_empty());
+    assert!(h.api.posts().is_empty());
+}
+
+#[tokio::test]
+async fn default_route_names_the_valid_actions() {
+    let h = Harness::start().await;
+    h.connect("alice").await;
+    let cases = [
+        (
+            r#"{"action":"shout","message":"hi"}"#,
+            "unknown_action",
+            "Unknown action \"shout\"",
+        ),
+        (
+            r#"{"message":"hi"}"#,
+            "unknown_action",
+            "The frame has no \"action\"",
+        ),
+        ("hello there", "invalid_json", "Frames must be JSON objects"),
+    ];
+    for (body, code, starts) in cases {
+        let response = h.default_route("alice", body).await;
+        assert_eq!(response.status_code, 400);
+        let frame = body_json(&response);
+        assert_eq!(frame["type"], "error");
+        assert_eq!(frame["code"], code);
+        let message = frame["message"].as_str().expect("a message");
+        assert!(message.starts_with(starts), "{message}");
+        assert!(message.contains("sendmessage"), "{message}");
+        assert!(
+            message.contains(r#"{"action":"sendmessage","message":"Hello"}"#),
+            "{message}"
+        );
+        assert_eq!(frame["valid_actions"], json!(["sendmessage", "ping"]));
+    }
+    assert!(h.api.posts().is_empty());
+}
