@@ -27,10 +27,7 @@ pub enum StoreError {
 }
 
 impl StoreError {
-    pub(crate) fn dynamo(
-        operation: &'static str,
-        error: impl Into<aws_sdk_dynamodb::Error>,
-    ) -> Self {
+    pub fn dynamo(operation: &'static str, error: impl Into<aws_sdk_dynamodb::Error>) -> Self {
         Self::Dynamo {
             operation,
             source: Box::new(error.into()),

@@ -2,14 +2,20 @@
 //! posts go out, posts run with bounded concurrency, and a 410 Gone prunes
 //! the stale ActiveConnections row.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+use chrono::{SecondsFormat, Utc};
 
 use futures::{StreamExt, TryStreamExt, stream};
 use tracing::{info, warn};
 
 use crate::management::{ConnectionsApi, Delivery};
 use crate::metric;
-use crate::store::Store;
+use crate::store::{Store, WriteOutcome};
+
+/// A connection that answers 410 this soon after connecting may still be
+/// completing its `$connect`; it is not pruned.
+pub const CONNECT_GRACE: Duration = Duration::from_secs(10);
 
 /// What one fan-out did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -19,6 +25,10 @@ pub struct FanoutReport {
     pub delivered: usize,
     /// Stale connections found (410) and deleted.
     pub pruned: usize,
+    /// Connections that answered 410 but were kept: connected within
+    /// [`CONNECT_GRACE`] (still completing `$connect`), or already removed.
+    /// Not failures.
+    pub still_connecting: usize,
     /// Posts that failed otherwise, and stale rows that could not be deleted.
     pub failed: usize,
     /// Reading the connections failed part-way; some were never tried.
@@ -31,6 +41,7 @@ impl FanoutReport {
         match outcome {
             PostOutcome::Delivered => self.delivered += 1,
             PostOutcome::Pruned => self.pruned += 1,
+            PostOutcome::StillConnecting => self.still_connecting += 1,
             PostOutcome::Failed => self.failed += 1,
         }
         self
@@ -45,6 +56,7 @@ impl FanoutReport {
 enum PostOutcome {
     Delivered,
     Pruned,
+    StillConnecting,
     Failed,
 }
 
@@ -112,13 +124,7 @@ async fn post_one(
 ) -> PostOutcome {
     match api.post(&connection_id, frame).await {
         Delivery::Delivered => PostOutcome::Delivered,
-        Delivery::Gone => {
-            if prune(store, &connection_id).await {
-                PostOutcome::Pruned
-            } else {
-                PostOutcome::Failed
-            }
-        }
+        Delivery::Gone => prune(store, &connection_id).await,
         Delivery::Failed(error) => {
             warn!(connection_id = %connection_id, %error, "post to connection failed");
             PostOutcome::Failed
@@ -126,17 +132,20 @@ async fn post_one(
     }
 }
 
-/// Deletes a connection that answered 410 Gone; true when it is gone.
-async fn prune(store: &Store, connection_id: &str) -> bool {
-    match store.delete_connection(connection_id).await {
-        Ok(()) => {
+/// Deletes a connection that answered 410 Gone, unless it only just
+/// connected.
+async fn prune(store: &Store, connection_id: &str) -> PostOutcome {
+    let cutoff = (Utc::now() - CONNECT_GRACE).to_rfc3339_opts(SecondsFormat::Millis, true);
+    match store.prune_connection(connection_id, &cutoff).await {
+        Ok(WriteOutcome::Written) => {
             metrics::counter!(metric::CONNECTIONS_PRUNED).increment(1);
             info!(connection_id = %connection_id, "pruned stale connection");
-            true
+            PostOutcome::Pruned
         }
+        Ok(WriteOutcome::AlreadyDone) => PostOutcome::StillConnecting,
         Err(error) => {
             warn!(connection_id = %connection_id, %error, "could not prune stale connection");
-            false
+            PostOutcome::Failed
         }
     }
 }

@@ -115,6 +115,31 @@ impl Store {
         Ok(())
     }
 
+    /// Deletes a connection that answered 410 Gone, unless it connected at or
+    /// after `connected_before` (a contract timestamp): API Gateway answers
+    /// 410 while a connection is still completing `$connect`, and such a
+    /// connection is not stale.
+    pub async fn prune_connection(
+        &self,
+        connection_id: &str,
+        connected_before: &str,
+    ) -> Result<WriteOutcome, StoreError> {
+        let result = self
+            .client
+            .delete_item()
+            .table_name(&self.tables.active_connections)
+            .key("connection_id", AttributeValue::S(connection_id.to_owned()))
+            .condition_expression("connected_at < :cutoff")
+            .expression_attribute_values(":cutoff", AttributeValue::S(connected_before.to_owned()))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(WriteOutcome::Written),
+            Err(error) if is_condition_failure(&error) => Ok(WriteOutcome::AlreadyDone),
+            Err(error) => Err(StoreError::dynamo("DeleteItem", error)),
+        }
+    }
+
     /// Sets the close attributes on an open session. Never creates a row and
     /// never overwrites an earlier `disconnected_at`.
     pub async fn close_session(
@@ -238,14 +263,17 @@ impl Store {
             .await;
         match result {
             Ok(_) => Ok(WriteOutcome::Written),
-            Err(error)
-                if error
-                    .as_service_error()
-                    .is_some_and(|service| service.is_conditional_check_failed_exception()) =>
-            {
-                Ok(WriteOutcome::AlreadyDone)
-            }
+            Err(error) if is_condition_failure(&error) => Ok(WriteOutcome::AlreadyDone),
             Err(error) => Err(StoreError::dynamo("UpdateItem", error)),
         }
     }
+}
+
+/// Whether a write failed only because its condition did not hold.
+fn is_condition_failure<E, R>(error: &aws_sdk_dynamodb::error::SdkError<E, R>) -> bool
+where
+    E: aws_sdk_dynamodb::error::ProvideErrorMetadata,
+{
+    error.as_service_error().and_then(|service| service.code())
+        == Some("ConditionalCheckFailedException")
 }

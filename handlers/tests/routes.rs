@@ -378,6 +378,24 @@ async fn a_gone_connection_is_pruned_and_others_still_receive() {
 }
 
 #[tokio::test]
+async fn a_connection_still_in_its_handshake_is_not_pruned() {
+    let h = Harness::start().await;
+    h.connect("alice").await;
+    let now = chrono::Utc::now().timestamp_millis();
+    let event = event("connect.json", "newcomer", |context| {
+        context["connectedAt"] = json!(now);
+    });
+    handlers::connect(&h.chat, event).await.expect("connect");
+    // API Gateway answers 410 until the newcomer's $connect has completed.
+    h.api.mark_gone("newcomer");
+    let response = h
+        .send("alice", r#"{"action":"sendmessage","message":"hi"}"#)
+        .await;
+    assert!(response.body.is_none(), "not a delivery failure");
+    assert_eq!(h.active_ids().await, ["alice", "newcomer"]);
+}
+
+#[tokio::test]
 async fn other_delivery_failures_are_reported_to_the_sender_and_keep_the_row() {
     let h = Harness::start().await;
     for id in ["alice", "bob", "broken"] {

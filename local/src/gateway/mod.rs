@@ -1,0 +1,339 @@
+//! The API Gateway WebSocket emulator: upgrades, route selection, the
+//! Management API, and the web client, on one listener.
+
+mod connections;
+mod events;
+mod ids;
+mod management;
+mod socket;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use aws_lambda_events::apigw::ApiGatewayProxyResponse;
+use axum::Router;
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
+use axum::extract::{ConnectInfo, Query, State, WebSocketUpgrade};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use handlers::Chat;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tower_http::services::ServeDir;
+use tracing::{error, info, warn};
+
+use connections::{Connection, Registry};
+
+/// API Gateway's limits on what a client sends.
+pub const MAX_FRAME_BYTES: usize = 32 * 1024;
+pub const MAX_MESSAGE_BYTES: usize = 128 * 1024;
+
+/// Routes whose handler response body goes back to the caller (route
+/// response `$default`), as configured in infra/serverless.yml.
+pub const TWO_WAY_ROUTES: [&str; 2] = ["sendmessage", "$default"];
+/// Route keys other than `$default` that `$request.body.action` can select.
+pub const CUSTOM_ROUTES: [&str; 1] = ["sendmessage"];
+
+/// The gateway's settings.
+#[derive(Clone, Debug)]
+pub struct GatewayConfig {
+    pub stage: String,
+    pub idle_timeout: Duration,
+    pub max_connection: Duration,
+    pub web_dir: PathBuf,
+}
+
+/// Shared state of the gateway.
+pub struct Gateway {
+    chat: Chat,
+    config: GatewayConfig,
+    domain_name: String,
+    connections: Registry,
+    accepting: AtomicBool,
+    /// Cancelled to close every connection (shutdown).
+    closing: CancellationToken,
+    /// Every connection's task, so shutdown can wait for their `$disconnect`.
+    tasks: TaskTracker,
+}
+
+impl Gateway {
+    pub fn new(chat: Chat, config: GatewayConfig, address: SocketAddr) -> Arc<Self> {
+        Arc::new(Self {
+            chat,
+            config,
+            domain_name: address.to_string(),
+            connections: Registry::default(),
+            accepting: AtomicBool::new(true),
+            closing: CancellationToken::new(),
+            tasks: TaskTracker::new(),
+        })
+    }
+
+    /// The HTTP routes: WebSocket upgrades at `/` and `/{stage}`, the
+    /// Management API, `/metrics`, `/config.json`, and the web client.
+    pub fn router(self: &Arc<Self>, metrics: Option<crate::telemetry::Metrics>) -> Router {
+        let stage = &self.config.stage;
+        let connections_api = management::routes();
+        let metrics_route = get(move || async move {
+            match metrics {
+                Some(metrics) => (
+                    [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+                    metrics.render(),
+                )
+                    .into_response(),
+                None => (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "metrics recorder not installed",
+                )
+                    .into_response(),
+            }
+        });
+        Router::new()
+            .route("/", get(root))
+            .route(&format!("/{stage}"), get(upgrade_only))
+            .route(&format!("/{stage}/"), get(upgrade_only))
+            .route("/config.json", get(client_config))
+            .route("/metrics", metrics_route)
+            .nest(&format!("/{stage}/@connections"), connections_api.clone())
+            .nest("/@connections", connections_api)
+            .fallback_service(ServeDir::new(&self.config.web_dir))
+            .with_state(Arc::clone(self))
+    }
+
+    pub fn connection_count(&self) -> usize {
+        self.connections.len()
+    }
+
+    /// Stops accepting, closes every socket with 1001 and waits until each
+    /// one's `$disconnect` has run.
+    pub async fn close_all(&self) {
+        self.accepting.store(false, Ordering::Release);
+        self.closing.cancel();
+        self.tasks.close();
+        self.tasks.wait().await;
+    }
+
+    fn api(&self) -> events::Api<'_> {
+        events::Api {
+            api_id: "local",
+            stage: &self.config.stage,
+            domain_name: &self.domain_name,
+        }
+    }
+
+    /// Runs `$connect`; on 2xx completes the upgrade, otherwise answers with
+    /// the handler's status.
+    async fn accept(
+        self: Arc<Self>,
+        ws: WebSocketUpgrade,
+        peer: SocketAddr,
+        headers: HeaderMap,
+        query: Vec<(String, String)>,
+    ) -> Response {
+        if !self.accepting.load(Ordering::Acquire) {
+            return (StatusCode::SERVICE_UNAVAILABLE, "shutting down").into_response();
+        }
+        let now = now_ms();
+        let user_agent = headers
+            .get(header::USER_AGENT)
+            .and_then(|value| value.to_str().ok())
+            .map(str::to_owned);
+        let (connection, outbox) =
+            Connection::new(ids::new_id(), now, peer.ip().to_string(), user_agent);
+        self.connections.insert(Arc::clone(&connection));
+        let event = events::connect(&self.api(), &connection, &headers, &query);
+        let status = status_of(
+            handlers::connect(&self.chat, event).await,
+            &connection.id,
+            "$connect",
+        );
+        if !(200..300).contains(&status) {
+            self.connections.remove(&connection.id);
+            info!(connection_id = %connection.id, status, "$connect rejected the handshake");
+            let status = u16::try_from(status)
+                .ok()
+                .and_then(|status| StatusCode::from_u16(status).ok())
+                .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            return status.into_response();
+        }
+        let failed_gateway = Arc::clone(&self);
+        let failed_connection = Arc::clone(&connection);
+        let gateway = Arc::clone(&self);
+        ws.max_frame_size(MAX_FRAME_BYTES)
+            .max_message_size(MAX_MESSAGE_BYTES)
+            .on_failed_upgrade(move |error| {
+                warn!(connection_id = %failed_connection.id, %error, "upgrade failed after $connect");
+                let gateway = failed_gateway;
+                gateway.tasks.clone().spawn(async move {
+                    gateway.connections.remove(&failed_connection.id);
+                    gateway.disconnect(&failed_connection, 1006, "Upgrade failed").await;
+                });
+            })
+            .on_upgrade(move |socket| {
+                let tasks = gateway.tasks.clone();
+                tasks.track_future(socket::run(gateway, connection, outbox, socket))
+            })
+    }
+
+    /// Runs `$disconnect`. Always runs once per connection that passed
+    /// `$connect`; its response goes nowhere, as on AWS.
+    async fn disconnect(&self, connection: &Connection, code: u16, reason: &str) {
+        let event = events::disconnect(&self.api(), connection, code, reason, now_ms());
+        status_of(
+            handlers::disconnect(&self.chat, event).await,
+            &connection.id,
+            "$disconnect",
+        );
+    }
+
+    /// Runs the route `$request.body.action` selects and returns the body to
+    /// send back, if the route is two-way.
+    async fn route(
+        &self,
+        connection: &Connection,
+        body: &str,
+        received_at_ms: i64,
+    ) -> Option<String> {
+        let route_key = select_route(body);
+        let event = events::message(&self.api(), connection, route_key, body, received_at_ms);
+        let result = match route_key {
+            "sendmessage" => handlers::sendmessage(&self.chat, event).await,
+            _ => handlers::default(&self.chat, event).await,
+        };
+        if !TWO_WAY_ROUTES.contains(&route_key) {
+            return None;
+        }
+        match result {
+            Ok(response) => response_text(response),
+            Err(failure) => {
+                error!(connection_id = %connection.id, route = route_key, error = %failure, "handler failed");
+                // What API Gateway sends when the integration fails.
+                Some(
+                    serde_json::json!({
+                        "message": "Internal server error",
+                        "connectionId": connection.id,
+                        "requestId": ids::new_id(),
+                    })
+                    .to_string(),
+                )
+            }
+        }
+    }
+}
+
+/// `$request.body.action` if it names a custom route, else `$default`.
+pub fn select_route(body: &str) -> &'static str {
+    let action = serde_json::from_str::<serde_json::Value>(body)
+        .ok()
+        .and_then(|json| {
+            json.get("action")
+                .and_then(|a| a.as_str())
+                .map(str::to_owned)
+        });
+    CUSTOM_ROUTES
+        .iter()
+        .find(|route| action.as_deref() == Some(**route))
+        .copied()
+        .unwrap_or("$default")
+}
+
+fn response_text(response: ApiGatewayProxyResponse) -> Option<String> {
+    use aws_lambda_events::encodings::Body;
+    match response.body {
+        Some(Body::Text(text)) if !text.is_empty() => Some(text),
+        Some(Body::Binary(bytes)) if !bytes.is_empty() => {
+            Some(String::from_utf8_lossy(&bytes).into_owned())
+        }
+        _ => None,
+    }
+}
+
+fn status_of(
+    result: Result<ApiGatewayProxyResponse, handlers::Error>,
+    connection_id: &str,
+    route: &str,
+) -> i64 {
+    match result {
+        Ok(response) => response.status_code,
+        Err(failure) => {
+            error!(connection_id = %connection_id, route, error = %failure, "handler failed");
+            500
+        }
+    }
+}
+
+pub(crate) fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+type Upgrade = Result<WebSocketUpgrade, WebSocketUpgradeRejection>;
+
+/// `/`: a WebSocket upgrade, or the chat page for a browser.
+async fn root(
+    State(gateway): State<Arc<Gateway>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Query(query): Query<Vec<(String, String)>>,
+    headers: HeaderMap,
+    ws: Upgrade,
+) -> Response {
+    match ws {
+        Ok(ws) => gateway.accept(ws, peer, headers, query).await,
+        Err(_) => {
+            match tokio::fs::read_to_string(gateway.config.web_dir.join("index.html")).await {
+                Ok(page) => axum::response::Html(page).into_response(),
+                Err(_) => {
+                    (StatusCode::NOT_FOUND, "web client not found; see --web-dir").into_response()
+                }
+            }
+        }
+    }
+}
+
+/// `/{stage}`: WebSocket upgrades only.
+async fn upgrade_only(
+    State(gateway): State<Arc<Gateway>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Query(query): Query<Vec<(String, String)>>,
+    headers: HeaderMap,
+    ws: Upgrade,
+) -> Response {
+    match ws {
+        Ok(ws) => gateway.accept(ws, peer, headers, query).await,
+        Err(rejection) => rejection.into_response(),
+    }
+}
+
+/// What the web client needs to know about this stack.
+async fn client_config(State(gateway): State<Arc<Gateway>>, headers: HeaderMap) -> Response {
+    let host = headers
+        .get(header::HOST)
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or(&gateway.domain_name);
+    axum::Json(serde_json::json!({
+        "websocket_url": format!("ws://{host}/{}", gateway.config.stage),
+        "max_message_bytes": gateway.chat.limits.max_message_bytes,
+    }))
+    .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn route_selection_follows_the_action_field() {
+        assert_eq!(
+            select_route(r#"{"action":"sendmessage","message":"hi"}"#),
+            "sendmessage"
+        );
+        assert_eq!(select_route(r#"{"action":"ping"}"#), "$default");
+        assert_eq!(select_route(r#"{"action":"SendMessage"}"#), "$default");
+        assert_eq!(select_route(r#"{"action":7}"#), "$default");
+        assert_eq!(select_route("sendmessage"), "$default");
+        assert_eq!(select_route(""), "$default");
+    }
+}

@@ -1,0 +1,177 @@
+//! One connection's life after the upgrade: frames in, frames out, limits,
+//! and `$disconnect` at the end, whatever the end was.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::ws::{CloseFrame, Message, WebSocket};
+use futures::{SinkExt, StreamExt};
+use tokio::sync::mpsc;
+use tokio::time::{Instant, sleep_until};
+use tracing::{debug, info};
+
+use super::connections::{Connection, Outbound};
+use super::{Gateway, now_ms};
+
+/// Close codes API Gateway uses.
+const GOING_AWAY: u16 = 1001;
+const UNSUPPORTED_DATA: u16 = 1003;
+const NO_STATUS: u16 = 1005;
+const ABNORMAL: u16 = 1006;
+const MESSAGE_TOO_BIG: u16 = 1009;
+
+/// How a connection ended.
+#[derive(Debug)]
+enum Ending {
+    /// The client sent a close frame (`code` 1005 when it carried none).
+    ByClient { code: u16, reason: String },
+    /// We close it, sending this close frame.
+    ByServer { code: u16, reason: String },
+    /// The socket broke without a close frame.
+    Abnormal,
+}
+
+impl Ending {
+    fn server(code: u16, reason: &str) -> Self {
+        Self::ByServer {
+            code,
+            reason: reason.to_owned(),
+        }
+    }
+}
+
+pub(super) async fn run(
+    gateway: Arc<Gateway>,
+    connection: Arc<Connection>,
+    mut outbox: mpsc::Receiver<Outbound>,
+    socket: WebSocket,
+) {
+    connection.set_open(true);
+    let id = connection.id.clone();
+    info!(connection_id = %id, "connection open");
+    let (mut sink, mut stream) = socket.split();
+
+    // Frames are handled one at a time, in order, by a worker, so the loop
+    // below keeps delivering posts (including replies to this very frame).
+    let (inbound, queue) = mpsc::unbounded_channel::<(String, i64)>();
+    let worker = tokio::spawn(route_frames(
+        Arc::clone(&gateway),
+        Arc::clone(&connection),
+        queue,
+    ));
+
+    let opened = Instant::now();
+    let max_deadline = opened + gateway.config.max_connection;
+    let ending = loop {
+        let idle_for =
+            Duration::from_millis((now_ms() - connection.last_active_ms()).max(0) as u64);
+        let idle_deadline = Instant::now() + gateway.config.idle_timeout.saturating_sub(idle_for);
+        tokio::select! {
+            () = gateway.closing.cancelled() => break Ending::server(GOING_AWAY, "Going away"),
+            () = sleep_until(max_deadline) => break Ending::server(GOING_AWAY, "Going away"),
+            () = sleep_until(idle_deadline) => {
+                let idle_ms = now_ms() - connection.last_active_ms();
+                if idle_ms >= gateway.config.idle_timeout.as_millis() as i64 {
+                    info!(connection_id = %id, "idle timeout");
+                    break Ending::server(GOING_AWAY, "Going away");
+                }
+            }
+            outbound = outbox.recv() => match outbound {
+                Some(Outbound::Frame(message)) => {
+                    if sink.send(message).await.is_err() {
+                        break Ending::Abnormal;
+                    }
+                }
+                Some(Outbound::Close { code, reason }) => break Ending::ByServer { code, reason },
+                None => break Ending::Abnormal,
+            },
+            frame = stream.next() => {
+                let now = now_ms();
+                match frame {
+                    Some(Ok(Message::Text(text))) => {
+                        connection.touch(now);
+                        if inbound.send((text.to_string(), now)).is_err() {
+                            break Ending::Abnormal;
+                        }
+                    }
+                    Some(Ok(Message::Binary(_))) => {
+                        break Ending::server(UNSUPPORTED_DATA, "Binary frames are not supported");
+                    }
+                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => connection.touch(now),
+                    Some(Ok(Message::Close(frame))) => {
+                        break match frame {
+                            Some(CloseFrame { code, reason }) => Ending::ByClient { code, reason: reason.to_string() },
+                            None => Ending::ByClient { code: NO_STATUS, reason: String::new() },
+                        };
+                    }
+                    Some(Err(error)) if is_too_big(&error) => {
+                        break Ending::server(MESSAGE_TOO_BIG, "Message too big");
+                    }
+                    Some(Err(error)) => {
+                        debug!(connection_id = %id, %error, "socket error");
+                        break Ending::Abnormal;
+                    }
+                    None => break Ending::Abnormal,
+                }
+            }
+        }
+    };
+
+    // From here on the Management API answers 410 for this connection.
+    connection.set_open(false);
+    gateway.connections.remove(&id);
+    let (code, reason) = match ending {
+        Ending::ByServer { code, reason } => {
+            let frame = CloseFrame {
+                code,
+                reason: reason.clone().into(),
+            };
+            let _ = sink.send(Message::Close(Some(frame))).await;
+            let _ = sink.close().await;
+            (code, reason)
+        }
+        Ending::ByClient { code, reason } => {
+            // The close reply was queued when the close frame was read.
+            let _ = sink.close().await;
+            (code, reason)
+        }
+        Ending::Abnormal => (ABNORMAL, String::new()),
+    };
+    // Frames already received are still handled, as on AWS.
+    drop(inbound);
+    let _ = worker.await;
+    info!(connection_id = %id, code, reason = %reason, "connection closed");
+    gateway.disconnect(&connection, code, &reason).await;
+}
+
+async fn route_frames(
+    gateway: Arc<Gateway>,
+    connection: Arc<Connection>,
+    mut queue: mpsc::UnboundedReceiver<(String, i64)>,
+) {
+    while let Some((body, received_at_ms)) = queue.recv().await {
+        if let Some(reply) = gateway.route(&connection, &body, received_at_ms).await {
+            // A full or closed outbox drops the reply, as API Gateway would.
+            let _ = connection.send(Outbound::Frame(Message::Text(reply.into())));
+        }
+    }
+}
+
+fn is_too_big(error: &axum::Error) -> bool {
+    use std::error::Error as _;
+    let mut source: Option<&(dyn std::error::Error + 'static)> = error.source();
+    while let Some(error) = source {
+        if let Some(tungstenite) = error.downcast_ref::<tokio_tungstenite::tungstenite::Error>() {
+            return matches!(
+                tungstenite,
+                tokio_tungstenite::tungstenite::Error::Capacity(_)
+            );
+        }
+        source = error.source();
+    }
+    // axum wraps the tungstenite error without exposing it as a source in
+    // some versions; fall back to its message.
+    error.to_string().contains("Space limit exceeded")
+        || error.to_string().to_ascii_lowercase().contains("too long")
+        || error.to_string().to_ascii_lowercase().contains("too big")
+}

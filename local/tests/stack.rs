@@ -1,0 +1,485 @@
+//! The whole local stack, driven as a user would: real WebSocket clients
+//! against the gateway, the real AWS SDK against its Management API and its
+//! DynamoDB endpoint.
+
+#![allow(clippy::expect_used)] // a failed step fails the test
+
+mod support;
+
+use std::time::Duration;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use futures::SinkExt;
+use serde_json::json;
+use support::*;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+
+const QUIET: Duration = Duration::from_millis(400);
+
+#[tokio::test]
+async fn two_clients_chat_and_each_receives_every_message_exactly_once() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let t = start_stack(dir.path(), &unique_prefix(), &[]).await;
+    let url = t.stack.websocket_url();
+    let mut alice = Client::connect(&url).await;
+    let mut bob = Client::connect(&url).await;
+
+    alice.say("Hello, WebSocket!").await;
+    // Wait until alice's message is through before bob answers, so both see
+    // the same order.
+    alice.next_of_type("message").await;
+    bob.say("Hi alice").await;
+
+    let mut alice_seen = vec![];
+    alice_seen.push(alice.next_of_type("message").await);
+    alice_seen.extend(alice.drain_of_type("message", QUIET).await);
+    let mut bob_seen = vec![
+        bob.next_of_type("message").await,
+        bob.next_of_type("message").await,
+    ];
+    bob_seen.extend(bob.drain_of_type("message", QUIET).await);
+
+    assert_eq!(
+        alice_seen.len(),
+        1,
+        "alice already read her own message; one more: {alice_seen:?}"
+    );
+    assert_eq!(alice_seen[0]["text"], "Hi alice");
+    assert_eq!(alice_seen[0]["connection_id"], bob.id.as_str());
+    assert_eq!(bob_seen.len(), 2, "{bob_seen:?}");
+    assert_eq!(bob_seen[0]["text"], "Hello, WebSocket!");
+    assert_eq!(bob_seen[0]["connection_id"], alice.id.as_str());
+    assert_eq!(bob_seen[1]["text"], "Hi alice");
+    assert_eq!(bob_seen[1]["connection_id"], bob.id.as_str());
+    let readable = bob_seen[0]["message"].as_str().expect("a readable message");
+    assert!(
+        readable.ends_with(&format!("{}: Hello, WebSocket!", alice.id)),
+        "{readable}"
+    );
+
+    // All three tables hold the tutorial's fields.
+    let tables = &t.stack.tables;
+    let messages = scan(&t.dynamodb, &tables.message_history).await;
+    assert_eq!(messages.len(), 2);
+    for message in &messages {
+        assert_eq!(
+            field_names(message),
+            ["connection_id", "message", "message_id", "timestamp"]
+        );
+    }
+    let connections = scan(&t.dynamodb, &tables.active_connections).await;
+    assert_eq!(connections.len(), 2);
+    for connection in &connections {
+        assert_eq!(
+            field_names(connection),
+            ["connected_at", "connection_id", "ttl"]
+        );
+    }
+    let session = get(&t.dynamodb, &tables.session_history, &alice.id)
+        .await
+        .expect("alice's session");
+    assert_eq!(
+        field_names(&session),
+        ["connected_at", "connection_id", "source_ip"]
+    );
+    assert_eq!(s(&session, "source_ip"), "127.0.0.1");
+    t.stack.shutdown().await;
+}
+
+#[tokio::test]
+async fn presence_and_durations_flow_from_the_session_stream() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let t = start_stack(dir.path(), &unique_prefix(), &[]).await;
+    let url = t.stack.websocket_url();
+    let mut alice = Client::connect(&url).await;
+    let mut bob = Client::connect(&url).await;
+    let joined = alice.next_of_type("joined").await;
+    assert_eq!(joined["connection_id"], bob.id.as_str());
+
+    bob.socket
+        .close(Some(tokio_tungstenite::tungstenite::protocol::CloseFrame {
+            code: CloseCode::Normal,
+            reason: "bye".into(),
+        }))
+        .await
+        .expect("closes");
+    let left = alice.next_of_type("left").await;
+    assert_eq!(left["connection_id"], bob.id.as_str());
+    let duration = left["duration_seconds"].as_f64().expect("a duration");
+    assert!(duration >= 0.0, "{duration}");
+
+    let tables = t.stack.tables.clone();
+    let session = eventually("bob's duration is recorded", || async {
+        get(&t.dynamodb, &tables.session_history, &bob.id)
+            .await
+            .filter(|item| item.contains_key("duration_seconds"))
+    })
+    .await;
+    assert_eq!(n(&session, "disconnect_status_code"), "1000");
+    assert_eq!(s(&session, "disconnect_reason"), "bye");
+    let recorded: f64 = n(&session, "duration_seconds").parse().expect("numeric");
+    assert!(
+        (recorded - duration).abs() < 1e-9,
+        "{recorded} vs {duration}"
+    );
+    let expected = handlers::time::seconds_between(
+        &s(&session, "connected_at"),
+        &s(&session, "disconnected_at"),
+    )
+    .expect("times parse");
+    assert!((recorded - expected).abs() < 1e-9);
+    assert!(
+        get(&t.dynamodb, &tables.active_connections, &bob.id)
+            .await
+            .is_none()
+    );
+    // One `left`, not one per stream record.
+    assert!(alice.drain_of_type("left", QUIET).await.is_empty());
+    t.stack.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_client_that_vanishes_is_disconnected() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let t = start_stack(dir.path(), &unique_prefix(), &[]).await;
+    let client = Client::connect(&t.stack.websocket_url()).await;
+    let id = client.id.clone();
+    // Drop the TCP connection without a close frame.
+    drop(client);
+    let tables = t.stack.tables.clone();
+    let session = eventually("the vanished client's session is closed", || async {
+        get(&t.dynamodb, &tables.session_history, &id)
+            .await
+            .filter(|item| item.contains_key("disconnected_at"))
+    })
+    .await;
+    assert_eq!(n(&session, "disconnect_status_code"), "1006");
+    assert!(
+        get(&t.dynamodb, &tables.active_connections, &id)
+            .await
+            .is_none()
+    );
+    t.stack.shutdown().await;
+}
+
+#[tokio::test]
+async fn idle_connections_are_closed_and_disconnected() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let t = start_stack(dir.path(), &unique_prefix(), &["--idle-timeout-secs", "1"]).await;
+    let mut client = Client::connect(&t.stack.websocket_url()).await;
+    let frame = client.closed_by_server().await.expect("a close frame");
+    assert_eq!(frame.code, CloseCode::Away);
+    let tables = t.stack.tables.clone();
+    let id = client.id.clone();
+    let session = eventually("the idle session is closed", || async {
+        get(&t.dynamodb, &tables.session_history, &id)
+            .await
+            .filter(|item| item.contains_key("disconnected_at"))
+    })
+    .await;
+    assert_eq!(n(&session, "disconnect_status_code"), "1001");
+    t.stack.shutdown().await;
+}
+
+#[tokio::test]
+async fn connections_close_at_the_maximum_duration_even_when_busy() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let t = start_stack(
+        dir.path(),
+        &unique_prefix(),
+        &["--max-connection-secs", "1"],
+    )
+    .await;
+    let mut client = Client::connect(&t.stack.websocket_url()).await;
+    client.send_text(r#"{"action":"ping"}"#).await;
+    let frame = client.closed_by_server().await.expect("a close frame");
+    assert_eq!(frame.code, CloseCode::Away);
+    t.stack.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_stale_connection_is_pruned_when_a_message_reaches_it() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let t = start_stack(dir.path(), &unique_prefix(), &[]).await;
+    let tables = t.stack.tables.clone();
+    // A row whose $disconnect never arrived, from an hour ago.
+    let an_hour_ago = chrono::Utc::now() - chrono::Duration::hours(1);
+    t.dynamodb
+        .put_item()
+        .table_name(&tables.active_connections)
+        .item("connection_id", AttributeValue::S("StaleStaleStal=".into()))
+        .item(
+            "connected_at",
+            AttributeValue::S(an_hour_ago.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),
+        )
+        .item(
+            "ttl",
+            AttributeValue::N((an_hour_ago.timestamp() + 8100).to_string()),
+        )
+        .send()
+        .await
+        .expect("seed a stale row");
+    let mut alice = Client::connect(&t.stack.websocket_url()).await;
+    alice.say("anyone there?").await;
+    alice.next_of_type("message").await;
+    eventually("the stale row is pruned", || async {
+        get(&t.dynamodb, &tables.active_connections, "StaleStaleStal=")
+            .await
+            .is_none()
+            .then_some(())
+    })
+    .await;
+    assert!(
+        alice.drain_of_type("error", QUIET).await.is_empty(),
+        "a pruned connection is not a delivery failure"
+    );
+    t.stack.shutdown().await;
+}
+
+#[tokio::test]
+async fn unroutable_frames_get_error_frames_and_heartbeats_get_pongs() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let t = start_stack(dir.path(), &unique_prefix(), &[]).await;
+    let mut client = Client::connect(&t.stack.websocket_url()).await;
+
+    client.send_text("hello?").await;
+    let error = client.next_of_type("error").await;
+    assert_eq!(error["code"], "invalid_json");
+    assert!(
+        error["message"]
+            .as_str()
+            .expect("text")
+            .contains(r#"{"action":"sendmessage","message":"Hello"}"#)
+    );
+
+    client
+        .send_text(r#"{"action":"shout","message":"hi"}"#)
+        .await;
+    let error = client.next_of_type("error").await;
+    assert_eq!(error["code"], "unknown_action");
+    assert_eq!(error["valid_actions"], json!(["sendmessage", "ping"]));
+
+    client
+        .send_text(r#"{"action":"sendmessage","message":"   "}"#)
+        .await;
+    assert_eq!(client.next_of_type("error").await["code"], "empty_message");
+
+    client.send_text(r#"{"action":"ping"}"#).await;
+    assert_eq!(
+        client.next_of_type("pong").await,
+        json!({"type": "pong", "message": "pong"})
+    );
+    client
+        .send_text(r#"{"action":"sendmessage","message":"ping"}"#)
+        .await;
+    assert_eq!(client.next_of_type("pong").await["message"], "pong");
+
+    assert!(
+        client.drain_of_type("message", QUIET).await.is_empty(),
+        "nothing was broadcast"
+    );
+    assert!(
+        scan(&t.dynamodb, &t.stack.tables.message_history)
+            .await
+            .is_empty()
+    );
+    t.stack.shutdown().await;
+}
+
+#[tokio::test]
+async fn oversized_frames_close_with_1009_and_binary_frames_with_1003() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let t = start_stack(dir.path(), &unique_prefix(), &[]).await;
+    let url = t.stack.websocket_url();
+
+    let mut big = Client::connect(&url).await;
+    let text = json!({"action": "sendmessage", "message": "x".repeat(chat_local::MAX_FRAME_BYTES)})
+        .to_string();
+    big.send_text(&text).await;
+    let frame = big.closed_by_server().await.expect("a close frame");
+    assert_eq!(frame.code, CloseCode::Size);
+
+    let mut binary = Client::connect(&url).await;
+    binary
+        .socket
+        .send(Message::binary(vec![1, 2, 3]))
+        .await
+        .expect("sends");
+    let frame = binary.closed_by_server().await.expect("a close frame");
+    assert_eq!(frame.code, CloseCode::Unsupported);
+
+    let tables = t.stack.tables.clone();
+    for (id, code) in [(big.id.clone(), "1009"), (binary.id.clone(), "1003")] {
+        let session = eventually("the session is closed", || async {
+            get(&t.dynamodb, &tables.session_history, &id)
+                .await
+                .filter(|item| item.contains_key("disconnected_at"))
+        })
+        .await;
+        assert_eq!(n(&session, "disconnect_status_code"), code);
+    }
+    assert!(
+        scan(&t.dynamodb, &tables.message_history).await.is_empty(),
+        "nothing was stored"
+    );
+    t.stack.shutdown().await;
+}
+
+#[tokio::test]
+async fn message_history_survives_a_restart() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let prefix = unique_prefix();
+    let t = start_stack(dir.path(), &prefix, &[]).await;
+    let mut client = Client::connect(&t.stack.websocket_url()).await;
+    client.say("remember me").await;
+    client.next_of_type("message").await;
+    t.stack.shutdown().await;
+
+    let t = start_stack(dir.path(), &prefix, &[]).await;
+    let messages = scan(&t.dynamodb, &t.stack.tables.message_history).await;
+    assert_eq!(messages.len(), 1);
+    assert_eq!(s(&messages[0], "message"), "remember me");
+    // The shutdown closed the session, and the drained stream measured it.
+    let session = get(&t.dynamodb, &t.stack.tables.session_history, &client.id)
+        .await
+        .expect("the session");
+    assert_eq!(n(&session, "disconnect_status_code"), "1001");
+    assert!(session.contains_key("duration_seconds"), "{session:?}");
+    t.stack.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_management_api_answers_like_api_gateway() {
+    use aws_sdk_apigatewaymanagement::primitives::Blob;
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let t = start_stack(dir.path(), &unique_prefix(), &[]).await;
+    let sdk = handlers::offline::local_sdk_config();
+    let api = aws_sdk_apigatewaymanagement::Client::from_conf(
+        aws_sdk_apigatewaymanagement::config::Builder::from(&sdk)
+            .endpoint_url(t.stack.management_endpoint())
+            .build(),
+    );
+    let mut client = Client::connect(&t.stack.websocket_url()).await;
+
+    api.post_to_connection()
+        .connection_id(&client.id)
+        .data(Blob::new(
+            r#"{"type":"notice","message":"hello from the server"}"#,
+        ))
+        .send()
+        .await
+        .expect("posted");
+    assert_eq!(
+        client.next_of_type("notice").await["message"],
+        "hello from the server"
+    );
+
+    let info = api
+        .get_connection()
+        .connection_id(&client.id)
+        .send()
+        .await
+        .expect("GetConnection");
+    assert!(info.connected_at.is_some());
+    assert!(info.last_active_at.is_some());
+    assert_eq!(
+        info.identity.and_then(|identity| identity.source_ip),
+        Some("127.0.0.1".to_owned())
+    );
+
+    let too_big = api
+        .post_to_connection()
+        .connection_id(&client.id)
+        .data(Blob::new(vec![b'x'; chat_local::MAX_MESSAGE_BYTES + 1]))
+        .send()
+        .await
+        .expect_err("over 128 KB");
+    assert!(
+        too_big
+            .as_service_error()
+            .is_some_and(|e| e.is_payload_too_large_exception()),
+        "{too_big:?}"
+    );
+
+    let gone = api
+        .post_to_connection()
+        .connection_id("NoSuchConnect=")
+        .data(Blob::new("x"))
+        .send()
+        .await
+        .expect_err("unknown id");
+    assert!(
+        gone.as_service_error()
+            .is_some_and(|e| e.is_gone_exception()),
+        "{gone:?}"
+    );
+
+    api.delete_connection()
+        .connection_id(&client.id)
+        .send()
+        .await
+        .expect("DeleteConnection");
+    client.closed_by_server().await;
+    let tables = t.stack.tables.clone();
+    let id = client.id.clone();
+    eventually("the deleted connection is disconnected", || async {
+        get(&t.dynamodb, &tables.session_history, &id)
+            .await
+            .filter(|item| item.contains_key("disconnected_at"))
+    })
+    .await;
+    let after = api
+        .get_connection()
+        .connection_id(&client.id)
+        .send()
+        .await
+        .expect_err("gone now");
+    assert!(
+        after
+            .as_service_error()
+            .is_some_and(|e| e.is_gone_exception())
+    );
+    t.stack.shutdown().await;
+}
+
+#[tokio::test]
+async fn serves_the_page_its_config_and_metrics() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let t = start_stack(dir.path(), &unique_prefix(), &[]).await;
+    let mut client = Client::connect(&t.stack.websocket_url()).await;
+    client.say("count me").await;
+    client.next_of_type("message").await;
+
+    let base = t.stack.page_url();
+    let page = http_get(&base).await;
+    assert!(page.contains("<html"), "{page}");
+    let config: serde_json::Value =
+        serde_json::from_str(&http_get(&format!("{base}config.json")).await).expect("json");
+    assert_eq!(config["websocket_url"], t.stack.websocket_url());
+    assert_eq!(config["max_message_bytes"], 8192);
+    let metrics = http_get(&format!("{base}metrics")).await;
+    assert!(metrics.contains("messages_sent"), "{metrics}");
+    t.stack.shutdown().await;
+}
+
+/// A plain HTTP/1.1 GET over TCP; the body as text.
+async fn http_get(url: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let rest = url.strip_prefix("http://").expect("http URL");
+    let (host, path) = rest
+        .split_once('/')
+        .map(|(h, p)| (h, format!("/{p}")))
+        .expect("a path");
+    let mut stream = tokio::net::TcpStream::connect(host)
+        .await
+        .expect("connects");
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.expect("writes");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.expect("reads");
+    let (head, body) = response.split_once("\r\n\r\n").expect("a response");
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    body.to_owned()
+}

@@ -1,0 +1,249 @@
+//! Black-box support: the whole stack in-process on port 0, and real
+//! WebSocket clients. With `CHAT_TEST_DYNAMODB_ENDPOINT` set, the stack uses
+//! that DynamoDB (e.g. DynamoDB Local) instead of the embedded one.
+
+#![allow(dead_code, clippy::expect_used)] // each test binary uses part of it
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::time::Duration;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use chat_local::{Args, Config, Stack};
+use clap::Parser;
+use futures::{SinkExt, StreamExt};
+use serde_json::Value;
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+/// How long a test waits for something that should happen.
+pub const PATIENCE: Duration = Duration::from_secs(10);
+
+/// The environment variable naming an external DynamoDB for the tests.
+pub const EXTERNAL_DYNAMODB: &str = "CHAT_TEST_DYNAMODB_ENDPOINT";
+
+pub struct TestStack {
+    pub stack: Stack,
+    pub dynamodb: aws_sdk_dynamodb::Client,
+}
+
+/// Starts a stack on port 0 with its data in `data_dir`, a table prefix of
+/// its own, a fast stream poll, and `extra` flags.
+pub async fn start_stack(data_dir: &Path, table_prefix: &str, extra: &[&str]) -> TestStack {
+    let mut argv: Vec<String> = [
+        "chat-local",
+        "--listen",
+        "127.0.0.1:0",
+        "--dynamodb-listen",
+        "127.0.0.1:0",
+        "--stream-poll-ms",
+        "50",
+        "--table-prefix",
+        table_prefix,
+    ]
+    .iter()
+    .map(|s| (*s).to_owned())
+    .collect();
+    argv.push("--data-dir".into());
+    argv.push(data_dir.display().to_string());
+    if let Some(endpoint) = std::env::var(EXTERNAL_DYNAMODB)
+        .ok()
+        .filter(|endpoint| !endpoint.is_empty())
+    {
+        argv.push("--dynamodb-endpoint".into());
+        argv.push(endpoint);
+    }
+    argv.extend(extra.iter().map(|s| (*s).to_owned()));
+    let config = Config::try_from(Args::parse_from(argv)).expect("valid flags");
+    let stack = chat_local::start(config).await.expect("the stack starts");
+    let dynamodb = handlers::offline::dynamodb_client(
+        &handlers::offline::local_sdk_config(),
+        &stack.dynamodb_endpoint,
+    );
+    TestStack { stack, dynamodb }
+}
+
+/// A table prefix no other test uses.
+pub fn unique_prefix() -> String {
+    format!("t{}-", &uuid::Uuid::new_v4().simple().to_string()[..10])
+}
+
+pub type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// A WebSocket client, as a user's would be.
+pub struct Client {
+    pub socket: Socket,
+    /// This connection's id, learned from its `welcome` frame.
+    pub id: String,
+    /// Frames received but not yet asked for.
+    backlog: Vec<Value>,
+}
+
+impl Client {
+    /// Connects and waits for the `welcome` frame.
+    pub async fn connect(url: &str) -> Self {
+        let (socket, _) = tokio_tungstenite::connect_async(url)
+            .await
+            .expect("connects");
+        let mut client = Self {
+            socket,
+            id: String::new(),
+            backlog: Vec::new(),
+        };
+        let welcome = client.next_of_type("welcome").await;
+        client.id = welcome["connection_id"]
+            .as_str()
+            .expect("welcome names the connection")
+            .to_owned();
+        client
+    }
+
+    pub async fn send_text(&mut self, text: &str) {
+        self.socket.send(Message::text(text)).await.expect("sends");
+    }
+
+    pub async fn say(&mut self, text: &str) {
+        let frame = serde_json::json!({"action": "sendmessage", "message": text}).to_string();
+        self.send_text(&frame).await;
+    }
+
+    /// The next JSON frame, whatever its type.
+    pub async fn next_frame(&mut self) -> Value {
+        if !self.backlog.is_empty() {
+            return self.backlog.remove(0);
+        }
+        self.read_frame(PATIENCE)
+            .await
+            .expect("a frame arrives in time")
+    }
+
+    /// The next frame of `frame_type`; others are kept for later.
+    pub async fn next_of_type(&mut self, frame_type: &str) -> Value {
+        if let Some(index) = self.backlog.iter().position(|f| f["type"] == frame_type) {
+            return self.backlog.remove(index);
+        }
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let frame = self.read_frame(left).await.unwrap_or_else(|| {
+                panic!(
+                    "no {frame_type} frame within {PATIENCE:?}; saw {:?}",
+                    self.backlog
+                )
+            });
+            if frame["type"] == frame_type {
+                return frame;
+            }
+            self.backlog.push(frame);
+        }
+    }
+
+    /// Every frame of `frame_type` arriving within `quiet`.
+    pub async fn drain_of_type(&mut self, frame_type: &str, quiet: Duration) -> Vec<Value> {
+        while let Some(frame) = self.read_frame(quiet).await {
+            self.backlog.push(frame);
+        }
+        let (matching, rest): (Vec<Value>, Vec<Value>) = self
+            .backlog
+            .drain(..)
+            .partition(|f| f["type"] == frame_type);
+        self.backlog = rest;
+        matching
+    }
+
+    async fn read_frame(&mut self, wait: Duration) -> Option<Value> {
+        loop {
+            let next = tokio::time::timeout(wait, self.socket.next())
+                .await
+                .ok()??;
+            match next {
+                Ok(Message::Text(text)) => {
+                    return Some(
+                        serde_json::from_str(text.as_str()).expect("server frames are JSON"),
+                    );
+                }
+                Ok(Message::Close(frame)) => panic!("closed unexpectedly: {frame:?}"),
+                Ok(_) => continue,
+                Err(error) => panic!("socket error: {error}"),
+            }
+        }
+    }
+
+    /// Waits for the server to close the connection; its close frame.
+    pub async fn closed_by_server(&mut self) -> Option<CloseFrame> {
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            match tokio::time::timeout(left, self.socket.next()).await {
+                Err(_) => panic!("the server did not close the connection within {PATIENCE:?}"),
+                Ok(None) => return None,
+                Ok(Some(Ok(Message::Close(frame)))) => return frame,
+                Ok(Some(Ok(_))) => continue,
+                Ok(Some(Err(_))) => return None,
+            }
+        }
+    }
+}
+
+pub type Item = HashMap<String, AttributeValue>;
+
+pub async fn scan(dynamodb: &aws_sdk_dynamodb::Client, table: &str) -> Vec<Item> {
+    let mut items = Vec::new();
+    let mut pages = dynamodb.scan().table_name(table).into_paginator().send();
+    while let Some(page) = pages.next().await {
+        items.extend(page.expect("Scan").items.unwrap_or_default());
+    }
+    items
+}
+
+pub async fn get(dynamodb: &aws_sdk_dynamodb::Client, table: &str, id: &str) -> Option<Item> {
+    dynamodb
+        .get_item()
+        .table_name(table)
+        .key("connection_id", AttributeValue::S(id.to_owned()))
+        .consistent_read(true)
+        .send()
+        .await
+        .expect("GetItem")
+        .item
+}
+
+/// Polls `check` until it returns `Some`, or panics after [`PATIENCE`].
+pub async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        if tokio::time::Instant::now() > deadline {
+            panic!("{what} did not happen within {PATIENCE:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+pub fn s(item: &Item, field: &str) -> String {
+    match item.get(field) {
+        Some(AttributeValue::S(value)) => value.clone(),
+        other => panic!("{field} is not a string: {other:?}"),
+    }
+}
+
+pub fn n(item: &Item, field: &str) -> String {
+    match item.get(field) {
+        Some(AttributeValue::N(value)) => value.clone(),
+        other => panic!("{field} is not a number: {other:?}"),
+    }
+}
+
+pub fn field_names(item: &Item) -> Vec<String> {
+    let mut names: Vec<String> = item.keys().cloned().collect();
+    names.sort();
+    names
+}
