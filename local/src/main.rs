@@ -16,6 +16,13 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let stop = match stop_signal() {
+        Ok(stop) => stop,
+        Err(problem) => {
+            eprintln!("chat-local: cannot listen for Ctrl-C: {problem}");
+            return ExitCode::FAILURE;
+        }
+    };
     let stack = match chat_local::start(config).await {
         Ok(stack) => stack,
         Err(problem) => {
@@ -40,31 +47,30 @@ async fn main() -> ExitCode {
         dynamo = stack.dynamodb_endpoint,
         messages = stack.tables.message_history,
     );
-    wait_for_stop_signal().await;
+    stop.await;
     eprintln!("chat-local: closing connections and draining the stream...");
     stack.shutdown().await;
     ExitCode::SUCCESS
 }
 
-async fn wait_for_stop_signal() {
-    let interrupt = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut terminate =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(signal) => signal,
-                Err(_) => {
-                    let _ = interrupt.await;
-                    return;
-                }
-            };
+/// Listens for Ctrl-C and SIGTERM from the moment it is called, so a signal
+/// that arrives while the stack starts is not lost.
+#[cfg(unix)]
+fn stop_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut terminate = signal(SignalKind::terminate())?;
+    Ok(async move {
         tokio::select! {
-            _ = interrupt => {}
+            _ = interrupt.recv() => {}
             _ = terminate.recv() => {}
         }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = interrupt.await;
-    }
+    })
+}
+
+#[cfg(not(unix))]
+fn stop_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
+    Ok(async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
 }
