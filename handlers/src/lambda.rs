@@ -4,6 +4,7 @@
 use std::future::Future;
 
 use lambda_runtime::{LambdaEvent, service_fn};
+use metrics_cloudwatch_embedded::Collector;
 use serde::{Serialize, de::DeserializeOwned};
 
 use crate::{Chat, Settings};
@@ -11,6 +12,45 @@ use crate::{Chat, Settings};
 /// CloudWatch namespace of the product's metrics, unless `METRICS_NAMESPACE`
 /// says otherwise.
 pub const DEFAULT_METRICS_NAMESPACE: &str = "ServerlessChat";
+
+/// Where the product's metrics go in CloudWatch.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MetricsSettings {
+    pub namespace: String,
+    /// Value of the one dimension, `Stage`: low cardinality by design.
+    pub stage: String,
+}
+
+impl MetricsSettings {
+    /// `METRICS_NAMESPACE` (default [`DEFAULT_METRICS_NAMESPACE`]) and
+    /// `STAGE` (default `dev`).
+    pub fn from_env() -> Self {
+        let read = |name: &str, default: &str| {
+            std::env::var(name)
+                .ok()
+                .filter(|value| !value.is_empty())
+                .unwrap_or_else(|| default.to_owned())
+        };
+        Self {
+            namespace: read("METRICS_NAMESPACE", DEFAULT_METRICS_NAMESPACE),
+            stage: read("STAGE", "dev"),
+        }
+    }
+}
+
+/// Installs the CloudWatch EMF recorder as the process's global metrics
+/// recorder. Call once per process; [`run`] does.
+pub fn init_metrics(
+    settings: &MetricsSettings,
+) -> Result<&'static Collector, lambda_runtime::Error> {
+    let collector = metrics_cloudwatch_embedded::Builder::new()
+        .cloudwatch_namespace(settings.namespace.clone())
+        .with_dimension("Stage", settings.stage.clone())
+        .init()
+        .map_err(|error| format!("metrics: {error}"))?;
+    crate::metric::describe();
+    Ok(collector)
+}
 
 /// JSON logs to stdout (Lambda's JSON log format), filtered by `RUST_LOG`.
 pub fn init_logging() {
@@ -43,17 +83,7 @@ where
     Fut: Future<Output = Result<R, Err>> + Send,
     Err: Into<lambda_runtime::Error> + std::fmt::Debug,
 {
-    let namespace = std::env::var("METRICS_NAMESPACE")
-        .ok()
-        .filter(|namespace| !namespace.is_empty())
-        .unwrap_or_else(|| DEFAULT_METRICS_NAMESPACE.to_owned());
-    let stage = std::env::var("STAGE").unwrap_or_else(|_| "dev".to_owned());
-    let collector = metrics_cloudwatch_embedded::Builder::new()
-        .cloudwatch_namespace(namespace)
-        .with_dimension("Stage", stage)
-        .init()
-        .map_err(|error| format!("metrics: {error}"))?;
-    crate::metric::describe();
+    let collector = init_metrics(&MetricsSettings::from_env())?;
     lambda_runtime::run(service_fn(|event: LambdaEvent<E>| {
         let request_id = event.context.request_id.clone();
         let outcome = handler(event);

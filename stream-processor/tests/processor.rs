@@ -1,0 +1,225 @@
+//! The stream processor over real-shaped DynamoDB stream batches: INSERTs,
+//! MODIFYs with and without `disconnected_at`, its own duration write,
+//! REMOVEs, an undecodable record, and replays.
+
+#![allow(clippy::expect_used)] // a failed step fails the test
+
+mod support;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use serde_json::json;
+use stream_processor::{Change, classify, handle};
+use support::{Harness, batch, record};
+
+const NEWCOMER: &str = "L0SM9cOFvHcCIhw=";
+
+fn failed_sequence_numbers(
+    response: &aws_lambda_events::streams::DynamoDbEventResponse,
+) -> Vec<String> {
+    response
+        .batch_item_failures
+        .iter()
+        .map(|failure| failure.item_identifier.clone().expect("identified"))
+        .collect()
+}
+
+#[test]
+fn records_are_classified_from_their_typed_images() {
+    let Change::Opened(session) = classify(&record("insert.json")).expect("decodes") else {
+        panic!("an INSERT opens a session");
+    };
+    assert_eq!(session.connection_id, NEWCOMER);
+    assert_eq!(session.source_ip.as_deref(), Some("203.0.113.7"));
+    assert_eq!(session.connected_at, "2026-11-28T00:13:36.123Z");
+
+    let Change::Closed(session) = classify(&record("modify_disconnected.json")).expect("decodes")
+    else {
+        panic!("setting disconnected_at closes a session");
+    };
+    assert_eq!(
+        session.disconnected_at.as_deref(),
+        Some("2026-11-28T00:15:01.000Z")
+    );
+    assert_eq!(session.disconnect_status_code, Some(1001));
+
+    for ignored in [
+        "modify_duration.json",
+        "modify_other.json",
+        "remove_ttl.json",
+        "unknown_ttl.json",
+    ] {
+        assert_eq!(
+            classify(&record(ignored)).expect("decodes"),
+            Change::Ignored,
+            "{ignored}"
+        );
+    }
+    assert!(classify(&record("undecodable.json")).is_err());
+}
+
+#[tokio::test]
+async fn an_insert_welcomes_the_newcomer_and_tells_everyone_else() {
+    let h = Harness::start().await;
+    for id in ["alice", "bob", "carol", NEWCOMER] {
+        h.connected(id).await;
+    }
+    let response = handle(&h.chat, batch(vec![record("insert.json")]))
+        .await
+        .expect("handled");
+    assert!(response.batch_item_failures.is_empty());
+
+    let welcome = h.api.frames_for(NEWCOMER);
+    assert_eq!(
+        welcome,
+        [json!({
+            "type": "welcome",
+            "message": format!("Welcome! You are {NEWCOMER}."),
+            "connection_id": NEWCOMER,
+            "connected_at": "2026-11-28T00:13:36.123Z",
+        })],
+        "the newcomer gets its welcome, and no joined about itself"
+    );
+    for id in ["alice", "bob", "carol"] {
+        let frames = h.api.frames_for(id);
+        assert_eq!(frames.len(), 1, "{id}: {frames:?}");
+        assert_eq!(frames[0]["type"], "joined");
+        assert_eq!(frames[0]["connection_id"], NEWCOMER);
+        assert_eq!(frames[0]["connected_at"], "2026-11-28T00:13:36.123Z");
+    }
+}
+
+#[tokio::test]
+async fn a_disconnect_gets_its_duration_once_and_a_single_left_frame() {
+    let h = Harness::start().await;
+    for id in ["alice", "bob", NEWCOMER] {
+        h.connected(id).await;
+    }
+    h.disconnected(NEWCOMER).await;
+    let records = || {
+        vec![
+            record("modify_disconnected.json"),
+            // Its own write comes back as another MODIFY; a duplicate of the
+            // disconnect arrives too (at-least-once delivery).
+            record("modify_duration.json"),
+            record("modify_disconnected.json"),
+        ]
+    };
+    let response = handle(&h.chat, batch(records())).await.expect("handled");
+    assert!(response.batch_item_failures.is_empty());
+    let session = h.session_item(NEWCOMER).await;
+    assert_eq!(
+        session.get("duration_seconds"),
+        Some(&AttributeValue::N("84.877".into()))
+    );
+
+    for id in ["alice", "bob"] {
+        let frames = h.api.frames_for(id);
+        assert_eq!(frames.len(), 1, "{id}: exactly one left: {frames:?}");
+        assert_eq!(
+            frames[0],
+            json!({
+                "type": "left",
+                "message": format!("{NEWCOMER} left after 84.877 s."),
+                "connection_id": NEWCOMER,
+                "disconnected_at": "2026-11-28T00:15:01.000Z",
+                "duration_seconds": 84.877,
+            })
+        );
+    }
+
+    // Replaying the whole batch changes nothing and sends nothing.
+    let before = h.session_item(NEWCOMER).await;
+    let posts_before = h.api.posts().len();
+    let response = handle(&h.chat, batch(records())).await.expect("handled");
+    assert!(response.batch_item_failures.is_empty());
+    assert_eq!(h.session_item(NEWCOMER).await, before);
+    assert_eq!(h.api.posts().len(), posts_before);
+}
+
+#[tokio::test]
+async fn records_of_no_interest_are_skipped_without_writes_or_posts() {
+    let h = Harness::start().await;
+    for id in ["alice", NEWCOMER] {
+        h.connected(id).await;
+    }
+    let before = h.session_item(NEWCOMER).await;
+    let response = handle(
+        &h.chat,
+        batch(vec![
+            record("modify_other.json"),
+            record("modify_duration.json"),
+            record("remove_ttl.json"),
+            record("unknown_ttl.json"),
+        ]),
+    )
+    .await
+    .expect("handled");
+    assert!(response.batch_item_failures.is_empty());
+    assert!(h.api.posts().is_empty());
+    assert_eq!(h.session_item(NEWCOMER).await, before);
+}
+
+#[tokio::test]
+async fn a_poison_record_is_reported_and_does_not_block_the_batch() {
+    let h = Harness::start().await;
+    for id in ["alice", NEWCOMER] {
+        h.connected(id).await;
+    }
+    h.disconnected(NEWCOMER).await;
+    let response = handle(
+        &h.chat,
+        batch(vec![
+            record("insert.json"),
+            record("undecodable.json"),
+            record("modify_disconnected.json"),
+        ]),
+    )
+    .await
+    .expect("handled");
+    assert_eq!(
+        failed_sequence_numbers(&response),
+        ["200000000000000000001"]
+    );
+    // The records around it were processed.
+    assert!(
+        h.session_item(NEWCOMER)
+            .await
+            .contains_key("duration_seconds")
+    );
+    let kinds: Vec<String> = h
+        .api
+        .frames_for("alice")
+        .iter()
+        .map(|frame| frame["type"].as_str().expect("typed").to_owned())
+        .collect();
+    assert_eq!(kinds, ["joined", "left"]);
+}
+
+#[tokio::test]
+async fn without_a_management_endpoint_presence_records_fail_visibly() {
+    let h = Harness::start().await;
+    h.connected(NEWCOMER).await;
+    let chat = h.without_endpoint();
+    let response = handle(
+        &chat,
+        batch(vec![record("insert.json"), record("remove_ttl.json")]),
+    )
+    .await
+    .expect("handled");
+    assert_eq!(
+        failed_sequence_numbers(&response),
+        ["200000000000000000000"]
+    );
+}
+
+#[test]
+fn the_response_serializes_as_lambda_expects() {
+    let mut failure = aws_lambda_events::streams::DynamoDbBatchItemFailure::default();
+    failure.item_identifier = Some("200000000000000000001".into());
+    let mut response = aws_lambda_events::streams::DynamoDbEventResponse::default();
+    response.batch_item_failures.push(failure);
+    assert_eq!(
+        serde_json::to_value(&response).expect("serializes"),
+        json!({"batchItemFailures": [{"itemIdentifier": "200000000000000000001"}]})
+    );
+}
