@@ -6,9 +6,9 @@
 #![allow(clippy::expect_used)] // a failed step fails the test
 
 use aws_sdk_dynamodbstreams::types::ShardIteratorType;
+use handlers::Store;
 use handlers::records::{ActiveConnection, Session};
 use handlers::testing::TestDynamo;
-use handlers::Store;
 
 #[tokio::test]
 async fn stream_records_decode_the_same_and_differ_only_in_timestamp_precision() {
@@ -23,8 +23,15 @@ async fn stream_records_decode_the_same_and_differ_only_in_timestamp_precision()
         disconnect_status_code: None,
         disconnect_reason: None,
     };
-    let connection = ActiveConnection::new(session.connection_id.clone(), session.connected_at.clone(), 0);
-    store.open_session(&connection, &session).await.expect("connect");
+    let connection = ActiveConnection::new(
+        session.connection_id.clone(),
+        session.connected_at.clone(),
+        0,
+    );
+    store
+        .open_session(&connection, &session)
+        .await
+        .expect("connect");
     let before = chrono::Utc::now();
 
     let arn = db
@@ -76,7 +83,8 @@ async fn stream_records_decode_the_same_and_differ_only_in_timestamp_precision()
     assert_eq!(record.event_name, "INSERT");
 
     // Both engines: the image decodes into the typed record, unchanged.
-    let decoded: Session = serde_dynamo::from_item(record.change.new_image.clone()).expect("decodes");
+    let decoded: Session =
+        serde_dynamo::from_item(record.change.new_image.clone()).expect("decodes");
     assert_eq!(decoded, session);
 
     // The difference: DynamoDB Local truncates ApproximateCreationDateTime to
@@ -85,9 +93,16 @@ async fn stream_records_decode_the_same_and_differ_only_in_timestamp_precision()
     let approximate = record.change.approximate_creation_date_time;
     if db.is_embedded() {
         let skew = (before - approximate).num_seconds().abs();
-        assert!(skew <= 5, "dynoxide stamps the write time: {approximate} vs {before}");
+        assert!(
+            skew <= 5,
+            "dynoxide stamps the write time: {approximate} vs {before}"
+        );
     } else {
-        assert_eq!(approximate.timestamp() % 60, 0, "DynamoDB Local: {approximate}");
+        assert_eq!(
+            approximate.timestamp() % 60,
+            0,
+            "DynamoDB Local: {approximate}"
+        );
         assert_eq!(approximate.timestamp_subsec_nanos(), 0);
         assert!((before - approximate).num_seconds() < 61);
     }

@@ -326,6 +326,55 @@ async fn oversized_frames_close_with_1009_and_binary_frames_with_1003() {
     t.stack.shutdown().await;
 }
 
+/// Sends `text` as `parts` fragments: a text frame and continuations.
+async fn send_fragmented(client: &mut Client, text: &str, parts: usize) {
+    use tokio_tungstenite::tungstenite::protocol::frame::Frame;
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
+    let bytes = text.as_bytes();
+    let size = bytes.len().div_ceil(parts);
+    for (index, chunk) in bytes.chunks(size).enumerate() {
+        let opcode = OpCode::Data(if index == 0 {
+            Data::Text
+        } else {
+            Data::Continue
+        });
+        let last = (index + 1) * size >= bytes.len();
+        let frame = Frame::message(chunk.to_vec(), opcode, last);
+        client
+            .socket
+            .send(Message::Frame(frame))
+            .await
+            .expect("sends a fragment");
+    }
+}
+
+#[tokio::test]
+async fn the_frame_and_message_limits_are_separate() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let t = start_stack(dir.path(), &unique_prefix(), &[]).await;
+    let url = t.stack.websocket_url();
+    let fragment = chat_local::MAX_FRAME_BYTES - 1024;
+
+    // 60 KB in 31 KB frames: every frame and the message are within the
+    // gateway's limits, so the handler answers (the chat's own limit is 8 KB).
+    let mut client = Client::connect(&url).await;
+    let text =
+        json!({"action": "sendmessage", "message": "y".repeat(2 * fragment - 64)}).to_string();
+    send_fragmented(&mut client, &text, 2).await;
+    assert_eq!(
+        client.next_of_type("error").await["code"],
+        "message_too_long"
+    );
+
+    // Over 128 KB in 31 KB frames: the message limit closes with 1009.
+    let over = chat_local::MAX_MESSAGE_BYTES + 1024;
+    let text = json!({"action": "sendmessage", "message": "z".repeat(over)}).to_string();
+    send_fragmented(&mut client, &text, text.len().div_ceil(fragment)).await;
+    let frame = client.closed_by_server().await.expect("a close frame");
+    assert_eq!(frame.code, CloseCode::Size);
+    t.stack.shutdown().await;
+}
+
 #[tokio::test]
 async fn message_history_survives_a_restart() {
     let dir = tempfile::tempdir().expect("temp dir");
