@@ -134,17 +134,14 @@ async fn opened(chat: &Chat, session: &Session) -> Result<(), RecordError> {
     if welcome_newcomer(&api, id, welcome.as_bytes()).await {
         metrics::counter!(metric::PRESENCE_FRAMES_SENT).increment(1);
     }
-    let joined = ServerFrame::joined(id, &session.connected_at).to_json();
-    let report = broadcast(
-        &chat.store,
+    let delivered = announce(
+        chat,
         &api,
-        joined.as_bytes(),
-        chat.limits.fanout_concurrency,
-        Some(id),
+        &ServerFrame::joined(id, &session.connected_at),
+        id,
     )
     .await;
-    metrics::counter!(metric::PRESENCE_FRAMES_SENT).increment(report.delivered as u64);
-    info!(connection_id = %id, delivered = report.delivered, "announced a join");
+    info!(connection_id = %id, delivered, "announced a join");
     Ok(())
 }
 
@@ -191,16 +188,23 @@ async fn closed(chat: &Chat, session: &Session) -> Result<(), RecordError> {
     }
     metrics::counter!(metric::DISCONNECTS).increment(1);
     metrics::histogram!(metric::SESSION_DURATION).record(duration_seconds);
-    let left = ServerFrame::left(id, disconnected_at, duration_seconds).to_json();
+    let left = ServerFrame::left(id, disconnected_at, duration_seconds);
+    let delivered = announce(chat, &api, &left, id).await;
+    info!(connection_id = %id, duration_seconds, delivered, "announced a leave");
+    Ok(())
+}
+
+/// Sends a presence frame to every connection but `subject`'s; how many
+/// received it.
+async fn announce(chat: &Chat, api: &ConnectionsApi, frame: &ServerFrame, subject: &str) -> usize {
     let report = broadcast(
         &chat.store,
-        &api,
-        left.as_bytes(),
+        api,
+        frame.to_json().as_bytes(),
         chat.limits.fanout_concurrency,
-        Some(id),
+        Some(subject),
     )
     .await;
     metrics::counter!(metric::PRESENCE_FRAMES_SENT).increment(report.delivered as u64);
-    info!(connection_id = %id, duration_seconds, delivered = report.delivered, "announced a leave");
-    Ok(())
+    report.delivered
 }

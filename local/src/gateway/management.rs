@@ -49,11 +49,7 @@ async fn post_to(
     match connection.send(Outbound::Frame(message)) {
         Ok(()) => StatusCode::OK.into_response(),
         Err(SendError::Gone) => gone(),
-        Err(SendError::Full) => error(
-            StatusCode::TOO_MANY_REQUESTS,
-            "LimitExceededException",
-            "The client-side buffer is full",
-        ),
+        Err(SendError::Full) => buffer_full(),
     }
 }
 
@@ -86,12 +82,16 @@ async fn delete_connection(
     match connection.send(close) {
         Ok(()) => StatusCode::NO_CONTENT.into_response(),
         Err(SendError::Gone) => gone(),
-        Err(SendError::Full) => error(
-            StatusCode::TOO_MANY_REQUESTS,
-            "LimitExceededException",
-            "The client-side buffer is full",
-        ),
+        Err(SendError::Full) => buffer_full(),
     }
+}
+
+fn buffer_full() -> Response {
+    error(
+        StatusCode::TOO_MANY_REQUESTS,
+        "LimitExceededException",
+        "The client-side buffer is full",
+    )
 }
 
 fn gone() -> Response {

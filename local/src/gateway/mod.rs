@@ -280,17 +280,16 @@ async fn root(
     headers: HeaderMap,
     ws: Upgrade,
 ) -> Response {
-    match ws {
-        Ok(ws) => gateway.accept(ws, peer, headers, query).await,
-        Err(_) => {
-            match tokio::fs::read_to_string(gateway.config.web_dir.join("index.html")).await {
-                Ok(page) => axum::response::Html(page).into_response(),
-                Err(_) => {
-                    (StatusCode::NOT_FOUND, "web client not found; see --web-dir").into_response()
-                }
+    if ws.is_err() {
+        let page = tokio::fs::read_to_string(gateway.config.web_dir.join("index.html")).await;
+        return match page {
+            Ok(page) => axum::response::Html(page).into_response(),
+            Err(_) => {
+                (StatusCode::NOT_FOUND, "web client not found; see --web-dir").into_response()
             }
-        }
+        };
     }
+    upgrade_only(State(gateway), ConnectInfo(peer), Query(query), headers, ws).await
 }
 
 /// `/{stage}`: WebSocket upgrades only.
