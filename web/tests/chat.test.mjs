@@ -1,0 +1,696 @@
+// Browser tests of the web client: headless Debian Chromium, driven by
+// playwright-core, against the local stack (`chat-local`) started here.
+//
+//   CHAT_LOCAL_BIN   the chat-local binary (default <repo>/target/debug/chat-local)
+//   CHROMIUM_BIN     the browser (default /usr/bin/chromium)
+//
+// Run with web/tests/run.sh, or `npm test` in web/tests.
+
+import { after, afterEach, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import http from 'node:http';
+import net from 'node:net';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const webDir = path.resolve(here, '..');
+const repo = path.resolve(here, '..', '..');
+const chatLocal = process.env.CHAT_LOCAL_BIN || path.join(repo, 'target', 'debug', 'chat-local');
+const chromiumPath = process.env.CHROMIUM_BIN || '/usr/bin/chromium';
+const artifacts = path.join(here, 'artifacts');
+
+const HOSTILE = '<img src=x onerror=alert(1)>';
+const TEST_TIMEOUT = 60_000;
+
+// ------------------------------------------------------------- the stack
+
+const children = new Set();
+process.on('exit', () => {
+  for (const child of children) child.kill('SIGKILL');
+});
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.on('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address();
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/** Starts chat-local on 127.0.0.1 and waits for its banner. */
+async function startStack({ port = 0, pollMs = 50, args = [] } = {}) {
+  const child = spawn(
+    chatLocal,
+    [
+      '--in-memory',
+      '--listen', `127.0.0.1:${port}`,
+      '--dynamodb-listen', '127.0.0.1:0',
+      '--stream-poll-ms', String(pollMs),
+      '--web-dir', webDir,
+      ...args,
+    ],
+    { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NO_COLOR: '1' } },
+  );
+  children.add(child);
+  let stdout = '';
+  let stderr = '';
+  child.stderr.on('data', (chunk) => {
+    stderr = (stderr + chunk).slice(-20_000);
+  });
+  const exited = new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
+  exited.then(() => children.delete(child));
+
+  const urls = await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      reject(new Error(`chat-local printed no banner in 20 s.\nstdout:\n${stdout}\nstderr:\n${stderr}`));
+    }, 20_000);
+    child.once('error', (error) => {
+      clearTimeout(timer);
+      reject(new Error(`cannot run ${chatLocal}: ${error.message}. Build it with \`cargo build -p chat-local\` or set CHAT_LOCAL_BIN.`));
+    });
+    exited.then(({ code, signal }) => {
+      clearTimeout(timer);
+      reject(new Error(`chat-local exited (${code ?? signal}) before its banner.\nstderr:\n${stderr}`));
+    });
+    child.stdout.on('data', (chunk) => {
+      stdout += chunk;
+      const page = /Chat page\s+(http:\/\/\S+)/.exec(stdout);
+      const ws = /WebSocket URL\s+(ws:\/\/\S+)/.exec(stdout);
+      if (page && ws) {
+        clearTimeout(timer);
+        resolve({ page: page[1], ws: ws[1] });
+      }
+    });
+  });
+
+  return {
+    ...urls,
+    port: Number(new URL(urls.page).port),
+    stderr: () => stderr,
+    /** SIGTERM (the server closes sockets with 1001) or SIGKILL (1006). */
+    async stop(signal = 'SIGTERM') {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      child.kill(signal);
+      let timer;
+      const timeout = new Promise((resolve) => {
+        timer = setTimeout(resolve, 10_000, 'timeout');
+      });
+      const how = await Promise.race([exited, timeout]);
+      clearTimeout(timer);
+      if (how === 'timeout') {
+        child.kill('SIGKILL');
+        await exited;
+      }
+    },
+  };
+}
+
+/** A static file server for web/ without /config.json, like S3 or GitHub Pages. */
+async function startStaticHost() {
+  const types = { '.html': 'text/html; charset=utf-8', '.js': 'text/javascript', '.css': 'text/css' };
+  const files = new Set(['index.html', 'app.js', 'style.css']);
+  const server = http.createServer((request, response) => {
+    const name = new URL(request.url, 'http://x').pathname.slice(1) || 'index.html';
+    if (!files.has(name)) {
+      response.writeHead(404, { 'content-type': 'text/plain' }).end('not found');
+      return;
+    }
+    response.writeHead(200, { 'content-type': types[path.extname(name)] });
+    response.end(fs.readFileSync(path.join(webDir, name)));
+  });
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    url: `http://127.0.0.1:${server.address().port}/`,
+    close: () => new Promise((resolve) => server.close(resolve)),
+  };
+}
+
+// ----------------------------------------------------------- the browser
+
+let browser;
+let stack; // shared by the tests that need no special server settings
+const contexts = new Set();
+
+before(async () => {
+  assert.ok(fs.existsSync(chatLocal), `no chat-local at ${chatLocal}: run \`cargo build -p chat-local\` or set CHAT_LOCAL_BIN`);
+  assert.ok(fs.existsSync(chromiumPath), `no browser at ${chromiumPath}: apt-get install chromium`);
+  fs.mkdirSync(artifacts, { recursive: true });
+  browser = await chromium.launch({
+    executablePath: chromiumPath,
+    args: [
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--no-first-run',
+      '--disable-sync',
+    ],
+  });
+  stack = await startStack();
+});
+
+// Each test's pages go away with it, so no test sees another's presence lines.
+afterEach(async () => {
+  for (const context of contexts) await context.close().catch(() => {});
+  contexts.clear();
+});
+
+after(async () => {
+  for (const context of contexts) await context.close().catch(() => {});
+  if (browser) await browser.close();
+  await Promise.all([...children].map((child) => {
+    child.kill('SIGTERM');
+    return new Promise((resolve) => child.once('exit', resolve));
+  }));
+});
+
+async function newContext(options = {}) {
+  const context = await browser.newContext({ viewport: { width: 900, height: 720 }, ...options });
+  context.setDefaultTimeout(10_000);
+  contexts.add(context);
+  // Runs before the page's own script; CSP does not apply to it.
+  await context.addInitScript(() => {
+    window.__csp = [];
+    document.addEventListener('securitypolicyviolation', (event) => {
+      window.__csp.push(`${event.violatedDirective} ${event.blockedURI}`);
+    });
+  });
+  return context;
+}
+
+/** Opens a page and records what must never happen on it. */
+async function openPage(context, url) {
+  const page = await context.newPage();
+  page.problems = [];
+  page.sockets = [];
+  page.on('pageerror', (error) => page.problems.push(`page error: ${error.message}`));
+  page.on('dialog', (dialog) => {
+    page.problems.push(`dialog: ${dialog.type()} ${dialog.message()}`);
+    dialog.dismiss().catch(() => {});
+  });
+  page.on('websocket', (ws) => {
+    const socket = { url: ws.url(), createdAt: Date.now(), closedAt: 0, sent: [], received: [] };
+    page.sockets.push(socket);
+    ws.on('framesent', (frame) => socket.sent.push(frame.payload));
+    ws.on('framereceived', (frame) => socket.received.push(frame.payload));
+    ws.on('close', () => {
+      socket.closedAt = Date.now();
+    });
+  });
+  await page.goto(url);
+  await page.waitForSelector('#app[data-ready="true"]');
+  return page;
+}
+
+async function assertClean(page) {
+  const csp = await page.evaluate(() => window.__csp);
+  assert.deepEqual(page.problems, [], 'no page errors or dialogs');
+  assert.deepEqual(csp, [], 'no Content-Security-Policy violations');
+}
+
+const state = (page) => page.getAttribute('#app', 'data-state');
+const statusText = async (page) => (await page.textContent('#status-line')).trim();
+
+async function waitForState(page, wanted, timeout = 10_000) {
+  await page.waitForFunction((s) => document.getElementById('app').dataset.state === s, wanted, { timeout, polling: 50 });
+}
+
+/** Waits for the welcome frame; returns this page's connection id. */
+async function waitForWelcome(page, not = '') {
+  await page.waitForFunction(
+    (old) => {
+      const id = document.getElementById('app').dataset.connectionId;
+      return id !== '' && id !== old;
+    },
+    not,
+    { polling: 50 },
+  );
+  return page.getAttribute('#app', 'data-connection-id');
+}
+
+async function connect(page, url) {
+  if (url !== undefined) await page.fill('#ws-url', url);
+  await page.click('#connect');
+  await waitForState(page, 'connected');
+  return waitForWelcome(page);
+}
+
+async function send(page, text) {
+  await page.fill('#message', text);
+  await page.press('#message', 'Enter');
+}
+
+async function waitForMessages(page, count, timeout = 10_000) {
+  await page.waitForFunction((n) => document.querySelectorAll('#log li.msg').length >= n, count, { timeout, polling: 50 });
+}
+
+async function waitForLine(page, pattern) {
+  await page.waitForFunction(
+    ([source, flags]) => [...document.querySelectorAll('#log li')].some((li) => new RegExp(source, flags).test(li.textContent)),
+    [pattern.source, pattern.flags],
+    { polling: 50 },
+  );
+}
+
+function messages(page) {
+  return page.$$eval('#log li.msg', (items) => items.map((li) => ({
+    sender: li.dataset.sender,
+    own: li.classList.contains('own'),
+    who: li.querySelector('.who').textContent,
+    text: li.querySelector('.text').textContent,
+  })));
+}
+
+const sentActions = (page, action) => page.sockets.flatMap((s) => s.sent)
+  .filter((payload) => {
+    try {
+      return JSON.parse(payload).action === action;
+    } catch {
+      return false;
+    }
+  });
+
+// ----------------------------------------------------------------- tests
+
+test('two pages chat: both see both messages in order, own ones marked, presence shown, hostile text stays text', { timeout: TEST_TIMEOUT }, async () => {
+  const alice = await openPage(await newContext(), stack.page);
+  const bob = await openPage(await newContext(), stack.page);
+
+  // Served by the stack: the field holds the stack's own URL, the limit is the stack's.
+  assert.equal(await alice.inputValue('#ws-url'), stack.ws);
+  assert.equal(await alice.textContent('#counter'), '0 / 8192 bytes');
+  assert.equal(await state(alice), 'disconnected');
+  assert.equal(await statusText(alice), 'Disconnected');
+
+  const aliceId = await connect(alice);
+  const bobId = await connect(bob);
+  assert.notEqual(aliceId, bobId);
+  assert.equal(await alice.textContent('#me'), aliceId);
+  await waitForLine(alice, new RegExp(`^${escapeRegExp(bobId)} joined\\.$`));
+
+  await send(alice, 'Hello from Alice');
+  await waitForMessages(bob, 1);
+  await send(bob, 'Hi Alice, Bob here');
+  await waitForMessages(alice, 2);
+  await send(alice, HOSTILE);
+  await waitForMessages(alice, 3);
+  await waitForMessages(bob, 3);
+
+  assert.deepEqual(await messages(alice), [
+    { sender: aliceId, own: true, who: 'You', text: 'Hello from Alice' },
+    { sender: bobId, own: false, who: bobId, text: 'Hi Alice, Bob here' },
+    { sender: aliceId, own: true, who: 'You', text: HOSTILE },
+  ]);
+  assert.deepEqual(await messages(bob), [
+    { sender: aliceId, own: false, who: aliceId, text: 'Hello from Alice' },
+    { sender: bobId, own: true, who: 'You', text: 'Hi Alice, Bob here' },
+    { sender: aliceId, own: false, who: aliceId, text: HOSTILE },
+  ]);
+
+  // The hostile message is text: no element was made from it, nothing ran.
+  for (const page of [alice, bob]) {
+    assert.equal(await page.locator('#log img').count(), 0);
+    const html = await page.locator('#log li.msg .text').last().innerHTML();
+    assert.equal(html, '&lt;img src=x onerror=alert(1)&gt;');
+  }
+
+  // Accessibility basics: every control is labelled, the log and status are live.
+  const unlabelled = await alice.$$eval('input, textarea', (controls) => controls
+    .filter((c) => c.labels.length === 0 && !c.getAttribute('aria-label'))
+    .map((c) => c.id));
+  assert.deepEqual(unlabelled, []);
+  assert.equal(await alice.getAttribute('#log', 'aria-live'), 'polite');
+  assert.equal(await alice.getAttribute('#status', 'aria-live'), 'polite');
+  assert.equal(await alice.getAttribute('label[for="message"]', 'for'), 'message');
+
+  await alice.screenshot({ path: path.join(artifacts, 'chat.png') });
+
+  // Phone-sized: nothing overflows sideways, everything is still there.
+  await bob.setViewportSize({ width: 375, height: 740 });
+  const overflow = await bob.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  assert.ok(overflow <= 0, `page is ${overflow} px wider than a 375 px screen`);
+  for (const id of ['#ws-url', '#connect', '#disconnect', '#message', '#send', '#log']) {
+    const box = await bob.locator(id).boundingBox();
+    assert.ok(box && box.x >= 0 && box.x + box.width <= 375, `${id} fits in 375 px`);
+  }
+  await bob.screenshot({ path: path.join(artifacts, 'chat-phone.png') });
+  await assertClean(bob);
+
+  // Bob leaves: Alice sees it, with how long he stayed.
+  await bob.close();
+  await waitForLine(alice, new RegExp(`^${escapeRegExp(bobId)} left after \\d+(\\.\\d)? s\\.$`));
+  await assertClean(alice);
+});
+
+test('own message is marked even when its echo arrives before the welcome', { timeout: TEST_TIMEOUT }, async () => {
+  // A slow stream poller delays `welcome`; the echo comes straight from the handler.
+  const slow = await startStack({ pollMs: 3000 });
+  try {
+    const page = await openPage(await newContext(), slow.page);
+    let overtook = false;
+    for (let attempt = 0; attempt < 3 && !overtook; attempt += 1) {
+      if (attempt > 0) {
+        await page.click('#disconnect');
+        await waitForState(page, 'disconnected');
+      }
+      await page.click('#connect');
+      await waitForState(page, 'connected');
+      const text = `early bird ${attempt}`;
+      await send(page, text);
+      await page.waitForFunction((t) => [...document.querySelectorAll('#log li.msg .text')].some((el) => el.textContent === t), text, { polling: 20 });
+      overtook = (await page.getAttribute('#app', 'data-connection-id')) === '';
+      const line = (await messages(page)).find((m) => m.text === text);
+      assert.equal(line.own, true, 'marked as own on arrival');
+      assert.equal(line.who, 'You');
+      if (overtook) {
+        const id = await waitForWelcome(page);
+        const after = (await messages(page)).find((m) => m.text === text);
+        assert.deepEqual(after, { sender: id, own: true, who: 'You', text }, 'still own once the welcome names our id');
+      }
+    }
+    assert.ok(overtook, 'the echo arrived before the welcome at least once');
+    await assertClean(page);
+  } finally {
+    await slow.stop();
+  }
+});
+
+test('reload reconnects to the remembered URL; after Disconnect, reload stays disconnected', { timeout: TEST_TIMEOUT }, async () => {
+  const page = await openPage(await newContext(), stack.page);
+  // Not the pre-filled URL: the root path upgrades too.
+  const chosen = `ws://127.0.0.1:${stack.port}/`;
+  assert.notEqual(chosen, await page.inputValue('#ws-url'));
+  const firstId = await connect(page, chosen);
+
+  await page.reload();
+  await waitForState(page, 'connected');
+  const secondId = await waitForWelcome(page);
+  assert.notEqual(secondId, firstId, 'a new connection');
+  assert.equal(await page.inputValue('#ws-url'), chosen);
+  assert.equal(page.sockets.length, 2);
+  assert.equal(page.sockets[1].url, chosen);
+
+  await page.click('#disconnect');
+  await waitForState(page, 'disconnected');
+  assert.equal(await statusText(page), 'Disconnected');
+  await page.reload();
+  await page.waitForSelector('#app[data-ready="true"]');
+  assert.equal(await page.inputValue('#ws-url'), chosen, 'still remembered');
+  await page.waitForTimeout(500);
+  assert.equal(await state(page), 'disconnected');
+  assert.equal(page.sockets.length, 2, 'no socket opened after a deliberate disconnect');
+  await assertClean(page);
+});
+
+test('connecting while connecting or connected never opens a second socket; a bad URL is an error', { timeout: TEST_TIMEOUT }, async () => {
+  const page = await openPage(await newContext(), stack.page);
+  const good = await page.inputValue('#ws-url');
+  await page.fill('#ws-url', 'http://127.0.0.1/dev');
+  await page.click('#connect');
+  assert.equal(await state(page), 'error');
+  assert.equal(await statusText(page), 'Error: enter a ws:// or wss:// URL');
+  assert.equal(page.sockets.length, 0);
+  await page.fill('#ws-url', good);
+
+  // Three submits in one go: the second and third arrive while the first socket is CONNECTING.
+  await page.evaluate(() => {
+    const form = document.getElementById('connect-form');
+    form.requestSubmit();
+    form.requestSubmit();
+    form.requestSubmit();
+  });
+  await waitForState(page, 'connected');
+  await waitForWelcome(page);
+  // And again while OPEN, through the keyboard and the form.
+  await page.press('#ws-url', 'Enter');
+  await page.evaluate(() => document.getElementById('connect-form').requestSubmit());
+  assert.equal(await page.isDisabled('#connect'), true);
+  await page.waitForTimeout(400);
+  assert.equal(page.sockets.length, 1);
+  assert.equal(await state(page), 'connected');
+  await assertClean(page);
+});
+
+test('auto-disconnect closes the socket on time and does not reconnect', { timeout: TEST_TIMEOUT }, async () => {
+  const page = await openPage(await newContext(), stack.page);
+  assert.equal(await page.isChecked('#auto-disconnect'), false, 'off by default');
+  assert.equal(await page.inputValue('#auto-disconnect-secs'), '60', 'default 60 s');
+  await page.fill('#auto-disconnect-secs', '2');
+  await page.check('#auto-disconnect');
+  await connect(page);
+  assert.match(await page.textContent('#auto-disconnect-left'), /^in [12] s$/);
+  const openedAt = Number(await page.getAttribute('#app', 'data-opened-at'));
+
+  await waitForState(page, 'disconnected', 5_000);
+  const socket = page.sockets[0];
+  await waitUntil(() => socket.closedAt !== 0, 3_000, 'socket closed');
+  const lifetime = socket.closedAt - openedAt;
+  assert.ok(lifetime >= 1_900 && lifetime <= 3_000, `closed after ${lifetime} ms, wanted about 2000`);
+  assert.match(await statusText(page), /^Disconnected: auto-disconnect after 2 s$/);
+
+  await page.waitForTimeout(1_500); // a reconnect would have started by now
+  assert.equal(page.sockets.length, 1, 'no reconnect');
+  assert.equal(await state(page), 'disconnected');
+  await assertClean(page);
+});
+
+test('session counter advances, from the clock, and the connection time is shown in UTC', { timeout: TEST_TIMEOUT }, async () => {
+  const page = await openPage(await newContext(), stack.page);
+  const before = Date.now();
+  await connect(page);
+  const shown = await page.textContent('#connected-at');
+  assert.match(shown, /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC$/);
+  const shownMs = Date.parse(`${shown.slice(0, 10)}T${shown.slice(11, 19)}Z`);
+  assert.ok(Math.abs(shownMs - before) < 5_000, `connection time ${shown} is now`);
+
+  assert.match(await page.textContent('#duration'), /^00:00:0[01]$/);
+  await page.waitForFunction(() => document.getElementById('duration').textContent === '00:00:02', null, { timeout: 5_000, polling: 50 });
+
+  // Computed from the clock, not by counting ticks: move the clock an hour on.
+  await page.evaluate(() => {
+    const real = Date.now.bind(Date);
+    window.__realNow = real;
+    Date.now = () => real() + 3_600_000;
+  });
+  await page.waitForFunction(() => /^01:00:0\d$/.test(document.getElementById('duration').textContent), null, { timeout: 2_000, polling: 50 });
+  await page.evaluate(() => {
+    Date.now = window.__realNow;
+  });
+  await assertClean(page);
+});
+
+test('heartbeat keeps an idle connection open; pongs never show in the chat', { timeout: TEST_TIMEOUT }, async () => {
+  const idle = await startStack({ args: ['--idle-timeout-secs', '2'] });
+  try {
+    const beating = await openPage(await newContext(), `${idle.page}?heartbeat=0.5`);
+    const quiet = await openPage(await newContext(), idle.page); // the default 30 s heartbeat
+    const beatingId = await connect(beating);
+    const quietId = await connect(quiet);
+
+    // The quiet page is closed for idleness (1001) and reconnects by itself.
+    await quiet.waitForFunction(() => document.getElementById('app').dataset.lastClose === '1001', null, { timeout: 5_000, polling: 50 });
+    assert.match(await statusText(quiet), /reconnecting in \d+ s…/);
+    await waitForState(quiet, 'connected', 5_000);
+    assert.notEqual(await waitForWelcome(quiet, quietId), quietId);
+
+    // By now the beating page has outlived the idle timeout on its first socket.
+    await beating.waitForFunction(() => Number(document.getElementById('app').dataset.pongs) >= 6, null, { timeout: 5_000, polling: 50 });
+    assert.equal(Date.now() - beating.sockets[0].createdAt > 2_500, true);
+    assert.equal(beating.sockets.length, 1);
+    assert.equal(beating.sockets[0].closedAt, 0, 'still open');
+    assert.equal(await state(beating), 'connected');
+    assert.equal(await beating.getAttribute('#app', 'data-connection-id'), beatingId);
+    assert.ok(sentActions(beating, 'ping').length >= 6, 'pings sent as {"action":"ping"}');
+    assert.equal(Number(await beating.getAttribute('#app', 'data-pings')) >= 6, true);
+    assert.ok(beating.sockets[0].received.some((p) => JSON.parse(p).type === 'pong'));
+    const log = await beating.textContent('#log');
+    assert.doesNotMatch(log, /pong/i, 'pong is not shown');
+    await assertClean(beating);
+    await assertClean(quiet);
+  } finally {
+    await idle.stop();
+  }
+});
+
+test('the 2-hour limit: a 1001 close from the server reconnects', { timeout: TEST_TIMEOUT }, async () => {
+  const short = await startStack({ args: ['--max-connection-secs', '2'] });
+  try {
+    const page = await openPage(await newContext(), `${short.page}?heartbeat=0.5`);
+    const firstId = await connect(page);
+    await page.waitForFunction(() => document.getElementById('app').dataset.lastClose === '1001', null, { timeout: 5_000, polling: 50 });
+    assert.match(await statusText(page), /reconnecting in \d+ s…/);
+    await waitForState(page, 'connected', 5_000);
+    const secondId = await waitForWelcome(page, firstId);
+    assert.notEqual(secondId, firstId);
+    assert.equal(await page.getAttribute('#app', 'data-reconnects'), '1');
+    await waitForLine(page, /Connection closed \(1001 going away/);
+    await assertClean(page);
+  } finally {
+    await short.stop();
+  }
+});
+
+test('an abnormal close reconnects with growing backoff, says so, and Disconnect stops it', { timeout: TEST_TIMEOUT }, async () => {
+  const port = await freePort();
+  const first = await startStack({ port });
+  let second;
+  try {
+    const page = await openPage(await newContext(), first.page);
+    const firstId = await connect(page);
+    await send(page, 'before the crash');
+    await waitForMessages(page, 1);
+
+    const killedAt = Date.now();
+    await first.stop('SIGKILL'); // no close frame: 1006
+    await page.waitForFunction(() => document.getElementById('app').dataset.lastClose === '1006', null, { timeout: 5_000, polling: 50 });
+    assert.equal(await state(page), 'error');
+    assert.match(await statusText(page), /^Error: connection closed \(1006 connection lost\) — reconnecting in [01] s…$/);
+    await waitForLine(page, /Connection closed \(1006 connection lost\)\. Reconnecting in 1 s…/);
+    await page.screenshot({ path: path.join(artifacts, 'reconnecting.png') });
+
+    // Two failed attempts, further apart each time: 0.5–1 s, then 1–2 s.
+    await waitUntil(() => page.sockets.length >= 3, 6_000, 'two reconnect attempts');
+    const gap1 = page.sockets[1].createdAt - killedAt;
+    const gap2 = page.sockets[2].createdAt - page.sockets[1].createdAt;
+    assert.ok(gap1 >= 400 && gap1 <= 2_000, `first retry after ${gap1} ms`);
+    assert.ok(gap2 >= 900 && gap2 <= 3_000, `second retry after ${gap2} ms`);
+    assert.match(await statusText(page), /^Error: could not connect — reconnecting in \d s…$|^Connecting \(attempt \d\)…$/);
+
+    second = await startStack({ port });
+    await waitForState(page, 'connected', 8_000);
+    const secondId = await waitForWelcome(page, firstId);
+    assert.notEqual(secondId, firstId);
+    assert.equal(page.sockets.at(-1).url, first.ws);
+    // Sending works again.
+    await send(page, 'after the restart');
+    await page.waitForFunction(() => [...document.querySelectorAll('#log li.msg .text')].some((el) => el.textContent === 'after the restart'), null, { polling: 50 });
+    const lines = await messages(page);
+    assert.deepEqual(lines.map((m) => [m.text, m.own]), [['before the crash', true], ['after the restart', true]]);
+
+    // Disconnect while waiting to reconnect stops the retries.
+    await second.stop('SIGTERM'); // close frame 1001
+    await page.waitForFunction(() => document.getElementById('app').dataset.lastClose === '1001', null, { timeout: 5_000, polling: 50 });
+    assert.equal(await state(page), 'reconnecting');
+    const sockets = page.sockets.length;
+    await page.click('#disconnect');
+    await waitForState(page, 'disconnected');
+    await page.waitForTimeout(1_500);
+    assert.equal(page.sockets.length, sockets, 'no attempt after Disconnect');
+    assert.equal(await state(page), 'disconnected');
+    await assertClean(page);
+  } finally {
+    await first.stop('SIGKILL');
+    if (second) await second.stop();
+  }
+});
+
+test('length limit: shown before it is hit, enforced in bytes, server errors inline; works from a static host', { timeout: TEST_TIMEOUT }, async () => {
+  const small = await startStack({ args: ['--max-message-bytes', '64'] });
+  const host = await startStaticHost();
+  try {
+    // Served by the stack: the stack's limit.
+    const page = await openPage(await newContext(), small.page);
+    assert.equal(await page.textContent('#counter'), '0 / 64 bytes');
+    await connect(page);
+    const tooLong = 'é'.repeat(33); // 33 characters, 66 bytes
+    await page.fill('#message', tooLong);
+    assert.equal(await page.textContent('#counter'), '66 / 64 bytes — 2 over the limit');
+    assert.equal(await page.isDisabled('#send'), true);
+    await page.press('#message', 'Enter');
+    assert.match(await page.textContent('#send-error'), /^Too long: 66 bytes; the limit is 64 bytes\.$/);
+    assert.equal(sentActions(page, 'sendmessage').length, 0, 'nothing sent');
+    const fits = 'é'.repeat(32); // 64 bytes
+    await page.fill('#message', fits);
+    assert.equal(await page.textContent('#send-error'), '');
+    assert.equal(await page.isDisabled('#send'), false);
+    await page.press('#message', 'Enter');
+    await waitForMessages(page, 1);
+    assert.equal((await messages(page))[0].text, fits);
+
+    // Whitespace only: not sent.
+    await page.fill('#message', '   ');
+    assert.equal(await page.isDisabled('#send'), true);
+    await page.press('#message', 'Enter');
+    assert.equal(await page.textContent('#send-error'), 'Type a message first.');
+
+    // Shift+Enter is a new line, Enter sends.
+    await page.fill('#message', 'line one');
+    await page.press('#message', 'Shift+Enter');
+    await page.locator('#message').pressSequentially('line two');
+    await page.press('#message', 'Enter');
+    await waitForMessages(page, 2);
+    assert.equal((await messages(page))[1].text, 'line one\nline two');
+    assert.equal(sentActions(page, 'sendmessage').length, 2);
+
+    // "ping" alone is the old heartbeat: the server would swallow it, so it is not sent.
+    await send(page, 'ping');
+    assert.match(await page.textContent('#send-error'), /reserved for the heartbeat/);
+    assert.equal(sentActions(page, 'sendmessage').length, 2);
+
+    // Should a frame over API Gateway's 32 KB ever go out, the server closes
+    // with 1009: the client says so next to the input and reconnects.
+    await page.evaluate(() => {
+      const send = WebSocket.prototype.send;
+      WebSocket.prototype.send = function (data) {
+        return send.call(this, String(data).replace('"message":"boom"', `"message":"${'x'.repeat(40_000)}"`));
+      };
+    });
+    await send(page, 'boom');
+    await page.waitForFunction(() => document.getElementById('app').dataset.lastClose === '1009', null, { timeout: 5_000, polling: 50 });
+    assert.equal(await page.textContent('#send-error'), 'The server closed the connection because a message was too big (1009).');
+    assert.match(await statusText(page), /^Error: connection closed \(1009 message too big\) — reconnecting in \d s…$/);
+    await waitForState(page, 'connected', 5_000);
+    await assertClean(page);
+
+    // From a static host: no /config.json, so an empty field and the default limit.
+    const away = await openPage(await newContext(), host.url);
+    assert.equal(await away.inputValue('#ws-url'), '');
+    assert.equal(await away.textContent('#counter'), '0 / 8192 bytes');
+    await connect(away, small.ws);
+    const hundred = 'x'.repeat(100);
+    await send(away, hundred);
+    // The server says no, inline, and the client learns the real limit.
+    await away.waitForFunction(() => document.getElementById('send-error').textContent !== '', null, { polling: 50 });
+    assert.match(await away.textContent('#send-error'), /64/);
+    assert.equal(await away.textContent('#counter'), '100 / 64 bytes — 36 over the limit');
+    assert.equal(await away.inputValue('#message'), hundred, 'the rejected text is given back');
+    assert.equal(await state(away), 'connected');
+    assert.equal(await away.locator('#log li.msg').count(), 0);
+    await assertClean(away);
+  } finally {
+    await host.close();
+    await small.stop();
+  }
+});
+
+test('the message log keeps a bounded number of lines', { timeout: TEST_TIMEOUT }, async () => {
+  const page = await openPage(await newContext(), `${stack.page}?max-lines=10`);
+  await connect(page);
+  for (let i = 1; i <= 15; i += 1) await send(page, `line ${i}`);
+  await page.waitForFunction(() => [...document.querySelectorAll('#log li.msg .text')].some((el) => el.textContent === 'line 15'), null, { polling: 50 });
+  assert.equal(await page.locator('#log > li').count(), 10);
+  assert.deepEqual((await messages(page)).map((m) => m.text), Array.from({ length: 10 }, (_, i) => `line ${i + 6}`));
+  await assertClean(page);
+});
+
+// ---------------------------------------------------------------- helpers
+
+function escapeRegExp(text) {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}
+
+async function waitUntil(condition, timeout, what) {
+  const deadline = Date.now() + timeout;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for: ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+}
