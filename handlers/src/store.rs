@@ -8,7 +8,7 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
 use futures::Stream;
 use serde::Serialize;
-use serde_dynamo::{from_item, from_items, to_item};
+use serde_dynamo::{from_items, to_item};
 
 use crate::config::Tables;
 use crate::error::StoreError;
@@ -68,8 +68,9 @@ impl Store {
 
     /// Writes the ActiveConnections row and the SessionHistory row in one
     /// transaction: both or neither. A session row that already exists for a
-    /// different connection attempt cancels it; a replay of the same
-    /// `$connect` (same `connected_at`) succeeds without change.
+    /// different connection attempt, or that was already closed, cancels it;
+    /// a replay of the same `$connect` (same `connected_at`) on an open
+    /// session succeeds without change.
     pub async fn open_session(
         &self,
         connection: &ActiveConnection,
@@ -84,7 +85,8 @@ impl Store {
             .table_name(&self.tables.session_history)
             .set_item(Some(to_item(session)?))
             .condition_expression(
-                "attribute_not_exists(connection_id) OR connected_at = :connected_at",
+                "attribute_not_exists(connection_id) \
+                 OR (connected_at = :connected_at AND attribute_not_exists(disconnected_at))",
             )
             .expression_attribute_values(
                 ":connected_at",
@@ -188,24 +190,6 @@ impl Store {
             .await
             .map_err(|error| StoreError::dynamo("PutItem", error))?;
         Ok(())
-    }
-
-    /// Reads one session (consistently).
-    pub async fn session(&self, connection_id: &str) -> Result<Option<Session>, StoreError> {
-        let output = self
-            .client
-            .get_item()
-            .table_name(&self.tables.session_history)
-            .key("connection_id", AttributeValue::S(connection_id.to_owned()))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|error| StoreError::dynamo("GetItem", error))?;
-        output
-            .item
-            .map(from_item)
-            .transpose()
-            .map_err(StoreError::from)
     }
 
     /// Every active connection id, one Scan page at a time, projecting only

@@ -98,6 +98,7 @@ pub struct FakeManagementApi {
 #[derive(Default)]
 struct FakeState {
     posts: Vec<(String, String)>,
+    attempts: std::collections::HashMap<String, usize>,
     gone: std::collections::HashSet<String>,
     failing: std::collections::HashSet<String>,
 }
@@ -115,6 +116,7 @@ impl FakeManagementApi {
             body: String,
         ) -> axum::response::Response {
             let mut state = state.lock().expect("fake state");
+            *state.attempts.entry(id.clone()).or_default() += 1;
             if state.gone.contains(&id) {
                 return (
                     StatusCode::GONE,
@@ -173,6 +175,15 @@ impl FakeManagementApi {
                 )
             })
             .collect()
+    }
+
+    /// How many posts were made to one connection, answered or not.
+    pub fn attempts(&self, connection_id: &str) -> usize {
+        self.lock()
+            .attempts
+            .get(connection_id)
+            .copied()
+            .unwrap_or(0)
     }
 
     /// The frames one connection received, in order.

@@ -240,6 +240,20 @@ async fn a_replayed_connect_succeeds_without_change() {
 }
 
 #[tokio::test]
+async fn a_connect_replayed_after_its_disconnect_does_not_reopen_the_session() {
+    let h = Harness::start().await;
+    h.connect("late").await;
+    h.disconnect_at("late", 1_795_824_901_000).await;
+    assert_eq!(h.connect("late").await.status_code, 500);
+    let session = h
+        .item(&h.db.tables.session_history, "connection_id", "late")
+        .await
+        .expect("session");
+    assert_eq!(s(&session, "disconnected_at"), "2026-11-28T00:15:01.000Z");
+    assert!(h.active_ids().await.is_empty());
+}
+
+#[tokio::test]
 async fn disconnect_closes_the_session_once_and_never_creates_one() {
     let h = Harness::start().await;
     h.connect("L0SM9cOFvHcCIhw=").await;

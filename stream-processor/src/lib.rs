@@ -28,8 +28,10 @@ use tracing::{error, info, warn};
 
 /// How often, and how long apart, a `welcome` is retried while the newcomer's
 /// connection still answers 410 (API Gateway does until `$connect` returns).
-const WELCOME_ATTEMPTS: u32 = 5;
-const WELCOME_RETRY_DELAY: Duration = Duration::from_millis(200);
+/// Only sessions younger than [`handlers::fanout::CONNECT_GRACE`] are
+/// retried: an older one is gone, and waiting on it would hold up the stream.
+const WELCOME_ATTEMPTS: u32 = 4;
+const WELCOME_RETRY_DELAY: Duration = Duration::from_millis(150);
 
 /// Why one stream record could not be processed.
 #[derive(Debug, Error)]
@@ -131,7 +133,12 @@ async fn opened(chat: &Chat, session: &Session) -> Result<(), RecordError> {
     let id = session.connection_id.as_str();
     metrics::counter!(metric::CONNECTS).increment(1);
     let welcome = ServerFrame::welcome(id, &session.connected_at).to_json();
-    if welcome_newcomer(&api, id, welcome.as_bytes()).await {
+    let attempts = if is_recent(&session.connected_at) {
+        WELCOME_ATTEMPTS
+    } else {
+        1
+    };
+    if welcome_newcomer(&api, id, welcome.as_bytes(), attempts).await {
         metrics::counter!(metric::PRESENCE_FRAMES_SENT).increment(1);
     }
     let delivered = announce(
@@ -148,11 +155,16 @@ async fn opened(chat: &Chat, session: &Session) -> Result<(), RecordError> {
 /// Sends the newcomer its `welcome`, waiting out the moment when its
 /// `$connect` has written the session but API Gateway has not yet opened the
 /// connection. True when delivered.
-async fn welcome_newcomer(api: &ConnectionsApi, connection_id: &str, frame: &[u8]) -> bool {
-    for attempt in 1..=WELCOME_ATTEMPTS {
+async fn welcome_newcomer(
+    api: &ConnectionsApi,
+    connection_id: &str,
+    frame: &[u8],
+    attempts: u32,
+) -> bool {
+    for attempt in 1..=attempts {
         match api.post(connection_id, frame).await {
             Delivery::Delivered => return true,
-            Delivery::Gone if attempt < WELCOME_ATTEMPTS => {
+            Delivery::Gone if attempt < attempts => {
                 tokio::time::sleep(WELCOME_RETRY_DELAY * attempt).await;
             }
             Delivery::Gone => {
@@ -165,6 +177,19 @@ async fn welcome_newcomer(api: &ConnectionsApi, connection_id: &str, frame: &[u8
         }
     }
     false
+}
+
+/// Whether a session opened within the connect grace period (by this
+/// function's clock, which only decides how patient to be).
+fn is_recent(connected_at: &str) -> bool {
+    let grace_ms = handlers::fanout::CONNECT_GRACE.as_millis() as i64;
+    chrono::DateTime::parse_from_rfc3339(connected_at).is_ok_and(|opened| {
+        // A clock slightly behind API Gateway's sees a negative age: recent.
+        chrono::Utc::now()
+            .signed_duration_since(opened)
+            .num_milliseconds()
+            < grace_ms
+    })
 }
 
 async fn closed(chat: &Chat, session: &Session) -> Result<(), RecordError> {

@@ -89,6 +89,46 @@ async fn an_insert_welcomes_the_newcomer_and_tells_everyone_else() {
 }
 
 #[tokio::test]
+async fn a_welcome_waits_briefly_for_a_fresh_connection_but_not_for_an_old_one() {
+    let h = Harness::start().await;
+    h.connected("alice").await;
+    h.api.mark_gone(NEWCOMER);
+    // The fixture's session opened long ago: one attempt, no waiting.
+    let response = handle(&h.chat, batch(vec![record("insert.json")]))
+        .await
+        .expect("handled");
+    assert!(
+        response.batch_item_failures.is_empty(),
+        "a newcomer who left is not a failure"
+    );
+    assert_eq!(h.api.attempts(NEWCOMER), 1);
+    assert_eq!(
+        h.api.frames_for("alice").len(),
+        1,
+        "the others still hear of the join"
+    );
+
+    // A session that opened just now may still be inside its $connect, when
+    // API Gateway answers 410: retried a few times.
+    let fresh = "FreshConnectio=";
+    let mut insert = record("insert.json");
+    let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    insert.change.new_image = serde_dynamo::to_item(handlers::records::Session {
+        connection_id: fresh.into(),
+        source_ip: None,
+        connected_at: now,
+        disconnected_at: None,
+        duration_seconds: None,
+        disconnect_status_code: None,
+        disconnect_reason: None,
+    })
+    .expect("an image");
+    h.api.mark_gone(fresh);
+    handle(&h.chat, batch(vec![insert])).await.expect("handled");
+    assert_eq!(h.api.attempts(fresh), 4);
+}
+
+#[tokio::test]
 async fn a_disconnect_gets_its_duration_once_and_a_single_left_frame() {
     let h = Harness::start().await;
     for id in ["alice", "bob", NEWCOMER] {
