@@ -1,0 +1,164 @@
+// The CloudWatch dashboard's body, included by serverless.yml as
+// `DashboardBody: ${file(./dashboard.js):body}`.
+//
+// The product's own EMF metrics (namespace `ServerlessChat`, dimension
+// `Stage`) sit above API Gateway's and each Lambda function's. The body is a
+// JSON string under Fn::Sub, so `${...}` below is filled in by CloudFormation:
+// the region, the API id, function names (Ref) and alarm ARNs.
+'use strict';
+
+// Serverless function key -> CloudFormation logical id of the function.
+const FUNCTIONS = {
+  connect: 'ConnectLambdaFunction',
+  disconnect: 'DisconnectLambdaFunction',
+  sendmessage: 'SendmessageLambdaFunction',
+  default: 'DefaultLambdaFunction',
+  'stream-processor': 'StreamProcessorLambdaFunction',
+};
+
+const PERCENTILES = ['p50', 'p90', 'p99'];
+const WIDTH = 8;
+const HEIGHT = 6;
+
+function graph(title, metrics, { stat = 'Sum', period = 60, yLabel } = {}) {
+  const properties = {
+    title,
+    view: 'timeSeries',
+    stacked: false,
+    region: '${AWS::Region}',
+    stat,
+    period,
+    metrics,
+  };
+  if (yLabel) properties.yAxis = { left: { label: yLabel, showUnits: false, min: 0 } };
+  return { type: 'metric', width: WIDTH, height: HEIGHT, properties };
+}
+
+function text(markdown) {
+  return { type: 'text', width: 24, height: 2, properties: { markdown } };
+}
+
+module.exports.body = async ({ resolveVariable }) => {
+  const stage = await resolveVariable('sls:stage');
+  const namespace = await resolveVariable('self:custom.metricsNamespace');
+
+  // A metric row: namespace, name, dimension pairs, then rendering options if any.
+  const row = (...parts) => {
+    const options = parts[parts.length - 1];
+    return Object.keys(options).length === 0 ? parts.slice(0, -1) : parts;
+  };
+  const product = (name, options = {}) => row(namespace, name, 'Stage', stage, options);
+  const percentiles = (name) => PERCENTILES.map((stat) => product(name, { stat, label: `${name} ${stat}` }));
+  const api = (name, options = {}) =>
+    row('AWS/ApiGateway', name, 'ApiId', '${WebsocketsApi}', 'Stage', stage, options);
+  const eachFunction = (metric, options = {}) =>
+    Object.entries(FUNCTIONS).map(([label, logicalId]) => [
+      'AWS/Lambda',
+      metric,
+      'FunctionName',
+      `\${${logicalId}}`,
+      { label, ...options },
+    ]);
+
+  const widgets = [
+    text(
+      `# Serverless chat: ${stage}\n` +
+        `Product metrics (EMF, namespace \`${namespace}\`, dimension Stage=${stage}), then API Gateway, then each Lambda function.`
+    ),
+    // Product: sessions, messages, fan-out.
+    graph('Sessions: connects and disconnects', [
+      product('connects'),
+      product('disconnects'),
+    ]),
+    graph('Session duration (s)', percentiles('session_duration'), {
+      stat: 'p50',
+      period: 300,
+      yLabel: 'seconds',
+    }),
+    graph('Messages and presence frames', [
+      product('messages_sent'),
+      product('messages_rejected'),
+      product('presence_frames_sent'),
+    ]),
+    graph(
+      'Fan-out recipients per fan-out',
+      [...percentiles('fanout_recipients'), product('fanout_recipients', { stat: 'Maximum', label: 'fanout_recipients max' })],
+      { stat: 'p50', yLabel: 'connections' }
+    ),
+    graph('Fan-out latency (ms)', percentiles('fanout_latency'), { stat: 'p50', yLabel: 'ms' }),
+    graph('Delivery problems', [
+      product('fanout_failures'),
+      product('connections_pruned'),
+      product('stream_records_failed'),
+    ]),
+    // API Gateway's view of the same traffic.
+    graph('API Gateway: connects and messages', [api('ConnectCount'), api('MessageCount')]),
+    graph('API Gateway: errors', [
+      api('ClientError'),
+      api('IntegrationError'),
+      api('ExecutionError'),
+    ]),
+    graph(
+      'API Gateway: integration latency (ms)',
+      PERCENTILES.map((stat) => api('IntegrationLatency', { stat, label: `IntegrationLatency ${stat}` })),
+      { stat: 'p50', yLabel: 'ms' }
+    ),
+    // Every function.
+    graph('Lambda errors', eachFunction('Errors')),
+    graph('Lambda throttles', eachFunction('Throttles')),
+    graph('Lambda duration p99 (ms)', eachFunction('Duration', { stat: 'p99' }), {
+      stat: 'p99',
+      yLabel: 'ms',
+    }),
+    // The stream consumer.
+    graph(
+      'Stream processor iterator age (ms)',
+      [['AWS/Lambda', 'IteratorAge', 'FunctionName', '${StreamProcessorLambdaFunction}', { stat: 'Maximum' }]],
+      { stat: 'Maximum', yLabel: 'ms' }
+    ),
+    graph(
+      'Stream batches given up on (failures queue)',
+      [
+        [
+          'AWS/SQS',
+          'ApproximateNumberOfMessagesVisible',
+          'QueueName',
+          '${StreamProcessorFailuresQueue.QueueName}',
+          { stat: 'Maximum' },
+        ],
+      ],
+      { stat: 'Maximum', period: 300 }
+    ),
+    {
+      type: 'alarm',
+      width: WIDTH,
+      height: HEIGHT,
+      properties: {
+        title: 'Alarms',
+        alarms: [
+          '${StreamIteratorAgeAlarm.Arn}',
+          '${StreamRecordsFailedAlarm.Arn}',
+          '${StreamFailuresQueueAlarm.Arn}',
+        ],
+      },
+    },
+  ];
+
+  // Lay the widgets out in rows of three under the full-width title.
+  let x = 0;
+  let y = 0;
+  let rowHeight = 0;
+  for (const widget of widgets) {
+    if (x + widget.width > 24) {
+      x = 0;
+      y += rowHeight;
+      rowHeight = 0;
+    }
+    widget.x = x;
+    widget.y = y;
+    x += widget.width;
+    rowHeight = Math.max(rowHeight, widget.height);
+  }
+
+  return { 'Fn::Sub': JSON.stringify({ widgets }) };
+};
