@@ -148,12 +148,7 @@ async fn a_client_that_vanishes_is_disconnected() {
     // Drop the TCP connection without a close frame.
     drop(client);
     let tables = t.stack.tables.clone();
-    let session = eventually("the vanished client's session is closed", || async {
-        get(&t.dynamodb, &tables.session_history, &id)
-            .await
-            .filter(|item| item.contains_key("disconnected_at"))
-    })
-    .await;
+    let session = t.closed_session(&id).await;
     assert_eq!(n(&session, "disconnect_status_code"), "1006");
     assert!(
         get(&t.dynamodb, &tables.active_connections, &id)
@@ -170,14 +165,7 @@ async fn idle_connections_are_closed_and_disconnected() {
     let mut client = Client::connect(&t.stack.websocket_url()).await;
     let frame = client.closed_by_server().await.expect("a close frame");
     assert_eq!(frame.code, CloseCode::Away);
-    let tables = t.stack.tables.clone();
-    let id = client.id.clone();
-    let session = eventually("the idle session is closed", || async {
-        get(&t.dynamodb, &tables.session_history, &id)
-            .await
-            .filter(|item| item.contains_key("disconnected_at"))
-    })
-    .await;
+    let session = t.closed_session(&client.id).await;
     assert_eq!(n(&session, "disconnect_status_code"), "1001");
     t.stack.shutdown().await;
 }
@@ -311,12 +299,7 @@ async fn oversized_frames_close_with_1009_and_binary_frames_with_1003() {
 
     let tables = t.stack.tables.clone();
     for (id, code) in [(big.id.clone(), "1009"), (binary.id.clone(), "1003")] {
-        let session = eventually("the session is closed", || async {
-            get(&t.dynamodb, &tables.session_history, &id)
-                .await
-                .filter(|item| item.contains_key("disconnected_at"))
-        })
-        .await;
+        let session = t.closed_session(&id).await;
         assert_eq!(n(&session, "disconnect_status_code"), code);
     }
     assert!(
@@ -471,14 +454,7 @@ async fn the_management_api_answers_like_api_gateway() {
         .await
         .expect("DeleteConnection");
     client.closed_by_server().await;
-    let tables = t.stack.tables.clone();
-    let id = client.id.clone();
-    eventually("the deleted connection is disconnected", || async {
-        get(&t.dynamodb, &tables.session_history, &id)
-            .await
-            .filter(|item| item.contains_key("disconnected_at"))
-    })
-    .await;
+    t.closed_session(&client.id).await;
     let after = api
         .get_connection()
         .connection_id(&client.id)

@@ -29,6 +29,19 @@ pub struct TestStack {
     pub dynamodb: aws_sdk_dynamodb::Client,
 }
 
+impl TestStack {
+    /// Waits until `$disconnect` has closed the session of `connection_id`.
+    pub async fn closed_session(&self, connection_id: &str) -> Item {
+        let table = &self.stack.tables.session_history;
+        eventually("the session is closed", || async {
+            get(&self.dynamodb, table, connection_id)
+                .await
+                .filter(|item| item.contains_key("disconnected_at"))
+        })
+        .await
+    }
+}
+
 /// Starts a stack on port 0 with its data in `data_dir`, a table prefix of
 /// its own, a fast stream poll, and `extra` flags.
 pub async fn start_stack(data_dir: &Path, table_prefix: &str, extra: &[&str]) -> TestStack {
