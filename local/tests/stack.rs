@@ -140,6 +140,37 @@ async fn presence_and_durations_flow_from_the_session_stream() {
 }
 
 #[tokio::test]
+async fn a_failing_connect_rejects_the_handshake_with_its_status() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let t = start_stack(dir.path(), &unique_prefix(), &[]).await;
+    // Without its table, $connect's transaction fails and the handler
+    // answers 500.
+    t.dynamodb
+        .delete_table()
+        .table_name(&t.stack.tables.active_connections)
+        .send()
+        .await
+        .expect("DeleteTable");
+    let refused = tokio_tungstenite::connect_async(t.stack.websocket_url())
+        .await
+        .expect_err("the upgrade is refused");
+    match refused {
+        tokio_tungstenite::tungstenite::Error::Http(response) => {
+            assert_eq!(response.status(), 500);
+        }
+        other => panic!("expected an HTTP error, got {other}"),
+    }
+    assert_eq!(t.stack.connection_count(), 0, "nothing is left registered");
+    assert!(
+        scan(&t.dynamodb, &t.stack.tables.session_history)
+            .await
+            .is_empty(),
+        "no session was half-written"
+    );
+    t.stack.shutdown().await;
+}
+
+#[tokio::test]
 async fn a_client_that_vanishes_is_disconnected() {
     let dir = tempfile::tempdir().expect("temp dir");
     let t = start_stack(dir.path(), &unique_prefix(), &[]).await;
