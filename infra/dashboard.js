@@ -17,6 +17,9 @@ const FUNCTIONS = {
 };
 
 const PERCENTILES = ['p50', 'p90', 'p99'];
+// Values of the `kind` dimension on the fan-out metrics: chat messages
+// (sendmessage) and presence frames (stream-processor).
+const FANOUT_KINDS = ['message', 'presence'];
 const WIDTH = 8;
 const HEIGHT = 6;
 
@@ -49,6 +52,18 @@ module.exports.body = async ({ resolveVariable }) => {
   };
   const product = (name, options = {}) => row(namespace, name, 'Stage', stage, options);
   const percentiles = (name) => PERCENTILES.map((stat) => product(name, { stat, label: `${name} ${stat}` }));
+  // Fan-out metrics: dimensions Stage and kind, one line per kind.
+  const fanout = (name, options = {}) =>
+    FANOUT_KINDS.map((kind) =>
+      row(namespace, name, 'Stage', stage, 'kind', kind, { label: `${name} ${kind}`, ...options })
+    );
+  const fanoutPercentiles = (name) =>
+    PERCENTILES.flatMap((stat) =>
+      fanout(name).map((line) => {
+        const options = line[line.length - 1];
+        return [...line.slice(0, -1), { ...options, stat, label: `${options.label} ${stat}` }];
+      })
+    );
   const api = (name, options = {}) =>
     row('AWS/ApiGateway', name, 'ApiId', '${WebsocketsApi}', 'Stage', stage, options);
   const eachFunction = (metric, options = {}) =>
@@ -82,13 +97,13 @@ module.exports.body = async ({ resolveVariable }) => {
     ]),
     graph(
       'Fan-out recipients per fan-out',
-      [...percentiles('fanout_recipients'), product('fanout_recipients', { stat: 'Maximum', label: 'fanout_recipients max' })],
+      [...fanoutPercentiles('fanout_recipients'), ...fanout('fanout_recipients', { stat: 'Maximum' })],
       { stat: 'p50', yLabel: 'connections' }
     ),
-    graph('Fan-out latency (ms)', percentiles('fanout_latency'), { stat: 'p50', yLabel: 'ms' }),
+    graph('Fan-out latency (ms)', fanoutPercentiles('fanout_latency'), { stat: 'p50', yLabel: 'ms' }),
     graph('Delivery problems', [
-      product('fanout_failures'),
-      product('connections_pruned'),
+      ...fanout('fanout_failures'),
+      ...fanout('connections_pruned'),
       product('stream_records_failed'),
     ]),
     // API Gateway's view of the same traffic.

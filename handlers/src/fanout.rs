@@ -17,6 +17,25 @@ use crate::store::{Store, WriteOutcome};
 /// completing its `$connect`; it is not pruned.
 pub const CONNECT_GRACE: Duration = Duration::from_secs(10);
 
+/// What a fan-out carries; the `kind` dimension of the fan-out metrics, so
+/// chat traffic and presence traffic can be told apart.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FanoutKind {
+    /// A chat message (`sendmessage`).
+    Message,
+    /// `joined` / `left` (the stream processor).
+    Presence,
+}
+
+impl FanoutKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Message => "message",
+            Self::Presence => "presence",
+        }
+    }
+}
+
 /// What one fan-out did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct FanoutReport {
@@ -67,6 +86,7 @@ pub async fn broadcast(
     frame: &[u8],
     concurrency: usize,
     skip: Option<&str>,
+    kind: FanoutKind,
 ) -> FanoutReport {
     let started = Instant::now();
     let mut incomplete = false;
@@ -86,7 +106,7 @@ pub async fn broadcast(
         .filter_map(|id| futures::future::ready(id.ok()))
         .filter(|id| futures::future::ready(Some(id.as_str()) != skip));
     let report = ids
-        .map(|id| post_one(store, api, frame, id))
+        .map(|id| post_one(store, api, frame, id, kind))
         .buffer_unordered(concurrency.max(1))
         .fold(FanoutReport::default(), |report, outcome| {
             futures::future::ready(report.add(outcome))
@@ -96,24 +116,14 @@ pub async fn broadcast(
         incomplete,
         ..report
     };
-    metrics::histogram!(metric::FANOUT_RECIPIENTS).record(report.recipients as f64);
-    metrics::histogram!(metric::FANOUT_LATENCY).record(started.elapsed().as_secs_f64() * 1000.0);
-    metrics::counter!(metric::FANOUT_FAILURES).increment(report.failed as u64);
+    let kind = kind.as_str();
+    metrics::histogram!(metric::FANOUT_RECIPIENTS, metric::KIND => kind)
+        .record(report.recipients as f64);
+    metrics::histogram!(metric::FANOUT_LATENCY, metric::KIND => kind)
+        .record(started.elapsed().as_secs_f64() * 1000.0);
+    metrics::counter!(metric::FANOUT_FAILURES, metric::KIND => kind)
+        .increment(report.failed as u64);
     report
-}
-
-/// Posts `frame` to one connection, pruning it if it is gone.
-pub async fn send_to(
-    store: &Store,
-    api: &ConnectionsApi,
-    frame: &[u8],
-    connection_id: &str,
-) -> Delivery {
-    let delivery = api.post(connection_id, frame).await;
-    if let Delivery::Gone = delivery {
-        prune(store, connection_id).await;
-    }
-    delivery
 }
 
 async fn post_one(
@@ -121,10 +131,11 @@ async fn post_one(
     api: &ConnectionsApi,
     frame: &[u8],
     connection_id: String,
+    kind: FanoutKind,
 ) -> PostOutcome {
     match api.post(&connection_id, frame).await {
         Delivery::Delivered => PostOutcome::Delivered,
-        Delivery::Gone => prune(store, &connection_id).await,
+        Delivery::Gone => prune(store, &connection_id, kind).await,
         Delivery::Failed(error) => {
             warn!(connection_id = %connection_id, %error, "post to connection failed");
             PostOutcome::Failed
@@ -134,11 +145,12 @@ async fn post_one(
 
 /// Deletes a connection that answered 410 Gone, unless it only just
 /// connected.
-async fn prune(store: &Store, connection_id: &str) -> PostOutcome {
+async fn prune(store: &Store, connection_id: &str, kind: FanoutKind) -> PostOutcome {
     let cutoff = (Utc::now() - CONNECT_GRACE).to_rfc3339_opts(SecondsFormat::Millis, true);
     match store.prune_connection(connection_id, &cutoff).await {
         Ok(WriteOutcome::Written) => {
-            metrics::counter!(metric::CONNECTIONS_PRUNED).increment(1);
+            metrics::counter!(metric::CONNECTIONS_PRUNED, metric::KIND => kind.as_str())
+                .increment(1);
             info!(connection_id = %connection_id, "pruned stale connection");
             PostOutcome::Pruned
         }

@@ -4,6 +4,9 @@
 
 use metrics::{Unit, describe_counter, describe_histogram};
 
+/// Label (an EMF dimension) on the fan-out metrics: `message` or `presence`.
+pub const KIND: &str = "kind";
+
 /// Chat messages accepted, stored and fanned out.
 pub const MESSAGES_SENT: &str = "messages_sent";
 /// `sendmessage` frames refused by validation.

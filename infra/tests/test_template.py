@@ -98,6 +98,9 @@ EMF_COUNTERS = [
     "stream_records_failed",
 ]
 EMF_HISTOGRAMS = ["fanout_recipients", "fanout_latency", "session_duration"]
+# Emitted with a second dimension, `kind` (handlers/src/fanout.rs).
+FANOUT_METRICS = {"fanout_recipients", "fanout_latency", "fanout_failures", "connections_pruned"}
+FANOUT_KINDS = ("message", "presence")
 
 
 # ---------------------------------------------------------------- fixtures
@@ -438,12 +441,20 @@ def graphed(dashboard: dict) -> list[tuple[str, str, tuple, str]]:
 
 def test_dashboard_shows_the_product_metrics(dashboard, stage):
     lines = graphed(dashboard)
-    ours = {(name, stat) for ns, name, dims, stat in lines if ns == NAMESPACE and dims == ("Stage", stage)}
+    ours = {(name, dims, stat) for ns, name, dims, stat in lines if ns == NAMESPACE}
+
+    def dimension_sets(metric):
+        if metric in FANOUT_METRICS:
+            return [("Stage", stage, "kind", kind) for kind in FANOUT_KINDS]
+        return [("Stage", stage)]
+
     for counter in EMF_COUNTERS:
-        assert (counter, "Sum") in ours, counter
+        for dims in dimension_sets(counter):
+            assert (counter, dims, "Sum") in ours, (counter, dims)
     for histogram in EMF_HISTOGRAMS:
-        for stat in ("p50", "p90", "p99"):
-            assert (histogram, stat) in ours, (histogram, stat)
+        for dims in dimension_sets(histogram):
+            for stat in ("p50", "p90", "p99"):
+                assert (histogram, dims, stat) in ours, (histogram, dims, stat)
 
 
 def test_dashboard_shows_api_gateway_and_every_function(dashboard, stage):

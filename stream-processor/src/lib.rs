@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use aws_lambda_events::dynamodb::{Event, EventRecord};
 use aws_lambda_events::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
-use handlers::fanout::broadcast;
+use handlers::fanout::{FanoutKind, broadcast};
 use handlers::management::{ConnectionsApi, Delivery, ManagementError};
 use handlers::protocol::ServerFrame;
 use handlers::records::{Session, SessionDuration};
@@ -228,6 +228,7 @@ async fn announce(chat: &Chat, api: &ConnectionsApi, frame: &ServerFrame, subjec
         frame.to_json().as_bytes(),
         chat.limits.fanout_concurrency,
         Some(subject),
+        FanoutKind::Presence,
     )
     .await;
     metrics::counter!(metric::PRESENCE_FRAMES_SENT).increment(report.delivered as u64);

@@ -4,7 +4,7 @@ use tracing::{error, info, warn};
 use super::{WebSocketEvent, connection_id, reply};
 use crate::Chat;
 use crate::error::Error;
-use crate::fanout::broadcast;
+use crate::fanout::{FanoutKind, broadcast};
 use crate::metric;
 use crate::protocol::{ErrorCode, SendMessage, ServerFrame, validate_send_message};
 use crate::records::Message;
@@ -53,6 +53,7 @@ pub async fn sendmessage(
         frame.as_bytes(),
         chat.limits.fanout_concurrency,
         None,
+        FanoutKind::Message,
     )
     .await;
     info!(
