@@ -137,6 +137,9 @@ impl Gateway {
         if !self.accepting.load(Ordering::Acquire) {
             return (StatusCode::SERVICE_UNAVAILABLE, "shutting down").into_response();
         }
+        // Counts as a running connection task from `$connect` on, so a
+        // shutdown that starts now still waits for this one's `$disconnect`.
+        let in_flight = self.tasks.token();
         let now = now_ms();
         let user_agent = headers
             .get(header::USER_AGENT)
@@ -173,9 +176,9 @@ impl Gateway {
                     gateway.disconnect(&failed_connection, 1006, "Upgrade failed").await;
                 });
             })
-            .on_upgrade(move |socket| {
-                let tasks = gateway.tasks.clone();
-                tasks.track_future(socket::run(gateway, connection, outbox, socket))
+            .on_upgrade(move |socket| async move {
+                socket::run(gateway, connection, outbox, socket).await;
+                drop(in_flight);
             })
     }
 
