@@ -14,12 +14,20 @@ use handlers::{Chat, Limits, Management, Store};
 use lambda_runtime::{Context, LambdaEvent};
 use serde_json::{Value, json};
 
-const CONNECTED_AT: i64 = 1_795_824_816_123;
+// Tests move every fixture time so that the connection opened an hour before
+// the test runs: its `ttl` stays in the future (DynamoDB Local really expires
+// items) and it is old enough to be pruned as stale.
+
+/// Offsets from `connectedAt` of the fixtures' `requestTimeEpoch`.
+const MESSAGE_AT: i64 = 26_333;
+const DISCONNECT_AT: i64 = 84_877;
 
 struct Harness {
     db: TestDynamo,
     api: FakeManagementApi,
     chat: Chat,
+    /// `connectedAt` of every connection, an hour ago.
+    base: i64,
 }
 
 impl Harness {
@@ -35,18 +43,49 @@ impl Harness {
         let store = Store::new(db.client.clone(), db.tables.clone()).with_scan_page_size(2);
         let management = Management::new(&db.sdk, Some(api.endpoint.clone()));
         let chat = Chat::new(store, management, limits);
-        Self { db, api, chat }
+        let base = chrono::Utc::now().timestamp_millis() - 3_600_000;
+        Self {
+            db,
+            api,
+            chat,
+            base,
+        }
+    }
+
+    /// The contract timestamp `offset_ms` after the connections opened.
+    fn at(&self, offset_ms: i64) -> String {
+        handlers::time::rfc3339_millis(self.base + offset_ms).expect("in range")
+    }
+
+    /// A fixture event for connection `id`, moved to [`Self::base`], with
+    /// its request context adjusted.
+    fn event(
+        &self,
+        fixture: &str,
+        id: &str,
+        adjust: impl FnOnce(&mut Value),
+    ) -> LambdaEvent<ApiGatewayWebsocketProxyRequest> {
+        let base = self.base;
+        event(fixture, id, |context| {
+            let since_connect = context["requestTimeEpoch"].as_i64().expect("a time")
+                - context["connectedAt"].as_i64().expect("a time");
+            context["connectedAt"] = json!(base);
+            context["requestTimeEpoch"] = json!(base + since_connect);
+            adjust(context);
+        })
     }
 
     async fn connect(&self, id: &str) -> ApiGatewayProxyResponse {
-        handlers::connect(&self.chat, event("connect.json", id, |_| {}))
+        handlers::connect(&self.chat, self.event("connect.json", id, |_| {}))
             .await
             .expect("connect handled")
     }
 
-    async fn disconnect_at(&self, id: &str, epoch_millis: i64) -> ApiGatewayProxyResponse {
-        let event = event("disconnect.json", id, |context| {
-            context["requestTimeEpoch"] = json!(epoch_millis);
+    /// `$disconnect`, `offset_ms` after the connection opened.
+    async fn disconnect_at(&self, id: &str, offset_ms: i64) -> ApiGatewayProxyResponse {
+        let at = self.base + offset_ms;
+        let event = self.event("disconnect.json", id, |context| {
+            context["requestTimeEpoch"] = json!(at);
         });
         handlers::disconnect(&self.chat, event)
             .await
@@ -54,7 +93,7 @@ impl Harness {
     }
 
     async fn send(&self, id: &str, body: &str) -> ApiGatewayProxyResponse {
-        let mut event = event("message.json", id, |_| {});
+        let mut event = self.event("message.json", id, |_| {});
         event.payload.body = Some(body.to_owned());
         handlers::sendmessage(&self.chat, event)
             .await
@@ -62,7 +101,7 @@ impl Harness {
     }
 
     async fn default_route(&self, id: &str, body: &str) -> ApiGatewayProxyResponse {
-        let mut event = event("message.json", id, |context| {
+        let mut event = self.event("message.json", id, |context| {
             context["routeKey"] = json!("$default");
         });
         event.payload.body = Some(body.to_owned());
@@ -177,11 +216,11 @@ async fn connect_writes_both_rows_with_the_contract_fields() {
         field_names(&connection),
         ["connected_at", "connection_id", "ttl"]
     );
-    assert_eq!(s(&connection, "connected_at"), "2026-11-28T00:13:36.123Z");
+    assert_eq!(s(&connection, "connected_at"), h.at(0));
     // 2 h connection limit plus a margin, in epoch seconds.
     assert_eq!(
         n(&connection, "ttl"),
-        (CONNECTED_AT / 1000 + 7200 + 900).to_string()
+        (h.base / 1000 + 7200 + 900).to_string()
     );
 
     let session = h
@@ -197,7 +236,7 @@ async fn connect_writes_both_rows_with_the_contract_fields() {
         ["connected_at", "connection_id", "source_ip"]
     );
     assert_eq!(s(&session, "source_ip"), "203.0.113.7");
-    assert_eq!(s(&session, "connected_at"), "2026-11-28T00:13:36.123Z");
+    assert_eq!(s(&session, "connected_at"), h.at(0));
 }
 
 #[tokio::test]
@@ -243,13 +282,13 @@ async fn a_replayed_connect_succeeds_without_change() {
 async fn a_connect_replayed_after_its_disconnect_does_not_reopen_the_session() {
     let h = Harness::start().await;
     h.connect("late").await;
-    h.disconnect_at("late", 1_795_824_901_000).await;
+    h.disconnect_at("late", DISCONNECT_AT).await;
     assert_eq!(h.connect("late").await.status_code, 500);
     let session = h
         .item(&h.db.tables.session_history, "connection_id", "late")
         .await
         .expect("session");
-    assert_eq!(s(&session, "disconnected_at"), "2026-11-28T00:15:01.000Z");
+    assert_eq!(s(&session, "disconnected_at"), h.at(DISCONNECT_AT));
     assert!(h.active_ids().await.is_empty());
 }
 
@@ -257,7 +296,7 @@ async fn a_connect_replayed_after_its_disconnect_does_not_reopen_the_session() {
 async fn disconnect_closes_the_session_once_and_never_creates_one() {
     let h = Harness::start().await;
     h.connect("L0SM9cOFvHcCIhw=").await;
-    let response = h.disconnect_at("L0SM9cOFvHcCIhw=", 1_795_824_901_000).await;
+    let response = h.disconnect_at("L0SM9cOFvHcCIhw=", DISCONNECT_AT).await;
     assert_eq!(response.status_code, 200);
     assert!(
         h.active_ids().await.is_empty(),
@@ -284,13 +323,13 @@ async fn disconnect_closes_the_session_once_and_never_creates_one() {
         ],
         "no duration: the stream processor computes it"
     );
-    assert_eq!(s(&session, "disconnected_at"), "2026-11-28T00:15:01.000Z");
+    assert_eq!(s(&session, "disconnected_at"), h.at(DISCONNECT_AT));
     assert_eq!(n(&session, "disconnect_status_code"), "1001");
     assert_eq!(s(&session, "disconnect_reason"), "Going away");
 
     // A replayed $disconnect does not move disconnected_at.
     assert_eq!(
-        h.disconnect_at("L0SM9cOFvHcCIhw=", 1_795_824_999_000)
+        h.disconnect_at("L0SM9cOFvHcCIhw=", DISCONNECT_AT + 98_000)
             .await
             .status_code,
         200
@@ -303,11 +342,11 @@ async fn disconnect_closes_the_session_once_and_never_creates_one() {
         )
         .await
         .expect("session");
-    assert_eq!(s(&session, "disconnected_at"), "2026-11-28T00:15:01.000Z");
+    assert_eq!(s(&session, "disconnected_at"), h.at(DISCONNECT_AT));
 
     // An unknown connection gets no row.
     assert_eq!(
-        h.disconnect_at("never-connected", 1_795_824_999_000)
+        h.disconnect_at("never-connected", DISCONNECT_AT + 98_000)
             .await
             .status_code,
         200
@@ -351,7 +390,7 @@ async fn sendmessage_stores_once_and_reaches_every_connection_across_scan_pages(
     );
     assert_eq!(s(stored, "connection_id"), ids[0]);
     assert_eq!(s(stored, "message"), "Hello, WebSocket!");
-    assert_eq!(s(stored, "timestamp"), "2026-11-28T00:14:02.456Z");
+    assert_eq!(s(stored, "timestamp"), h.at(MESSAGE_AT));
     let message_id = s(stored, "message_id");
     assert!(uuid::Uuid::parse_str(&message_id).is_ok());
 
@@ -363,10 +402,10 @@ async fn sendmessage_stores_once_and_reaches_every_connection_across_scan_pages(
         assert_eq!(frame["message_id"], message_id.as_str());
         assert_eq!(frame["connection_id"], ids[0].as_str());
         assert_eq!(frame["text"], "Hello, WebSocket!");
-        assert_eq!(frame["timestamp"], "2026-11-28T00:14:02.456Z");
+        assert_eq!(frame["timestamp"], h.at(MESSAGE_AT).as_str());
         assert_eq!(
             frame["message"],
-            format!("[2026-11-28T00:14:02.456Z] {}: Hello, WebSocket!", ids[0]).as_str()
+            format!("[{}] {}: Hello, WebSocket!", h.at(MESSAGE_AT), ids[0]).as_str()
         );
     }
 }
@@ -396,7 +435,7 @@ async fn a_connection_still_in_its_handshake_is_not_pruned() {
     let h = Harness::start().await;
     h.connect("alice").await;
     let now = chrono::Utc::now().timestamp_millis();
-    let event = event("connect.json", "newcomer", |context| {
+    let event = h.event("connect.json", "newcomer", |context| {
         context["connectedAt"] = json!(now);
     });
     handlers::connect(&h.chat, event).await.expect("connect");

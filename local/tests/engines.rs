@@ -26,7 +26,7 @@ async fn stream_records_decode_the_same_and_differ_only_in_timestamp_precision()
     let connection = ActiveConnection::new(
         session.connection_id.clone(),
         session.connected_at.clone(),
-        0,
+        chrono::Utc::now().timestamp_millis(),
     );
     store
         .open_session(&connection, &session)

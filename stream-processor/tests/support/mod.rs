@@ -71,11 +71,11 @@ impl Harness {
             disconnect_status_code: None,
             disconnect_reason: None,
         };
-        let connection = ActiveConnection::new(
-            id.to_owned(),
-            session.connected_at.clone(),
-            1_795_824_816_123,
-        );
+        // The fixtures' connected_at, but a ttl counted from an hour ago, so
+        // the row is not expired (DynamoDB Local really deletes expired rows).
+        let an_hour_ago = chrono::Utc::now().timestamp_millis() - 3_600_000;
+        let connection =
+            ActiveConnection::new(id.to_owned(), session.connected_at.clone(), an_hour_ago);
         self.chat
             .store
             .open_session(&connection, &session)
