@@ -106,18 +106,18 @@ impl Settings {
         Ok(Self {
             tables: Tables::from_env(),
             limits: Limits::from_env()?,
-            management_endpoint: env::var("MANAGEMENT_API_ENDPOINT")
-                .ok()
-                .filter(|value| !value.trim().is_empty()),
+            management_endpoint: env_value("MANAGEMENT_API_ENDPOINT"),
         })
     }
 }
 
-fn env_or(name: &str, default: String) -> String {
-    env::var(name)
-        .ok()
-        .filter(|value| !value.trim().is_empty())
-        .unwrap_or(default)
+/// The variable's value, unless it is unset or blank.
+pub(crate) fn env_value(name: &str) -> Option<String> {
+    env::var(name).ok().filter(|value| !value.trim().is_empty())
+}
+
+pub(crate) fn env_or(name: &str, default: String) -> String {
+    env_value(name).unwrap_or(default)
 }
 
 fn parse_env(name: &'static str, default: usize) -> Result<usize, ConfigError> {

@@ -7,6 +7,7 @@ use lambda_runtime::{LambdaEvent, service_fn};
 use metrics_cloudwatch_embedded::Collector;
 use serde::{Serialize, de::DeserializeOwned};
 
+use crate::config::env_or;
 use crate::{Chat, Settings};
 
 /// CloudWatch namespace of the product's metrics, unless `METRICS_NAMESPACE`
@@ -25,15 +26,9 @@ impl MetricsSettings {
     /// `METRICS_NAMESPACE` (default [`DEFAULT_METRICS_NAMESPACE`]) and
     /// `STAGE` (default `dev`).
     pub fn from_env() -> Self {
-        let read = |name: &str, default: &str| {
-            std::env::var(name)
-                .ok()
-                .filter(|value| !value.is_empty())
-                .unwrap_or_else(|| default.to_owned())
-        };
         Self {
-            namespace: read("METRICS_NAMESPACE", DEFAULT_METRICS_NAMESPACE),
-            stage: read("STAGE", "dev"),
+            namespace: env_or("METRICS_NAMESPACE", DEFAULT_METRICS_NAMESPACE.to_owned()),
+            stage: env_or("STAGE", "dev".to_owned()),
         }
     }
 }

@@ -11,7 +11,6 @@ use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::json;
 
 use super::connections::{Outbound, SendError};
@@ -115,8 +114,8 @@ fn error(status: StatusCode, error_type: &'static str, message: &str) -> Respons
         .into_response()
 }
 
+/// API Gateway's times here are ISO 8601 with milliseconds, the contract's
+/// format; a connection's times are always representable.
 fn iso(epoch_ms: i64) -> String {
-    DateTime::<Utc>::from_timestamp_millis(epoch_ms)
-        .unwrap_or_default()
-        .to_rfc3339_opts(SecondsFormat::Millis, true)
+    handlers::time::rfc3339_millis(epoch_ms).unwrap_or_default()
 }

@@ -230,13 +230,11 @@ impl Gateway {
 
 /// `$request.body.action` if it names a custom route, else `$default`.
 pub fn select_route(body: &str) -> &'static str {
-    let action = serde_json::from_str::<serde_json::Value>(body)
-        .ok()
-        .and_then(|json| {
-            json.get("action")
-                .and_then(|a| a.as_str())
-                .map(str::to_owned)
-        });
+    // The same reading of `action` the handlers use.
+    let action = match handlers::protocol::Inbound::parse(Some(body)) {
+        handlers::protocol::Inbound::Object { action, .. } => action,
+        handlers::protocol::Inbound::NotJson => None,
+    };
     CUSTOM_ROUTES
         .iter()
         .find(|route| action.as_deref() == Some(**route))
