@@ -1,19 +1,17 @@
-//! Typed configuration, read from the environment once at start-up.
+//! Typed configuration of a Lambda function, read from its environment once
+//! at cold start. infra/serverless.yml sets these variables.
 
 use std::env;
+use std::ops::RangeInclusive;
 
 use crate::error::ConfigError;
+use crate::limits::{
+    CHAT_MESSAGE_BYTES_RANGE, ChatLimits, DEFAULT_CHAT_MESSAGE_BYTES, DEFAULT_FANOUT_CONCURRENCY,
+    FANOUT_CONCURRENCY_RANGE,
+};
 
-/// Largest chat message accepted, in bytes of UTF-8, unless configured.
-pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 8 * 1024;
-/// How many Management API posts a fan-out keeps in flight, unless configured.
-pub const DEFAULT_FANOUT_CONCURRENCY: usize = 64;
-/// A single API Gateway WebSocket frame is at most 32 KB and a message at
-/// most 128 KB; a chat message must leave room for its JSON envelope.
-pub const MAX_CONFIGURABLE_MESSAGE_BYTES: usize = 32 * 1024;
-
-/// The three tables, named by environment variables with the tutorial's names
-/// as defaults.
+/// The three tables, named by environment variables (infra/tables.json says
+/// which) with the tutorial's names as defaults.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Tables {
     pub active_connections: String,
@@ -23,90 +21,78 @@ pub struct Tables {
 
 impl Default for Tables {
     fn default() -> Self {
-        Self {
-            active_connections: "ActiveConnections".to_owned(),
-            session_history: "SessionHistory".to_owned(),
-            message_history: "MessageHistory".to_owned(),
-        }
+        Self::with_prefix("")
     }
 }
 
 impl Tables {
-    pub fn from_env() -> Self {
+    /// The tutorial's names behind `prefix`, e.g. `test-ActiveConnections`.
+    pub fn with_prefix(prefix: &str) -> Self {
+        Self {
+            active_connections: format!("{prefix}ActiveConnections"),
+            session_history: format!("{prefix}SessionHistory"),
+            message_history: format!("{prefix}MessageHistory"),
+        }
+    }
+
+    fn from_vars(vars: &impl Fn(&str) -> Option<String>) -> Self {
         let defaults = Self::default();
         Self {
-            active_connections: env_or("ACTIVE_CONNECTIONS_TABLE", defaults.active_connections),
-            session_history: env_or("SESSION_HISTORY_TABLE", defaults.session_history),
-            message_history: env_or("MESSAGE_HISTORY_TABLE", defaults.message_history),
+            active_connections: vars("ACTIVE_CONNECTIONS_TABLE")
+                .unwrap_or(defaults.active_connections),
+            session_history: vars("SESSION_HISTORY_TABLE").unwrap_or(defaults.session_history),
+            message_history: vars("MESSAGE_HISTORY_TABLE").unwrap_or(defaults.message_history),
         }
     }
 }
 
-/// Named limits a client can run into.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Limits {
-    /// Longest accepted chat message, in bytes of UTF-8.
-    pub max_message_bytes: usize,
-    /// Management API posts in flight during one fan-out.
-    pub fanout_concurrency: usize,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Self {
-            max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
-            fanout_concurrency: DEFAULT_FANOUT_CONCURRENCY,
-        }
+impl ChatLimits {
+    /// `MAX_MESSAGE_BYTES` and `FANOUT_CONCURRENCY`, each within its range.
+    fn from_vars(vars: &impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let in_range = |name: &'static str, default: usize, range: RangeInclusive<usize>| {
+            vars(name).map_or(Ok(default), |value| parse_in_range(name, &value, range))
+        };
+        Ok(Self {
+            max_chat_message_bytes: in_range(
+                "MAX_MESSAGE_BYTES",
+                DEFAULT_CHAT_MESSAGE_BYTES,
+                CHAT_MESSAGE_BYTES_RANGE,
+            )?,
+            fanout_concurrency: in_range(
+                "FANOUT_CONCURRENCY",
+                DEFAULT_FANOUT_CONCURRENCY,
+                FANOUT_CONCURRENCY_RANGE,
+            )?,
+        })
     }
 }
 
-impl Limits {
-    /// Checks that the limits make sense: both positive, and a message small
-    /// enough to fit in one API Gateway frame with its envelope.
-    pub fn validated(self) -> Result<Self, ConfigError> {
-        if self.max_message_bytes == 0 || self.max_message_bytes > MAX_CONFIGURABLE_MESSAGE_BYTES {
-            return Err(ConfigError::OutOfRange {
-                name: "MAX_MESSAGE_BYTES",
-                value: self.max_message_bytes.to_string(),
-                range: "1..=32768",
-            });
-        }
-        if self.fanout_concurrency == 0 || self.fanout_concurrency > 1024 {
-            return Err(ConfigError::OutOfRange {
-                name: "FANOUT_CONCURRENCY",
-                value: self.fanout_concurrency.to_string(),
-                range: "1..=1024",
-            });
-        }
-        Ok(self)
-    }
-
-    pub fn from_env() -> Result<Self, ConfigError> {
-        Self {
-            max_message_bytes: parse_env("MAX_MESSAGE_BYTES", DEFAULT_MAX_MESSAGE_BYTES)?,
-            fanout_concurrency: parse_env("FANOUT_CONCURRENCY", DEFAULT_FANOUT_CONCURRENCY)?,
-        }
-        .validated()
-    }
-}
-
-/// Everything a handler process reads from its environment.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+/// Everything a function that posts to connections reads from its
+/// environment.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Settings {
     pub tables: Tables,
-    pub limits: Limits,
-    /// The Management API endpoint (`https://{api}.execute-api.{region}.amazonaws.com/{stage}`
-    /// or the local stack's URL). When unset, handlers derive it from each
-    /// event; the stream processor, whose events carry no API, requires it.
-    pub management_endpoint: Option<String>,
+    pub limits: ChatLimits,
+    /// `MANAGEMENT_API_ENDPOINT`: `https://{api}.execute-api.{region}.{suffix}/{stage}`
+    /// on AWS (infra builds it with the partition's URL suffix), the local
+    /// stack's URL offline.
+    pub management_endpoint: String,
 }
 
 impl Settings {
     pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_vars(&env_value)
+    }
+
+    /// From variables looked up by `vars` (unset or blank: `None`).
+    pub fn from_vars(vars: &impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         Ok(Self {
-            tables: Tables::from_env(),
-            limits: Limits::from_env()?,
-            management_endpoint: env_value("MANAGEMENT_API_ENDPOINT"),
+            tables: Tables::from_vars(vars),
+            limits: ChatLimits::from_vars(vars)?,
+            management_endpoint: vars("MANAGEMENT_API_ENDPOINT").ok_or(ConfigError::Missing {
+                name: "MANAGEMENT_API_ENDPOINT",
+                why: "the Management API endpoint to post frames to (infra/serverless.yml sets it)",
+            })?,
         })
     }
 }
@@ -120,17 +106,21 @@ pub(crate) fn env_or(name: &str, default: String) -> String {
     env_value(name).unwrap_or(default)
 }
 
-fn parse_env(name: &'static str, default: usize) -> Result<usize, ConfigError> {
-    match env::var(name) {
-        Ok(value) if !value.trim().is_empty() => {
-            value.trim().parse().map_err(|_| ConfigError::OutOfRange {
-                name,
-                value,
-                range: "a positive integer",
-            })
-        }
-        _ => Ok(default),
-    }
+fn parse_in_range(
+    name: &'static str,
+    value: &str,
+    range: RangeInclusive<usize>,
+) -> Result<usize, ConfigError> {
+    value
+        .trim()
+        .parse()
+        .ok()
+        .filter(|number| range.contains(number))
+        .ok_or_else(|| ConfigError::Invalid {
+            name,
+            value: value.to_owned(),
+            expected: format!("an integer in {}..={}", range.start(), range.end()),
+        })
 }
 
 #[cfg(test)]
@@ -138,23 +128,68 @@ mod tests {
     use super::*;
 
     #[test]
-    fn limits_reject_zero_and_oversized_values() {
-        let zero = Limits {
-            max_message_bytes: 0,
-            ..Limits::default()
-        };
-        assert!(zero.validated().is_err());
-        let too_big = Limits {
-            max_message_bytes: MAX_CONFIGURABLE_MESSAGE_BYTES + 1,
-            ..Limits::default()
-        };
-        assert!(too_big.validated().is_err());
-        let no_fanout = Limits {
-            fanout_concurrency: 0,
-            ..Limits::default()
-        };
-        assert!(no_fanout.validated().is_err());
-        assert_eq!(Limits::default().validated().ok(), Some(Limits::default()));
+    fn limits_outside_their_range_are_refused_with_the_range() {
+        for bad in ["0", "32769", "-1", "lots", "8 KiB"] {
+            let error = parse_in_range("MAX_MESSAGE_BYTES", bad, CHAT_MESSAGE_BYTES_RANGE);
+            assert_eq!(
+                error,
+                Err(ConfigError::Invalid {
+                    name: "MAX_MESSAGE_BYTES",
+                    value: bad.to_owned(),
+                    expected: "an integer in 1..=32768".to_owned(),
+                }),
+                "{bad}"
+            );
+        }
+        assert_eq!(
+            parse_in_range("MAX_MESSAGE_BYTES", " 32768 ", CHAT_MESSAGE_BYTES_RANGE),
+            Ok(32768)
+        );
+    }
+
+    fn vars(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let pairs: Vec<(String, String)> = pairs
+            .iter()
+            .map(|(name, value)| ((*name).to_owned(), (*value).to_owned()))
+            .collect();
+        move |name| {
+            pairs
+                .iter()
+                .find(|(key, _)| key == name)
+                .map(|(_, value)| value.clone())
+        }
+    }
+
+    #[test]
+    fn the_management_endpoint_is_required_and_nothing_is_derived() {
+        let error = Settings::from_vars(&vars(&[]));
+        assert!(matches!(
+            error,
+            Err(ConfigError::Missing {
+                name: "MANAGEMENT_API_ENDPOINT",
+                ..
+            })
+        ));
+        let settings = Settings::from_vars(&vars(&[
+            (
+                "MANAGEMENT_API_ENDPOINT",
+                "https://abc.execute-api.cn-north-1.amazonaws.com.cn/dev",
+            ),
+            ("SESSION_HISTORY_TABLE", "chat-dev-SessionHistory"),
+            ("FANOUT_CONCURRENCY", "8"),
+        ]));
+        let settings = settings.expect("valid");
+        assert_eq!(
+            settings.management_endpoint,
+            "https://abc.execute-api.cn-north-1.amazonaws.com.cn/dev"
+        );
+        assert_eq!(settings.tables.session_history, "chat-dev-SessionHistory");
+        assert_eq!(settings.tables.active_connections, "ActiveConnections");
+        assert_eq!(settings.limits.fanout_concurrency, 8);
+        assert_eq!(
+            settings.limits.max_chat_message_bytes,
+            DEFAULT_CHAT_MESSAGE_BYTES
+        );
     }
 
     #[test]
@@ -163,5 +198,9 @@ mod tests {
         assert_eq!(tables.active_connections, "ActiveConnections");
         assert_eq!(tables.session_history, "SessionHistory");
         assert_eq!(tables.message_history, "MessageHistory");
+        assert_eq!(
+            Tables::with_prefix("t-").message_history,
+            "t-MessageHistory"
+        );
     }
 }

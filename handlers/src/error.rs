@@ -1,36 +1,121 @@
-//! Errors of the handlers crate.
+//! Errors of the handlers crate, and the one way every adapter reports a
+//! failed AWS call: with its service, operation, error code, request id and
+//! the whole chain of causes, never a bare "service error".
 
+use std::error::Error as _;
+
+use aws_sdk_dynamodb::config::http::HttpResponse;
+use aws_sdk_dynamodb::error::{BuildError, DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::operation::RequestId;
 use thiserror::Error;
 
 /// A configuration value that cannot be used.
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum ConfigError {
-    #[error("{name}={value:?} is not valid: expected {range}")]
-    OutOfRange {
+    #[error("{name} is not set: {why}")]
+    Missing {
+        name: &'static str,
+        why: &'static str,
+    },
+    #[error("{name}={value:?} is not valid: expected {expected}")]
+    Invalid {
         name: &'static str,
         value: String,
-        range: &'static str,
+        expected: String,
     },
+}
+
+/// A failed AWS SDK call, rendered for an operator.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+#[error("{service} {operation} failed: {detail}")]
+pub struct AwsError {
+    pub service: &'static str,
+    pub operation: &'static str,
+    /// The service's error code (`ConditionalCheckFailedException`,
+    /// `ProvisionedThroughputExceededException`, ...), when it answered.
+    pub code: Option<String>,
+    /// AWS's request id, when the service answered.
+    pub request_id: Option<String>,
+    /// HTTP status of the answer, when there was one.
+    pub status: Option<u16>,
+    /// Every cause, outermost first (the SDK's `DisplayErrorContext`).
+    pub detail: String,
+}
+
+impl AwsError {
+    pub fn new<E>(
+        service: &'static str,
+        operation: &'static str,
+        error: &SdkError<E, HttpResponse>,
+    ) -> Self
+    where
+        E: ProvideErrorMetadata + std::error::Error + 'static,
+    {
+        Self {
+            service,
+            operation,
+            code: error.code().map(str::to_owned),
+            request_id: error.request_id().map(str::to_owned),
+            status: error
+                .raw_response()
+                .map(|response| response.status().as_u16()),
+            detail: DisplayErrorContext(error).to_string(),
+        }
+    }
+
+    /// A failure to build a request (a missing required field): a bug.
+    pub fn build(service: &'static str, operation: &'static str, error: &BuildError) -> Self {
+        let mut detail = error.to_string();
+        let mut source = error.source();
+        while let Some(cause) = source {
+            detail.push_str(": ");
+            detail.push_str(&cause.to_string());
+            source = cause.source();
+        }
+        Self {
+            service,
+            operation,
+            code: None,
+            request_id: None,
+            status: None,
+            detail,
+        }
+    }
+
+    /// Whether the service refused the call with this error code.
+    pub fn is(&self, code: &str) -> bool {
+        self.code.as_deref() == Some(code)
+    }
 }
 
 /// A DynamoDB call or record conversion that failed.
 #[derive(Debug, Error)]
 pub enum StoreError {
-    #[error("DynamoDB {operation} failed: {source}")]
-    Dynamo {
-        operation: &'static str,
-        #[source]
-        source: Box<aws_sdk_dynamodb::Error>,
-    },
+    #[error(transparent)]
+    Dynamo(#[from] AwsError),
     #[error("record does not match its table's shape: {0}")]
     Record(#[from] serde_dynamo::Error),
 }
 
 impl StoreError {
-    pub fn dynamo(operation: &'static str, error: impl Into<aws_sdk_dynamodb::Error>) -> Self {
-        Self::Dynamo {
-            operation,
-            source: Box::new(error.into()),
+    /// Maps a failed DynamoDB `operation`: `.map_err(StoreError::call("PutItem"))`.
+    pub fn call<E>(operation: &'static str) -> impl FnOnce(SdkError<E, HttpResponse>) -> Self
+    where
+        E: ProvideErrorMetadata + std::error::Error + 'static,
+    {
+        move |error| Self::Dynamo(AwsError::new("DynamoDB", operation, &error))
+    }
+
+    /// Maps a DynamoDB request of `operation` that could not be built.
+    pub fn request(operation: &'static str) -> impl FnOnce(BuildError) -> Self {
+        move |error| Self::Dynamo(AwsError::build("DynamoDB", operation, &error))
+    }
+
+    /// The AWS error behind this one, for structured log fields.
+    pub fn aws(&self) -> Option<&AwsError> {
+        match self {
+            Self::Dynamo(error) => Some(error),
+            Self::Record(_) => None,
         }
     }
 }
@@ -43,10 +128,4 @@ pub enum Error {
     MissingField(&'static str),
     #[error("event time {0} ms since the epoch is out of range")]
     TimeOutOfRange(i64),
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    #[error(transparent)]
-    Management(#[from] crate::management::ManagementError),
-    #[error(transparent)]
-    Config(#[from] ConfigError),
 }

@@ -2,39 +2,17 @@
 //! posts go out, posts run with bounded concurrency, and a 410 Gone prunes
 //! the stale ActiveConnections row.
 
-use std::time::{Duration, Instant};
-
-use chrono::{SecondsFormat, Utc};
+use std::time::Instant;
 
 use futures::{StreamExt, TryStreamExt, stream};
 use tracing::{info, warn};
 
-use crate::management::{ConnectionsApi, Delivery};
-use crate::metric;
+use crate::error::StoreError;
+use crate::limits::CONNECT_GRACE;
+use crate::management::{Delivery, Management};
+use crate::metric::{self, FanoutKind};
 use crate::store::{Store, WriteOutcome};
-
-/// A connection that answers 410 this soon after connecting may still be
-/// completing its `$connect`; it is not pruned.
-pub const CONNECT_GRACE: Duration = Duration::from_secs(10);
-
-/// What a fan-out carries; the `kind` dimension of the fan-out metrics, so
-/// chat traffic and presence traffic can be told apart.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum FanoutKind {
-    /// A chat message (`sendmessage`).
-    Message,
-    /// `joined` / `left` (the stream processor).
-    Presence,
-}
-
-impl FanoutKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Message => "message",
-            Self::Presence => "presence",
-        }
-    }
-}
+use crate::time::Timestamp;
 
 /// What one fan-out did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -66,7 +44,7 @@ impl FanoutReport {
         self
     }
 
-    /// Whether someone who should have received the frame did not.
+    /// Whether someone who should have received the frame may not have.
     pub fn missed_anyone(&self) -> bool {
         self.failed > 0 || self.incomplete
     }
@@ -82,7 +60,7 @@ enum PostOutcome {
 /// Posts `frame` to every active connection except `skip`.
 pub async fn broadcast(
     store: &Store,
-    api: &ConnectionsApi,
+    api: &Management,
     frame: &[u8],
     concurrency: usize,
     skip: Option<&str>,
@@ -92,7 +70,7 @@ pub async fn broadcast(
     let mut incomplete = false;
     let ids = store
         .connection_ids()
-        .map_ok(|page| stream::iter(page.into_iter().map(Ok::<_, crate::error::StoreError>)))
+        .map_ok(|page| stream::iter(page.into_iter().map(Ok::<_, StoreError>)))
         .try_flatten()
         // A failed Scan page ends the fan-out; what was read is still sent.
         .take_while(|id| {
@@ -128,7 +106,7 @@ pub async fn broadcast(
 
 async fn post_one(
     store: &Store,
-    api: &ConnectionsApi,
+    api: &Management,
     frame: &[u8],
     connection_id: String,
     kind: FanoutKind,
@@ -137,7 +115,13 @@ async fn post_one(
         Delivery::Delivered => PostOutcome::Delivered,
         Delivery::Gone => prune(store, &connection_id, kind).await,
         Delivery::Failed(error) => {
-            warn!(connection_id = %connection_id, %error, "post to connection failed");
+            warn!(
+                connection_id = %connection_id,
+                error.code = error.code.as_deref(),
+                error.request_id = error.request_id.as_deref(),
+                %error,
+                "post to connection failed"
+            );
             PostOutcome::Failed
         }
     }
@@ -146,15 +130,16 @@ async fn post_one(
 /// Deletes a connection that answered 410 Gone, unless it only just
 /// connected.
 async fn prune(store: &Store, connection_id: &str, kind: FanoutKind) -> PostOutcome {
-    let cutoff = (Utc::now() - CONNECT_GRACE).to_rfc3339_opts(SecondsFormat::Millis, true);
-    match store.prune_connection(connection_id, &cutoff).await {
+    let cutoff = Timestamp::now().minus(CONNECT_GRACE);
+    match store.prune_connection(connection_id, cutoff).await {
         Ok(WriteOutcome::Written) => {
             metrics::counter!(metric::CONNECTIONS_PRUNED, metric::KIND => kind.as_str())
                 .increment(1);
             info!(connection_id = %connection_id, "pruned stale connection");
             PostOutcome::Pruned
         }
-        Ok(WriteOutcome::AlreadyDone) => PostOutcome::StillConnecting,
+        // Connected within the grace period, or already deleted.
+        Ok(WriteOutcome::ConditionFailed) => PostOutcome::StillConnecting,
         Err(error) => {
             warn!(connection_id = %connection_id, %error, "could not prune stale connection");
             PostOutcome::Failed

@@ -1,5 +1,7 @@
-//! Glue for the Lambda binaries: JSON logs, CloudWatch EMF metrics flushed
-//! after every invocation, and clients built once at cold start.
+//! Glue for the Lambda binaries: logs through `lambda_runtime`'s subscriber
+//! (it honours Lambda's `AWS_LAMBDA_LOG_LEVEL` and `AWS_LAMBDA_LOG_FORMAT`),
+//! CloudWatch EMF metrics flushed after every invocation, and clients built
+//! once at cold start.
 
 use std::future::Future;
 
@@ -47,26 +49,13 @@ pub fn init_metrics(
     Ok(collector)
 }
 
-/// JSON logs to stdout (Lambda's JSON log format), filtered by `RUST_LOG`.
-pub fn init_logging() {
-    tracing_subscriber::fmt()
-        .json()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_target(false)
-        .with_current_span(false)
-        .without_time()
-        .init();
-}
-
-/// The route handlers' shared context, built once and kept for the life of
-/// the execution environment.
-pub async fn chat_from_env() -> Result<&'static Chat, lambda_runtime::Error> {
+/// Logs and the shared context of a function that uses the tables and the
+/// Management API.
+pub async fn start() -> Result<Chat, lambda_runtime::Error> {
+    lambda_runtime::tracing::init_default_subscriber();
+    let settings = Settings::from_env()?;
     let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-    let chat = Chat::from_sdk_config(&sdk, Settings::from_env()?);
-    Ok(Box::leak(Box::new(chat)))
+    Ok(Chat::from_sdk_config(&sdk, settings))
 }
 
 /// Runs `handler` for every invocation, flushing EMF metrics after each.

@@ -1,56 +1,47 @@
-//! The chat's route handlers and the pieces they share with the stream
-//! processor and the local stack.
+//! The chat's core and its route handlers: what runs on Lambda.
 //!
 //! Each route is a plain async function over `aws_lambda_events` types, so the
 //! same code runs inside a `lambda_runtime` binary (see `src/bin/`) and
-//! in-process in the local stack.
+//! in-process in the local stack. Adapters: [`store`] (DynamoDB, the only
+//! module that sees attribute maps) and [`management`] (the Management API).
 
 pub mod config;
 pub mod error;
 pub mod fanout;
 pub mod lambda;
+pub mod limits;
 pub mod management;
 pub mod metric;
-pub mod offline;
 pub mod protocol;
 pub mod records;
 pub mod routes;
 pub mod store;
-#[cfg(feature = "testing")]
-pub mod testing;
 pub mod time;
 
-pub use config::{Limits, Settings, Tables};
+pub use config::{Settings, Tables};
 pub use error::Error;
+pub use limits::ChatLimits;
 pub use management::Management;
 pub use routes::{connect, default, disconnect, sendmessage};
 pub use store::Store;
 
-/// Everything a handler needs, built once per process (at cold start on
-/// Lambda) and shared by every invocation.
+/// Everything a handler that touches the tables or posts to connections
+/// needs, built once per process (at cold start on Lambda) and shared by
+/// every invocation.
 #[derive(Clone, Debug)]
 pub struct Chat {
     pub store: Store,
     pub management: Management,
-    pub limits: Limits,
+    pub limits: ChatLimits,
 }
 
 impl Chat {
-    pub fn new(store: Store, management: Management, limits: Limits) -> Self {
-        Self {
-            store,
-            management,
-            limits,
-        }
-    }
-
     /// Builds the clients from a loaded AWS configuration and the settings.
     pub fn from_sdk_config(sdk: &aws_config::SdkConfig, settings: Settings) -> Self {
-        let dynamodb = aws_sdk_dynamodb::Client::new(sdk);
-        Self::new(
-            Store::new(dynamodb, settings.tables),
-            Management::new(sdk, settings.management_endpoint),
-            settings.limits,
-        )
+        Self {
+            store: Store::new(aws_sdk_dynamodb::Client::new(sdk), settings.tables),
+            management: Management::new(sdk, &settings.management_endpoint),
+            limits: settings.limits,
+        }
     }
 }

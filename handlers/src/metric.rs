@@ -1,78 +1,230 @@
-//! Metric names and units, recorded through the `metrics` facade. On Lambda
-//! they become CloudWatch Embedded Metric Format; locally, Prometheus text.
-//! docs/operations.md lists each one and what it means.
+//! The product's metrics: one table, [`ALL`], that [`describe`] registers and
+//! that docs/operations.md, infra/dashboard.js and infra/tests are checked
+//! against. Recorded through the `metrics` facade: on Lambda they become
+//! CloudWatch Embedded Metric Format, locally Prometheus text at `/metrics`.
 
-use metrics::{Unit, describe_counter, describe_histogram};
+use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
 
-/// Label (an EMF dimension) on the fan-out metrics: `message` or `presence`.
+/// Label (an EMF dimension) on the fan-out metrics.
 pub const KIND: &str = "kind";
 
-/// Chat messages accepted, stored and fanned out.
+/// What a fan-out carries: the value of the [`KIND`] label, so chat traffic
+/// and presence traffic can be told apart.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FanoutKind {
+    /// A chat message (`sendmessage`).
+    Message,
+    /// `joined` / `left` (the stream processor).
+    Presence,
+}
+
+impl FanoutKind {
+    pub const ALL: [Self; 2] = [Self::Message, Self::Presence];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Message => "message",
+            Self::Presence => "presence",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MetricKind {
+    Counter,
+    Histogram,
+    Gauge,
+}
+
+/// One metric: its name, kind, unit and meaning.
+#[derive(Clone, Copy, Debug)]
+pub struct Metric {
+    pub name: &'static str,
+    pub kind: MetricKind,
+    pub unit: Unit,
+    /// Recorded with the [`KIND`] label (dimensions `Stage` and `kind`).
+    pub per_fanout_kind: bool,
+    pub description: &'static str,
+}
+
 pub const MESSAGES_SENT: &str = "messages_sent";
-/// `sendmessage` frames refused by validation.
 pub const MESSAGES_REJECTED: &str = "messages_rejected";
-/// Connections a fan-out posted to.
 pub const FANOUT_RECIPIENTS: &str = "fanout_recipients";
-/// Wall time of one fan-out, from the first Scan page to the last post.
 pub const FANOUT_LATENCY: &str = "fanout_latency";
-/// Posts that failed for a reason other than 410 Gone.
 pub const FANOUT_FAILURES: &str = "fanout_failures";
-/// Stale ActiveConnections rows deleted after a 410 Gone.
 pub const CONNECTIONS_PRUNED: &str = "connections_pruned";
-/// Sessions started (stream INSERTs).
 pub const CONNECTS: &str = "connects";
-/// Sessions ended and measured (stream MODIFYs setting `disconnected_at`).
 pub const DISCONNECTS: &str = "disconnects";
-/// How long sessions lasted.
 pub const SESSION_DURATION: &str = "session_duration";
-/// `welcome`, `joined` and `left` frames delivered.
 pub const PRESENCE_FRAMES_SENT: &str = "presence_frames_sent";
-/// Stream records reported as batch item failures.
 pub const STREAM_RECORDS_FAILED: &str = "stream_records_failed";
+pub const CONNECTIONS_OPEN: &str = "connections_open";
+pub const STREAM_ITERATOR_AGE: &str = "stream_iterator_age";
+
+/// Every metric the product records. The last two exist only in the local
+/// stack, standing in for what AWS measures itself (API Gateway's
+/// connections, Lambda's IteratorAge).
+pub const ALL: [Metric; 13] = [
+    Metric {
+        name: MESSAGES_SENT,
+        kind: MetricKind::Counter,
+        unit: Unit::Count,
+        per_fanout_kind: false,
+        description: "Chat messages accepted and stored",
+    },
+    Metric {
+        name: MESSAGES_REJECTED,
+        kind: MetricKind::Counter,
+        unit: Unit::Count,
+        per_fanout_kind: false,
+        description: "sendmessage frames refused by validation",
+    },
+    Metric {
+        name: FANOUT_RECIPIENTS,
+        kind: MetricKind::Histogram,
+        unit: Unit::Count,
+        per_fanout_kind: true,
+        description: "Connections one fan-out posted to",
+    },
+    Metric {
+        name: FANOUT_LATENCY,
+        kind: MetricKind::Histogram,
+        unit: Unit::Milliseconds,
+        per_fanout_kind: true,
+        description: "Wall time of one fan-out, from the first page of connections to the last post",
+    },
+    Metric {
+        name: FANOUT_FAILURES,
+        kind: MetricKind::Counter,
+        unit: Unit::Count,
+        per_fanout_kind: true,
+        description: "Posts that failed other than with 410 Gone",
+    },
+    Metric {
+        name: CONNECTIONS_PRUNED,
+        kind: MetricKind::Counter,
+        unit: Unit::Count,
+        per_fanout_kind: true,
+        description: "Stale connections deleted after 410 Gone",
+    },
+    Metric {
+        name: CONNECTS,
+        kind: MetricKind::Counter,
+        unit: Unit::Count,
+        per_fanout_kind: false,
+        description: "Sessions started (stream INSERTs)",
+    },
+    Metric {
+        name: DISCONNECTS,
+        kind: MetricKind::Counter,
+        unit: Unit::Count,
+        per_fanout_kind: false,
+        description: "Sessions ended and measured (stream MODIFYs setting disconnected_at)",
+    },
+    Metric {
+        name: SESSION_DURATION,
+        kind: MetricKind::Histogram,
+        unit: Unit::Seconds,
+        per_fanout_kind: false,
+        description: "How long sessions lasted",
+    },
+    Metric {
+        name: PRESENCE_FRAMES_SENT,
+        kind: MetricKind::Counter,
+        unit: Unit::Count,
+        per_fanout_kind: false,
+        description: "welcome, joined and left frames delivered",
+    },
+    Metric {
+        name: STREAM_RECORDS_FAILED,
+        kind: MetricKind::Counter,
+        unit: Unit::Count,
+        per_fanout_kind: false,
+        description: "Stream records reported as batch item failures",
+    },
+    Metric {
+        name: CONNECTIONS_OPEN,
+        kind: MetricKind::Gauge,
+        unit: Unit::Count,
+        per_fanout_kind: false,
+        description: "Open WebSocket connections (local stack only)",
+    },
+    Metric {
+        name: STREAM_ITERATOR_AGE,
+        kind: MetricKind::Gauge,
+        unit: Unit::Milliseconds,
+        per_fanout_kind: false,
+        description: "Age of the newest stream record handed to the stream processor (local stack only)",
+    },
+];
 
 /// Registers units and descriptions with whichever recorder is installed.
 pub fn describe() {
-    describe_counter!(
-        MESSAGES_SENT,
-        Unit::Count,
-        "Chat messages accepted and stored"
-    );
-    describe_counter!(
-        MESSAGES_REJECTED,
-        Unit::Count,
-        "sendmessage frames refused by validation"
-    );
-    describe_histogram!(
-        FANOUT_RECIPIENTS,
-        Unit::Count,
-        "Connections one fan-out posted to"
-    );
-    describe_histogram!(
-        FANOUT_LATENCY,
-        Unit::Milliseconds,
-        "Wall time of one fan-out"
-    );
-    describe_counter!(
-        FANOUT_FAILURES,
-        Unit::Count,
-        "Posts that failed other than with 410 Gone"
-    );
-    describe_counter!(
-        CONNECTIONS_PRUNED,
-        Unit::Count,
-        "Stale connections deleted after 410 Gone"
-    );
-    describe_counter!(CONNECTS, Unit::Count, "Sessions started");
-    describe_counter!(DISCONNECTS, Unit::Count, "Sessions ended and measured");
-    describe_histogram!(SESSION_DURATION, Unit::Seconds, "Session duration");
-    describe_counter!(
-        PRESENCE_FRAMES_SENT,
-        Unit::Count,
-        "welcome, joined and left frames delivered"
-    );
-    describe_counter!(
-        STREAM_RECORDS_FAILED,
-        Unit::Count,
-        "Stream records reported as failed"
-    );
+    for metric in ALL {
+        match metric.kind {
+            MetricKind::Counter => describe_counter!(metric.name, metric.unit, metric.description),
+            MetricKind::Histogram => {
+                describe_histogram!(metric.name, metric.unit, metric.description)
+            }
+            MetricKind::Gauge => describe_gauge!(metric.name, metric.unit, metric.description),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read(relative: &str) -> String {
+        let path = format!("{}/../{relative}", env!("CARGO_MANIFEST_DIR"));
+        std::fs::read_to_string(&path).unwrap_or_else(|error| panic!("{path}: {error}"))
+    }
+
+    #[test]
+    fn names_are_unique_and_prometheus_safe() {
+        let mut names: Vec<_> = ALL.iter().map(|metric| metric.name).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), ALL.len());
+        for name in names {
+            assert!(
+                name.chars().all(|c| c.is_ascii_lowercase() || c == '_'),
+                "{name}"
+            );
+        }
+    }
+
+    /// docs/operations.md has a row for every metric, with its unit.
+    #[test]
+    fn every_metric_is_documented_with_its_unit() {
+        let doc = read("docs/operations.md");
+        for metric in ALL {
+            let row = doc
+                .lines()
+                .find(|line| line.starts_with(&format!("| `{}` ", metric.name)))
+                .unwrap_or_else(|| panic!("docs/operations.md has no row for {}", metric.name));
+            let unit = match metric.unit {
+                Unit::Count => "Count",
+                Unit::Milliseconds => "Milliseconds",
+                Unit::Seconds => "Seconds",
+                other => panic!("{}: document the CloudWatch name of {other:?}", metric.name),
+            };
+            assert!(
+                row.contains(&format!("| {unit} |")),
+                "{} row names no unit {unit}: {row}",
+                metric.name
+            );
+        }
+    }
+
+    /// The CloudWatch dashboard draws the product's metrics and no others.
+    #[test]
+    fn the_dashboard_draws_deployed_metrics_only() {
+        let dashboard = read("infra/dashboard.js");
+        for metric in ALL {
+            let local_only = metric.kind == MetricKind::Gauge;
+            let drawn = dashboard.contains(&format!("'{}'", metric.name));
+            assert_eq!(drawn, !local_only, "{} in infra/dashboard.js", metric.name);
+        }
+    }
 }

@@ -6,12 +6,93 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-/// The actions a client can send.
-pub const VALID_ACTIONS: [&str; 2] = ["sendmessage", "ping"];
+use crate::time::Timestamp;
+
 /// The example shown to a client that sent something we do not understand.
 pub const EXAMPLE_FRAME: &str = r#"{"action":"sendmessage","message":"Hello"}"#;
 /// The tutorial client's heartbeat text, answered with a pong.
 pub const LEGACY_HEARTBEAT: &str = "ping";
+
+/// The routes of the chat's WebSocket API. infra/serverless.yml declares the
+/// same routes (a test checks it); the local gateway dispatches on this type.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Route {
+    Connect,
+    Disconnect,
+    SendMessage,
+    Default,
+}
+
+impl Route {
+    pub const ALL: [Self; 4] = [
+        Self::Connect,
+        Self::Disconnect,
+        Self::SendMessage,
+        Self::Default,
+    ];
+
+    /// The route key, as API Gateway names it.
+    pub fn key(self) -> &'static str {
+        match self {
+            Self::Connect => "$connect",
+            Self::Disconnect => "$disconnect",
+            Self::SendMessage => "sendmessage",
+            Self::Default => "$default",
+        }
+    }
+
+    /// Whether the route has a route response, so the handler's body goes
+    /// back to the caller.
+    pub fn is_two_way(self) -> bool {
+        matches!(self, Self::SendMessage | Self::Default)
+    }
+
+    /// The route API Gateway's route selection (`$request.body.action`)
+    /// picks for a frame: the custom route named by a known action, else
+    /// `$default`.
+    pub fn select(body: &str) -> Self {
+        match Inbound::parse(Some(body)) {
+            Inbound::Object {
+                action: Some(action),
+                ..
+            } => Action::from_name(&action).map_or(Self::Default, Action::route),
+            _ => Self::Default,
+        }
+    }
+}
+
+/// The actions a client can name in `action`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Chat: `{"action":"sendmessage","message":"..."}`.
+    SendMessage,
+    /// Heartbeat: `{"action":"ping"}`, answered with a pong.
+    Ping,
+}
+
+impl Action {
+    pub const ALL: [Self; 2] = [Self::SendMessage, Self::Ping];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::SendMessage => "sendmessage",
+            Self::Ping => "ping",
+        }
+    }
+
+    /// Case-sensitive, as API Gateway's route selection is.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|action| action.name() == name)
+    }
+
+    /// The route that handles it: its own custom route, or `$default`.
+    pub fn route(self) -> Route {
+        match self {
+            Self::SendMessage => Route::SendMessage,
+            Self::Ping => Route::Default,
+        }
+    }
+}
 
 /// A frame from the server to a client.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -24,7 +105,7 @@ pub enum ServerFrame {
         message_id: String,
         connection_id: String,
         text: String,
-        timestamp: String,
+        timestamp: Timestamp,
     },
     /// Answer to a heartbeat; `message` is exactly `pong`.
     Pong { message: String },
@@ -43,19 +124,19 @@ pub enum ServerFrame {
     Welcome {
         message: String,
         connection_id: String,
-        connected_at: String,
+        connected_at: Timestamp,
     },
     /// Someone else joined.
     Joined {
         message: String,
         connection_id: String,
-        connected_at: String,
+        connected_at: Timestamp,
     },
     /// Someone left, after `duration_seconds`.
     Left {
         message: String,
         connection_id: String,
-        disconnected_at: String,
+        disconnected_at: Timestamp,
         duration_seconds: f64,
     },
 }
@@ -96,7 +177,7 @@ impl ServerFrame {
             message_id: message.message_id.clone(),
             connection_id: message.connection_id.clone(),
             text: message.message.clone(),
-            timestamp: message.timestamp.clone(),
+            timestamp: message.timestamp,
         }
     }
 
@@ -116,12 +197,12 @@ impl ServerFrame {
             code,
             message: format!(
                 "{problem}. Valid actions: {}. Example: {EXAMPLE_FRAME}",
-                VALID_ACTIONS.join(", ")
+                Action::ALL.map(Action::name).join(", ")
             ),
             limit_bytes: None,
-            valid_actions: VALID_ACTIONS
+            valid_actions: Action::ALL
                 .iter()
-                .map(|&action| action.to_owned())
+                .map(|action| action.name().to_owned())
                 .collect(),
             example: Some(EXAMPLE_FRAME.to_owned()),
         }
@@ -137,27 +218,27 @@ impl ServerFrame {
         }
     }
 
-    pub fn welcome(connection_id: &str, connected_at: &str) -> Self {
+    pub fn welcome(connection_id: &str, connected_at: Timestamp) -> Self {
         Self::Welcome {
             message: format!("Welcome! You are {connection_id}."),
             connection_id: connection_id.to_owned(),
-            connected_at: connected_at.to_owned(),
+            connected_at,
         }
     }
 
-    pub fn joined(connection_id: &str, connected_at: &str) -> Self {
+    pub fn joined(connection_id: &str, connected_at: Timestamp) -> Self {
         Self::Joined {
             message: format!("{connection_id} joined."),
             connection_id: connection_id.to_owned(),
-            connected_at: connected_at.to_owned(),
+            connected_at,
         }
     }
 
-    pub fn left(connection_id: &str, disconnected_at: &str, duration_seconds: f64) -> Self {
+    pub fn left(connection_id: &str, disconnected_at: Timestamp, duration_seconds: f64) -> Self {
         Self::Left {
             message: format!("{connection_id} left after {duration_seconds:.3} s."),
             connection_id: connection_id.to_owned(),
-            disconnected_at: disconnected_at.to_owned(),
+            disconnected_at,
             duration_seconds,
         }
     }
@@ -327,7 +408,7 @@ mod tests {
             message_id: "m-1".into(),
             connection_id: "L0SM9cOFvHcCIhw=".into(),
             message: "Hello".into(),
-            timestamp: "2026-11-28T00:13:36.123Z".into(),
+            timestamp: "2026-11-28T00:13:36.123Z".parse().expect("a time"),
         });
         let json: Value = serde_json::from_str(&frame.to_json()).expect("json");
         assert_eq!(json["type"], "message");
@@ -347,6 +428,35 @@ mod tests {
             ServerFrame::pong().to_json(),
             r#"{"type":"pong","message":"pong"}"#
         );
+    }
+
+    #[test]
+    fn route_selection_follows_the_action_field_case_sensitively() {
+        let cases = [
+            (
+                r#"{"action":"sendmessage","message":"hi"}"#,
+                Route::SendMessage,
+            ),
+            (r#"{"action":"ping"}"#, Route::Default),
+            (r#"{"action":"SendMessage"}"#, Route::Default),
+            (r#"{"action":7}"#, Route::Default),
+            (r#"["sendmessage"]"#, Route::Default),
+            ("sendmessage", Route::Default),
+            ("", Route::Default),
+        ];
+        for (body, route) in cases {
+            assert_eq!(Route::select(body), route, "{body}");
+        }
+    }
+
+    #[test]
+    fn route_keys_are_api_gateways_and_unique() {
+        let keys: std::collections::HashSet<_> = Route::ALL.map(Route::key).into();
+        assert_eq!(keys.len(), Route::ALL.len());
+        assert!(keys.contains("$connect") && keys.contains("$default"));
+        for action in Action::ALL {
+            assert_eq!(Action::from_name(action.name()), Some(action));
+        }
     }
 
     #[test]

@@ -1,35 +1,32 @@
 //! Typed records for the three tables. Field names are the product's data
 //! contract (the tutorial's names); every read and write goes through these
-//! types via `serde_dynamo`.
+//! types via `serde_dynamo`. Key attributes and table settings live in
+//! infra/tables.json.
 
 use serde::{Deserialize, Serialize};
 
-/// API Gateway closes a WebSocket connection after 2 hours at most.
-pub const MAX_CONNECTION_SECONDS: i64 = 2 * 60 * 60;
-/// An ActiveConnections row outlives its connection's 2-hour limit by this
-/// much before DynamoDB's TTL may delete it, so a live row is never expired.
-pub const CONNECTION_TTL_MARGIN_SECONDS: i64 = 15 * 60;
+use crate::limits::{CONNECTION_TTL_MARGIN, GATEWAY_MAX_CONNECTION_DURATION};
+use crate::time::Timestamp;
 
 /// A row of ActiveConnections: one per open WebSocket connection.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ActiveConnection {
     pub connection_id: String,
-    pub connected_at: String,
+    pub connected_at: Timestamp,
     /// Epoch seconds after which DynamoDB may expire the row: the fallback for
     /// a `$disconnect` that API Gateway (best effort) never delivered.
     pub ttl: i64,
 }
 
 impl ActiveConnection {
-    /// The row for a connection opened at `connected_at_millis` (API
-    /// Gateway's `connectedAt`).
-    pub fn new(connection_id: String, connected_at: String, connected_at_millis: i64) -> Self {
+    /// The row for a connection opened at `connected_at`, expiring after API
+    /// Gateway's connection limit plus a margin.
+    pub fn new(connection_id: String, connected_at: Timestamp) -> Self {
+        let lifetime = GATEWAY_MAX_CONNECTION_DURATION + CONNECTION_TTL_MARGIN;
         Self {
             connection_id,
+            ttl: connected_at.epoch_millis().div_euclid(1000) + lifetime.as_secs() as i64,
             connected_at,
-            ttl: connected_at_millis.div_euclid(1000)
-                + MAX_CONNECTION_SECONDS
-                + CONNECTION_TTL_MARGIN_SECONDS,
         }
     }
 }
@@ -47,9 +44,9 @@ pub struct Session {
     pub connection_id: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source_ip: Option<String>,
-    pub connected_at: String,
+    pub connected_at: Timestamp,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub disconnected_at: Option<String>,
+    pub disconnected_at: Option<Timestamp>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub duration_seconds: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -58,11 +55,30 @@ pub struct Session {
     pub disconnect_reason: Option<String>,
 }
 
+impl Session {
+    /// A session as `$connect` opens it: nothing about its end yet.
+    pub fn opened(
+        connection_id: String,
+        source_ip: Option<String>,
+        connected_at: Timestamp,
+    ) -> Self {
+        Self {
+            connection_id,
+            source_ip,
+            connected_at,
+            disconnected_at: None,
+            duration_seconds: None,
+            disconnect_status_code: None,
+            disconnect_reason: None,
+        }
+    }
+}
+
 /// What `$disconnect` sets on a session: written as one update, never as a
 /// new row.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SessionClose {
-    pub disconnected_at: String,
+    pub disconnected_at: Timestamp,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub disconnect_status_code: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -81,7 +97,7 @@ pub struct Message {
     pub message_id: String,
     pub connection_id: String,
     pub message: String,
-    pub timestamp: String,
+    pub timestamp: Timestamp,
 }
 
 #[cfg(test)]
@@ -90,25 +106,35 @@ mod tests {
     use aws_sdk_dynamodb::types::AttributeValue;
     use serde_dynamo::{Item, from_item, to_item};
 
+    fn at(text: &str) -> Timestamp {
+        text.parse()
+            .unwrap_or_else(|error| panic!("{text}: {error}"))
+    }
+
     #[test]
     fn connection_ttl_is_past_the_two_hour_limit() {
-        let row = ActiveConnection::new("id".into(), "t".into(), 1_795_824_816_123);
+        let row = ActiveConnection::new("id".into(), at("2026-11-28T00:13:36.123Z"));
         assert_eq!(row.ttl, 1_795_824_816 + 2 * 3600 + 15 * 60);
     }
 
     #[test]
-    fn session_item_uses_the_contract_field_names_and_types() {
+    fn session_item_uses_the_contract_field_names_and_types() -> Result<(), serde_dynamo::Error> {
         let session = Session {
-            connection_id: "L0SM9cOFvHcCIhw=".into(),
-            source_ip: Some("203.0.113.7".into()),
-            connected_at: "2026-11-28T00:13:36.123Z".into(),
-            disconnected_at: Some("2026-11-28T00:15:01.000Z".into()),
+            disconnected_at: Some(at("2026-11-28T00:15:01.000Z")),
             duration_seconds: Some(84.877),
             disconnect_status_code: Some(1001),
             disconnect_reason: Some("Going away".into()),
+            ..Session::opened(
+                "L0SM9cOFvHcCIhw=".into(),
+                Some("203.0.113.7".into()),
+                at("2026-11-28T00:13:36.123Z"),
+            )
         };
-        let item: std::collections::HashMap<String, AttributeValue> =
-            to_item(&session).expect("serializes");
+        let item: std::collections::HashMap<String, AttributeValue> = to_item(&session)?;
+        assert_eq!(
+            item.get("connected_at"),
+            Some(&AttributeValue::S("2026-11-28T00:13:36.123Z".into()))
+        );
         assert_eq!(
             item.get("duration_seconds"),
             Some(&AttributeValue::N("84.877".into()))
@@ -121,24 +147,18 @@ mod tests {
             item.get("source_ip"),
             Some(&AttributeValue::S("203.0.113.7".into()))
         );
-        let back: Session = from_item(item).expect("deserializes");
+        let back: Session = from_item(item)?;
         assert_eq!(back, session);
+        Ok(())
     }
 
     #[test]
-    fn an_open_session_has_no_close_attributes() {
-        let session = Session {
-            connection_id: "a".into(),
-            source_ip: None,
-            connected_at: "2026-11-28T00:13:36.123Z".into(),
-            disconnected_at: None,
-            duration_seconds: None,
-            disconnect_status_code: None,
-            disconnect_reason: None,
-        };
-        let item: Item = to_item(&session).expect("serializes");
+    fn an_opened_session_has_no_close_attributes() -> Result<(), serde_dynamo::Error> {
+        let session = Session::opened("a".into(), None, at("2026-11-28T00:13:36.123Z"));
+        let item: Item = to_item(&session)?;
         let mut keys: Vec<_> = item.keys().cloned().collect();
         keys.sort();
         assert_eq!(keys, ["connected_at", "connection_id"]);
+        Ok(())
     }
 }

@@ -15,23 +15,15 @@ use crate::error::StoreError;
 use crate::records::{
     ActiveConnection, ConnectionKey, Message, Session, SessionClose, SessionDuration,
 };
-
-/// How a `$disconnect` found the session.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum CloseOutcome {
-    /// `disconnected_at` was set now.
-    Closed,
-    /// No open session to close: unknown id, or already closed (a replayed
-    /// `$disconnect`). Nothing was written.
-    NotOpen,
-}
+use crate::time::Timestamp;
 
 /// Whether a conditional write happened.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum WriteOutcome {
     Written,
-    /// The condition did not hold; the table is unchanged.
-    AlreadyDone,
+    /// The condition did not hold; the table is unchanged. What that means
+    /// is the caller's to say (already done, too young, not open).
+    ConditionFailed,
 }
 
 /// The chat's tables, reached through the real DynamoDB client.
@@ -58,14 +50,6 @@ impl Store {
         self
     }
 
-    pub fn tables(&self) -> &Tables {
-        &self.tables
-    }
-
-    pub fn client(&self) -> &Client {
-        &self.client
-    }
-
     /// Writes the ActiveConnections row and the SessionHistory row in one
     /// transaction: both or neither. A session row that already exists for a
     /// different connection attempt, or that was already closed, cancels it;
@@ -80,7 +64,7 @@ impl Store {
             .table_name(&self.tables.active_connections)
             .set_item(Some(to_item(connection)?))
             .build()
-            .map_err(|error| StoreError::dynamo("TransactWriteItems", error))?;
+            .map_err(StoreError::request("TransactWriteItems"))?;
         let session_put = Put::builder()
             .table_name(&self.tables.session_history)
             .set_item(Some(to_item(session)?))
@@ -90,17 +74,17 @@ impl Store {
             )
             .expression_attribute_values(
                 ":connected_at",
-                AttributeValue::S(session.connected_at.clone()),
+                AttributeValue::S(session.connected_at.to_string()),
             )
             .build()
-            .map_err(|error| StoreError::dynamo("TransactWriteItems", error))?;
+            .map_err(StoreError::request("TransactWriteItems"))?;
         self.client
             .transact_write_items()
             .transact_items(TransactWriteItem::builder().put(connection_put).build())
             .transact_items(TransactWriteItem::builder().put(session_put).build())
             .send()
             .await
-            .map_err(|error| StoreError::dynamo("TransactWriteItems", error))?;
+            .map_err(StoreError::call("TransactWriteItems"))?;
         Ok(())
     }
 
@@ -113,18 +97,17 @@ impl Store {
             .key("connection_id", AttributeValue::S(connection_id.to_owned()))
             .send()
             .await
-            .map_err(|error| StoreError::dynamo("DeleteItem", error))?;
+            .map_err(StoreError::call("DeleteItem"))?;
         Ok(())
     }
 
-    /// Deletes a connection that answered 410 Gone, unless it connected at or
-    /// after `connected_before` (a contract timestamp): API Gateway answers
-    /// 410 while a connection is still completing `$connect`, and such a
-    /// connection is not stale.
+    /// Deletes a connection that answered 410 Gone if it connected before
+    /// `connected_before`: API Gateway answers 410 while a connection is still
+    /// completing `$connect`, and such a connection is not stale.
     pub async fn prune_connection(
         &self,
         connection_id: &str,
-        connected_before: &str,
+        connected_before: Timestamp,
     ) -> Result<WriteOutcome, StoreError> {
         let result = self
             .client
@@ -132,39 +115,35 @@ impl Store {
             .table_name(&self.tables.active_connections)
             .key("connection_id", AttributeValue::S(connection_id.to_owned()))
             .condition_expression("connected_at < :cutoff")
-            .expression_attribute_values(":cutoff", AttributeValue::S(connected_before.to_owned()))
+            .expression_attribute_values(":cutoff", AttributeValue::S(connected_before.to_string()))
             .send()
             .await;
         match result {
             Ok(_) => Ok(WriteOutcome::Written),
-            Err(error) if is_condition_failure(&error) => Ok(WriteOutcome::AlreadyDone),
-            Err(error) => Err(StoreError::dynamo("DeleteItem", error)),
+            Err(error) if is_condition_failure(&error) => Ok(WriteOutcome::ConditionFailed),
+            Err(error) => Err(StoreError::call("DeleteItem")(error)),
         }
     }
 
     /// Sets the close attributes on an open session. Never creates a row and
-    /// never overwrites an earlier `disconnected_at`.
+    /// never overwrites an earlier `disconnected_at`: the condition fails for
+    /// an unknown id or an already closed session.
     pub async fn close_session(
         &self,
         connection_id: &str,
         close: &SessionClose,
-    ) -> Result<CloseOutcome, StoreError> {
-        let outcome = self
-            .update_if(
-                &self.tables.session_history,
-                connection_id,
-                close,
-                "attribute_exists(connection_id) AND attribute_not_exists(disconnected_at)",
-            )
-            .await?;
-        Ok(match outcome {
-            WriteOutcome::Written => CloseOutcome::Closed,
-            WriteOutcome::AlreadyDone => CloseOutcome::NotOpen,
-        })
+    ) -> Result<WriteOutcome, StoreError> {
+        self.update_if(
+            &self.tables.session_history,
+            connection_id,
+            close,
+            "attribute_exists(connection_id) AND attribute_not_exists(disconnected_at)",
+        )
+        .await
     }
 
     /// Sets `duration_seconds` on a closed session that has none yet, so a
-    /// replayed stream record writes once.
+    /// replayed stream record writes once (the condition fails on a replay).
     pub async fn record_duration(
         &self,
         connection_id: &str,
@@ -188,7 +167,7 @@ impl Store {
             .condition_expression("attribute_not_exists(message_id)")
             .send()
             .await
-            .map_err(|error| StoreError::dynamo("PutItem", error))?;
+            .map_err(StoreError::call("PutItem"))?;
         Ok(())
     }
 
@@ -206,12 +185,10 @@ impl Store {
             .send();
         futures::stream::unfold(pages, |mut pages| async move {
             let page = pages.next().await?;
-            let ids = page
-                .map_err(|error| StoreError::dynamo("Scan", error))
-                .and_then(|output| {
-                    let keys: Vec<ConnectionKey> = from_items(output.items.unwrap_or_default())?;
-                    Ok(keys.into_iter().map(|key| key.connection_id).collect())
-                });
+            let ids = page.map_err(StoreError::call("Scan")).and_then(|output| {
+                let keys: Vec<ConnectionKey> = from_items(output.items.unwrap_or_default())?;
+                Ok(keys.into_iter().map(|key| key.connection_id).collect())
+            });
             Some((ids, pages))
         })
     }
@@ -247,8 +224,8 @@ impl Store {
             .await;
         match result {
             Ok(_) => Ok(WriteOutcome::Written),
-            Err(error) if is_condition_failure(&error) => Ok(WriteOutcome::AlreadyDone),
-            Err(error) => Err(StoreError::dynamo("UpdateItem", error)),
+            Err(error) if is_condition_failure(&error) => Ok(WriteOutcome::ConditionFailed),
+            Err(error) => Err(StoreError::call("UpdateItem")(error)),
         }
     }
 }

@@ -4,12 +4,7 @@
 #![allow(clippy::expect_used)] // a failed step fails the test
 
 use aws_lambda_events::apigw::ApiGatewayWebsocketProxyRequest;
-
-fn fixture(name: &str) -> ApiGatewayWebsocketProxyRequest {
-    let path = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
-    let text = std::fs::read_to_string(&path).expect("fixture exists");
-    serde_json::from_str(&text).expect("fixture is a WebSocket event")
-}
+use testkit::fixtures::websocket as fixture;
 
 fn round_trip(event: &ApiGatewayWebsocketProxyRequest) -> ApiGatewayWebsocketProxyRequest {
     let json = serde_json::to_string(event).expect("serializes");

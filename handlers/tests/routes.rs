@@ -1,201 +1,15 @@
 //! The four route handlers against a real DynamoDB engine (embedded dynoxide,
 //! or `CHAT_TEST_DYNAMODB_ENDPOINT`) and a real HTTP Management API endpoint,
-//! through the real AWS SDK clients.
+//! through the real AWS SDK clients (testkit's Harness).
 
 #![allow(clippy::expect_used)] // a failed step fails the test
 
-use std::collections::HashMap;
-
-use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
-use aws_lambda_events::encodings::Body;
 use aws_sdk_dynamodb::types::AttributeValue;
-use handlers::testing::{FakeManagementApi, TestDynamo};
-use handlers::{Chat, Limits, Management, Store};
-use lambda_runtime::{Context, LambdaEvent};
-use serde_json::{Value, json};
-
-// Tests move every fixture time so that the connection opened an hour before
-// the test runs: its `ttl` stays in the future (DynamoDB Local really expires
-// items) and it is old enough to be pruned as stale.
-
-/// Offsets from `connectedAt` of the fixtures' `requestTimeEpoch`.
-const MESSAGE_AT: i64 = 26_333;
-const DISCONNECT_AT: i64 = 84_877;
-
-struct Harness {
-    db: TestDynamo,
-    api: FakeManagementApi,
-    chat: Chat,
-    /// `connectedAt` of every connection, an hour ago.
-    base: i64,
-}
-
-impl Harness {
-    async fn start() -> Self {
-        Self::with_limits(Limits::default()).await
-    }
-
-    async fn with_limits(limits: Limits) -> Self {
-        let db = TestDynamo::start().await;
-        let api = FakeManagementApi::start().await;
-        // Two items per Scan page, so any fan-out past two connections has
-        // to follow LastEvaluatedKey.
-        let store = Store::new(db.client.clone(), db.tables.clone()).with_scan_page_size(2);
-        let management = Management::new(&db.sdk, Some(api.endpoint.clone()));
-        let chat = Chat::new(store, management, limits);
-        let base = chrono::Utc::now().timestamp_millis() - 3_600_000;
-        Self {
-            db,
-            api,
-            chat,
-            base,
-        }
-    }
-
-    /// The contract timestamp `offset_ms` after the connections opened.
-    fn at(&self, offset_ms: i64) -> String {
-        handlers::time::rfc3339_millis(self.base + offset_ms).expect("in range")
-    }
-
-    /// A fixture event for connection `id`, moved to [`Self::base`], with
-    /// its request context adjusted.
-    fn event(
-        &self,
-        fixture: &str,
-        id: &str,
-        adjust: impl FnOnce(&mut Value),
-    ) -> LambdaEvent<ApiGatewayWebsocketProxyRequest> {
-        let base = self.base;
-        event(fixture, id, |context| {
-            let since_connect = context["requestTimeEpoch"].as_i64().expect("a time")
-                - context["connectedAt"].as_i64().expect("a time");
-            context["connectedAt"] = json!(base);
-            context["requestTimeEpoch"] = json!(base + since_connect);
-            adjust(context);
-        })
-    }
-
-    async fn connect(&self, id: &str) -> ApiGatewayProxyResponse {
-        handlers::connect(&self.chat, self.event("connect.json", id, |_| {}))
-            .await
-            .expect("connect handled")
-    }
-
-    /// `$disconnect`, `offset_ms` after the connection opened.
-    async fn disconnect_at(&self, id: &str, offset_ms: i64) -> ApiGatewayProxyResponse {
-        let at = self.base + offset_ms;
-        let event = self.event("disconnect.json", id, |context| {
-            context["requestTimeEpoch"] = json!(at);
-        });
-        handlers::disconnect(&self.chat, event)
-            .await
-            .expect("disconnect handled")
-    }
-
-    async fn send(&self, id: &str, body: &str) -> ApiGatewayProxyResponse {
-        let mut event = self.event("message.json", id, |_| {});
-        event.payload.body = Some(body.to_owned());
-        handlers::sendmessage(&self.chat, event)
-            .await
-            .expect("sendmessage handled")
-    }
-
-    async fn default_route(&self, id: &str, body: &str) -> ApiGatewayProxyResponse {
-        let mut event = self.event("message.json", id, |context| {
-            context["routeKey"] = json!("$default");
-        });
-        event.payload.body = Some(body.to_owned());
-        handlers::default(&self.chat, event)
-            .await
-            .expect("default handled")
-    }
-
-    async fn item(
-        &self,
-        table: &str,
-        key: &str,
-        id: &str,
-    ) -> Option<HashMap<String, AttributeValue>> {
-        self.db
-            .client
-            .get_item()
-            .table_name(table)
-            .key(key, AttributeValue::S(id.to_owned()))
-            .consistent_read(true)
-            .send()
-            .await
-            .expect("GetItem")
-            .item
-    }
-
-    async fn all_items(&self, table: &str) -> Vec<HashMap<String, AttributeValue>> {
-        let mut items = Vec::new();
-        let mut pages = self
-            .db
-            .client
-            .scan()
-            .table_name(table)
-            .into_paginator()
-            .send();
-        while let Some(page) = pages.next().await {
-            items.extend(page.expect("Scan").items.unwrap_or_default());
-        }
-        items
-    }
-
-    async fn active_ids(&self) -> Vec<String> {
-        let mut ids: Vec<String> = self
-            .all_items(&self.db.tables.active_connections)
-            .await
-            .into_iter()
-            .map(|item| s(&item, "connection_id"))
-            .collect();
-        ids.sort();
-        ids
-    }
-}
-
-/// A fixture event for connection `id`, with its request context adjusted.
-fn event(
-    fixture: &str,
-    id: &str,
-    adjust: impl FnOnce(&mut Value),
-) -> LambdaEvent<ApiGatewayWebsocketProxyRequest> {
-    let path = format!("{}/tests/fixtures/{fixture}", env!("CARGO_MANIFEST_DIR"));
-    let mut json: Value =
-        serde_json::from_str(&std::fs::read_to_string(path).expect("fixture")).expect("json");
-    json["requestContext"]["connectionId"] = json!(id);
-    adjust(&mut json["requestContext"]);
-    let request = serde_json::from_value(json).expect("a WebSocket event");
-    LambdaEvent::new(request, Context::default())
-}
-
-fn s(item: &HashMap<String, AttributeValue>, field: &str) -> String {
-    match item.get(field) {
-        Some(AttributeValue::S(value)) => value.clone(),
-        other => panic!("{field} is not a string: {other:?}"),
-    }
-}
-
-fn n(item: &HashMap<String, AttributeValue>, field: &str) -> String {
-    match item.get(field) {
-        Some(AttributeValue::N(value)) => value.clone(),
-        other => panic!("{field} is not a number: {other:?}"),
-    }
-}
-
-fn field_names(item: &HashMap<String, AttributeValue>) -> Vec<&str> {
-    let mut names: Vec<&str> = item.keys().map(String::as_str).collect();
-    names.sort_unstable();
-    names
-}
-
-fn body_json(response: &ApiGatewayProxyResponse) -> Value {
-    match &response.body {
-        Some(Body::Text(text)) => serde_json::from_str(text).expect("body is JSON"),
-        other => panic!("expected a text body, got {other:?}"),
-    }
-}
+use handlers::ChatLimits;
+use serde_json::json;
+use testkit::Harness;
+use testkit::harness::{DISCONNECT_AT, MESSAGE_AT, body_json};
+use testkit::item::{field_names, n, s};
 
 #[tokio::test]
 async fn connect_writes_both_rows_with_the_contract_fields() {
@@ -205,11 +19,7 @@ async fn connect_writes_both_rows_with_the_contract_fields() {
     assert!(response.body.is_none());
 
     let connection = h
-        .item(
-            &h.db.tables.active_connections,
-            "connection_id",
-            "L0SM9cOFvHcCIhw=",
-        )
+        .connection_item("L0SM9cOFvHcCIhw=")
         .await
         .expect("ActiveConnections row");
     assert_eq!(
@@ -224,11 +34,7 @@ async fn connect_writes_both_rows_with_the_contract_fields() {
     );
 
     let session = h
-        .item(
-            &h.db.tables.session_history,
-            "connection_id",
-            "L0SM9cOFvHcCIhw=",
-        )
+        .session_item("L0SM9cOFvHcCIhw=")
         .await
         .expect("SessionHistory row");
     assert_eq!(
@@ -258,15 +64,10 @@ async fn connect_is_all_or_nothing() {
     let response = h.connect("dup").await;
     assert_eq!(response.status_code, 500, "the handshake is rejected");
     assert!(
-        h.item(&h.db.tables.active_connections, "connection_id", "dup")
-            .await
-            .is_none(),
+        h.connection_item("dup").await.is_none(),
         "nothing is half-written"
     );
-    let session = h
-        .item(&h.db.tables.session_history, "connection_id", "dup")
-        .await
-        .expect("the earlier session");
+    let session = h.session_item("dup").await.expect("the earlier session");
     assert_eq!(s(&session, "connected_at"), "2026-01-01T00:00:00.000Z");
 }
 
@@ -284,10 +85,7 @@ async fn a_connect_replayed_after_its_disconnect_does_not_reopen_the_session() {
     h.connect("late").await;
     h.disconnect_at("late", DISCONNECT_AT).await;
     assert_eq!(h.connect("late").await.status_code, 500);
-    let session = h
-        .item(&h.db.tables.session_history, "connection_id", "late")
-        .await
-        .expect("session");
+    let session = h.session_item("late").await.expect("session");
     assert_eq!(s(&session, "disconnected_at"), h.at(DISCONNECT_AT));
     assert!(h.active_ids().await.is_empty());
 }
@@ -303,14 +101,7 @@ async fn disconnect_closes_the_session_once_and_never_creates_one() {
         "the connection row is gone"
     );
 
-    let session = h
-        .item(
-            &h.db.tables.session_history,
-            "connection_id",
-            "L0SM9cOFvHcCIhw=",
-        )
-        .await
-        .expect("session");
+    let session = h.session_item("L0SM9cOFvHcCIhw=").await.expect("session");
     assert_eq!(
         field_names(&session),
         [
@@ -334,14 +125,7 @@ async fn disconnect_closes_the_session_once_and_never_creates_one() {
             .status_code,
         200
     );
-    let session = h
-        .item(
-            &h.db.tables.session_history,
-            "connection_id",
-            "L0SM9cOFvHcCIhw=",
-        )
-        .await
-        .expect("session");
+    let session = h.session_item("L0SM9cOFvHcCIhw=").await.expect("session");
     assert_eq!(s(&session, "disconnected_at"), h.at(DISCONNECT_AT));
 
     // An unknown connection gets no row.
@@ -351,15 +135,7 @@ async fn disconnect_closes_the_session_once_and_never_creates_one() {
             .status_code,
         200
     );
-    assert!(
-        h.item(
-            &h.db.tables.session_history,
-            "connection_id",
-            "never-connected"
-        )
-        .await
-        .is_none()
-    );
+    assert!(h.session_item("never-connected").await.is_none());
 }
 
 #[tokio::test]
@@ -381,7 +157,7 @@ async fn sendmessage_stores_once_and_reaches_every_connection_across_scan_pages(
         "nothing extra for the sender when all went well"
     );
 
-    let messages = h.all_items(&h.db.tables.message_history).await;
+    let messages = h.messages().await;
     assert_eq!(messages.len(), 1);
     let stored = &messages[0];
     assert_eq!(
@@ -468,15 +244,15 @@ async fn other_delivery_failures_are_reported_to_the_sender_and_keep_the_row() {
     );
     assert_eq!(h.api.frames_for("bob").len(), 1);
     assert_eq!(h.active_ids().await, ["alice", "bob", "broken"]);
-    assert_eq!(h.all_items(&h.db.tables.message_history).await.len(), 1);
+    assert_eq!(h.messages().await.len(), 1);
 }
 
 #[tokio::test]
 async fn invalid_messages_get_an_error_frame_and_are_stored_and_sent_nowhere() {
     let limit = 16;
-    let h = Harness::with_limits(Limits {
-        max_message_bytes: limit,
-        ..Limits::default()
+    let h = Harness::with_limits(ChatLimits {
+        max_chat_message_bytes: limit,
+        ..ChatLimits::default()
     })
     .await;
     h.connect("alice").await;
@@ -511,7 +287,7 @@ async fn invalid_messages_get_an_error_frame_and_are_stored_and_sent_nowhere() {
         )
         .await;
     assert_eq!(response.status_code, 200);
-    assert_eq!(h.all_items(&h.db.tables.message_history).await.len(), 1);
+    assert_eq!(h.messages().await.len(), 1);
     assert_eq!(h.api.posts().len(), 1, "only the valid message was sent");
 }
 
@@ -551,7 +327,7 @@ async fn heartbeats_are_answered_not_stored_or_broadcast() {
     let ping = h.default_route("alice", r#"{"action":"ping"}"#).await;
     assert_eq!(ping.status_code, 200);
     assert_eq!(body_json(&ping), json!({"type": "pong", "message": "pong"}));
-    assert!(h.all_items(&h.db.tables.message_history).await.is_empty());
+    assert!(h.messages().await.is_empty());
     assert!(h.api.posts().is_empty());
 }
 

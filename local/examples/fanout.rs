@@ -37,7 +37,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         "--fanout-concurrency",
         &concurrency_flag,
     ];
-    let stack = chat_local::start(Config::try_from(Args::parse_from(argv))?).await?;
+    let stack = chat_local::start(Config::from(Args::parse_from(argv))).await?;
     let url = stack.websocket_url();
 
     let started = Instant::now();

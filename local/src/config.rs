@@ -1,11 +1,17 @@
-//! Command-line flags, each with an environment variable.
+//! Command-line flags, each with an environment variable; clap checks every
+//! range, so a [`Config`] is valid by construction.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Parser;
-use handlers::{Limits, Tables};
+use clap::builder::RangedU64ValueParser;
+use handlers::limits::{
+    CHAT_MESSAGE_BYTES_RANGE, DEFAULT_CHAT_MESSAGE_BYTES, DEFAULT_FANOUT_CONCURRENCY,
+    FANOUT_CONCURRENCY_RANGE, GATEWAY_IDLE_TIMEOUT, GATEWAY_MAX_CONNECTION_DURATION,
+};
+use handlers::{ChatLimits, Tables};
 
 /// Runs the whole chat on this machine: an API Gateway WebSocket and
 /// Management API emulator, the route handlers and the stream processor
@@ -18,7 +24,7 @@ pub struct Args {
     pub listen: SocketAddr,
 
     /// Stage name: WebSocket URL path and Management API prefix.
-    #[arg(long, env = "CHAT_STAGE", default_value = "dev")]
+    #[arg(long, env = "CHAT_STAGE", default_value = "dev", value_parser = stage_name)]
     pub stage: String,
 
     /// Where the embedded DynamoDB keeps its data.
@@ -42,27 +48,35 @@ pub struct Args {
     pub table_prefix: String,
 
     /// Close connections idle this many seconds (API Gateway: 600).
-    #[arg(long, env = "CHAT_IDLE_TIMEOUT_SECS", default_value_t = 600)]
+    #[arg(long, env = "CHAT_IDLE_TIMEOUT_SECS",
+          default_value_t = GATEWAY_IDLE_TIMEOUT.as_secs(),
+          value_parser = clap::value_parser!(u64).range(1..))]
     pub idle_timeout_secs: u64,
 
     /// Close every connection after this many seconds (API Gateway: 7200).
-    #[arg(long, env = "CHAT_MAX_CONNECTION_SECS", default_value_t = 7200)]
+    #[arg(long, env = "CHAT_MAX_CONNECTION_SECS",
+          default_value_t = GATEWAY_MAX_CONNECTION_DURATION.as_secs(),
+          value_parser = clap::value_parser!(u64).range(1..))]
     pub max_connection_secs: u64,
 
     /// Longest chat message, in bytes of UTF-8.
-    #[arg(long, env = "MAX_MESSAGE_BYTES", default_value_t = handlers::config::DEFAULT_MAX_MESSAGE_BYTES)]
+    #[arg(long, env = "MAX_MESSAGE_BYTES", default_value_t = DEFAULT_CHAT_MESSAGE_BYTES,
+          value_parser = usize_in(CHAT_MESSAGE_BYTES_RANGE))]
     pub max_message_bytes: usize,
 
     /// Management API posts in flight per fan-out.
-    #[arg(long, env = "FANOUT_CONCURRENCY", default_value_t = handlers::config::DEFAULT_FANOUT_CONCURRENCY)]
+    #[arg(long, env = "FANOUT_CONCURRENCY", default_value_t = DEFAULT_FANOUT_CONCURRENCY,
+          value_parser = usize_in(FANOUT_CONCURRENCY_RANGE))]
     pub fanout_concurrency: usize,
 
     /// Stream records per stream-processor invocation (Lambda's BatchSize).
-    #[arg(long, env = "CHAT_STREAM_BATCH_SIZE", default_value_t = 100)]
+    #[arg(long, env = "CHAT_STREAM_BATCH_SIZE", default_value_t = 100,
+          value_parser = clap::value_parser!(i32).range(1..=10_000))]
     pub stream_batch_size: i32,
 
     /// Milliseconds between stream polls when the stream is idle.
-    #[arg(long, env = "CHAT_STREAM_POLL_MS", default_value_t = 250)]
+    #[arg(long, env = "CHAT_STREAM_POLL_MS", default_value_t = 250,
+          value_parser = clap::value_parser!(u64).range(1..))]
     pub stream_poll_ms: u64,
 
     /// Retries of a failing stream batch before its failed records are skipped.
@@ -72,6 +86,24 @@ pub struct Args {
     /// Directory of the web client served at `/`.
     #[arg(long, env = "CHAT_WEB_DIR", default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/../web"))]
     pub web_dir: PathBuf,
+}
+
+/// A `usize` flag limited to `range`.
+fn usize_in(range: std::ops::RangeInclusive<usize>) -> RangedU64ValueParser<usize> {
+    RangedU64ValueParser::new().range(*range.start() as u64..=*range.end() as u64)
+}
+
+/// Stage names go into URLs: letters, digits, `-` and `_`.
+fn stage_name(value: &str) -> Result<String, String> {
+    if !value.is_empty()
+        && value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        Ok(value.to_owned())
+    } else {
+        Err("use letters, digits, '-' and '_'".to_owned())
+    }
 }
 
 /// Where the embedded or external DynamoDB lives.
@@ -85,7 +117,7 @@ pub enum Storage {
     External(String),
 }
 
-/// The stack's configuration, validated.
+/// The stack's configuration.
 #[derive(Clone, Debug)]
 pub struct Config {
     pub listen: SocketAddr,
@@ -93,7 +125,7 @@ pub struct Config {
     pub storage: Storage,
     pub dynamodb_listen: SocketAddr,
     pub tables: Tables,
-    pub limits: Limits,
+    pub limits: ChatLimits,
     pub idle_timeout: Duration,
     pub max_connection: Duration,
     pub stream: StreamConfig,
@@ -109,59 +141,72 @@ pub struct StreamConfig {
     pub max_retries: u32,
 }
 
-impl TryFrom<Args> for Config {
-    type Error = String;
-
-    fn try_from(args: Args) -> Result<Self, String> {
-        if args.stage.is_empty()
-            || !args
-                .stage
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-        {
-            return Err(format!(
-                "--stage {:?}: use letters, digits, '-' and '_'",
-                args.stage
-            ));
-        }
-        if args.idle_timeout_secs == 0 || args.max_connection_secs == 0 {
-            return Err("--idle-timeout-secs and --max-connection-secs must be positive".into());
-        }
-        if !(1..=10_000).contains(&args.stream_batch_size) {
-            return Err("--stream-batch-size must be 1..=10000".into());
-        }
-        let limits = Limits {
-            max_message_bytes: args.max_message_bytes,
-            fanout_concurrency: args.fanout_concurrency,
-        }
-        .validated()
-        .map_err(|error| error.to_string())?;
-        let defaults = Tables::default();
-        let prefix = &args.table_prefix;
+impl From<Args> for Config {
+    fn from(args: Args) -> Self {
         let storage = match (args.dynamodb_endpoint, args.in_memory) {
             (Some(endpoint), _) => Storage::External(endpoint),
             (None, true) => Storage::Memory,
             (None, false) => Storage::Directory(args.data_dir),
         };
-        Ok(Self {
+        Self {
             listen: args.listen,
             stage: args.stage,
             storage,
             dynamodb_listen: args.dynamodb_listen,
-            tables: Tables {
-                active_connections: format!("{prefix}{}", defaults.active_connections),
-                session_history: format!("{prefix}{}", defaults.session_history),
-                message_history: format!("{prefix}{}", defaults.message_history),
+            tables: Tables::with_prefix(&args.table_prefix),
+            limits: ChatLimits {
+                max_chat_message_bytes: args.max_message_bytes,
+                fanout_concurrency: args.fanout_concurrency,
             },
-            limits,
             idle_timeout: Duration::from_secs(args.idle_timeout_secs),
             max_connection: Duration::from_secs(args.max_connection_secs),
             stream: StreamConfig {
                 batch_size: args.stream_batch_size,
-                poll_interval: Duration::from_millis(args.stream_poll_ms.max(1)),
+                poll_interval: Duration::from_millis(args.stream_poll_ms),
                 max_retries: args.stream_max_retries,
             },
             web_dir: args.web_dir,
-        })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(flags: &[&str]) -> Result<Args, clap::Error> {
+        Args::try_parse_from(std::iter::once("chat-local").chain(flags.iter().copied()))
+    }
+
+    #[test]
+    fn every_range_is_enforced_with_a_message_naming_the_flag() {
+        let cases = [
+            ["--max-message-bytes", "0"],
+            ["--max-message-bytes", "32769"],
+            ["--fanout-concurrency", "0"],
+            ["--fanout-concurrency", "1025"],
+            ["--idle-timeout-secs", "0"],
+            ["--max-connection-secs", "0"],
+            ["--stream-batch-size", "10001"],
+            ["--stream-poll-ms", "0"],
+            ["--stage", "a/b"],
+            ["--stage", ""],
+        ];
+        for flags in cases {
+            let error = parse(&flags).expect_err(&flags.join(" "));
+            let text = error.to_string();
+            assert!(text.contains(flags[0]), "{text}");
+        }
+    }
+
+    #[test]
+    fn limits_at_their_bounds_are_accepted() {
+        let args =
+            parse(&["--max-message-bytes", "32768", "--fanout-concurrency", "1"]).expect("valid");
+        let config = Config::from(args);
+        assert_eq!(config.limits.max_chat_message_bytes, 32768);
+        assert_eq!(config.limits.fanout_concurrency, 1);
+        assert_eq!(config.tables, Tables::default());
+        assert_eq!(config.idle_timeout, GATEWAY_IDLE_TIMEOUT);
     }
 }

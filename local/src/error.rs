@@ -1,33 +1,66 @@
-//! Why the stack could not start.
+//! Why the stack could not start, said so that the reader knows what to do.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 
 use thiserror::Error;
 
+use crate::dynamo::EmbeddedError;
+use crate::tables::TablesError;
+
 #[derive(Debug, Error)]
 pub enum StartError {
-    #[error("invalid configuration: {0}")]
-    Config(String),
-    #[error("cannot listen on {address} for {what}: {source}")]
+    #[error(
+        "cannot listen on {address} for {what}: {source}; is another chat-local running? Choose another address with {flag}"
+    )]
     Bind {
         what: &'static str,
+        flag: &'static str,
         address: SocketAddr,
         #[source]
         source: std::io::Error,
     },
-    #[error("cannot use data directory {path}: {source}")]
-    DataDir {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
     #[error("embedded DynamoDB: {0}")]
-    Dynamo(String),
-    #[error("creating the tables failed: {0}")]
-    Tables(#[from] handlers::error::StoreError),
-    #[error("the SessionHistory table has no stream")]
-    NoStream,
+    Embedded(#[from] EmbeddedError),
+    #[error("{problem} at {endpoint}: {source}{hint}")]
+    Dynamo {
+        problem: &'static str,
+        endpoint: String,
+        #[source]
+        source: Box<TablesError>,
+        /// What to try, for an endpoint the user chose.
+        hint: &'static str,
+    },
+    #[error(
+        "the {table} table has no stream; create it with a NEW_AND_OLD_IMAGES stream or let chat-local create it"
+    )]
+    NoStream { table: String },
     #[error("stream: {0}")]
     Stream(String),
+}
+
+impl StartError {
+    /// Setting up the tables at `endpoint` failed.
+    pub fn dynamo(endpoint: &str, external: bool, source: TablesError) -> Self {
+        let unreachable = source
+            .aws()
+            .is_some_and(|error| error.status.is_none() && error.code.is_none());
+        let problem = if unreachable {
+            "cannot reach DynamoDB"
+        } else {
+            "cannot set up the tables in DynamoDB"
+        };
+        let hint = match (external, unreachable) {
+            (true, true) => {
+                "; is DynamoDB Local running there? Or drop --dynamodb-endpoint to use the embedded one"
+            }
+            (true, false) => "; or drop --dynamodb-endpoint to use the embedded one",
+            (false, _) => "",
+        };
+        Self::Dynamo {
+            problem,
+            endpoint: endpoint.to_owned(),
+            source: Box::new(source),
+            hint,
+        }
+    }
 }

@@ -1,4 +1,6 @@
-//! The offline stack: everything the chat needs on AWS, on one machine.
+//! The offline stack: everything the chat needs on AWS, on one machine, and
+//! everything only the offline world needs (placeholder credentials, table
+//! creation, the embedded engine).
 //!
 //! [`start`] brings up the embedded DynamoDB (or connects to an external
 //! one), creates the tables, starts the WebSocket gateway with its
@@ -6,26 +8,27 @@
 //! feeds the stream processor. [`Stack::shutdown`] closes every socket (each
 //! gets its `$disconnect`), lets the poller drain, then stops the servers.
 
+pub mod aws;
 pub mod config;
-mod dynamo;
+pub mod dynamo;
 pub mod error;
 pub mod filter;
 mod gateway;
 pub mod poller;
+pub mod tables;
 pub mod telemetry;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use handlers::offline::{dynamodb_client, ensure_tables, local_sdk_config};
 use handlers::{Chat, Management, Store};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::warn;
 
 pub use config::{Args, Config, Storage};
+pub use dynamo::EmbeddedDynamo;
 pub use error::StartError;
-pub use gateway::{MAX_FRAME_BYTES, MAX_MESSAGE_BYTES, select_route};
 
 /// File of the stream poller's checkpoint inside the data directory.
 const CHECKPOINT_FILE: &str = "stream-checkpoint.json";
@@ -41,8 +44,24 @@ pub struct Stack {
     gateway: Arc<gateway::Gateway>,
     stop_poller: CancellationToken,
     poller: tokio::task::JoinHandle<()>,
-    stop_servers: CancellationToken,
-    servers: TaskTracker,
+    stop_server: CancellationToken,
+    server: TaskTracker,
+    engine: Engine,
+}
+
+/// The DynamoDB the stack uses.
+enum Engine {
+    Embedded(EmbeddedDynamo),
+    External(String),
+}
+
+impl Engine {
+    fn endpoint(&self) -> &str {
+        match self {
+            Self::Embedded(embedded) => &embedded.endpoint,
+            Self::External(endpoint) => endpoint,
+        }
+    }
 }
 
 impl Stack {
@@ -67,106 +86,58 @@ impl Stack {
     }
 
     /// Closes every connection (each gets its `$disconnect`), drains the
-    /// stream, then stops the servers and the database.
+    /// stream, then stops the server and the database.
     pub async fn shutdown(self) {
         self.gateway.close_all().await;
         self.stop_poller.cancel();
         if let Err(error) = self.poller.await {
             warn!(%error, "stream poller ended abnormally");
         }
-        self.stop_servers.cancel();
-        self.servers.close();
-        self.servers.wait().await;
+        self.stop_server.cancel();
+        self.server.close();
+        self.server.wait().await;
+        if let Engine::Embedded(embedded) = self.engine {
+            embedded.shutdown().await;
+        }
     }
 }
 
 /// Starts the whole stack.
 pub async fn start(config: Config) -> Result<Stack, StartError> {
-    let stop_servers = CancellationToken::new();
-    let servers = TaskTracker::new();
-
-    let (dynamodb_endpoint, checkpoint_path) = match &config.storage {
-        Storage::External(endpoint) => (endpoint.clone(), None),
-        Storage::Memory => {
-            let embedded =
-                dynamo::start(None, config.dynamodb_listen, stop_servers.clone(), &servers).await?;
-            (embedded.endpoint, None)
-        }
-        Storage::Directory(dir) => {
-            let embedded = dynamo::start(
-                Some(dir),
-                config.dynamodb_listen,
-                stop_servers.clone(),
-                &servers,
-            )
-            .await?;
-            (embedded.endpoint, Some(dir.join(CHECKPOINT_FILE)))
-        }
+    let listen = config.dynamodb_listen;
+    let (engine, checkpoint_path) = match &config.storage {
+        Storage::External(endpoint) => (Engine::External(endpoint.clone()), None),
+        Storage::Memory => (
+            Engine::Embedded(EmbeddedDynamo::start(None, listen).await?),
+            None,
+        ),
+        Storage::Directory(dir) => (
+            Engine::Embedded(EmbeddedDynamo::start(Some(dir), listen).await?),
+            Some(dir.join(CHECKPOINT_FILE)),
+        ),
     };
+    let dynamodb_endpoint = engine.endpoint().to_owned();
+    let sdk = aws::local_sdk_config();
+    let dynamodb = aws::dynamodb_client(&sdk, &dynamodb_endpoint);
+    let stream_arn = prepare_tables(&dynamodb, &config, &dynamodb_endpoint).await?;
 
-    let sdk = local_sdk_config();
-    let dynamodb = dynamodb_client(&sdk, &dynamodb_endpoint);
-    ensure_tables(&dynamodb, &config.tables).await?;
-    let stream_arn = dynamodb
-        .describe_table()
-        .table_name(&config.tables.session_history)
-        .send()
-        .await
-        .map_err(|error| {
-            StartError::Tables(handlers::error::StoreError::dynamo("DescribeTable", error))
-        })?
-        .table
-        .and_then(|table| table.latest_stream_arn)
-        .ok_or(StartError::NoStream)?;
-
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
-        .map_err(|source| StartError::Bind {
-            what: "the gateway",
-            address: config.listen,
-            source,
-        })?;
+    let listener = bind(config.listen).await?;
     let address = listener.local_addr().map_err(|source| StartError::Bind {
         what: "the gateway",
+        flag: "--listen",
         address: config.listen,
         source,
     })?;
-    let management_endpoint = format!("http://{address}/{}", config.stage);
-    let chat = Chat::new(
-        Store::new(dynamodb, config.tables.clone()),
-        Management::new(&sdk, Some(management_endpoint)),
-        config.limits,
-    );
+    let chat = Chat {
+        store: Store::new(dynamodb, config.tables.clone()),
+        management: Management::new(&sdk, &format!("http://{address}/{}", config.stage)),
+        limits: config.limits,
+    };
+    let gateway = gateway::Gateway::new(chat.clone(), gateway_config(&config), address);
+    let (stop_server, server) = serve(listener, &gateway);
 
-    let gateway = gateway::Gateway::new(
-        chat.clone(),
-        gateway::GatewayConfig {
-            stage: config.stage.clone(),
-            idle_timeout: config.idle_timeout,
-            max_connection: config.max_connection,
-            web_dir: config.web_dir.clone(),
-        },
-        address,
-    );
-    let app = gateway
-        .router(telemetry::metrics())
-        .into_make_service_with_connect_info::<SocketAddr>();
-    let stopped = stop_servers.clone();
-    servers.spawn(async move {
-        let serve = axum::serve(listener, app)
-            .with_graceful_shutdown(async move { stopped.cancelled().await });
-        if let Err(error) = serve.await {
-            warn!(%error, "gateway server stopped with an error");
-        }
-    });
-
-    let streams = aws_sdk_dynamodbstreams::Client::from_conf(
-        aws_sdk_dynamodbstreams::config::Builder::from(&sdk)
-            .endpoint_url(&dynamodb_endpoint)
-            .build(),
-    );
     let poller = poller::Poller::new(
-        streams,
+        aws::streams_client(&sdk, &dynamodb_endpoint),
         stream_arn,
         chat,
         config.stream.clone(),
@@ -183,7 +154,69 @@ pub async fn start(config: Config) -> Result<Stack, StartError> {
         gateway,
         stop_poller,
         poller,
-        stop_servers,
-        servers,
+        stop_server,
+        server,
+        engine,
     })
+}
+
+/// Creates the tables; the SessionHistory stream's ARN.
+async fn prepare_tables(
+    dynamodb: &aws_sdk_dynamodb::Client,
+    config: &Config,
+    endpoint: &str,
+) -> Result<String, StartError> {
+    let external = matches!(config.storage, Storage::External(_));
+    let failed = |source| StartError::dynamo(endpoint, external, source);
+    tables::ensure(dynamodb, &config.tables)
+        .await
+        .map_err(failed)?;
+    let table = &config.tables.session_history;
+    tables::stream_arn(dynamodb, table)
+        .await
+        .map_err(|error| failed(error.into()))?
+        .ok_or_else(|| StartError::NoStream {
+            table: table.clone(),
+        })
+}
+
+async fn bind(address: SocketAddr) -> Result<tokio::net::TcpListener, StartError> {
+    tokio::net::TcpListener::bind(address)
+        .await
+        .map_err(|source| StartError::Bind {
+            what: "the gateway",
+            flag: "--listen",
+            address,
+            source,
+        })
+}
+
+fn gateway_config(config: &Config) -> gateway::GatewayConfig {
+    gateway::GatewayConfig {
+        stage: config.stage.clone(),
+        idle_timeout: config.idle_timeout,
+        max_connection: config.max_connection,
+        web_dir: config.web_dir.clone(),
+    }
+}
+
+/// Serves the gateway until the returned token is cancelled.
+fn serve(
+    listener: tokio::net::TcpListener,
+    gateway: &Arc<gateway::Gateway>,
+) -> (CancellationToken, TaskTracker) {
+    let app = gateway
+        .router(telemetry::metrics())
+        .into_make_service_with_connect_info::<SocketAddr>();
+    let stop = CancellationToken::new();
+    let tasks = TaskTracker::new();
+    let stopped = stop.clone();
+    tasks.spawn(async move {
+        let serve = axum::serve(listener, app)
+            .with_graceful_shutdown(async move { stopped.cancelled().await });
+        if let Err(error) = serve.await {
+            warn!(%error, "gateway server stopped with an error");
+        }
+    });
+    (stop, tasks)
 }

@@ -7,15 +7,8 @@ use clap::Parser;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let args = Args::parse();
+    let config = Config::from(Args::parse());
     chat_local::telemetry::init_logging();
-    let config = match Config::try_from(args) {
-        Ok(config) => config,
-        Err(problem) => {
-            eprintln!("chat-local: {problem}");
-            return ExitCode::from(2);
-        }
-    };
     let stop = match stop_signal() {
         Ok(stop) => stop,
         Err(problem) => {

@@ -7,7 +7,8 @@
 //! failing records are skipped with an error log.
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::PathBuf;
+use std::future::Future;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use aws_lambda_events::dynamodb::{Event, EventRecord, StreamRecord, StreamViewType, UserIdentity};
@@ -15,11 +16,13 @@ use aws_sdk_dynamodbstreams::Client;
 use aws_sdk_dynamodbstreams::types::{Record, ShardIteratorType};
 use chrono::{DateTime, Utc};
 use handlers::Chat;
+use handlers::metric;
 use lambda_runtime::{Context, LambdaEvent};
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
+use crate::aws::LOCAL_REGION;
 use crate::config::StreamConfig;
 use crate::error::StartError;
 use crate::filter::Filter;
@@ -47,7 +50,6 @@ struct Checkpoint {
 pub struct Poller {
     client: Client,
     stream_arn: String,
-    region: String,
     chat: Chat,
     config: StreamConfig,
     filter: Filter,
@@ -64,24 +66,13 @@ impl Poller {
         checkpoint_path: Option<PathBuf>,
     ) -> Result<Self, StartError> {
         let filter = Filter::stream_default().map_err(StartError::Stream)?;
-        let mut shards = BTreeMap::new();
-        if let Some(checkpoint) = checkpoint_path
+        let shards = checkpoint_path
             .as_deref()
-            .and_then(load_checkpoint)
-            .filter(|checkpoint| checkpoint.stream_arn == stream_arn)
-        {
-            for (id, sequence) in checkpoint.shards {
-                let shard = Shard {
-                    last_sequence: Some(sequence),
-                    ..Shard::default()
-                };
-                shards.insert(id, shard);
-            }
-        }
+            .map(|path| Checkpoint::resume(path, &stream_arn))
+            .unwrap_or_default();
         Ok(Self {
             client,
             stream_arn,
-            region: handlers::offline::LOCAL_REGION.to_owned(),
             chat,
             config,
             filter,
@@ -129,21 +120,7 @@ impl Poller {
     pub async fn poll_once(&mut self) -> Result<usize, String> {
         self.refresh_shards().await?;
         let mut seen = 0;
-        let ready: Vec<String> = self
-            .shards
-            .iter()
-            .filter(|(_, shard)| !shard.finished)
-            .filter(|(_, shard)| {
-                // Children wait until their parent shard is read to the end.
-                shard
-                    .parent
-                    .as_ref()
-                    .and_then(|parent| self.shards.get(parent))
-                    .is_none_or(|parent| parent.finished)
-            })
-            .map(|(id, _)| id.clone())
-            .collect();
-        for shard_id in ready {
+        for shard_id in ready_shards(&self.shards) {
             seen += self.read_shard(&shard_id).await?;
         }
         Ok(seen)
@@ -268,104 +245,189 @@ impl Poller {
     /// Invokes the stream processor with the records the filter lets
     /// through, retrying failures as the event-source mapping does.
     async fn deliver(&self, records: &[Record]) {
-        let mut pending: Vec<EventRecord> = records
+        let pending: Vec<EventRecord> = records
             .iter()
-            .map(|record| to_event_record(record, &self.stream_arn, &self.region))
+            .map(|record| to_event_record(record, &self.stream_arn, LOCAL_REGION))
             .filter(|record| {
                 serde_json::to_value(record).is_ok_and(|json| self.filter.matches(&json))
             })
             .collect();
-        let mut retries = 0;
-        while !pending.is_empty() {
-            let mut event = Event::default();
-            event.records = pending.clone();
-            let mut context = Context::default();
-            context.request_id = uuid::Uuid::new_v4().to_string();
-            let failures = match stream_processor::handle(
-                &self.chat,
-                LambdaEvent::new(event, context),
-            )
-            .await
-            {
-                Ok(response) => response
-                    .batch_item_failures
-                    .into_iter()
-                    .map(|failure| failure.item_identifier)
-                    .collect::<Vec<_>>(),
-                Err(failure) => {
-                    error!(error = %failure, "stream processor failed the whole batch");
-                    vec![None]
-                }
-            };
-            if failures.is_empty() {
-                return;
-            }
-            // As on Lambda: retry from the lowest failed sequence number; an
-            // identifier that is missing or unknown fails the whole batch.
-            let from = failures
-                .iter()
-                .map(|failure| {
-                    failure.as_deref().and_then(|sequence| {
-                        pending.iter().position(|record| {
-                            record.change.sequence_number.as_deref() == Some(sequence)
-                        })
-                    })
-                })
-                .try_fold(usize::MAX, |lowest, index| {
-                    index.map(|index| lowest.min(index))
-                })
-                .unwrap_or(0);
-            if retries >= self.config.max_retries {
-                let skipped: Vec<&str> = failures
-                    .iter()
-                    .filter_map(|failure| failure.as_deref())
-                    .collect();
-                error!(
-                    retries,
-                    skipped = ?skipped,
-                    "giving up on stream records after bounded retries"
-                );
-                return;
-            }
-            retries += 1;
-            info!(
+        if let Some(newest) = pending.last() {
+            let age = Utc::now() - newest.change.approximate_creation_date_time;
+            metrics::gauge!(metric::STREAM_ITERATOR_AGE).set(age.num_milliseconds().max(0) as f64);
+        }
+        let pause = self.config.poll_interval.min(Duration::from_millis(500));
+        let outcome = deliver_with_retries(pending, self.config.max_retries, pause, |batch| {
+            invoke(&self.chat, batch)
+        })
+        .await;
+        if let Delivered::GaveUp { retries, skipped } = outcome {
+            error!(
                 retries,
-                from_record = from,
-                "retrying stream batch from its first failure"
+                skipped = ?skipped,
+                "giving up on stream records after bounded retries"
             );
-            pending.drain(..from.min(pending.len()));
-            tokio::time::sleep(self.config.poll_interval.min(Duration::from_millis(500))).await;
         }
     }
 
     fn save_checkpoint(&self) {
-        let Some(path) = &self.checkpoint_path else {
-            return;
-        };
-        let checkpoint = Checkpoint {
-            stream_arn: self.stream_arn.clone(),
-            shards: self
-                .shards
+        if let Some(path) = &self.checkpoint_path {
+            Checkpoint::of(&self.stream_arn, &self.shards).save(path);
+        }
+    }
+}
+
+/// Shards to read now, in id order: unfinished ones whose parent (if it is
+/// still known) has been read to the end, so a key's records stay in order.
+fn ready_shards(shards: &BTreeMap<String, Shard>) -> Vec<String> {
+    shards
+        .iter()
+        .filter(|(_, shard)| !shard.finished)
+        .filter(|(_, shard)| {
+            shard
+                .parent
+                .as_ref()
+                .and_then(|parent| shards.get(parent))
+                .is_none_or(|parent| parent.finished)
+        })
+        .map(|(id, _)| id.clone())
+        .collect()
+}
+
+/// One stream-processor invocation, as Lambda makes it; the sequence numbers
+/// it reported as failed (`None`: the whole batch failed).
+async fn invoke(chat: &Chat, records: Vec<EventRecord>) -> Vec<Option<String>> {
+    let mut event = Event::default();
+    event.records = records;
+    let mut context = Context::default();
+    context.request_id = uuid::Uuid::new_v4().to_string();
+    match stream_processor::handle(chat, LambdaEvent::new(event, context)).await {
+        Ok(response) => response
+            .batch_item_failures
+            .into_iter()
+            .map(|failure| failure.item_identifier)
+            .collect(),
+        Err(failure) => {
+            error!(error = %failure, "stream processor failed the whole batch");
+            vec![None]
+        }
+    }
+}
+
+/// How a batch ended.
+#[derive(Debug, PartialEq, Eq)]
+enum Delivered {
+    /// Every record was processed, after this many retries.
+    All { retries: u32 },
+    /// Still failing after `retries`: these sequence numbers were skipped.
+    GaveUp { retries: u32, skipped: Vec<String> },
+}
+
+/// Invokes `invoke` with `pending` until no record fails, each retry starting
+/// from the lowest failed sequence number, at most `max_retries` times.
+async fn deliver_with_retries<F, Fut>(
+    mut pending: Vec<EventRecord>,
+    max_retries: u32,
+    pause: Duration,
+    mut invoke: F,
+) -> Delivered
+where
+    F: FnMut(Vec<EventRecord>) -> Fut,
+    Fut: Future<Output = Vec<Option<String>>>,
+{
+    let mut retries = 0;
+    while !pending.is_empty() {
+        let failures = invoke(pending.clone()).await;
+        if failures.is_empty() {
+            break;
+        }
+        if retries >= max_retries {
+            let skipped = failures.into_iter().flatten().collect();
+            return Delivered::GaveUp { retries, skipped };
+        }
+        retries += 1;
+        let from = retry_from(&pending, &failures);
+        info!(
+            retries,
+            from_record = from,
+            "retrying stream batch from its first failure"
+        );
+        pending.drain(..from);
+        tokio::time::sleep(pause).await;
+    }
+    Delivered::All { retries }
+}
+
+/// Where Lambda resumes a batch with failures: the position of the lowest
+/// failed sequence number; a missing or unknown identifier fails the whole
+/// batch (position 0).
+fn retry_from(pending: &[EventRecord], failures: &[Option<String>]) -> usize {
+    failures
+        .iter()
+        .map(|failure| {
+            failure.as_deref().and_then(|sequence| {
+                pending
+                    .iter()
+                    .position(|record| record.change.sequence_number.as_deref() == Some(sequence))
+            })
+        })
+        .try_fold(usize::MAX, |lowest, index| {
+            index.map(|index| lowest.min(index))
+        })
+        .unwrap_or(0)
+        .min(pending.len())
+}
+
+impl Checkpoint {
+    fn of(stream_arn: &str, shards: &BTreeMap<String, Shard>) -> Self {
+        Self {
+            stream_arn: stream_arn.to_owned(),
+            shards: shards
                 .iter()
                 .filter_map(|(id, shard)| Some((id.clone(), shard.last_sequence.clone()?)))
                 .collect(),
-        };
+        }
+    }
+
+    /// Written to a temporary file first, so a crash never leaves half a
+    /// checkpoint.
+    fn save(&self, path: &Path) {
         let write = || -> std::io::Result<()> {
             let temporary = path.with_extension("tmp");
-            std::fs::write(&temporary, serde_json::to_vec_pretty(&checkpoint)?)?;
+            std::fs::write(&temporary, serde_json::to_vec_pretty(self)?)?;
             std::fs::rename(&temporary, path)
         };
         if let Err(failure) = write() {
             warn!(path = %path.display(), error = %failure, "could not save the stream checkpoint");
         }
     }
-}
 
-fn load_checkpoint(path: &std::path::Path) -> Option<Checkpoint> {
-    let text = std::fs::read(path).ok()?;
-    serde_json::from_slice(&text)
-        .map_err(|failure| warn!(path = %path.display(), error = %failure, "ignoring an unreadable stream checkpoint"))
-        .ok()
+    /// The shards to resume, each after its last processed record; nothing
+    /// when there is no checkpoint, it is unreadable, or it is of another
+    /// stream (the table was re-created).
+    fn resume(path: &Path, stream_arn: &str) -> BTreeMap<String, Shard> {
+        let Ok(bytes) = std::fs::read(path) else {
+            return BTreeMap::new();
+        };
+        match serde_json::from_slice::<Self>(&bytes) {
+            Ok(checkpoint) if checkpoint.stream_arn == stream_arn => checkpoint
+                .shards
+                .into_iter()
+                .map(|(id, sequence)| {
+                    let shard = Shard {
+                        last_sequence: Some(sequence),
+                        ..Shard::default()
+                    };
+                    (id, shard)
+                })
+                .collect(),
+            Ok(_) => BTreeMap::new(),
+            Err(failure) => {
+                warn!(path = %path.display(), error = %failure, "ignoring an unreadable stream checkpoint");
+                BTreeMap::new()
+            }
+        }
+    }
 }
 
 /// The record as Lambda delivers it.
@@ -425,4 +487,143 @@ pub fn to_event_record(record: &Record, stream_arn: &str, region: &str) -> Event
         user
     });
     event
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cell::RefCell;
+
+    fn records(count: usize) -> Vec<EventRecord> {
+        (0..count)
+            .map(|index| {
+                let mut record = EventRecord::default();
+                record.change.sequence_number = Some(format!("{}", 100 + index));
+                record
+            })
+            .collect()
+    }
+
+    fn sequences(batch: &[EventRecord]) -> Vec<String> {
+        batch
+            .iter()
+            .filter_map(|record| record.change.sequence_number.clone())
+            .collect()
+    }
+
+    #[test]
+    fn retries_start_at_the_lowest_failed_sequence_number() {
+        let pending = records(5);
+        let failed = |numbers: &[&str]| -> Vec<Option<String>> {
+            numbers.iter().map(|n| Some((*n).to_owned())).collect()
+        };
+        assert_eq!(retry_from(&pending, &failed(&["103", "101"])), 1);
+        assert_eq!(retry_from(&pending, &failed(&["104"])), 4);
+        assert_eq!(retry_from(&pending, &failed(&["999"])), 0, "unknown: all");
+        assert_eq!(retry_from(&pending, &[None]), 0, "missing: all");
+        assert_eq!(retry_from(&pending, &[Some("102".into()), None]), 0);
+    }
+
+    #[tokio::test]
+    async fn a_batch_is_retried_from_its_first_failure_until_it_passes() {
+        let calls = RefCell::new(Vec::new());
+        let outcome = deliver_with_retries(records(4), 3, Duration::ZERO, |batch| {
+            calls.borrow_mut().push(sequences(&batch));
+            let failures = if calls.borrow().len() == 1 {
+                vec![Some("102".to_owned())]
+            } else {
+                vec![]
+            };
+            async move { failures }
+        })
+        .await;
+        assert_eq!(outcome, Delivered::All { retries: 1 });
+        assert_eq!(
+            calls.into_inner(),
+            [vec!["100", "101", "102", "103"], vec!["102", "103"]]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_record_that_keeps_failing_is_skipped_after_the_bounded_retries() {
+        let mut calls = 0;
+        let outcome = deliver_with_retries(records(3), 2, Duration::ZERO, |_| {
+            calls += 1;
+            async { vec![Some("101".to_owned())] }
+        })
+        .await;
+        assert_eq!(
+            outcome,
+            Delivered::GaveUp {
+                retries: 2,
+                skipped: vec!["101".to_owned()]
+            }
+        );
+        assert_eq!(calls, 3, "the first try and two retries");
+    }
+
+    #[test]
+    fn a_child_shard_waits_until_its_parent_is_read_to_the_end() {
+        let mut shards = BTreeMap::new();
+        shards.insert("shard-a-parent".to_owned(), Shard::default());
+        shards.insert(
+            "shard-b-child".to_owned(),
+            Shard {
+                parent: Some("shard-a-parent".to_owned()),
+                ..Shard::default()
+            },
+        );
+        shards.insert(
+            "shard-c-orphan".to_owned(),
+            Shard {
+                parent: Some("trimmed-long-ago".to_owned()),
+                ..Shard::default()
+            },
+        );
+        assert_eq!(ready_shards(&shards), ["shard-a-parent", "shard-c-orphan"]);
+        if let Some(parent) = shards.get_mut("shard-a-parent") {
+            parent.finished = true;
+        }
+        assert_eq!(ready_shards(&shards), ["shard-b-child", "shard-c-orphan"]);
+    }
+
+    #[test]
+    fn a_checkpoint_resumes_each_shard_after_its_last_record() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("checkpoint.json");
+        let mut shards = BTreeMap::new();
+        shards.insert(
+            "shard-1".to_owned(),
+            Shard {
+                last_sequence: Some("105".to_owned()),
+                finished: true,
+                ..Shard::default()
+            },
+        );
+        shards.insert("shard-2".to_owned(), Shard::default());
+        Checkpoint::of("arn:stream/1", &shards).save(&path);
+
+        let resumed = Checkpoint::resume(&path, "arn:stream/1");
+        assert_eq!(
+            resumed.len(),
+            1,
+            "a shard with nothing read has no checkpoint"
+        );
+        assert_eq!(resumed["shard-1"].last_sequence.as_deref(), Some("105"));
+        assert!(
+            !resumed["shard-1"].finished,
+            "read again from the checkpoint"
+        );
+
+        assert!(
+            Checkpoint::resume(&path, "arn:stream/2").is_empty(),
+            "another stream"
+        );
+        std::fs::write(&path, "{not json").expect("write");
+        assert!(
+            Checkpoint::resume(&path, "arn:stream/1").is_empty(),
+            "unreadable"
+        );
+        assert!(Checkpoint::resume(&dir.path().join("none"), "arn:stream/1").is_empty());
+    }
 }

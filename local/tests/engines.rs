@@ -8,26 +8,19 @@
 use aws_sdk_dynamodbstreams::types::ShardIteratorType;
 use handlers::Store;
 use handlers::records::{ActiveConnection, Session};
-use handlers::testing::TestDynamo;
+use handlers::time::Timestamp;
+use testkit::TestDynamo;
 
 #[tokio::test]
 async fn stream_records_decode_the_same_and_differ_only_in_timestamp_precision() {
     let db = TestDynamo::start().await;
     let store = Store::new(db.client.clone(), db.tables.clone());
-    let session = Session {
-        connection_id: "EngineCheck123A=".into(),
-        source_ip: Some("127.0.0.1".into()),
-        connected_at: "2026-11-28T00:13:36.123Z".into(),
-        disconnected_at: None,
-        duration_seconds: None,
-        disconnect_status_code: None,
-        disconnect_reason: None,
-    };
-    let connection = ActiveConnection::new(
-        session.connection_id.clone(),
-        session.connected_at.clone(),
-        chrono::Utc::now().timestamp_millis(),
+    let session = Session::opened(
+        "EngineCheck123A=".into(),
+        Some("127.0.0.1".into()),
+        Timestamp::now(),
     );
+    let connection = ActiveConnection::new(session.connection_id.clone(), session.connected_at);
     store
         .open_session(&connection, &session)
         .await
@@ -44,11 +37,7 @@ async fn stream_records_decode_the_same_and_differ_only_in_timestamp_precision()
         .table
         .and_then(|table| table.latest_stream_arn)
         .expect("SessionHistory has a stream");
-    let streams = aws_sdk_dynamodbstreams::Client::from_conf(
-        aws_sdk_dynamodbstreams::config::Builder::from(&db.sdk)
-            .endpoint_url(&db.endpoint)
-            .build(),
-    );
+    let streams = chat_local::aws::streams_client(&db.sdk, &db.endpoint);
     let shards = streams
         .describe_stream()
         .stream_arn(&arn)
@@ -79,7 +68,8 @@ async fn stream_records_decode_the_same_and_differ_only_in_timestamp_precision()
         records.extend(output.records.unwrap_or_default());
     }
     assert_eq!(records.len(), 1, "one INSERT");
-    let record = chat_local::poller::to_event_record(&records[0], &arn, "us-east-1");
+    let record =
+        chat_local::poller::to_event_record(&records[0], &arn, chat_local::aws::LOCAL_REGION);
     assert_eq!(record.event_name, "INSERT");
 
     // Both engines: the image decodes into the typed record, unchanged.

@@ -4,14 +4,16 @@
 
 #![allow(clippy::expect_used)] // a failed step fails the test
 
-mod support;
-
 use std::time::Duration;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use futures::SinkExt;
+use handlers::limits::{GATEWAY_MAX_FRAME_BYTES, GATEWAY_MAX_MESSAGE_BYTES};
+use handlers::time::Timestamp;
 use serde_json::json;
-use support::*;
+use testkit::eventually;
+use testkit::item::{connection_row as get, field_names, n, s, scan};
+use testkit::stack::{Client, start_stack, unique_prefix};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
@@ -123,11 +125,8 @@ async fn presence_and_durations_flow_from_the_session_stream() {
         (recorded - duration).abs() < 1e-9,
         "{recorded} vs {duration}"
     );
-    let expected = handlers::time::seconds_between(
-        &s(&session, "connected_at"),
-        &s(&session, "disconnected_at"),
-    )
-    .expect("times parse");
+    let time = |field| -> Timestamp { s(&session, field).parse().expect("a contract time") };
+    let expected = time("disconnected_at").seconds_since(time("connected_at"));
     assert!((recorded - expected).abs() < 1e-9);
     assert!(
         get(&t.dynamodb, &tables.active_connections, &bob.id)
@@ -313,7 +312,7 @@ async fn oversized_frames_close_with_1009_and_binary_frames_with_1003() {
     let url = t.stack.websocket_url();
 
     let mut big = Client::connect(&url).await;
-    let text = json!({"action": "sendmessage", "message": "x".repeat(chat_local::MAX_FRAME_BYTES)})
+    let text = json!({"action": "sendmessage", "message": "x".repeat(GATEWAY_MAX_FRAME_BYTES)})
         .to_string();
     big.send_text(&text).await;
     let frame = big.closed_by_server().await.expect("a close frame");
@@ -367,7 +366,7 @@ async fn the_frame_and_message_limits_are_separate() {
     let dir = tempfile::tempdir().expect("temp dir");
     let t = start_stack(dir.path(), &unique_prefix(), &[]).await;
     let url = t.stack.websocket_url();
-    let fragment = chat_local::MAX_FRAME_BYTES - 1024;
+    let fragment = GATEWAY_MAX_FRAME_BYTES - 1024;
 
     // 60 KB in 31 KB frames: every frame and the message are within the
     // gateway's limits, so the handler answers (the chat's own limit is 8 KB).
@@ -381,7 +380,7 @@ async fn the_frame_and_message_limits_are_separate() {
     );
 
     // Over 128 KB in 31 KB frames: the message limit closes with 1009.
-    let over = chat_local::MAX_MESSAGE_BYTES + 1024;
+    let over = GATEWAY_MAX_MESSAGE_BYTES + 1024;
     let text = json!({"action": "sendmessage", "message": "z".repeat(over)}).to_string();
     send_fragmented(&mut client, &text, text.len().div_ceil(fragment)).await;
     let frame = client.closed_by_server().await.expect("a close frame");
@@ -418,7 +417,7 @@ async fn the_management_api_answers_like_api_gateway() {
 
     let dir = tempfile::tempdir().expect("temp dir");
     let t = start_stack(dir.path(), &unique_prefix(), &[]).await;
-    let sdk = handlers::offline::local_sdk_config();
+    let sdk = chat_local::aws::local_sdk_config();
     let api = aws_sdk_apigatewaymanagement::Client::from_conf(
         aws_sdk_apigatewaymanagement::config::Builder::from(&sdk)
             .endpoint_url(t.stack.management_endpoint())
@@ -455,7 +454,7 @@ async fn the_management_api_answers_like_api_gateway() {
     let too_big = api
         .post_to_connection()
         .connection_id(&client.id)
-        .data(Blob::new(vec![b'x'; chat_local::MAX_MESSAGE_BYTES + 1]))
+        .data(Blob::new(vec![b'x'; GATEWAY_MAX_MESSAGE_BYTES + 1]))
         .send()
         .await
         .expect_err("over 128 KB");

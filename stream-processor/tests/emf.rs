@@ -4,10 +4,9 @@
 
 #![allow(clippy::expect_used)] // a failed step fails the test
 
-mod support;
-
 use serde_json::Value;
-use support::{Harness, batch, record};
+use testkit::Harness;
+use testkit::fixtures::{stream_batch as batch, stream_record as record};
 
 #[tokio::test]
 async fn a_batch_emits_emf_with_namespace_dimensions_names_and_units() {

@@ -4,12 +4,12 @@
 
 #![allow(clippy::expect_used)] // a failed step fails the test
 
-mod support;
-
 use aws_sdk_dynamodb::types::AttributeValue;
 use serde_json::json;
 use stream_processor::{Change, classify, handle};
-use support::{Harness, batch, record};
+use testkit::Harness;
+use testkit::fixtures::{stream_batch as batch, stream_record as record};
+use testkit::harness::{FIXTURE_CONNECTED_AT, FIXTURE_DISCONNECTED_AT};
 
 const NEWCOMER: &str = "L0SM9cOFvHcCIhw=";
 
@@ -30,16 +30,14 @@ fn records_are_classified_from_their_typed_images() {
     };
     assert_eq!(session.connection_id, NEWCOMER);
     assert_eq!(session.source_ip.as_deref(), Some("203.0.113.7"));
-    assert_eq!(session.connected_at, "2026-11-28T00:13:36.123Z");
+    assert_eq!(session.connected_at.to_string(), FIXTURE_CONNECTED_AT);
 
-    let Change::Closed(session) = classify(&record("modify_disconnected.json")).expect("decodes")
+    let Change::Closed(session, disconnected_at) =
+        classify(&record("modify_disconnected.json")).expect("decodes")
     else {
         panic!("setting disconnected_at closes a session");
     };
-    assert_eq!(
-        session.disconnected_at.as_deref(),
-        Some("2026-11-28T00:15:01.000Z")
-    );
+    assert_eq!(disconnected_at.to_string(), FIXTURE_DISCONNECTED_AT);
     assert_eq!(session.disconnect_status_code, Some(1001));
 
     for ignored in [
@@ -112,16 +110,11 @@ async fn a_welcome_waits_briefly_for_a_fresh_connection_but_not_for_an_old_one()
     // API Gateway answers 410: retried a few times.
     let fresh = "FreshConnectio=";
     let mut insert = record("insert.json");
-    let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-    insert.change.new_image = serde_dynamo::to_item(handlers::records::Session {
-        connection_id: fresh.into(),
-        source_ip: None,
-        connected_at: now,
-        disconnected_at: None,
-        duration_seconds: None,
-        disconnect_status_code: None,
-        disconnect_reason: None,
-    })
+    insert.change.new_image = serde_dynamo::to_item(handlers::records::Session::opened(
+        fresh.into(),
+        None,
+        handlers::time::Timestamp::now(),
+    ))
     .expect("an image");
     h.api.mark_gone(fresh);
     handle(&h.chat, batch(vec![insert])).await.expect("handled");
@@ -146,7 +139,7 @@ async fn a_disconnect_gets_its_duration_once_and_a_single_left_frame() {
     };
     let response = handle(&h.chat, batch(records())).await.expect("handled");
     assert!(response.batch_item_failures.is_empty());
-    let session = h.session_item(NEWCOMER).await;
+    let session = h.session_item(NEWCOMER).await.expect("the session");
     assert_eq!(
         session.get("duration_seconds"),
         Some(&AttributeValue::N("84.877".into()))
@@ -168,11 +161,11 @@ async fn a_disconnect_gets_its_duration_once_and_a_single_left_frame() {
     }
 
     // Replaying the whole batch changes nothing and sends nothing.
-    let before = h.session_item(NEWCOMER).await;
+    let before = h.session_item(NEWCOMER).await.expect("the session");
     let posts_before = h.api.posts().len();
     let response = handle(&h.chat, batch(records())).await.expect("handled");
     assert!(response.batch_item_failures.is_empty());
-    assert_eq!(h.session_item(NEWCOMER).await, before);
+    assert_eq!(h.session_item(NEWCOMER).await.expect("the session"), before);
     assert_eq!(h.api.posts().len(), posts_before);
 }
 
@@ -182,7 +175,7 @@ async fn records_of_no_interest_are_skipped_without_writes_or_posts() {
     for id in ["alice", NEWCOMER] {
         h.connected(id).await;
     }
-    let before = h.session_item(NEWCOMER).await;
+    let before = h.session_item(NEWCOMER).await.expect("the session");
     let response = handle(
         &h.chat,
         batch(vec![
@@ -196,7 +189,7 @@ async fn records_of_no_interest_are_skipped_without_writes_or_posts() {
     .expect("handled");
     assert!(response.batch_item_failures.is_empty());
     assert!(h.api.posts().is_empty());
-    assert_eq!(h.session_item(NEWCOMER).await, before);
+    assert_eq!(h.session_item(NEWCOMER).await.expect("the session"), before);
 }
 
 #[tokio::test]
@@ -224,6 +217,7 @@ async fn a_poison_record_is_reported_and_does_not_block_the_batch() {
     assert!(
         h.session_item(NEWCOMER)
             .await
+            .expect("the session")
             .contains_key("duration_seconds")
     );
     let kinds: Vec<String> = h
@@ -233,23 +227,6 @@ async fn a_poison_record_is_reported_and_does_not_block_the_batch() {
         .map(|frame| frame["type"].as_str().expect("typed").to_owned())
         .collect();
     assert_eq!(kinds, ["joined", "left"]);
-}
-
-#[tokio::test]
-async fn without_a_management_endpoint_presence_records_fail_visibly() {
-    let h = Harness::start().await;
-    h.connected(NEWCOMER).await;
-    let chat = h.without_endpoint();
-    let response = handle(
-        &chat,
-        batch(vec![record("insert.json"), record("remove_ttl.json")]),
-    )
-    .await
-    .expect("handled");
-    assert_eq!(
-        failed_sequence_numbers(&response),
-        ["200000000000000000000"]
-    );
 }
 
 #[test]

@@ -1,7 +1,7 @@
-//! The `$default` route's Lambda function.
+//! The `$default` route's Lambda function: it answers from the event alone,
+//! so it builds no AWS clients.
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    handlers::lambda::init_logging();
-    let chat = handlers::lambda::chat_from_env().await?;
-    handlers::lambda::run(|event| handlers::default(chat, event)).await
+    lambda_runtime::tracing::init_default_subscriber();
+    handlers::lambda::run(handlers::default).await
 }

@@ -1,26 +1,22 @@
 use aws_lambda_events::apigw::ApiGatewayProxyResponse;
-use tracing::info;
+use tracing::{info, instrument};
 
-use super::{WebSocketEvent, connection_id, reply};
-use crate::Chat;
+use super::{WebSocketEvent, connection_id, reply, span_id};
 use crate::error::Error;
-use crate::protocol::{ErrorCode, Inbound, ServerFrame};
-
-/// How much of an unknown action is echoed back.
-const MAX_ECHOED_ACTION_CHARS: usize = 40;
+use crate::limits::MAX_ECHOED_ACTION_CHARS;
+use crate::protocol::{Action, ErrorCode, Inbound, ServerFrame};
 
 /// `$default`: everything no other route matched. `{"action":"ping"}` gets a
-/// pong; anything else gets an error naming the valid actions.
-pub async fn default(
-    _chat: &Chat,
-    event: WebSocketEvent,
-) -> Result<ApiGatewayProxyResponse, Error> {
-    let id = connection_id(&event)?;
+/// pong; anything else gets an error naming the valid actions. Answers from
+/// the event alone: no tables, no Management API.
+#[instrument(name = "$default", skip_all, fields(connection_id = span_id(&event)))]
+pub async fn default(event: WebSocketEvent) -> Result<ApiGatewayProxyResponse, Error> {
+    connection_id(&event)?;
     let frame = match Inbound::parse(event.payload.body.as_deref()) {
         Inbound::Object {
             action: Some(action),
             ..
-        } if action == "ping" => {
+        } if Action::from_name(&action) == Some(Action::Ping) => {
             return Ok(reply(200, Some(&ServerFrame::pong())));
         }
         Inbound::NotJson => {
@@ -32,19 +28,20 @@ pub async fn default(
         Inbound::Object {
             action: Some(action),
             ..
-        } => {
-            let shown: String = action.chars().take(MAX_ECHOED_ACTION_CHARS).collect();
-            let ellipsis = if shown.len() < action.len() {
-                "…"
-            } else {
-                ""
-            };
-            ServerFrame::unroutable(
-                ErrorCode::UnknownAction,
-                &format!("Unknown action \"{shown}{ellipsis}\""),
-            )
-        }
+        } => ServerFrame::unroutable(
+            ErrorCode::UnknownAction,
+            &format!("Unknown action \"{}\"", shortened(&action)),
+        ),
     };
-    info!(connection_id = %id, "answered an unroutable frame");
+    info!("answered an unroutable frame");
     Ok(reply(400, Some(&frame)))
+}
+
+/// At most [`MAX_ECHOED_ACTION_CHARS`] characters, with an ellipsis if cut.
+fn shortened(action: &str) -> String {
+    let mut shown: String = action.chars().take(MAX_ECHOED_ACTION_CHARS).collect();
+    if shown.len() < action.len() {
+        shown.push('…');
+    }
+    shown
 }

@@ -1,15 +1,16 @@
 use aws_lambda_events::apigw::ApiGatewayProxyResponse;
-use tracing::{error, info};
+use tracing::{error, info, instrument};
 
-use super::{WebSocketEvent, connection_id, reply};
+use super::{WebSocketEvent, connection_id, reply, span_id};
 use crate::Chat;
 use crate::error::Error;
 use crate::records::SessionClose;
-use crate::store::CloseOutcome;
-use crate::time::rfc3339_millis;
+use crate::store::WriteOutcome;
+use crate::time::Timestamp;
 
 /// `$disconnect`, kept minimal: forget the connection and close its session.
 /// Durations, presence and metrics follow from the SessionHistory stream.
+#[instrument(name = "$disconnect", skip_all, fields(connection_id = span_id(&event)))]
 pub async fn disconnect(
     chat: &Chat,
     event: WebSocketEvent,
@@ -17,7 +18,7 @@ pub async fn disconnect(
     let id = connection_id(&event)?;
     let context = &event.payload.request_context;
     let close = SessionClose {
-        disconnected_at: rfc3339_millis(context.request_time_epoch)?,
+        disconnected_at: Timestamp::from_epoch_millis(context.request_time_epoch)?,
         disconnect_status_code: context.disconnect_status_code,
         disconnect_reason: context
             .disconnect_reason
@@ -30,16 +31,16 @@ pub async fn disconnect(
     );
     let mut failed = false;
     if let Err(failure) = deleted {
-        error!(connection_id = %id, error = %failure, "could not delete the connection; its ttl will");
+        error!(error = %failure, "could not delete the connection; its ttl will");
         failed = true;
     }
     match closed {
-        Ok(CloseOutcome::Closed) => info!(connection_id = %id, "disconnected"),
-        Ok(CloseOutcome::NotOpen) => {
-            info!(connection_id = %id, "no open session to close (unknown or already closed)")
+        Ok(WriteOutcome::Written) => info!("disconnected"),
+        Ok(WriteOutcome::ConditionFailed) => {
+            info!("no open session to close (unknown or already closed)")
         }
         Err(failure) => {
-            error!(connection_id = %id, error = %failure, "could not close the session");
+            error!(error = %failure, "could not close the session");
             failed = true;
         }
     }

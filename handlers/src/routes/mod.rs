@@ -1,6 +1,6 @@
-//! One function per API Gateway route. Each takes the event API Gateway sends
-//! and returns the proxy response it expects; a non-empty body reaches the
-//! caller on two-way routes (`sendmessage`, `$default`).
+//! One function per API Gateway route ([`crate::protocol::Route`]). Each
+//! takes the event API Gateway sends and returns the proxy response it
+//! expects; a non-empty body reaches the caller only on two-way routes.
 
 mod connect;
 mod default;
@@ -39,4 +39,14 @@ fn connection_id(event: &WebSocketEvent) -> Result<&str, Error> {
         .as_deref()
         .filter(|id| !id.is_empty())
         .ok_or(Error::MissingField("requestContext.connectionId"))
+}
+
+/// The connection id for a route's log span, before it is validated.
+fn span_id(event: &WebSocketEvent) -> &str {
+    event
+        .payload
+        .request_context
+        .connection_id
+        .as_deref()
+        .unwrap_or("-")
 }

@@ -1,55 +1,60 @@
 use aws_lambda_events::apigw::ApiGatewayProxyResponse;
-use tracing::{error, info, warn};
+use tracing::{error, info, instrument, warn};
 
-use super::{WebSocketEvent, connection_id, reply};
+use super::{WebSocketEvent, connection_id, reply, span_id};
 use crate::Chat;
 use crate::error::Error;
-use crate::fanout::{FanoutKind, broadcast};
-use crate::metric;
+use crate::fanout::{FanoutReport, broadcast};
+use crate::metric::{self, FanoutKind};
 use crate::protocol::{ErrorCode, SendMessage, ServerFrame, validate_send_message};
 use crate::records::Message;
-use crate::time::rfc3339_millis;
+use crate::time::Timestamp;
 
 /// `sendmessage`: validate, store, then fan out to every active connection,
 /// the sender included. The sender alone hears about problems.
+#[instrument(name = "sendmessage", skip_all, fields(connection_id = span_id(&event)))]
 pub async fn sendmessage(
     chat: &Chat,
     event: WebSocketEvent,
 ) -> Result<ApiGatewayProxyResponse, Error> {
     let id = connection_id(&event)?;
-    let context = &event.payload.request_context;
-    let text =
-        match validate_send_message(event.payload.body.as_deref(), chat.limits.max_message_bytes) {
-            Ok(SendMessage::Heartbeat) => return Ok(reply(200, Some(&ServerFrame::pong()))),
-            Ok(SendMessage::Chat(text)) => text,
-            Err(frame) => {
-                metrics::counter!(metric::MESSAGES_REJECTED).increment(1);
-                info!(connection_id = %id, "rejected a sendmessage frame");
-                return Ok(reply(400, Some(&frame)));
-            }
-        };
-    let api = match chat.management.for_request(context) {
-        Ok(api) => api,
-        Err(failure) => {
-            error!(connection_id = %id, error = %failure, "no Management API to fan out with");
-            return Ok(internal_error());
+    let body = event.payload.body.as_deref();
+    let text = match validate_send_message(body, chat.limits.max_chat_message_bytes) {
+        Ok(SendMessage::Heartbeat) => return Ok(reply(200, Some(&ServerFrame::pong()))),
+        Ok(SendMessage::Chat(text)) => text,
+        Err(frame) => {
+            metrics::counter!(metric::MESSAGES_REJECTED).increment(1);
+            info!("rejected a sendmessage frame");
+            return Ok(reply(400, Some(&frame)));
         }
     };
     let message = Message {
         message_id: uuid::Uuid::new_v4().to_string(),
         connection_id: id.to_owned(),
         message: text,
-        timestamp: rfc3339_millis(context.request_time_epoch)?,
+        timestamp: Timestamp::from_epoch_millis(event.payload.request_context.request_time_epoch)?,
     };
     if let Err(failure) = chat.store.put_message(&message).await {
-        error!(connection_id = %id, error = %failure, "could not store the message");
-        return Ok(internal_error());
+        error!(error = %failure, "could not store the message");
+        return Ok(not_stored());
     }
     metrics::counter!(metric::MESSAGES_SENT).increment(1);
-    let frame = ServerFrame::chat(&message).to_json();
+    let report = fan_out(chat, &message).await;
+    Ok(match delivery_problem(&report) {
+        None => reply(200, None),
+        Some(problem) => reply(
+            200,
+            Some(&ServerFrame::error(ErrorCode::PartialDelivery, problem)),
+        ),
+    })
+}
+
+/// Sends the stored message to every connection, and logs what happened.
+async fn fan_out(chat: &Chat, message: &Message) -> FanoutReport {
+    let frame = ServerFrame::chat(message).to_json();
     let report = broadcast(
         &chat.store,
-        &api,
+        &chat.management,
         frame.as_bytes(),
         chat.limits.fanout_concurrency,
         None,
@@ -57,7 +62,6 @@ pub async fn sendmessage(
     )
     .await;
     info!(
-        connection_id = %id,
         message_id = %message.message_id,
         recipients = report.recipients,
         delivered = report.delivered,
@@ -65,25 +69,31 @@ pub async fn sendmessage(
         failed = report.failed,
         "message fanned out"
     );
-    if !report.missed_anyone() {
-        return Ok(reply(200, None));
+    if report.missed_anyone() {
+        warn!(
+            failed = report.failed,
+            incomplete = report.incomplete,
+            "fan-out missed some connections"
+        );
     }
-    warn!(connection_id = %id, failed = report.failed, incomplete = report.incomplete, "fan-out missed some connections");
-    let problem = if report.incomplete {
-        "Your message was saved, but reading the connection list failed, so some people may not have received it.".to_owned()
-    } else {
-        format!(
-            "Your message was saved, but could not be delivered to {} of {} connections.",
-            report.failed, report.recipients
-        )
-    };
-    Ok(reply(
-        200,
-        Some(&ServerFrame::error(ErrorCode::PartialDelivery, problem)),
-    ))
+    report
 }
 
-fn internal_error() -> ApiGatewayProxyResponse {
+/// What to tell the sender when someone may not have received the message.
+fn delivery_problem(report: &FanoutReport) -> Option<String> {
+    if report.incomplete {
+        Some("Your message was saved, but reading the connection list failed, so some people may not have received it.".to_owned())
+    } else if report.failed > 0 {
+        Some(format!(
+            "Your message was saved, but could not be delivered to {} of {} connections.",
+            report.failed, report.recipients
+        ))
+    } else {
+        None
+    }
+}
+
+fn not_stored() -> ApiGatewayProxyResponse {
     reply(
         500,
         Some(&ServerFrame::error(

@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use axum::extract::ws::Message;
+use handlers::metric;
 use tokio::sync::mpsc;
 
 /// Frames queued for one socket before the Management API answers 429, as
@@ -99,11 +100,16 @@ pub struct Registry {
 
 impl Registry {
     pub fn insert(&self, connection: Arc<Connection>) {
-        self.lock().insert(connection.id.clone(), connection);
+        let mut connections = self.lock();
+        connections.insert(connection.id.clone(), connection);
+        record_open(connections.len());
     }
 
     pub fn remove(&self, id: &str) -> Option<Arc<Connection>> {
-        self.lock().remove(id)
+        let mut connections = self.lock();
+        let removed = connections.remove(id);
+        record_open(connections.len());
+        removed
     }
 
     pub fn get(&self, id: &str) -> Option<Arc<Connection>> {
@@ -121,4 +127,10 @@ impl Registry {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
+}
+
+/// The local stand-in for what API Gateway's connect and disconnect counts
+/// tell on AWS: connections open now.
+fn record_open(count: usize) {
+    metrics::gauge!(metric::CONNECTIONS_OPEN).set(count as f64);
 }

@@ -1,11 +1,16 @@
-//! The events API Gateway hands the route handlers, built with every field
-//! API Gateway sends and deserialized into the real `aws_lambda_events` type.
+//! The events API Gateway hands the route handlers, as the real
+//! `aws_lambda_events` type, with every field API Gateway sends.
 
-use aws_lambda_events::apigw::ApiGatewayWebsocketProxyRequest;
-use axum::http::HeaderMap;
+use std::collections::HashMap;
+
+use aws_lambda_events::apigw::{
+    ApiGatewayWebsocketProxyRequest, ApiGatewayWebsocketProxyRequestContext,
+};
+use aws_lambda_events::http::{HeaderMap, HeaderName, HeaderValue};
+use aws_lambda_events::query_map::QueryMap;
 use chrono::{DateTime, Utc};
+use handlers::protocol::Route;
 use lambda_runtime::{Context, LambdaEvent};
-use serde_json::{Map, Value, json};
 
 use super::connections::Connection;
 use super::ids::new_id;
@@ -24,52 +29,44 @@ pub fn connect(
     headers: &HeaderMap,
     query: &[(String, String)],
 ) -> LambdaEvent<ApiGatewayWebsocketProxyRequest> {
-    let mut headers = headers_json(headers);
-    headers.insert("X-Forwarded-For".into(), json!(connection.source_ip));
-    headers.insert("X-Forwarded-Proto".into(), json!("http"));
-    let multi: Map<String, Value> = headers
-        .iter()
-        .map(|(name, value)| (name.clone(), json!([value])))
-        .collect();
-    let mut query_single = Map::new();
-    let mut query_multi: Map<String, Value> = Map::new();
+    let mut headers = headers.clone();
+    insert(&mut headers, "x-forwarded-for", &connection.source_ip);
+    insert(&mut headers, "x-forwarded-proto", "http");
+    let mut request = ApiGatewayWebsocketProxyRequest::default();
+    request.multi_value_headers = headers.clone();
+    request.headers = headers;
+    let mut single = HashMap::new();
+    let mut multi: HashMap<String, Vec<String>> = HashMap::new();
     for (name, value) in query {
-        query_single.insert(name.clone(), json!(value));
-        match query_multi.get_mut(name).and_then(Value::as_array_mut) {
-            Some(values) => values.push(json!(value)),
-            None => {
-                query_multi.insert(name.clone(), json!([value]));
-            }
-        }
+        // API Gateway keeps the last value in the single-value map.
+        single.insert(name.clone(), value.clone());
+        multi.entry(name.clone()).or_default().push(value.clone());
     }
-    let mut event = json!({
-        "headers": headers,
-        "multiValueHeaders": multi,
-        "requestContext": context(api, connection, "$connect", "CONNECT", connection.connected_at_ms),
-        "isBase64Encoded": false,
-    });
-    if !query.is_empty() {
-        event["queryStringParameters"] = Value::Object(query_single);
-        event["multiValueQueryStringParameters"] = Value::Object(query_multi);
-    }
-    into_event(event)
+    request.query_string_parameters = QueryMap::from(single);
+    request.multi_value_query_string_parameters = QueryMap::from(multi);
+    request.request_context = context(
+        api,
+        connection,
+        Route::Connect,
+        "CONNECT",
+        connection.connected_at_ms,
+    );
+    into_event(request)
 }
 
-/// A frame routed to `route_key` (`sendmessage` or `$default`).
+/// A frame routed to `route` (`sendmessage` or `$default`).
 pub fn message(
     api: &Api<'_>,
     connection: &Connection,
-    route_key: &str,
+    route: Route,
     body: &str,
     received_at_ms: i64,
 ) -> LambdaEvent<ApiGatewayWebsocketProxyRequest> {
-    let mut context = context(api, connection, route_key, "MESSAGE", received_at_ms);
-    context["messageId"] = json!(new_id());
-    into_event(json!({
-        "requestContext": context,
-        "body": body,
-        "isBase64Encoded": false,
-    }))
+    let mut request = ApiGatewayWebsocketProxyRequest::default();
+    request.request_context = context(api, connection, route, "MESSAGE", received_at_ms);
+    request.request_context.message_id = Some(new_id());
+    request.body = Some(body.to_owned());
+    into_event(request)
 }
 
 /// `$disconnect`, with the close code and reason.
@@ -80,56 +77,45 @@ pub fn disconnect(
     reason: &str,
     at_ms: i64,
 ) -> LambdaEvent<ApiGatewayWebsocketProxyRequest> {
-    let mut context = context(api, connection, "$disconnect", "DISCONNECT", at_ms);
-    context["disconnectStatusCode"] = json!(status_code);
-    context["disconnectReason"] = json!(reason);
-    let headers = json!({
-        "Host": api.domain_name,
-        "x-api-key": "",
-        "X-Forwarded-For": "",
-        "x-restapi": "",
-    });
-    let multi = json!({
-        "Host": [api.domain_name],
-        "x-api-key": [""],
-        "X-Forwarded-For": [""],
-        "x-restapi": [""],
-    });
-    into_event(json!({
-        "headers": headers,
-        "multiValueHeaders": multi,
-        "requestContext": context,
-        "isBase64Encoded": false,
-    }))
+    let mut request = ApiGatewayWebsocketProxyRequest::default();
+    // What API Gateway sends on `$disconnect`: the host and empty values.
+    let mut headers = HeaderMap::new();
+    insert(&mut headers, "host", api.domain_name);
+    for empty in ["x-api-key", "x-forwarded-for", "x-restapi"] {
+        insert(&mut headers, empty, "");
+    }
+    request.multi_value_headers = headers.clone();
+    request.headers = headers;
+    request.request_context = context(api, connection, Route::Disconnect, "DISCONNECT", at_ms);
+    request.request_context.disconnect_status_code = Some(i64::from(status_code));
+    request.request_context.disconnect_reason = Some(reason.to_owned());
+    into_event(request)
 }
 
 fn context(
     api: &Api<'_>,
     connection: &Connection,
-    route_key: &str,
+    route: Route,
     event_type: &str,
     at_ms: i64,
-) -> Value {
+) -> ApiGatewayWebsocketProxyRequestContext {
     let request_id = new_id();
-    let mut identity = json!({ "sourceIp": connection.source_ip });
-    if let Some(user_agent) = &connection.user_agent {
-        identity["userAgent"] = json!(user_agent);
-    }
-    json!({
-        "routeKey": route_key,
-        "eventType": event_type,
-        "extendedRequestId": request_id,
-        "requestTime": request_time(at_ms),
-        "messageDirection": "IN",
-        "stage": api.stage,
-        "connectedAt": connection.connected_at_ms,
-        "requestTimeEpoch": at_ms,
-        "identity": identity,
-        "requestId": request_id,
-        "domainName": api.domain_name,
-        "connectionId": connection.id,
-        "apiId": api.api_id,
-    })
+    let mut context = ApiGatewayWebsocketProxyRequestContext::default();
+    context.route_key = Some(route.key().to_owned());
+    context.event_type = Some(event_type.to_owned());
+    context.extended_request_id = Some(request_id.clone());
+    context.request_id = Some(request_id);
+    context.request_time = Some(request_time(at_ms));
+    context.message_direction = Some("IN".to_owned());
+    context.stage = Some(api.stage.to_owned());
+    context.connected_at = connection.connected_at_ms;
+    context.request_time_epoch = at_ms;
+    context.identity.source_ip = Some(connection.source_ip.clone());
+    context.identity.user_agent = connection.user_agent.clone();
+    context.domain_name = Some(api.domain_name.to_owned());
+    context.connection_id = Some(connection.id.clone());
+    context.apiid = Some(api.api_id.to_owned());
+    context
 }
 
 /// API Gateway's `requestTime`: `28/Nov/2026:00:13:36 +0000`.
@@ -140,38 +126,17 @@ fn request_time(at_ms: i64) -> String {
         .to_string()
 }
 
-fn headers_json(headers: &HeaderMap) -> Map<String, Value> {
-    let mut out = Map::new();
-    for (name, value) in headers {
-        if let Ok(value) = value.to_str() {
-            out.insert(title_case(name.as_str()), json!(value));
-        }
+/// Adds a header whose name and value are known to be valid; an invalid
+/// value (a client's address cannot be one) is left out.
+fn insert(headers: &mut HeaderMap, name: &'static str, value: &str) {
+    if let Ok(value) = HeaderValue::from_str(value) {
+        headers.insert(HeaderName::from_static(name), value);
     }
-    out
 }
 
-/// `sec-websocket-key` -> `Sec-WebSocket-Key`, as API Gateway forwards them.
-fn title_case(name: &str) -> String {
-    name.split('-')
-        .map(|part| match part {
-            "websocket" => "WebSocket".to_owned(),
-            _ => {
-                let mut chars = part.chars();
-                chars
-                    .next()
-                    .map(|first| first.to_ascii_uppercase().to_string() + chars.as_str())
-                    .unwrap_or_default()
-            }
-        })
-        .collect::<Vec<_>>()
-        .join("-")
-}
-
-fn into_event(json: Value) -> LambdaEvent<ApiGatewayWebsocketProxyRequest> {
-    // The JSON above always has the required fields (connectedAt,
-    // requestTimeEpoch), so this cannot fail; a default event would be
-    // rejected by the handler as missing its connection id.
-    let request = serde_json::from_value(json).unwrap_or_default();
+fn into_event(
+    request: ApiGatewayWebsocketProxyRequest,
+) -> LambdaEvent<ApiGatewayWebsocketProxyRequest> {
     let mut context = Context::default();
     context.request_id = uuid::Uuid::new_v4().to_string();
     LambdaEvent::new(request, context)
@@ -190,9 +155,45 @@ mod tests {
     }
 
     #[test]
-    fn header_names_are_title_cased() {
-        assert_eq!(title_case("sec-websocket-key"), "Sec-WebSocket-Key");
-        assert_eq!(title_case("user-agent"), "User-Agent");
-        assert_eq!(title_case("host"), "Host");
+    fn events_survive_the_json_api_gateway_would_send() {
+        let (connection, _outbox) = Connection::new(
+            "L0SM9cOFvHcCIhw=".into(),
+            1_795_824_816_123,
+            "127.0.0.1".into(),
+            None,
+        );
+        let api = Api {
+            api_id: "local",
+            stage: "dev",
+            domain_name: "127.0.0.1:8080",
+        };
+        let query = [
+            ("room".to_owned(), "a".to_owned()),
+            ("room".to_owned(), "b".to_owned()),
+        ];
+        let event = connect(&api, &connection, &HeaderMap::new(), &query);
+        let request = &event.payload;
+        assert_eq!(request.query_string_parameters.first("room"), Some("b"));
+        assert_eq!(
+            request.multi_value_query_string_parameters.all("room"),
+            Some(vec!["a", "b"])
+        );
+        let json = serde_json::to_value(request).expect("serializes");
+        assert_eq!(json["requestContext"]["routeKey"], "$connect");
+        assert_eq!(json["requestContext"]["connectedAt"], 1_795_824_816_123_i64);
+        assert_eq!(json["requestContext"]["identity"]["sourceIp"], "127.0.0.1");
+        assert_eq!(json["headers"]["x-forwarded-for"], "127.0.0.1");
+        let back: ApiGatewayWebsocketProxyRequest =
+            serde_json::from_value(json).expect("deserializes");
+        assert_eq!(
+            back.request_context.connection_id.as_deref(),
+            Some("L0SM9cOFvHcCIhw=")
+        );
+
+        let event = disconnect(&api, &connection, 1001, "Going away", 1_795_824_901_000);
+        let context = &event.payload.request_context;
+        assert_eq!(context.route_key.as_deref(), Some("$disconnect"));
+        assert_eq!(context.disconnect_status_code, Some(1001));
+        assert_eq!(context.request_time_epoch, 1_795_824_901_000);
     }
 }

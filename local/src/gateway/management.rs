@@ -13,8 +13,11 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use serde_json::json;
 
+use handlers::limits::GATEWAY_MAX_MESSAGE_BYTES;
+use handlers::time::Timestamp;
+
+use super::Gateway;
 use super::connections::{Outbound, SendError};
-use super::{Gateway, MAX_MESSAGE_BYTES};
 
 /// Close code of a connection deleted through the Management API.
 const DELETED_CLOSE_CODE: u16 = 1000;
@@ -31,11 +34,11 @@ async fn post_to(
     Path(id): Path<String>,
     body: Bytes,
 ) -> Response {
-    if body.len() > MAX_MESSAGE_BYTES {
+    if body.len() > GATEWAY_MAX_MESSAGE_BYTES {
         return error(
             StatusCode::PAYLOAD_TOO_LARGE,
             "PayloadTooLargeException",
-            &format!("Message too long. Max size is {MAX_MESSAGE_BYTES} bytes."),
+            &format!("Message too long. Max size is {GATEWAY_MAX_MESSAGE_BYTES} bytes."),
         );
     }
     let Some(connection) = gateway.connections.get(&id) else {
@@ -115,7 +118,10 @@ fn error(status: StatusCode, error_type: &'static str, message: &str) -> Respons
 }
 
 /// API Gateway's times here are ISO 8601 with milliseconds, the contract's
-/// format; a connection's times are always representable.
+/// format; a connection's times come from this machine's clock, so they are
+/// always representable.
 fn iso(epoch_ms: i64) -> String {
-    handlers::time::rfc3339_millis(epoch_ms).unwrap_or_default()
+    Timestamp::from_epoch_millis(epoch_ms)
+        .map(|time| time.to_string())
+        .unwrap_or_default()
 }

@@ -21,22 +21,14 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use handlers::Chat;
+use handlers::limits::{GATEWAY_MAX_FRAME_BYTES, GATEWAY_MAX_MESSAGE_BYTES};
+use handlers::protocol::Route;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower_http::services::ServeDir;
 use tracing::{error, info, warn};
 
 use connections::{Connection, Registry};
-
-/// API Gateway's limits on what a client sends.
-pub const MAX_FRAME_BYTES: usize = 32 * 1024;
-pub const MAX_MESSAGE_BYTES: usize = 128 * 1024;
-
-/// Routes whose handler response body goes back to the caller (route
-/// response `$default`), as configured in infra/serverless.yml.
-pub const TWO_WAY_ROUTES: [&str; 2] = ["sendmessage", "$default"];
-/// Route keys other than `$default` that `$request.body.action` can select.
-pub const CUSTOM_ROUTES: [&str; 1] = ["sendmessage"];
 
 /// The gateway's settings.
 #[derive(Clone, Debug)]
@@ -74,7 +66,8 @@ impl Gateway {
     }
 
     /// The HTTP routes: WebSocket upgrades at `/` and `/{stage}`, the
-    /// Management API, `/metrics`, `/config.json`, and the web client.
+    /// Management API, `/metrics`, `/config.json`, the metrics dashboard at
+    /// `/dashboard`, and the web client.
     pub fn router(self: &Arc<Self>, metrics: Option<crate::telemetry::Metrics>) -> Router {
         let stage = &self.config.stage;
         let connections_api = management::routes();
@@ -97,6 +90,7 @@ impl Gateway {
             .route(&format!("/{stage}"), get(upgrade_only))
             .route(&format!("/{stage}/"), get(upgrade_only))
             .route("/config.json", get(client_config))
+            .route("/dashboard", get(dashboard))
             .route("/metrics", metrics_route)
             .nest(&format!("/{stage}/@connections"), connections_api.clone())
             .nest("/@connections", connections_api)
@@ -152,7 +146,7 @@ impl Gateway {
         let status = status_of(
             handlers::connect(&self.chat, event).await,
             &connection.id,
-            "$connect",
+            Route::Connect,
         );
         if !(200..300).contains(&status) {
             self.connections.remove(&connection.id);
@@ -166,8 +160,8 @@ impl Gateway {
         let failed_gateway = Arc::clone(&self);
         let failed_connection = Arc::clone(&connection);
         let gateway = Arc::clone(&self);
-        ws.max_frame_size(MAX_FRAME_BYTES)
-            .max_message_size(MAX_MESSAGE_BYTES)
+        ws.max_frame_size(GATEWAY_MAX_FRAME_BYTES)
+            .max_message_size(GATEWAY_MAX_MESSAGE_BYTES)
             .on_failed_upgrade(move |error| {
                 warn!(connection_id = %failed_connection.id, %error, "upgrade failed after $connect");
                 let gateway = failed_gateway;
@@ -189,7 +183,7 @@ impl Gateway {
         status_of(
             handlers::disconnect(&self.chat, event).await,
             &connection.id,
-            "$disconnect",
+            Route::Disconnect,
         );
     }
 
@@ -201,19 +195,19 @@ impl Gateway {
         body: &str,
         received_at_ms: i64,
     ) -> Option<String> {
-        let route_key = select_route(body);
-        let event = events::message(&self.api(), connection, route_key, body, received_at_ms);
-        let result = match route_key {
-            "sendmessage" => handlers::sendmessage(&self.chat, event).await,
-            _ => handlers::default(&self.chat, event).await,
+        let route = Route::select(body);
+        let event = events::message(&self.api(), connection, route, body, received_at_ms);
+        let result = match route {
+            Route::SendMessage => handlers::sendmessage(&self.chat, event).await,
+            Route::Default | Route::Connect | Route::Disconnect => handlers::default(event).await,
         };
-        if !TWO_WAY_ROUTES.contains(&route_key) {
+        if !route.is_two_way() {
             return None;
         }
         match result {
             Ok(response) => response_text(response),
             Err(failure) => {
-                error!(connection_id = %connection.id, route = route_key, error = %failure, "handler failed");
+                error!(connection_id = %connection.id, route = route.key(), error = %failure, "handler failed");
                 // What API Gateway sends when the integration fails.
                 Some(
                     serde_json::json!({
@@ -226,20 +220,6 @@ impl Gateway {
             }
         }
     }
-}
-
-/// `$request.body.action` if it names a custom route, else `$default`.
-pub fn select_route(body: &str) -> &'static str {
-    // The same reading of `action` the handlers use.
-    let action = match handlers::protocol::Inbound::parse(Some(body)) {
-        handlers::protocol::Inbound::Object { action, .. } => action,
-        handlers::protocol::Inbound::NotJson => None,
-    };
-    CUSTOM_ROUTES
-        .iter()
-        .find(|route| action.as_deref() == Some(**route))
-        .copied()
-        .unwrap_or("$default")
 }
 
 fn response_text(response: ApiGatewayProxyResponse) -> Option<String> {
@@ -256,12 +236,12 @@ fn response_text(response: ApiGatewayProxyResponse) -> Option<String> {
 fn status_of(
     result: Result<ApiGatewayProxyResponse, handlers::Error>,
     connection_id: &str,
-    route: &str,
+    route: Route,
 ) -> i64 {
     match result {
         Ok(response) => response.status_code,
         Err(failure) => {
-            error!(connection_id = %connection_id, route, error = %failure, "handler failed");
+            error!(connection_id = %connection_id, route = route.key(), error = %failure, "handler failed");
             500
         }
     }
@@ -282,15 +262,25 @@ async fn root(
     ws: Upgrade,
 ) -> Response {
     if ws.is_err() {
-        let page = tokio::fs::read_to_string(gateway.config.web_dir.join("index.html")).await;
-        return match page {
-            Ok(page) => axum::response::Html(page).into_response(),
-            Err(_) => {
-                (StatusCode::NOT_FOUND, "web client not found; see --web-dir").into_response()
-            }
-        };
+        return page(&gateway, "index.html").await;
     }
     upgrade_only(State(gateway), ConnectInfo(peer), Query(query), headers, ws).await
+}
+
+/// `/dashboard`: the local metrics dashboard.
+async fn dashboard(State(gateway): State<Arc<Gateway>>) -> Response {
+    page(&gateway, "dashboard.html").await
+}
+
+async fn page(gateway: &Gateway, file: &str) -> Response {
+    match tokio::fs::read_to_string(gateway.config.web_dir.join(file)).await {
+        Ok(page) => axum::response::Html(page).into_response(),
+        Err(_) => (
+            StatusCode::NOT_FOUND,
+            format!("{file} not found in the web client's directory; see --web-dir"),
+        )
+            .into_response(),
+    }
 }
 
 /// `/{stage}`: WebSocket upgrades only.
@@ -315,25 +305,7 @@ async fn client_config(State(gateway): State<Arc<Gateway>>, headers: HeaderMap) 
         .unwrap_or(&gateway.domain_name);
     axum::Json(serde_json::json!({
         "websocket_url": format!("ws://{host}/{}", gateway.config.stage),
-        "max_message_bytes": gateway.chat.limits.max_message_bytes,
+        "max_message_bytes": gateway.chat.limits.max_chat_message_bytes,
     }))
     .into_response()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn route_selection_follows_the_action_field() {
-        assert_eq!(
-            select_route(r#"{"action":"sendmessage","message":"hi"}"#),
-            "sendmessage"
-        );
-        assert_eq!(select_route(r#"{"action":"ping"}"#), "$default");
-        assert_eq!(select_route(r#"{"action":"SendMessage"}"#), "$default");
-        assert_eq!(select_route(r#"{"action":7}"#), "$default");
-        assert_eq!(select_route("sendmessage"), "$default");
-        assert_eq!(select_route(""), "$default");
-    }
 }

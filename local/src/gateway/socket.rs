@@ -157,8 +157,9 @@ async fn route_frames(
     }
 }
 
-/// Whether tungstenite refused a frame over [`super::MAX_FRAME_BYTES`] or a
-/// message over [`super::MAX_MESSAGE_BYTES`].
+/// Whether tungstenite refused a frame over
+/// [`handlers::limits::GATEWAY_MAX_FRAME_BYTES`] or a message over
+/// [`handlers::limits::GATEWAY_MAX_MESSAGE_BYTES`].
 fn is_too_big(error: &axum::Error) -> bool {
     use std::error::Error as _;
     let mut source = error.source();

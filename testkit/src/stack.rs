@@ -1,14 +1,11 @@
-//! Black-box support: the whole stack in-process on port 0, and real
-//! WebSocket clients. With `CHAT_TEST_DYNAMODB_ENDPOINT` set, the stack uses
-//! that DynamoDB (e.g. DynamoDB Local) instead of the embedded one.
+//! The whole local stack in-process on port 0, and WebSocket clients that
+//! talk to it as a user's would. With `CHAT_TEST_DYNAMODB_ENDPOINT` set, the
+//! stack uses that DynamoDB (e.g. DynamoDB Local) instead of the embedded
+//! one.
 
-#![allow(dead_code, clippy::expect_used)] // each test binary uses part of it
-
-use std::collections::HashMap;
 use std::path::Path;
 use std::time::Duration;
 
-use aws_sdk_dynamodb::types::AttributeValue;
 use chat_local::{Args, Config, Stack};
 use clap::Parser;
 use futures::{SinkExt, StreamExt};
@@ -18,11 +15,11 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
-/// How long a test waits for something that should happen.
-pub const PATIENCE: Duration = Duration::from_secs(10);
+use crate::dynamo::external_endpoint;
+use crate::item::{Item, connection_row};
+use crate::{PATIENCE, eventually};
 
-/// The environment variable naming an external DynamoDB for the tests.
-pub const EXTERNAL_DYNAMODB: &str = "CHAT_TEST_DYNAMODB_ENDPOINT";
+pub use crate::dynamo::unique_prefix;
 
 pub struct TestStack {
     pub stack: Stack,
@@ -34,7 +31,7 @@ impl TestStack {
     pub async fn closed_session(&self, connection_id: &str) -> Item {
         let table = &self.stack.tables.session_history;
         eventually("the session is closed", || async {
-            get(&self.dynamodb, table, connection_id)
+            connection_row(&self.dynamodb, table, connection_id)
                 .await
                 .filter(|item| item.contains_key("disconnected_at"))
         })
@@ -61,26 +58,18 @@ pub async fn start_stack(data_dir: &Path, table_prefix: &str, extra: &[&str]) ->
     .collect();
     argv.push("--data-dir".into());
     argv.push(data_dir.display().to_string());
-    if let Some(endpoint) = std::env::var(EXTERNAL_DYNAMODB)
-        .ok()
-        .filter(|endpoint| !endpoint.is_empty())
-    {
+    if let Some(endpoint) = external_endpoint() {
         argv.push("--dynamodb-endpoint".into());
         argv.push(endpoint);
     }
     argv.extend(extra.iter().map(|s| (*s).to_owned()));
-    let config = Config::try_from(Args::parse_from(argv)).expect("valid flags");
+    let config = Config::from(Args::try_parse_from(argv).expect("valid flags"));
     let stack = chat_local::start(config).await.expect("the stack starts");
-    let dynamodb = handlers::offline::dynamodb_client(
-        &handlers::offline::local_sdk_config(),
+    let dynamodb = chat_local::aws::dynamodb_client(
+        &chat_local::aws::local_sdk_config(),
         &stack.dynamodb_endpoint,
     );
     TestStack { stack, dynamodb }
-}
-
-/// A table prefix no other test uses.
-pub fn unique_prefix() -> String {
-    format!("t{}-", &uuid::Uuid::new_v4().simple().to_string()[..10])
 }
 
 pub type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
@@ -198,65 +187,4 @@ impl Client {
             }
         }
     }
-}
-
-pub type Item = HashMap<String, AttributeValue>;
-
-pub async fn scan(dynamodb: &aws_sdk_dynamodb::Client, table: &str) -> Vec<Item> {
-    let mut items = Vec::new();
-    let mut pages = dynamodb.scan().table_name(table).into_paginator().send();
-    while let Some(page) = pages.next().await {
-        items.extend(page.expect("Scan").items.unwrap_or_default());
-    }
-    items
-}
-
-pub async fn get(dynamodb: &aws_sdk_dynamodb::Client, table: &str, id: &str) -> Option<Item> {
-    dynamodb
-        .get_item()
-        .table_name(table)
-        .key("connection_id", AttributeValue::S(id.to_owned()))
-        .consistent_read(true)
-        .send()
-        .await
-        .expect("GetItem")
-        .item
-}
-
-/// Polls `check` until it returns `Some`, or panics after [`PATIENCE`].
-pub async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    loop {
-        if let Some(value) = check().await {
-            return value;
-        }
-        if tokio::time::Instant::now() > deadline {
-            panic!("{what} did not happen within {PATIENCE:?}");
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-}
-
-pub fn s(item: &Item, field: &str) -> String {
-    match item.get(field) {
-        Some(AttributeValue::S(value)) => value.clone(),
-        other => panic!("{field} is not a string: {other:?}"),
-    }
-}
-
-pub fn n(item: &Item, field: &str) -> String {
-    match item.get(field) {
-        Some(AttributeValue::N(value)) => value.clone(),
-        other => panic!("{field} is not a number: {other:?}"),
-    }
-}
-
-pub fn field_names(item: &Item) -> Vec<String> {
-    let mut names: Vec<String> = item.keys().cloned().collect();
-    names.sort();
-    names
 }

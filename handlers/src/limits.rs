@@ -1,0 +1,78 @@
+//! Every limit of the product, in one place. API Gateway's own limits are
+//! facts of the service (the local gateway enforces them as AWS does); the
+//! chat's limits are settings with defaults and allowed ranges.
+
+use std::time::Duration;
+
+// ---- API Gateway WebSocket APIs (AWS quotas; not configurable on AWS)
+
+/// Largest WebSocket frame a client may send: 32 KB.
+pub const GATEWAY_MAX_FRAME_BYTES: usize = 32 * 1024;
+/// Largest WebSocket message a client may send (frames reassembled), and
+/// largest PostToConnection payload: 128 KB.
+pub const GATEWAY_MAX_MESSAGE_BYTES: usize = 128 * 1024;
+/// API Gateway closes a connection idle this long.
+pub const GATEWAY_IDLE_TIMEOUT: Duration = Duration::from_secs(10 * 60);
+/// API Gateway closes every connection after this long, busy or not.
+pub const GATEWAY_MAX_CONNECTION_DURATION: Duration = Duration::from_secs(2 * 60 * 60);
+
+// ---- The chat's data
+
+/// An ActiveConnections row outlives its connection's 2-hour limit by this
+/// much before DynamoDB's TTL may delete it, so a live row is never expired.
+pub const CONNECTION_TTL_MARGIN: Duration = Duration::from_secs(15 * 60);
+/// A connection that answers 410 this soon after connecting may still be
+/// completing its `$connect` (API Gateway answers 410 until it returns): it is
+/// not pruned, and its `welcome` is retried.
+pub const CONNECT_GRACE: Duration = Duration::from_secs(10);
+/// A PostToConnection that hangs must not hold up a whole fan-out.
+pub const POST_TIMEOUT: Duration = Duration::from_secs(5);
+/// How many times, and how far apart (growing linearly), a `welcome` is
+/// tried while the newcomer's connection still answers 410.
+pub const WELCOME_ATTEMPTS: u32 = 4;
+pub const WELCOME_RETRY_STEP: Duration = Duration::from_millis(150);
+/// How much of an unknown `action` an error frame echoes back.
+pub const MAX_ECHOED_ACTION_CHARS: usize = 40;
+
+// ---- Settings (environment variables on Lambda, flags locally)
+
+/// `MAX_MESSAGE_BYTES`: longest chat message, in bytes of UTF-8.
+pub const DEFAULT_CHAT_MESSAGE_BYTES: usize = 8 * 1024;
+/// A chat message must fit in one API Gateway frame with its JSON envelope.
+pub const CHAT_MESSAGE_BYTES_RANGE: std::ops::RangeInclusive<usize> = 1..=GATEWAY_MAX_FRAME_BYTES;
+/// `FANOUT_CONCURRENCY`: Management API posts in flight during one fan-out.
+pub const DEFAULT_FANOUT_CONCURRENCY: usize = 64;
+pub const FANOUT_CONCURRENCY_RANGE: std::ops::RangeInclusive<usize> = 1..=1024;
+
+/// The limits a deployment may set.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ChatLimits {
+    /// Longest accepted chat message, in bytes of UTF-8
+    /// ([`CHAT_MESSAGE_BYTES_RANGE`]).
+    pub max_chat_message_bytes: usize,
+    /// Management API posts in flight during one fan-out
+    /// ([`FANOUT_CONCURRENCY_RANGE`]).
+    pub fanout_concurrency: usize,
+}
+
+impl Default for ChatLimits {
+    fn default() -> Self {
+        Self {
+            max_chat_message_bytes: DEFAULT_CHAT_MESSAGE_BYTES,
+            fanout_concurrency: DEFAULT_FANOUT_CONCURRENCY,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_chat_limits_fit_inside_api_gateways() {
+        assert!(CHAT_MESSAGE_BYTES_RANGE.contains(&DEFAULT_CHAT_MESSAGE_BYTES));
+        assert!(*CHAT_MESSAGE_BYTES_RANGE.end() <= GATEWAY_MAX_FRAME_BYTES);
+        assert!(FANOUT_CONCURRENCY_RANGE.contains(&DEFAULT_FANOUT_CONCURRENCY));
+        assert!(CONNECT_GRACE < GATEWAY_IDLE_TIMEOUT);
+    }
+}

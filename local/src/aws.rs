@@ -1,0 +1,42 @@
+//! SDK configuration for endpoints on this machine: a fixed region and
+//! placeholder credentials. Local engines accept any, and the real SDK
+//! clients never go looking for an AWS account.
+
+use aws_config::SdkConfig;
+use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region, SharedCredentialsProvider};
+
+/// Region of every local client and of the stream records the poller builds.
+pub const LOCAL_REGION: &str = "us-east-1";
+
+pub fn local_sdk_config() -> SdkConfig {
+    SdkConfig::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new(LOCAL_REGION))
+        .credentials_provider(SharedCredentialsProvider::new(Credentials::new(
+            "local",
+            "local",
+            None,
+            None,
+            "chat-local",
+        )))
+        .build()
+}
+
+/// A DynamoDB client for `endpoint`.
+pub fn dynamodb_client(sdk: &SdkConfig, endpoint: &str) -> aws_sdk_dynamodb::Client {
+    aws_sdk_dynamodb::Client::from_conf(
+        aws_sdk_dynamodb::config::Builder::from(sdk)
+            .endpoint_url(endpoint)
+            .build(),
+    )
+}
+
+/// A DynamoDB Streams client for `endpoint` (the same endpoint as DynamoDB's
+/// for both local engines).
+pub fn streams_client(sdk: &SdkConfig, endpoint: &str) -> aws_sdk_dynamodbstreams::Client {
+    aws_sdk_dynamodbstreams::Client::from_conf(
+        aws_sdk_dynamodbstreams::config::Builder::from(sdk)
+            .endpoint_url(endpoint)
+            .build(),
+    )
+}

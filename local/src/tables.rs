@@ -1,0 +1,252 @@
+//! The three tables, created locally exactly as infra/ creates them on AWS:
+//! both read infra/tables.json (keys, stream view, TTL attribute), and
+//! infra/tests check the deployed template against the same file.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+    StreamSpecification, StreamViewType, TableStatus, TimeToLiveSpecification,
+};
+use handlers::Tables;
+use handlers::error::StoreError;
+use serde::Deserialize;
+
+/// The tables' schemas, shared with infra/serverless.yml's tests.
+pub const TABLES_JSON: &str = include_str!("../../infra/tables.json");
+
+/// One table as infra/tables.json describes it.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct TableSchema {
+    /// CloudFormation logical id in infra/serverless.yml.
+    pub resource: String,
+    /// The environment variable that names the table for the functions.
+    pub environment: String,
+    /// Key attributes and their DynamoDB types (`S`, `N`, `B`).
+    pub attributes: BTreeMap<String, String>,
+    pub hash_key: String,
+    /// Stream view type, if the table has a stream.
+    pub stream: Option<String>,
+    /// TTL attribute, if the table has one.
+    pub ttl: Option<String>,
+}
+
+/// Every table, by its tutorial name (`ActiveConnections`, ...).
+pub fn schemas() -> Result<BTreeMap<String, TableSchema>, serde_json::Error> {
+    serde_json::from_str(TABLES_JSON)
+}
+
+/// The schema of each of `tables`, paired with its actual name.
+fn named<'a>(
+    schemas: &'a BTreeMap<String, TableSchema>,
+    tables: &'a Tables,
+) -> Vec<(&'a str, Option<&'a TableSchema>)> {
+    [
+        ("ActiveConnections", &tables.active_connections),
+        ("SessionHistory", &tables.session_history),
+        ("MessageHistory", &tables.message_history),
+    ]
+    .into_iter()
+    .map(|(logical, name)| (name.as_str(), schemas.get(logical)))
+    .collect()
+}
+
+/// Why the tables could not be made ready.
+#[derive(Debug, thiserror::Error)]
+pub enum TablesError {
+    #[error("infra/tables.json does not parse: {0}")]
+    Schema(#[from] serde_json::Error),
+    #[error("infra/tables.json has no {0} table")]
+    MissingSchema(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl TablesError {
+    /// The failed AWS call, if that is what went wrong.
+    pub fn aws(&self) -> Option<&handlers::error::AwsError> {
+        match self {
+            Self::Store(error) => error.aws(),
+            Self::Schema(_) | Self::MissingSchema(_) => None,
+        }
+    }
+}
+
+/// Creates whichever of the tables do not exist yet (on-demand billing),
+/// with their streams and TTL.
+pub async fn ensure(client: &Client, tables: &Tables) -> Result<(), TablesError> {
+    let schemas = schemas()?;
+    let existing = list_tables(client).await?;
+    for (name, schema) in named(&schemas, tables) {
+        let schema = schema.ok_or_else(|| TablesError::MissingSchema(name.to_owned()))?;
+        if !existing.iter().any(|table| table == name) {
+            create(client, name, schema).await?;
+            wait_until_active(client, name).await?;
+        }
+        if let Some(attribute) = &schema.ttl {
+            enable_ttl(client, name, attribute).await?;
+        }
+    }
+    Ok(())
+}
+
+async fn create(client: &Client, name: &str, schema: &TableSchema) -> Result<(), StoreError> {
+    let mut request = client
+        .create_table()
+        .table_name(name)
+        .billing_mode(BillingMode::PayPerRequest)
+        .key_schema(
+            KeySchemaElement::builder()
+                .attribute_name(&schema.hash_key)
+                .key_type(KeyType::Hash)
+                .build()
+                .map_err(StoreError::request("CreateTable"))?,
+        );
+    for (attribute, kind) in &schema.attributes {
+        request = request.attribute_definitions(
+            AttributeDefinition::builder()
+                .attribute_name(attribute)
+                .attribute_type(ScalarAttributeType::from(kind.as_str()))
+                .build()
+                .map_err(StoreError::request("CreateTable"))?,
+        );
+    }
+    if let Some(view) = &schema.stream {
+        request = request.stream_specification(
+            StreamSpecification::builder()
+                .stream_enabled(true)
+                .stream_view_type(StreamViewType::from(view.as_str()))
+                .build()
+                .map_err(StoreError::request("CreateTable"))?,
+        );
+    }
+    request
+        .send()
+        .await
+        .map_err(StoreError::call("CreateTable"))?;
+    Ok(())
+}
+
+async fn enable_ttl(client: &Client, table: &str, attribute: &str) -> Result<(), StoreError> {
+    let result = client
+        .update_time_to_live()
+        .table_name(table)
+        .time_to_live_specification(
+            TimeToLiveSpecification::builder()
+                .enabled(true)
+                .attribute_name(attribute)
+                .build()
+                .map_err(StoreError::request("UpdateTimeToLive"))?,
+        )
+        .send()
+        .await;
+    match result {
+        Ok(_) => Ok(()),
+        // Enabling TTL twice is refused by some engines: it is already on.
+        Err(error)
+            if error
+                .raw_response()
+                .is_some_and(|response| response.status().as_u16() == 400) =>
+        {
+            Ok(())
+        }
+        Err(error) => Err(StoreError::call("UpdateTimeToLive")(error)),
+    }
+}
+
+async fn list_tables(client: &Client) -> Result<Vec<String>, StoreError> {
+    let mut names = Vec::new();
+    let mut pages = client.list_tables().into_paginator().send();
+    while let Some(page) = pages.next().await {
+        names.extend(
+            page.map_err(StoreError::call("ListTables"))?
+                .table_names
+                .unwrap_or_default(),
+        );
+    }
+    Ok(names)
+}
+
+/// DynamoDB Local and AWS create tables asynchronously.
+async fn wait_until_active(client: &Client, name: &str) -> Result<(), StoreError> {
+    for _ in 0..100 {
+        let output = client
+            .describe_table()
+            .table_name(name)
+            .send()
+            .await
+            .map_err(StoreError::call("DescribeTable"))?;
+        let active = output
+            .table
+            .and_then(|table| table.table_status)
+            .is_some_and(|status| status == TableStatus::Active);
+        if active {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Ok(())
+}
+
+/// The stream ARN of `table`, if it has a stream.
+pub async fn stream_arn(client: &Client, table: &str) -> Result<Option<String>, StoreError> {
+    Ok(client
+        .describe_table()
+        .table_name(table)
+        .send()
+        .await
+        .map_err(StoreError::call("DescribeTable"))?
+        .table
+        .and_then(|table| table.latest_stream_arn))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_shared_schema_names_the_three_tables_and_their_variables() {
+        let schemas = schemas().expect("infra/tables.json parses");
+        let names: Vec<_> = schemas.keys().map(String::as_str).collect();
+        assert_eq!(
+            names,
+            ["ActiveConnections", "MessageHistory", "SessionHistory"]
+        );
+        let defaults = Tables::default();
+        // Each variable names the table the handlers read it for.
+        let variables = [
+            (
+                "ActiveConnections",
+                "ACTIVE_CONNECTIONS_TABLE",
+                &defaults.active_connections,
+            ),
+            (
+                "SessionHistory",
+                "SESSION_HISTORY_TABLE",
+                &defaults.session_history,
+            ),
+            (
+                "MessageHistory",
+                "MESSAGE_HISTORY_TABLE",
+                &defaults.message_history,
+            ),
+        ];
+        for (logical, variable, default_name) in variables {
+            assert_eq!(schemas[logical].environment, variable);
+            assert_eq!(default_name, logical);
+            let schema = &schemas[logical];
+            assert!(
+                schema.attributes.contains_key(&schema.hash_key),
+                "{logical}: the hash key is defined"
+            );
+        }
+        assert_eq!(
+            schemas["SessionHistory"].stream.as_deref(),
+            Some("NEW_AND_OLD_IMAGES"),
+            "the stream processor needs both images"
+        );
+    }
+}

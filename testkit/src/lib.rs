@@ -1,0 +1,50 @@
+//! Test support shared by every crate's tests, so each crate tests through
+//! real parts the same way:
+//!
+//! - [`TestDynamo`]: a real DynamoDB engine with throwaway tables: the
+//!   embedded one on 127.0.0.1 port 0, or `CHAT_TEST_DYNAMODB_ENDPOINT`
+//!   (DynamoDB Local in CI's second pass);
+//! - [`FakeManagementApi`]: a real HTTP endpoint standing in for the
+//!   Management API, for the real `aws-sdk-apigatewaymanagement` client;
+//! - [`fixtures`]: API Gateway and DynamoDB stream events as AWS sends them;
+//! - [`Harness`]: a [`handlers::Chat`] wired to both, with the handlers'
+//!   routes as calls;
+//! - [`stack`]: the whole local stack on port 0 and real WebSocket clients;
+//! - [`item`]: reading raw items, to check the data contract's field names
+//!   and types.
+
+#![allow(clippy::expect_used, clippy::unwrap_used)] // test support stops the test loudly
+
+pub mod dynamo;
+pub mod fixtures;
+pub mod harness;
+pub mod item;
+pub mod management;
+pub mod stack;
+
+pub use dynamo::TestDynamo;
+pub use harness::Harness;
+pub use management::FakeManagementApi;
+
+use std::time::Duration;
+
+/// How long a test waits for something that should happen.
+pub const PATIENCE: Duration = Duration::from_secs(10);
+
+/// Polls `check` until it returns `Some`, or panics after [`PATIENCE`].
+pub async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        if tokio::time::Instant::now() > deadline {
+            panic!("{what} did not happen within {PATIENCE:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}

@@ -1,0 +1,126 @@
+//! A real HTTP endpoint standing in for the API Gateway Management API, so
+//! code under test uses the real `aws-sdk-apigatewaymanagement` client. It
+//! records every post, answers 410 GoneException for ids marked gone and
+//! 403 ForbiddenException for ids marked failing, with the
+//! `x-amzn-ErrorType` header the SDK maps errors by.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+
+pub struct FakeManagementApi {
+    /// The endpoint to configure, stage path included.
+    pub endpoint: String,
+    state: Arc<Mutex<FakeState>>,
+    server: tokio::task::JoinHandle<()>,
+}
+
+#[derive(Default)]
+struct FakeState {
+    posts: Vec<(String, String)>,
+    attempts: HashMap<String, usize>,
+    gone: HashSet<String>,
+    failing: HashSet<String>,
+}
+
+impl FakeManagementApi {
+    pub async fn start() -> Self {
+        type Shared = Arc<Mutex<FakeState>>;
+        async fn post(
+            State(state): State<Shared>,
+            Path((_stage, id)): Path<(String, String)>,
+            body: String,
+        ) -> Response {
+            let mut state = state.lock().expect("fake state");
+            *state.attempts.entry(id.clone()).or_default() += 1;
+            if state.gone.contains(&id) {
+                return (
+                    StatusCode::GONE,
+                    [("x-amzn-ErrorType", "GoneException")],
+                    r#"{"message":null}"#,
+                )
+                    .into_response();
+            }
+            if state.failing.contains(&id) {
+                return (
+                    StatusCode::FORBIDDEN,
+                    [("x-amzn-ErrorType", "ForbiddenException")],
+                    r#"{"message":"Forbidden"}"#,
+                )
+                    .into_response();
+            }
+            state.posts.push((id, body));
+            StatusCode::OK.into_response()
+        }
+
+        let state = Shared::default();
+        let app = axum::Router::new()
+            .route("/{stage}/@connections/{id}", axum::routing::post(post))
+            .with_state(state.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("binding the fake Management API");
+        let address = listener.local_addr().expect("its address");
+        let server = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Self {
+            endpoint: format!("http://{address}/dev"),
+            state,
+            server,
+        }
+    }
+
+    pub fn mark_gone(&self, connection_id: &str) {
+        self.lock().gone.insert(connection_id.to_owned());
+    }
+
+    pub fn mark_failing(&self, connection_id: &str) {
+        self.lock().failing.insert(connection_id.to_owned());
+    }
+
+    /// Every successful post so far, as (connection id, frame).
+    pub fn posts(&self) -> Vec<(String, serde_json::Value)> {
+        self.lock()
+            .posts
+            .iter()
+            .map(|(id, body)| {
+                (
+                    id.clone(),
+                    serde_json::from_str(body).expect("frames are JSON"),
+                )
+            })
+            .collect()
+    }
+
+    /// How many posts were made to one connection, answered or not.
+    pub fn attempts(&self, connection_id: &str) -> usize {
+        self.lock()
+            .attempts
+            .get(connection_id)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// The frames one connection received, in order.
+    pub fn frames_for(&self, connection_id: &str) -> Vec<serde_json::Value> {
+        self.posts()
+            .into_iter()
+            .filter(|(id, _)| id == connection_id)
+            .map(|(_, frame)| frame)
+            .collect()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, FakeState> {
+        self.state.lock().expect("fake state")
+    }
+}
+
+impl Drop for FakeManagementApi {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
