@@ -559,6 +559,9 @@
   // ----------------------------------------------------------------- frames
 
   function onFrame(data) {
+    // API Gateway sends a two-way route's body-less reply as an empty frame:
+    // nothing to show.
+    if (typeof data === 'string' && data.trim() === '') return;
     let frame;
     try {
       frame = JSON.parse(data);

@@ -2,10 +2,8 @@
 //! failed AWS call: with its service, operation, error code, request id and
 //! the whole chain of causes, never a bare "service error".
 
-use std::error::Error as _;
-
 use aws_sdk_dynamodb::config::http::HttpResponse;
-use aws_sdk_dynamodb::error::{BuildError, DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::error::{BuildError, ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::RequestId;
 use thiserror::Error;
 
@@ -38,7 +36,8 @@ pub struct AwsError {
     pub request_id: Option<String>,
     /// HTTP status of the answer, when there was one.
     pub status: Option<u16>,
-    /// Every cause, outermost first (the SDK's `DisplayErrorContext`).
+    /// Every cause, outermost first, e.g. `dispatch failure: io error: client
+    /// error (Connect): tcp connect error: Connection refused (os error 111)`.
     pub detail: String,
 }
 
@@ -59,26 +58,19 @@ impl AwsError {
             status: error
                 .raw_response()
                 .map(|response| response.status().as_u16()),
-            detail: DisplayErrorContext(error).to_string(),
+            detail: causes(error),
         }
     }
 
     /// A failure to build a request (a missing required field): a bug.
     pub fn build(service: &'static str, operation: &'static str, error: &BuildError) -> Self {
-        let mut detail = error.to_string();
-        let mut source = error.source();
-        while let Some(cause) = source {
-            detail.push_str(": ");
-            detail.push_str(&cause.to_string());
-            source = cause.source();
-        }
         Self {
             service,
             operation,
             code: None,
             request_id: None,
             status: None,
-            detail,
+            detail: causes(error),
         }
     }
 
@@ -86,6 +78,26 @@ impl AwsError {
     pub fn is(&self, code: &str) -> bool {
         self.code.as_deref() == Some(code)
     }
+}
+
+/// `error` and each of its sources, joined by `: `; a cause whose text its
+/// predecessor already shows is left out. The SDK's own Display is only the
+/// category ("service error", "dispatch failure"), and its
+/// `DisplayErrorContext` appends a Debug dump no operator wants to read.
+pub fn causes(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut previous = text.clone();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let line = cause.to_string();
+        if !line.is_empty() && !previous.contains(&line) {
+            text.push_str(": ");
+            text.push_str(&line);
+        }
+        previous = line;
+        source = cause.source();
+    }
+    text
 }
 
 /// A DynamoDB call or record conversion that failed.
@@ -111,12 +123,22 @@ impl StoreError {
         move |error| Self::Dynamo(AwsError::build("DynamoDB", operation, &error))
     }
 
-    /// The AWS error behind this one, for structured log fields.
+    /// The AWS error behind this one.
     pub fn aws(&self) -> Option<&AwsError> {
         match self {
             Self::Dynamo(error) => Some(error),
             Self::Record(_) => None,
         }
+    }
+
+    /// The service's error code, as a log field (`error.code`).
+    pub fn code(&self) -> Option<&str> {
+        self.aws().and_then(|error| error.code.as_deref())
+    }
+
+    /// AWS's request id, as a log field (`error.request_id`).
+    pub fn request_id(&self) -> Option<&str> {
+        self.aws().and_then(|error| error.request_id.as_deref())
     }
 }
 

@@ -76,7 +76,12 @@ pub async fn broadcast(
         .take_while(|id| {
             let keep = id.is_ok();
             if let Err(error) = id {
-                warn!(%error, "reading active connections failed; fan-out is incomplete");
+                warn!(
+                    error.code = error.code(),
+                    error.request_id = error.request_id(),
+                    %error,
+                    "reading active connections failed; fan-out is incomplete"
+                );
                 incomplete = true;
             }
             futures::future::ready(keep)
@@ -141,7 +146,13 @@ async fn prune(store: &Store, connection_id: &str, kind: FanoutKind) -> PostOutc
         // Connected within the grace period, or already deleted.
         Ok(WriteOutcome::ConditionFailed) => PostOutcome::StillConnecting,
         Err(error) => {
-            warn!(connection_id = %connection_id, %error, "could not prune stale connection");
+            warn!(
+                connection_id = %connection_id,
+                error.code = error.code(),
+                error.request_id = error.request_id(),
+                %error,
+                "could not prune stale connection"
+            );
             PostOutcome::Failed
         }
     }

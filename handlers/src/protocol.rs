@@ -42,9 +42,10 @@ impl Route {
     }
 
     /// Whether the route has a route response, so the handler's body goes
-    /// back to the caller.
+    /// back to the caller. Only `$default`, which always answers with a body:
+    /// on a two-way route API Gateway sends an absent body as an empty frame.
     pub fn is_two_way(self) -> bool {
-        matches!(self, Self::SendMessage | Self::Default)
+        matches!(self, Self::Default)
     }
 
     /// The route API Gateway's route selection (`$request.body.action`)

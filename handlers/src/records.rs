@@ -106,10 +106,7 @@ mod tests {
     use aws_sdk_dynamodb::types::AttributeValue;
     use serde_dynamo::{Item, from_item, to_item};
 
-    fn at(text: &str) -> Timestamp {
-        text.parse()
-            .unwrap_or_else(|error| panic!("{text}: {error}"))
-    }
+    use crate::time::tests::at;
 
     #[test]
     fn connection_ttl_is_past_the_two_hour_limit() {

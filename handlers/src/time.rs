@@ -82,10 +82,11 @@ impl<'de> Deserialize<'de> for Timestamp {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn at(text: &str) -> Timestamp {
+    /// A contract time, in tests.
+    pub(crate) fn at(text: &str) -> Timestamp {
         text.parse()
             .unwrap_or_else(|error| panic!("{text}: {error}"))
     }

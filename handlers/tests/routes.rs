@@ -235,13 +235,20 @@ async fn other_delivery_failures_are_reported_to_the_sender_and_keep_the_row() {
         .send("alice", r#"{"action":"sendmessage","message":"hi"}"#)
         .await;
     assert_eq!(response.status_code, 200);
-    let frame = body_json(&response);
+    assert!(response.body.is_none(), "sendmessage is one-way");
+    let alice = h.api.frames_for("alice");
+    assert_eq!(alice.len(), 2, "her message, then the problem: {alice:?}");
+    let frame = &alice[1];
     assert_eq!(frame["type"], "error");
     assert_eq!(frame["code"], "partial_delivery");
     assert_eq!(
         frame["message"],
         "Your message was saved, but could not be delivered to 1 of 3 connections."
     );
+    let text = frame.to_string();
+    for internal in ["Forbidden", "403", "Management API", "broken"] {
+        assert!(!text.contains(internal), "no internals for clients: {text}");
+    }
     assert_eq!(h.api.frames_for("bob").len(), 1);
     assert_eq!(h.active_ids().await, ["alice", "bob", "broken"]);
     assert_eq!(h.messages().await.len(), 1);
@@ -271,10 +278,17 @@ async fn invalid_messages_get_an_error_frame_and_are_stored_and_sent_nowhere() {
             "message_too_long",
         ),
     ];
-    for (body, code) in cases {
+    for (index, (body, code)) in cases.into_iter().enumerate() {
         let response = h.send("alice", body).await;
         assert_eq!(response.status_code, 400, "{body}");
-        let frame = body_json(&response);
+        assert!(response.body.is_none(), "sendmessage is one-way");
+        let answers = h.api.frames_for("alice");
+        assert_eq!(
+            answers.len(),
+            index + 1,
+            "one answer per frame: {answers:?}"
+        );
+        let frame = &answers[index];
         assert_eq!(frame["type"], "error", "{body}");
         assert_eq!(frame["code"], code, "{body}");
         assert!(frame["message"].as_str().is_some_and(|m| !m.is_empty()));
@@ -288,7 +302,13 @@ async fn invalid_messages_get_an_error_frame_and_are_stored_and_sent_nowhere() {
         .await;
     assert_eq!(response.status_code, 200);
     assert_eq!(h.messages().await.len(), 1);
-    assert_eq!(h.api.posts().len(), 1, "only the valid message was sent");
+    let sent: Vec<_> = h
+        .api
+        .posts()
+        .into_iter()
+        .filter(|(_, frame)| frame["type"] == "message")
+        .collect();
+    assert_eq!(sent.len(), 1, "only the valid message was sent");
 }
 
 #[tokio::test]
@@ -302,7 +322,8 @@ async fn the_too_long_error_names_the_limit() {
             &json!({"action": "sendmessage", "message": long}).to_string(),
         )
         .await;
-    let frame = body_json(&response);
+    assert!(response.body.is_none(), "sendmessage is one-way");
+    let frame = &h.api.frames_for("alice")[0];
     assert_eq!(frame["code"], "message_too_long");
     assert_eq!(frame["limit_bytes"], 8192);
     assert_eq!(
@@ -320,15 +341,24 @@ async fn heartbeats_are_answered_not_stored_or_broadcast() {
         .send("alice", r#"{"action":"sendmessage","message":"ping"}"#)
         .await;
     assert_eq!(legacy.status_code, 200);
-    assert_eq!(
-        body_json(&legacy),
-        json!({"type": "pong", "message": "pong"})
+    assert!(
+        legacy.body.is_none(),
+        "sendmessage is one-way: the pong is posted"
     );
+    assert_eq!(
+        h.api.posts(),
+        [(
+            "alice".to_owned(),
+            json!({"type": "pong", "message": "pong"})
+        )],
+        "to the sender alone"
+    );
+    // `$default` is two-way: its pong is the route response.
     let ping = h.default_route("alice", r#"{"action":"ping"}"#).await;
     assert_eq!(ping.status_code, 200);
     assert_eq!(body_json(&ping), json!({"type": "pong", "message": "pong"}));
     assert!(h.messages().await.is_empty());
-    assert!(h.api.posts().is_empty());
+    assert_eq!(h.api.posts().len(), 1, "nothing broadcast");
 }
 
 #[tokio::test]

@@ -31,7 +31,7 @@ pub enum EmbeddedError {
     NotUtf8(PathBuf),
     #[error("cannot open the database: {0}")]
     Open(String),
-    #[error("cannot listen on {address}: {source}")]
+    #[error("cannot listen on {address}: {source}; choose another address with --dynamodb-listen")]
     Bind {
         address: SocketAddr,
         #[source]

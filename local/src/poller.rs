@@ -22,10 +22,14 @@ use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
+use handlers::error::AwsError;
+
 use crate::aws::LOCAL_REGION;
 use crate::config::StreamConfig;
 use crate::error::StartError;
 use crate::filter::Filter;
+
+const STREAMS: &str = "DynamoDB Streams";
 
 /// How many empty polls in a row mean the stream is drained at shutdown.
 const DRAIN_ROUNDS: usize = 3;
@@ -136,12 +140,7 @@ impl Poller {
                 .set_exclusive_start_shard_id(start.take())
                 .send()
                 .await
-                .map_err(|error| {
-                    format!(
-                        "DescribeStream: {}",
-                        aws_sdk_dynamodbstreams::Error::from(error)
-                    )
-                })?;
+                .map_err(|error| AwsError::new(STREAMS, "DescribeStream", &error).to_string())?;
             let Some(description) = output.stream_description else {
                 return Ok(());
             };
@@ -187,10 +186,7 @@ impl Poller {
                 return Ok(0);
             }
             Err(error) => {
-                return Err(format!(
-                    "GetRecords: {}",
-                    aws_sdk_dynamodbstreams::Error::from(error)
-                ));
+                return Err(AwsError::new(STREAMS, "GetRecords", &error).to_string());
             }
         };
         let records = output.records.unwrap_or_default();
@@ -231,12 +227,10 @@ impl Poller {
                 .sequence_number(sequence),
             None => request.shard_iterator_type(ShardIteratorType::TrimHorizon),
         };
-        let output = request.send().await.map_err(|error| {
-            format!(
-                "GetShardIterator: {}",
-                aws_sdk_dynamodbstreams::Error::from(error)
-            )
-        })?;
+        let output = request
+            .send()
+            .await
+            .map_err(|error| AwsError::new(STREAMS, "GetShardIterator", &error).to_string())?;
         output
             .shard_iterator
             .ok_or_else(|| format!("GetShardIterator gave no iterator for {shard_id}"))

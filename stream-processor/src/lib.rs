@@ -39,6 +39,23 @@ pub enum RecordError {
     Store(#[from] handlers::error::StoreError),
 }
 
+impl RecordError {
+    /// The AWS error code behind this failure, as a log field.
+    pub fn code(&self) -> Option<&str> {
+        match self {
+            Self::Store(error) => error.code(),
+            Self::Undecodable { .. } => None,
+        }
+    }
+
+    pub fn request_id(&self) -> Option<&str> {
+        match self {
+            Self::Store(error) => error.request_id(),
+            Self::Undecodable { .. } => None,
+        }
+    }
+}
+
 /// What a record means to the chat.
 #[derive(Debug, PartialEq)]
 pub enum Change {
@@ -88,6 +105,8 @@ pub async fn handle(
             error!(
                 event_id = %record.event_id,
                 sequence_number = sequence_number.as_deref().unwrap_or("-"),
+                error.code = failure.code(),
+                error.request_id = failure.request_id(),
                 error = %failure,
                 "stream record failed"
             );

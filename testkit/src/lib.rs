@@ -11,11 +11,13 @@
 //!   routes as calls;
 //! - [`stack`]: the whole local stack on port 0 and real WebSocket clients;
 //! - [`item`]: reading raw items, to check the data contract's field names
-//!   and types.
+//!   and types;
+//! - [`failing`]: an endpoint answering every request with one AWS error.
 
 #![allow(clippy::expect_used, clippy::unwrap_used)] // test support stops the test loudly
 
 pub mod dynamo;
+pub mod failing;
 pub mod fixtures;
 pub mod harness;
 pub mod item;

@@ -520,6 +520,34 @@ test('heartbeat keeps an idle connection open; pongs never show in the chat', { 
   }
 });
 
+test('an empty frame (what API Gateway sends for a two-way reply without a body) shows nothing', { timeout: TEST_TIMEOUT }, async () => {
+  const page = await openPage(await newContext(), stack.page);
+  const id = await connect(page);
+  // The local Management API posts exactly what it is given, as AWS's does.
+  const post = (body) => new Promise((resolve, reject) => {
+    const request = http.request(
+      `${stack.page}dev/@connections/${encodeURIComponent(id)}`,
+      { method: 'POST', headers: { 'content-length': Buffer.byteLength(body) } },
+      (response) => {
+        response.resume();
+        response.on('end', () => resolve(response.statusCode));
+      },
+    );
+    request.on('error', reject);
+    request.end(body);
+  });
+  const linesBefore = await page.$$eval('#log li', (items) => items.length);
+  assert.equal(await post(''), 200);
+  assert.equal(await post('{"type":"notice","message":"after the empty frame"}'), 200);
+  await waitForLine(page, /after the empty frame/);
+  const received = page.sockets[0].received;
+  assert.ok(received.includes(''), 'the empty frame did arrive');
+  const lines = await page.$$eval('#log li', (items) => items.map((li) => li.textContent));
+  assert.equal(lines.length, linesBefore + 1, `only the notice was added: ${JSON.stringify(lines)}`);
+  assert.ok(!lines.some((line) => /^Server:\s*$/.test(line)), 'no empty "Server:" entry');
+  await assertClean(page);
+});
+
 test('the 2-hour limit: a 1001 close from the server reconnects', { timeout: TEST_TIMEOUT }, async () => {
   const short = await startStack({ args: ['--max-connection-secs', '2'] });
   try {

@@ -26,10 +26,9 @@ pub async fn connect(chat: &Chat, event: WebSocketEvent) -> Result<ApiGatewayPro
             Ok(reply(200, None))
         }
         Err(failure) => {
-            let aws = failure.aws();
             error!(
-                error.code = aws.and_then(|e| e.code.as_deref()),
-                error.request_id = aws.and_then(|e| e.request_id.as_deref()),
+                error.code = failure.code(),
+                error.request_id = failure.request_id(),
                 error = %failure,
                 "could not open session; rejecting the handshake"
             );

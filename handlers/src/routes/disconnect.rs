@@ -31,7 +31,12 @@ pub async fn disconnect(
     );
     let mut failed = false;
     if let Err(failure) = deleted {
-        error!(error = %failure, "could not delete the connection; its ttl will");
+        error!(
+            error.code = failure.code(),
+            error.request_id = failure.request_id(),
+            error = %failure,
+            "could not delete the connection; its ttl will"
+        );
         failed = true;
     }
     match closed {
@@ -40,7 +45,12 @@ pub async fn disconnect(
             info!("no open session to close (unknown or already closed)")
         }
         Err(failure) => {
-            error!(error = %failure, "could not close the session");
+            error!(
+                error.code = failure.code(),
+                error.request_id = failure.request_id(),
+                error = %failure,
+                "could not close the session"
+            );
             failed = true;
         }
     }

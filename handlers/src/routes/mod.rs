@@ -1,6 +1,7 @@
 //! One function per API Gateway route ([`crate::protocol::Route`]). Each
 //! takes the event API Gateway sends and returns the proxy response it
-//! expects; a non-empty body reaches the caller only on two-way routes.
+//! expects; a body reaches the caller only on two-way routes
+//! ([`crate::protocol::Route::is_two_way`]); other answers go by post.
 
 mod connect;
 mod default;

@@ -5,13 +5,17 @@ use super::{WebSocketEvent, connection_id, reply, span_id};
 use crate::Chat;
 use crate::error::Error;
 use crate::fanout::{FanoutReport, broadcast};
+use crate::management::Delivery;
 use crate::metric::{self, FanoutKind};
 use crate::protocol::{ErrorCode, SendMessage, ServerFrame, validate_send_message};
 use crate::records::Message;
 use crate::time::Timestamp;
 
 /// `sendmessage`: validate, store, then fan out to every active connection,
-/// the sender included. The sender alone hears about problems.
+/// the sender included. The sender alone hears about problems (and gets the
+/// pong to the tutorial's heartbeat), by a post to its connection: the route
+/// is one-way, because with a route response API Gateway would send every
+/// body-less success to the client as an empty frame.
 #[instrument(name = "sendmessage", skip_all, fields(connection_id = span_id(&event)))]
 pub async fn sendmessage(
     chat: &Chat,
@@ -20,12 +24,16 @@ pub async fn sendmessage(
     let id = connection_id(&event)?;
     let body = event.payload.body.as_deref();
     let text = match validate_send_message(body, chat.limits.max_chat_message_bytes) {
-        Ok(SendMessage::Heartbeat) => return Ok(reply(200, Some(&ServerFrame::pong()))),
+        Ok(SendMessage::Heartbeat) => {
+            answer(chat, id, &ServerFrame::pong()).await;
+            return Ok(reply(200, None));
+        }
         Ok(SendMessage::Chat(text)) => text,
         Err(frame) => {
             metrics::counter!(metric::MESSAGES_REJECTED).increment(1);
             info!("rejected a sendmessage frame");
-            return Ok(reply(400, Some(&frame)));
+            answer(chat, id, &frame).await;
+            return Ok(reply(400, None));
         }
     };
     let message = Message {
@@ -35,18 +43,44 @@ pub async fn sendmessage(
         timestamp: Timestamp::from_epoch_millis(event.payload.request_context.request_time_epoch)?,
     };
     if let Err(failure) = chat.store.put_message(&message).await {
-        error!(error = %failure, "could not store the message");
-        return Ok(not_stored());
+        error!(
+            error.code = failure.code(),
+            error.request_id = failure.request_id(),
+            error = %failure,
+            "could not store the message"
+        );
+        answer(chat, id, &not_stored()).await;
+        return Ok(reply(500, None));
     }
     metrics::counter!(metric::MESSAGES_SENT).increment(1);
     let report = fan_out(chat, &message).await;
-    Ok(match delivery_problem(&report) {
-        None => reply(200, None),
-        Some(problem) => reply(
-            200,
-            Some(&ServerFrame::error(ErrorCode::PartialDelivery, problem)),
+    if let Some(problem) = delivery_problem(&report) {
+        answer(
+            chat,
+            id,
+            &ServerFrame::error(ErrorCode::PartialDelivery, problem),
+        )
+        .await;
+    }
+    Ok(reply(200, None))
+}
+
+/// Posts `frame` to the sender alone.
+async fn answer(chat: &Chat, sender: &str, frame: &ServerFrame) {
+    match chat
+        .management
+        .post(sender, frame.to_json().as_bytes())
+        .await
+    {
+        Delivery::Delivered => {}
+        Delivery::Gone => info!("the sender left before its answer"),
+        Delivery::Failed(failure) => warn!(
+            error.code = failure.code.as_deref(),
+            error.request_id = failure.request_id.as_deref(),
+            error = %failure,
+            "could not answer the sender"
         ),
-    })
+    }
 }
 
 /// Sends the stored message to every connection, and logs what happened.
@@ -93,12 +127,9 @@ fn delivery_problem(report: &FanoutReport) -> Option<String> {
     }
 }
 
-fn not_stored() -> ApiGatewayProxyResponse {
-    reply(
-        500,
-        Some(&ServerFrame::error(
-            ErrorCode::Internal,
-            "The server could not store your message; nothing was sent. Please try again.",
-        )),
+fn not_stored() -> ServerFrame {
+    ServerFrame::error(
+        ErrorCode::Internal,
+        "The server could not store your message; nothing was sent. Please try again.",
     )
 }

@@ -187,8 +187,8 @@ impl Gateway {
         );
     }
 
-    /// Runs the route `$request.body.action` selects and returns the body to
-    /// send back, if the route is two-way.
+    /// Runs the route `$request.body.action` selects and returns the frame
+    /// to send back, if the route is two-way.
     async fn route(
         &self,
         connection: &Connection,
@@ -205,7 +205,7 @@ impl Gateway {
             return None;
         }
         match result {
-            Ok(response) => response_text(response),
+            Ok(response) => Some(route_response(response)),
             Err(failure) => {
                 error!(connection_id = %connection.id, route = route.key(), error = %failure, "handler failed");
                 // What API Gateway sends when the integration fails.
@@ -222,14 +222,16 @@ impl Gateway {
     }
 }
 
-fn response_text(response: ApiGatewayProxyResponse) -> Option<String> {
+/// What a two-way route's response sends the caller: its body, and an empty
+/// frame when it has none, as API Gateway does (serverless/serverless#6816),
+/// so a handler that forgets its body shows up locally too.
+fn route_response(response: ApiGatewayProxyResponse) -> String {
     use aws_lambda_events::encodings::Body;
     match response.body {
-        Some(Body::Text(text)) if !text.is_empty() => Some(text),
-        Some(Body::Binary(bytes)) if !bytes.is_empty() => {
-            Some(String::from_utf8_lossy(&bytes).into_owned())
-        }
-        _ => None,
+        Some(Body::Text(text)) => text,
+        Some(Body::Binary(bytes)) => String::from_utf8_lossy(&bytes).into_owned(),
+        Some(Body::Empty) | None => String::new(),
+        Some(_) => String::new(),
     }
 }
 
@@ -308,4 +310,22 @@ async fn client_config(State(gateway): State<Arc<Gateway>>, headers: HeaderMap) 
         "max_message_bytes": gateway.chat.limits.max_chat_message_bytes,
     }))
     .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_lambda_events::encodings::Body;
+
+    #[test]
+    fn a_two_way_route_without_a_body_sends_an_empty_frame_as_aws_does() {
+        let mut response = ApiGatewayProxyResponse::default();
+        response.status_code = 200;
+        assert_eq!(route_response(response.clone()), "");
+        response.body = Some(Body::Text(r#"{"type":"pong","message":"pong"}"#.into()));
+        assert_eq!(
+            route_response(response),
+            r#"{"type":"pong","message":"pong"}"#
+        );
+    }
 }
