@@ -5,9 +5,10 @@
 #
 #   infra/build.sh
 #
-# Installs what it needs when missing: cargo-lambda and zig from PyPI
-# (`pip install cargo-lambda ziglang`, prebuilt, nothing to compile) and the
-# aarch64 standard library through rustup. Environment:
+# cargo-lambda and zig come from the virtual environment infra/.venv, at the
+# versions pinned in infra/requirements.txt (prebuilt wheels, nothing to
+# compile), made by infra/tools.sh, the same one check.sh uses; the aarch64
+# standard library comes from rustup. Environment:
 #   LAMBDA_PROFILE  Cargo profile to build with (default `lambda`: fat LTO,
 #                   opt-level "s", panic=abort, stripped; see Cargo.toml)
 #   BUILD_NICE      nice level of the build (default 19: it shares the machine)
@@ -24,14 +25,9 @@ target=aarch64-unknown-linux-gnu
 # (chat-local, the offline stack, is not deployed.)
 functions=(connect disconnect sendmessage default stream-processor)
 
-have_zig() {
-    command -v zig >/dev/null 2>&1 || python3 -c 'import ziglang' >/dev/null 2>&1
-}
-
-if ! cargo lambda --version >/dev/null 2>&1 || ! have_zig; then
-    echo "build.sh: installing cargo-lambda and zig from PyPI"
-    python3 -m pip install --quiet cargo-lambda ziglang
-fi
+# shellcheck source=tools.sh
+source "$infra/tools.sh"
+infra_python_tools
 cargo lambda --version
 
 if command -v rustup >/dev/null 2>&1 && ! rustup target list --installed | grep -qx "$target"; then

@@ -3,16 +3,19 @@
 # reached. Stops at the first failure (non-zero exit); each step prints a
 # header and how long it took.
 #
-#   1. tools     Node (Debian's nodejs/npm if missing), the pinned Serverless
-#                CLI (npm ci), and a Python venv in infra/.venv with
-#                requirements.txt (cargo-lambda, zig, cfn-lint, pytest)
+#   1. tools     infra/tools.sh: Node (Debian's nodejs/npm if missing), the
+#                pinned Serverless CLI (npm ci), and the Python venv
+#                infra/.venv with requirements.txt (cargo-lambda, zig,
+#                cfn-lint, pytest); build.sh uses the same venv
 #   2. build     infra/build.sh: the five arm64 zips in infra/dist/
 #   3. package   `serverless package` with dummy credentials, inside an empty
 #                network namespace when the machine allows one (proof that it
 #                calls nothing), writing infra/.serverless/*.json
 #   4. cfn-lint  on the generated CloudFormation templates
-#   5. pytest    infra/tests: least-privilege IAM, the stream mapping, tables,
-#                routes, outputs, dashboard, alarms, artifacts
+#   5. pytest    infra/tests: least-privilege IAM, the stream mapping, tables
+#                (against tables.json), routes, invoke permissions, outputs,
+#                environment, logging, dashboard, alarms and their runbook,
+#                the docs' numbers, artifacts
 #
 # Runs from a fresh clone as root on Debian; needs the Rust toolchain (rustup)
 # that the rest of the repository needs anyway.
@@ -37,35 +40,12 @@ step() {
     printf '\n==== infra: %s ====\n' "$*"
 }
 
-apt_install() {
-    if ! command -v apt-get >/dev/null 2>&1; then
-        echo "check.sh: missing $*, and no apt-get to install it" >&2
-        exit 1
-    fi
-    echo "check.sh: apt-get install $*"
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
-}
+# shellcheck source=tools.sh
+source "$infra/tools.sh"
 
-step "tools"
-if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
-    apt_install nodejs npm
-fi
-pinned="$(node -p 'require("./package.json").devDependencies.serverless')"
-installed="$(node -p 'require("./node_modules/serverless/package.json").version' 2>/dev/null || true)"
-if [[ "$installed" != "$pinned" ]]; then
-    npm ci --no-audit --no-fund
-fi
-if [[ ! -x .venv/bin/python ]]; then
-    if ! python3 -m venv .venv >/dev/null 2>&1; then
-        rm -rf .venv
-        apt_install python3-venv
-        python3 -m venv .venv
-    fi
-fi
-.venv/bin/python -m pip install --quiet --disable-pip-version-check -r requirements.txt
-# build.sh finds `cargo lambda` and zig (python -m ziglang) through PATH.
-export PATH="$infra/.venv/bin:$PATH"
+step "tools (infra/tools.sh)"
+infra_node_tools
+infra_python_tools
 node --version
 node_modules/.bin/serverless --version
 cargo lambda --version

@@ -7,19 +7,12 @@
 // the region, the API id, function names (Ref) and alarm ARNs.
 'use strict';
 
-// Serverless function key -> CloudFormation logical id of the function.
-const FUNCTIONS = {
-  connect: 'ConnectLambdaFunction',
-  disconnect: 'DisconnectLambdaFunction',
-  sendmessage: 'SendmessageLambdaFunction',
-  default: 'DefaultLambdaFunction',
-  'stream-processor': 'StreamProcessorLambdaFunction',
-};
+// The functions (logical-id prefix -> name), the values of the `kind`
+// dimension on the fan-out metrics (chat messages from sendmessage, presence
+// frames from stream-processor) and the alarms: one home, alarms.js.
+const { FUNCTIONS, FANOUT_KINDS, LOGICAL_IDS: ALARMS } = require('./alarms.js');
 
 const PERCENTILES = ['p50', 'p90', 'p99'];
-// Values of the `kind` dimension on the fan-out metrics: chat messages
-// (sendmessage) and presence frames (stream-processor).
-const FANOUT_KINDS = ['message', 'presence'];
 const WIDTH = 8;
 const HEIGHT = 6;
 
@@ -67,11 +60,11 @@ module.exports.body = async ({ resolveVariable }) => {
   const api = (name, options = {}) =>
     row('AWS/ApiGateway', name, 'ApiId', '${WebsocketsApi}', 'Stage', stage, options);
   const eachFunction = (metric, options = {}) =>
-    Object.entries(FUNCTIONS).map(([label, logicalId]) => [
+    Object.entries(FUNCTIONS).map(([prefix, label]) => [
       'AWS/Lambda',
       metric,
       'FunctionName',
-      `\${${logicalId}}`,
+      `\${${prefix}LambdaFunction}`,
       { label, ...options },
     ]);
 
@@ -144,17 +137,14 @@ module.exports.body = async ({ resolveVariable }) => {
       ],
       { stat: 'Maximum', period: 300 }
     ),
+    // Every alarm of the stack (docs/operations.md, "Alarms", says what to do).
     {
       type: 'alarm',
-      width: WIDTH,
+      width: 24,
       height: HEIGHT,
       properties: {
         title: 'Alarms',
-        alarms: [
-          '${StreamIteratorAgeAlarm.Arn}',
-          '${StreamRecordsFailedAlarm.Arn}',
-          '${StreamFailuresQueueAlarm.Arn}',
-        ],
+        alarms: ALARMS.map((logicalId) => `\${${logicalId}.Arn}`),
       },
     },
   ];

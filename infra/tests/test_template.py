@@ -4,9 +4,14 @@ infra/check.sh runs infra/build.sh and then `serverless package` (offline,
 dummy credentials) before this, so infra/.serverless/ holds the template and
 infra/dist/ the five zips. Nothing here talks to AWS.
 
-The permission table below is the one source of truth for what each function
-may do. It must equal what the template grants and what docs/deploy.md
-documents; both are checked.
+Sources of truth read here rather than repeated: infra/tables.json (the
+tables' schemas), infra/stream-filter.json (the stream filter) and
+handlers/src/metric.rs (the metrics). The permission table below is the one
+source of truth for what each function may do; it must equal what the
+template grants and what docs/deploy.md documents. Numbers and names that
+docs/deploy.md and docs/operations.md take from the template (memory,
+timeouts, the mapping's settings, tables, outputs, environment, alarms) are
+checked against it too.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import json
 import re
 import stat
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -24,7 +30,10 @@ ROOT = INFRA.parent
 TEMPLATE_PATH = INFRA / ".serverless" / "cloudformation-template-update-stack.json"
 STATE_PATH = INFRA / ".serverless" / "serverless-state.json"
 STREAM_FILTER_PATH = INFRA / "stream-filter.json"
+TABLES_PATH = INFRA / "tables.json"
+METRICS_PATH = ROOT / "handlers" / "src" / "metric.rs"
 DOC_PATH = ROOT / "docs" / "deploy.md"
+OPERATIONS_PATH = ROOT / "docs" / "operations.md"
 
 SERVICE = "serverless-chat"
 # The glibc of Lambda's provided.al2023 runtime.
@@ -39,6 +48,25 @@ FUNCTIONS = {
     "default": ("default", "Default"),
     "stream-processor": ("streamProcessor", "StreamProcessor"),
 }
+# The WebSocket route each route function serves.
+ROUTES = {
+    "$connect": "connect",
+    "$disconnect": "disconnect",
+    "sendmessage": "sendmessage",
+    "$default": "default",
+}
+# Routes with a route response: the handler's body reaches the client. Only
+# $default, which always answers with a body; sendmessage answers by
+# PostToConnection (an empty success body would reach the client as an empty
+# frame).
+TWO_WAY_ROUTES = {"$default"}
+
+# What every function is told where to post (infra builds it with the
+# partition's URL suffix; the code no longer derives it).
+MANAGEMENT_API_ENDPOINT = "https://${{WebsocketsApi}}.execute-api.${{AWS::Region}}.${{AWS::URLSuffix}}/{stage}"
+# Application log levels at which Lambda still passes the EMF lines (which
+# carry no level, so Lambda counts them as INFO).
+METRIC_SAFE_LOG_LEVELS = {"TRACE", "DEBUG", "INFO"}
 
 # Resource labels, as docs/deploy.md writes them.
 OWN_LOG_GROUP = "own log group"
@@ -87,20 +115,160 @@ PERMISSIONS: dict[str, set[tuple[str, str]]] = {
     },
 }
 
-EMF_COUNTERS = [
-    "messages_sent",
-    "messages_rejected",
-    "fanout_failures",
-    "connections_pruned",
-    "connects",
-    "disconnects",
-    "presence_frames_sent",
-    "stream_records_failed",
-]
-EMF_HISTOGRAMS = ["fanout_recipients", "fanout_latency", "session_duration"]
-# Emitted with a second dimension, `kind` (handlers/src/fanout.rs).
-FANOUT_METRICS = {"fanout_recipients", "fanout_latency", "fanout_failures", "connections_pruned"}
+# Values of the `kind` dimension of the fan-out metrics (handlers/src/metric.rs
+# `FanoutKind`; infra/alarms.js `FANOUT_KINDS`).
 FANOUT_KINDS = ("message", "presence")
+
+
+# ---------------------------------------------------------------- metrics
+
+
+@dataclass(frozen=True)
+class MetricDef:
+    name: str
+    kind: str  # Counter, Histogram or Gauge
+    unit: str  # the `metrics` crate's Unit variant, e.g. Count
+    per_fanout_kind: bool
+
+
+# One entry of handlers/src/metric.rs's table, written exactly as
+#     Metric {
+#         name: "messages_sent",      (or a constant: name: MESSAGES_SENT)
+#         kind: MetricKind::Counter,
+#         unit: Unit::Count,
+#         per_fanout_kind: false,
+#         description: "...",
+#     },
+METRIC_ENTRY = re.compile(
+    r"^\s*Metric\s*\{\s*"
+    r'name:\s*(?:"(?P<name>[a-z0-9_]+)"|(?P<constant>[A-Z][A-Z0-9_]*)),\s*'
+    r"kind:\s*MetricKind::(?P<kind>Counter|Histogram|Gauge),\s*"
+    r"unit:\s*Unit::(?P<unit>[A-Za-z]+),\s*"
+    r"per_fanout_kind:\s*(?P<per_fanout_kind>true|false),\s*"
+    r"description:",
+    re.MULTILINE,
+)
+# `pub const MESSAGES_SENT: &str = "messages_sent";`
+METRIC_CONSTANT = re.compile(r'^pub const ([A-Z][A-Z0-9_]*): &str = "([a-z0-9_]+)";', re.MULTILINE)
+# Any entry at all: a line that is only `Metric {` (not `pub struct Metric {`).
+METRIC_BLOCK = re.compile(r"^\s*Metric\s*\{\s*$", re.MULTILINE)
+METRIC_FORM = (
+    'Metric { name: "messages_sent" (or a `pub const` string), kind: MetricKind::Counter, unit: Unit::Count, '
+    'per_fanout_kind: false, description: "..." }'
+)
+
+
+class MetricTableError(Exception):
+    pass
+
+
+def parse_metrics(source: str, origin: str) -> list[MetricDef]:
+    """The metric table of a metric.rs source; MetricTableError, naming the
+    expected form, when it has no entry in that form or some entry is in
+    another form (a constant for the name, fields reordered)."""
+    constants = dict(METRIC_CONSTANT.findall(source))
+    unknown = sorted(
+        match["constant"]
+        for match in METRIC_ENTRY.finditer(source)
+        if match["constant"] and match["constant"] not in constants
+    )
+    if unknown:
+        raise MetricTableError(f"{origin}: metric name constants not defined as string literals: {unknown}")
+    entries = [
+        MetricDef(
+            name=match["name"] or constants[match["constant"]],
+            kind=match["kind"],
+            unit=match["unit"],
+            per_fanout_kind=match["per_fanout_kind"] == "true",
+        )
+        for match in METRIC_ENTRY.finditer(source)
+    ]
+    blocks = len(METRIC_BLOCK.findall(source))
+    if not entries:
+        raise MetricTableError(
+            f"{origin}: no metric entries in the form infra/tests read "
+            f"(`{METRIC_FORM}`: the name a string literal, the fields in that order); "
+            f"{blocks} `Metric {{` entries are written some other way"
+        )
+    if len(entries) != blocks:
+        raise MetricTableError(
+            f"{origin}: {blocks} `Metric {{` entries but only {len(entries)} in the form "
+            f"infra/tests read (`{METRIC_FORM}`)"
+        )
+    names = [entry.name for entry in entries]
+    duplicates = sorted({name for name in names if names.count(name) > 1})
+    if duplicates:
+        raise MetricTableError(f"{origin}: metrics named twice: {duplicates}")
+    return entries
+
+
+METRIC_SAMPLE = """
+pub struct Metric {
+    pub name: &'static str,
+}
+
+pub const ALL: [Metric; 2] = [
+    Metric {
+        name: "fanout_latency",
+        kind: MetricKind::Histogram,
+        unit: Unit::Milliseconds,
+        per_fanout_kind: true,
+        description: "Wall time of one fan-out",
+    },
+    Metric {
+        name: "connects",
+        kind: MetricKind::Counter,
+        unit: Unit::Count,
+        per_fanout_kind: false,
+        description: "Sessions started",
+    },
+];
+"""
+
+
+def test_metric_parser_reads_the_documented_form():
+    assert parse_metrics(METRIC_SAMPLE, "sample") == [
+        MetricDef("fanout_latency", "Histogram", "Milliseconds", True),
+        MetricDef("connects", "Counter", "Count", False),
+    ]
+
+
+def test_metric_parser_resolves_name_constants():
+    constant_names = 'pub const CONNECTS: &str = "connects";\n' + METRIC_SAMPLE.replace(
+        '"connects"', "CONNECTS"
+    )
+    assert parse_metrics(constant_names, "sample") == parse_metrics(METRIC_SAMPLE, "sample")
+
+
+def test_metric_parser_refuses_other_forms_clearly():
+    undefined = METRIC_SAMPLE.replace('"connects"', "CONNECTS")
+    with pytest.raises(MetricTableError, match="not defined as string literals"):
+        parse_metrics(undefined, "sample")
+    reordered = METRIC_SAMPLE.replace(
+        '        kind: MetricKind::Counter,\n        unit: Unit::Count,',
+        '        unit: Unit::Count,\n        kind: MetricKind::Counter,',
+    )
+    with pytest.raises(MetricTableError, match="2 `Metric \\{` entries but only 1"):
+        parse_metrics(reordered, "sample")
+    with pytest.raises(MetricTableError, match="no metric entries in the form"):
+        parse_metrics("pub struct Metric {\n}\n", "sample")
+    with pytest.raises(MetricTableError, match="named twice"):
+        parse_metrics(METRIC_SAMPLE.replace('"connects"', '"fanout_latency"'), "sample")
+
+
+@pytest.fixture(scope="session")
+def metrics() -> dict[str, MetricDef]:
+    try:
+        entries = parse_metrics(METRICS_PATH.read_text(), "handlers/src/metric.rs")
+    except MetricTableError as error:
+        pytest.fail(str(error))
+    return {entry.name: entry for entry in entries}
+
+
+# Gauges exist only in the local stack (standing in for what AWS measures
+# itself); counters and histograms are what the functions write as EMF.
+def deployed(metrics: dict[str, MetricDef], kind: str) -> list[MetricDef]:
+    return [metric for metric in metrics.values() if metric.kind == kind]
 
 
 # ---------------------------------------------------------------- fixtures
@@ -133,6 +301,16 @@ def doc() -> str:
     return DOC_PATH.read_text()
 
 
+@pytest.fixture(scope="session")
+def operations() -> str:
+    return OPERATIONS_PATH.read_text()
+
+
+@pytest.fixture(scope="session")
+def tables_json() -> dict:
+    return json.loads(TABLES_PATH.read_text())
+
+
 def of_type(resources: dict, kind: str) -> dict:
     return {name: res for name, res in resources.items() if res["Type"] == kind}
 
@@ -141,7 +319,11 @@ def as_list(value):
     return value if isinstance(value, list) else [value]
 
 
-def markdown_table(doc: str, *headers: str) -> list[list[str]]:
+def function_properties(resources: dict, binary: str) -> dict:
+    return resources[f"{FUNCTIONS[binary][1]}LambdaFunction"]["Properties"]
+
+
+def markdown_table(doc: str, *headers: str, source: str = "docs/deploy.md") -> list[list[str]]:
     """The body rows of the first Markdown table whose header row starts with
     `headers` (case-insensitive), each row as a list of cells without
     backticks."""
@@ -157,7 +339,7 @@ def markdown_table(doc: str, *headers: str) -> list[list[str]]:
                     [cell.strip().replace("`", "") for cell in row.strip().strip("|").split("|")]
                 )
             return rows
-    pytest.fail(f"docs/deploy.md has no table headed {' | '.join(headers)}")
+    pytest.fail(f"{source} has no table headed {' | '.join(headers)}")
 
 
 # ---------------------------------------------------------------- IAM
@@ -286,87 +468,194 @@ def test_stream_mapping(resources):
 
 def test_stream_filter_is_the_shared_file(resources):
     (mapping,) = of_type(resources, "AWS::Lambda::EventSourceMapping").values()
-    deployed = [json.loads(f["Pattern"]) for f in mapping["Properties"]["FilterCriteria"]["Filters"]]
-    assert deployed == json.loads(STREAM_FILTER_PATH.read_text())
+    deployed_filters = [json.loads(f["Pattern"]) for f in mapping["Properties"]["FilterCriteria"]["Filters"]]
+    assert deployed_filters == json.loads(STREAM_FILTER_PATH.read_text())
+
+
+def test_the_documented_mapping_settings_match(resources, doc):
+    (mapping,) = of_type(resources, "AWS::Lambda::EventSourceMapping").values()
+    properties = mapping["Properties"]
+    deployed_settings = {
+        "startingPosition": properties["StartingPosition"],
+        "batchSize": str(properties["BatchSize"]),
+        "batchWindow": str(properties["MaximumBatchingWindowInSeconds"]),
+        "functionResponseType": " ".join(properties["FunctionResponseTypes"]),
+        "bisectBatchOnFunctionError": str(properties["BisectBatchOnFunctionError"]).lower(),
+        "maximumRetryAttempts": str(properties["MaximumRetryAttempts"]),
+        "maximumRecordAgeInSeconds": str(properties["MaximumRecordAgeInSeconds"]),
+    }
+    documented = {row[0]: row[1] for row in markdown_table(doc, "setting", "value", "why")}
+    for setting, value in deployed_settings.items():
+        assert documented.get(setting) == value, setting
 
 
 # ---------------------------------------------------------------- tables
 
 
-def key_schema(table: dict) -> tuple:
-    properties = table["Properties"]
-    return (
-        [(k["AttributeName"], k["KeyType"]) for k in properties["KeySchema"]],
-        [(a["AttributeName"], a["AttributeType"]) for a in properties["AttributeDefinitions"]],
-    )
-
-
-def test_tables(resources, stage):
+def test_tables_match_tables_json(resources, tables_json):
+    """Each table's keys, indexes, stream and TTL are infra/tables.json's
+    (which the local stack creates its tables from)."""
     tables = of_type(resources, "AWS::DynamoDB::Table")
-    assert set(tables) == {"ActiveConnectionsTable", "SessionHistoryTable", "MessageHistoryTable"}
-    keys = {
-        "ActiveConnectionsTable": "connection_id",
-        "SessionHistoryTable": "connection_id",
-        "MessageHistoryTable": "message_id",
-    }
+    assert set(tables) == {entry["resource"] for entry in tables_json.values()}
+    for name, entry in tables_json.items():
+        properties = tables[entry["resource"]]["Properties"]
+        attributes = {a["AttributeName"]: a["AttributeType"] for a in properties["AttributeDefinitions"]}
+        assert attributes == entry["attributes"], name
+        assert len(properties["AttributeDefinitions"]) == len(attributes), name
+        assert properties["KeySchema"] == [{"AttributeName": entry["hash_key"], "KeyType": "HASH"}], name
+        if entry["stream"] is None:
+            assert "StreamSpecification" not in properties, name
+        else:
+            assert properties["StreamSpecification"] == {"StreamViewType": entry["stream"]}, name
+        if entry["ttl"] is None:
+            assert "TimeToLiveSpecification" not in properties, name
+        else:
+            assert properties["TimeToLiveSpecification"] == {"AttributeName": entry["ttl"], "Enabled": True}, name
+        assert "LocalSecondaryIndexes" not in properties, name
+        indexes = entry.get("indexes", {})
+        if not indexes:
+            assert "GlobalSecondaryIndexes" not in properties, name
+            continue
+        deployed_indexes = {index["IndexName"]: index for index in properties["GlobalSecondaryIndexes"]}
+        assert set(deployed_indexes) == set(indexes), name
+        for index_name, index in indexes.items():
+            keys = [{"AttributeName": index["hash_key"], "KeyType": "HASH"}]
+            if index["range_key"] is not None:
+                keys.append({"AttributeName": index["range_key"], "KeyType": "RANGE"})
+            assert deployed_indexes[index_name] == {
+                "IndexName": index_name,
+                "KeySchema": keys,
+                "Projection": {"ProjectionType": index["projection"]},
+            }, (name, index_name)
+
+
+def test_every_function_names_the_tables_as_tables_json_says(resources, tables_json):
+    for binary in FUNCTIONS:
+        variables = function_properties(resources, binary)["Environment"]["Variables"]
+        for name, entry in tables_json.items():
+            assert variables[entry["environment"]] == {"Ref": entry["resource"]}, (binary, name)
+
+
+def test_tables_billing_encryption_and_recovery(resources, stage):
+    tables = of_type(resources, "AWS::DynamoDB::Table")
     for name, table in tables.items():
         properties = table["Properties"]
         assert properties["TableName"] == f"{SERVICE}-{stage}-{name.removesuffix('Table')}"
-        assert key_schema(table) == ([(keys[name], "HASH")], [(keys[name], "S")])
         assert properties["BillingMode"] == "PAY_PER_REQUEST"
         assert properties["SSESpecification"] == {"SSEEnabled": True}
-    active = tables["ActiveConnectionsTable"]["Properties"]
-    assert active["TimeToLiveSpecification"] == {"AttributeName": "ttl", "Enabled": True}
-    sessions = tables["SessionHistoryTable"]["Properties"]
-    assert sessions["StreamSpecification"] == {"StreamViewType": "NEW_AND_OLD_IMAGES"}
     for history in ("SessionHistoryTable", "MessageHistoryTable"):
         pitr = tables[history]["Properties"]["PointInTimeRecoverySpecification"]
         assert pitr == {"PointInTimeRecoveryEnabled": True}
-    assert "StreamSpecification" not in active
-    assert "StreamSpecification" not in tables["MessageHistoryTable"]["Properties"]
+    assert "PointInTimeRecoverySpecification" not in tables["ActiveConnectionsTable"]["Properties"]
+
+
+def test_the_documented_tables_match(resources, doc, tables_json):
+    documented = {row[0]: row for row in markdown_table(doc, "table", "key", "settings")}
+    assert set(documented) == set(tables_json)
+    for name, entry in tables_json.items():
+        _, key, settings = documented[name][:3]
+        properties = resources[entry["resource"]]["Properties"]
+        assert key == f"{entry['hash_key']} ({entry['attributes'][entry['hash_key']]})", name
+        assert ("TTL on ttl" in settings) == (entry["ttl"] == "ttl"), name
+        assert ("TTL" in settings) == (entry["ttl"] is not None), name
+        assert ("stream" in settings) == (entry["stream"] is not None), name
+        if entry["stream"]:
+            assert f"stream {entry['stream']}" in settings, name
+        pitr = "PointInTimeRecoverySpecification" in properties
+        assert ("point-in-time recovery" in settings) == pitr, name
 
 
 # ---------------------------------------------------------------- functions
 
 
-def test_functions(resources, stage, doc):
+def test_functions(resources, doc):
     sizes = {row[0]: row for row in markdown_table(doc, "function", "memory (mb)", "timeout (s)")}
-    for binary, (_, prefix) in FUNCTIONS.items():
-        properties = resources[f"{prefix}LambdaFunction"]["Properties"]
+    for binary in FUNCTIONS:
+        properties = function_properties(resources, binary)
         assert properties["Runtime"] == "provided.al2023", binary
         assert properties["Architectures"] == ["arm64"], binary
         assert properties["Handler"] == "bootstrap", binary
-        assert properties["LoggingConfig"] == {"LogFormat": "JSON"}, binary
-        variables = properties["Environment"]["Variables"]
-        assert variables["ACTIVE_CONNECTIONS_TABLE"] == {"Ref": "ActiveConnectionsTable"}
-        assert variables["SESSION_HISTORY_TABLE"] == {"Ref": "SessionHistoryTable"}
-        assert variables["MESSAGE_HISTORY_TABLE"] == {"Ref": "MessageHistoryTable"}
-        assert variables["METRICS_NAMESPACE"] == NAMESPACE
-        assert variables["STAGE"] == stage
         # The documented memory and timeout are the deployed ones.
         assert binary in sizes, f"docs/deploy.md sizes no {binary}"
         assert int(sizes[binary][1]) == properties["MemorySize"], binary
         assert int(sizes[binary][2]) == properties["Timeout"], binary
     # API Gateway gives up on an integration after 29 s.
-    for binary in ("connect", "disconnect", "sendmessage", "default"):
-        assert resources[f"{FUNCTIONS[binary][1]}LambdaFunction"]["Properties"]["Timeout"] <= 29
-    processor = resources["StreamProcessorLambdaFunction"]["Properties"]["Environment"]["Variables"]
-    assert processor["MANAGEMENT_API_ENDPOINT"] == {
-        "Fn::Sub": f"https://${{WebsocketsApi}}.execute-api.${{AWS::Region}}.${{AWS::URLSuffix}}/{stage}"
-    }
+    for binary in ROUTES.values():
+        assert function_properties(resources, binary)["Timeout"] <= 29, binary
 
 
-def test_log_groups_have_a_retention(resources):
+def test_every_function_gets_the_same_environment(resources, stage):
+    expected = None
+    for binary in FUNCTIONS:
+        variables = function_properties(resources, binary)["Environment"]["Variables"]
+        assert variables["MANAGEMENT_API_ENDPOINT"] == {
+            "Fn::Sub": MANAGEMENT_API_ENDPOINT.format(stage=stage)
+        }, binary
+        assert variables["METRICS_NAMESPACE"] == NAMESPACE, binary
+        assert variables["STAGE"] == stage, binary
+        # Log levels come from LoggingConfig (AWS_LAMBDA_LOG_LEVEL), not RUST_LOG.
+        assert "RUST_LOG" not in variables, binary
+        assert expected is None or variables == expected, binary
+        expected = variables
+
+
+def test_the_documented_environment_matches(resources, stage, doc, operations):
+    variables = function_properties(resources, "connect")["Environment"]["Variables"]
+    documented = {row[0]: row[1] for row in markdown_table(doc, "variable", "set to")}
+    assert set(documented) == set(variables)
+    assert documented["METRICS_NAMESPACE"] == NAMESPACE
+    assert documented["STAGE"] == "<stage>"
+    # Every variable the stack sets, and the log variables Lambda sets from
+    # LoggingConfig, are among the settings docs/operations.md explains.
+    settings = {row[0] for row in markdown_table(operations, "variable", "default", source="docs/operations.md")}
+    assert set(variables) | {"AWS_LAMBDA_LOG_LEVEL", "AWS_LAMBDA_LOG_FORMAT"} <= settings
+
+
+def documented_default(cell: str, stage: str) -> str:
+    """The value a docs/deploy.md parameter cell such as `30; prod: 90` gives
+    `stage`."""
+    default, *per_stage = (part.strip() for part in cell.split(";"))
+    stages = dict(part.split(": ", 1) for part in per_stage)
+    return stages.get(stage, default)
+
+
+def test_logging_is_json_with_lambdas_level_filtering(resources, doc, stage):
+    for binary in FUNCTIONS:
+        logging = function_properties(resources, binary)["LoggingConfig"]
+        assert logging["LogFormat"] == "JSON", binary
+        # The EMF metric lines carry no level: above INFO, Lambda drops them.
+        assert logging["ApplicationLogLevel"] in METRIC_SAFE_LOG_LEVELS, binary
+        # platform.report (docs/deploy.md's memory query) is an INFO system log.
+        assert logging["SystemLogLevel"] == "INFO", binary
+    parameters = {row[0]: row for row in markdown_table(doc, "parameter", "how to set it", "default")}
+    assert "logLevel=" in parameters["log level"][1]
+    deployed_level = function_properties(resources, "connect")["LoggingConfig"]["ApplicationLogLevel"]
+    assert documented_default(parameters["log level"][2], stage) == deployed_level
+
+
+def test_log_groups_have_a_retention(resources, doc, stage):
     groups = of_type(resources, "AWS::Logs::LogGroup")
     assert {f"{prefix}LogGroup" for _, prefix in FUNCTIONS.values()} <= set(groups)
     for name, group in groups.items():
         assert group["Properties"].get("RetentionInDays", 0) > 0, name
+    parameters = {row[0]: row for row in markdown_table(doc, "parameter", "how to set it", "default")}
+    retention = groups["ConnectLogGroup"]["Properties"]["RetentionInDays"]
+    assert documented_default(parameters["log retention (days)"][2], stage) == str(retention)
 
 
 # ---------------------------------------------------------------- WebSocket API
 
 
-def test_websocket_api_and_routes(resources, stage):
+@pytest.fixture(scope="session")
+def routes(resources) -> dict[str, tuple[str, dict]]:
+    """Route key -> (logical id, route resource)."""
+    return {
+        route["Properties"]["RouteKey"]: (name, route)
+        for name, route in of_type(resources, "AWS::ApiGatewayV2::Route").items()
+    }
+
+
+def test_websocket_api_and_routes(resources, stage, routes):
     (api,) = of_type(resources, "AWS::ApiGatewayV2::Api").values()
     assert api["Properties"]["ProtocolType"] == "WEBSOCKET"
     assert api["Properties"]["RouteSelectionExpression"] == "$request.body.action"
@@ -374,39 +663,56 @@ def test_websocket_api_and_routes(resources, stage):
     assert api_stage["Properties"]["StageName"] == stage
 
     integrations = of_type(resources, "AWS::ApiGatewayV2::Integration")
-    routes = {r["Properties"]["RouteKey"]: (n, r) for n, r in of_type(resources, "AWS::ApiGatewayV2::Route").items()}
-    targets = {
-        "$connect": "Connect",
-        "$disconnect": "Disconnect",
-        "sendmessage": "Sendmessage",
-        "$default": "Default",
-    }
-    assert set(routes) == set(targets)
-    for key, prefix in targets.items():
+    assert set(routes) == set(ROUTES)
+    for key, binary in ROUTES.items():
         _, route = routes[key]
         integration = route["Properties"]["Target"]["Fn::Join"][1][1]["Ref"]
         uri = json.dumps(integrations[integration]["Properties"]["IntegrationUri"])
-        assert f"{prefix}LambdaFunction" in uri, key
+        assert f"{FUNCTIONS[binary][1]}LambdaFunction" in uri, key
 
+
+def test_only_default_is_two_way(resources, routes):
     responses = {
         r["Properties"]["RouteId"]["Ref"]: r["Properties"]
         for r in of_type(resources, "AWS::ApiGatewayV2::RouteResponse").values()
     }
-    for key in ("sendmessage", "$default"):
+    two_way = {key for key, (_, route) in routes.items() if "RouteResponseSelectionExpression" in route["Properties"]}
+    assert two_way == TWO_WAY_ROUTES
+    assert set(responses) == {routes[key][0] for key in TWO_WAY_ROUTES}
+    for key in TWO_WAY_ROUTES:
         name, route = routes[key]
         assert route["Properties"]["RouteResponseSelectionExpression"] == "$default", key
         assert responses[name]["RouteResponseKey"] == "$default", key
-    for key in ("$connect", "$disconnect"):
-        name, route = routes[key]
-        assert "RouteResponseSelectionExpression" not in route["Properties"], key
-        assert name not in responses, key
 
 
-def test_outputs(template, stage):
+def test_api_gateway_may_invoke_each_function_from_its_own_route_only(resources):
+    permissions = of_type(resources, "AWS::Lambda::Permission")
+    from_api_gateway = {
+        name: p["Properties"] for name, p in permissions.items() if p["Properties"]["Principal"] == "apigateway.amazonaws.com"
+    }
+    invoked = {}
+    for name, properties in from_api_gateway.items():
+        source = properties.get("SourceArn")
+        assert isinstance(source, dict) and "${WebsocketsApi}" in source.get("Fn::Sub", ""), (
+            f"{name}: API Gateway may invoke it without a SourceArn naming WebsocketsApi: {source}"
+        )
+        invoked[json.dumps(properties["FunctionName"])] = source["Fn::Sub"]
+    api = "arn:${AWS::Partition}:execute-api:${AWS::Region}:${AWS::AccountId}:${WebsocketsApi}"
+    for key, binary in ROUTES.items():
+        function = json.dumps({"Fn::GetAtt": [f"{FUNCTIONS[binary][1]}LambdaFunction", "Arn"]})
+        assert invoked.get(function) == f"{api}/*/{key}", binary
+    assert len(invoked) == len(from_api_gateway) == len(ROUTES)
+
+
+def test_outputs(template, stage, doc):
     outputs = template["Outputs"]
     host = "${WebsocketsApi}.execute-api.${AWS::Region}.${AWS::URLSuffix}"
     assert outputs["WebSocketUrl"]["Value"] == {"Fn::Sub": f"wss://{host}/{stage}"}
-    assert outputs["ManagementApiEndpoint"]["Value"] == {"Fn::Sub": f"https://{host}/{stage}"}
+    assert outputs["ManagementApiEndpoint"]["Value"] == {"Fn::Sub": MANAGEMENT_API_ENDPOINT.format(stage=stage)}
+    documented = {
+        name.strip() for row in markdown_table(doc, "output", "value") for name in row[0].split(",")
+    }
+    assert documented == set(outputs)
 
 
 # ---------------------------------------------------------------- monitoring
@@ -439,22 +745,24 @@ def graphed(dashboard: dict) -> list[tuple[str, str, tuple, str]]:
     return lines
 
 
-def test_dashboard_shows_the_product_metrics(dashboard, stage):
-    lines = graphed(dashboard)
-    ours = {(name, dims, stat) for ns, name, dims, stat in lines if ns == NAMESPACE}
+def product_dimensions(metric: MetricDef, stage: str) -> list[tuple]:
+    if metric.per_fanout_kind:
+        return [("Stage", stage, "kind", kind) for kind in FANOUT_KINDS]
+    return [("Stage", stage)]
 
-    def dimension_sets(metric):
-        if metric in FANOUT_METRICS:
-            return [("Stage", stage, "kind", kind) for kind in FANOUT_KINDS]
-        return [("Stage", stage)]
 
-    for counter in EMF_COUNTERS:
-        for dims in dimension_sets(counter):
-            assert (counter, dims, "Sum") in ours, (counter, dims)
-    for histogram in EMF_HISTOGRAMS:
-        for dims in dimension_sets(histogram):
+def test_dashboard_shows_the_product_metrics(dashboard, stage, metrics):
+    ours = {(name, dims, stat) for ns, name, dims, stat in graphed(dashboard) if ns == NAMESPACE}
+    for counter in deployed(metrics, "Counter"):
+        for dims in product_dimensions(counter, stage):
+            assert (counter.name, dims, "Sum") in ours, (counter.name, dims)
+    for histogram in deployed(metrics, "Histogram"):
+        for dims in product_dimensions(histogram, stage):
             for stat in ("p50", "p90", "p99"):
-                assert (histogram, dims, stat) in ours, (histogram, dims, stat)
+                assert (histogram.name, dims, stat) in ours, (histogram.name, dims, stat)
+    # Gauges are the local stack's stand-ins for what AWS measures itself.
+    drawn = {name for name, _, _ in ours}
+    assert drawn <= {m.name for m in metrics.values() if m.kind != "Gauge"}
 
 
 def test_dashboard_shows_api_gateway_and_every_function(dashboard, stage):
@@ -468,16 +776,193 @@ def test_dashboard_shows_api_gateway_and_every_function(dashboard, stage):
     assert ("AWS/Lambda", "IteratorAge", ("FunctionName", "${StreamProcessorLambdaFunction}"), "Maximum") in lines
 
 
-def test_alarms(resources, stage):
-    alarms = [a["Properties"] for a in of_type(resources, "AWS::CloudWatch::Alarm").values()]
-    iterator = [a for a in alarms if a["MetricName"] == "IteratorAge"]
-    assert iterator and iterator[0]["Namespace"] == "AWS/Lambda"
-    assert iterator[0]["Dimensions"] == [{"Name": "FunctionName", "Value": {"Ref": "StreamProcessorLambdaFunction"}}]
-    failed = [a for a in alarms if a["MetricName"] == "stream_records_failed"]
-    assert failed and failed[0]["Namespace"] == NAMESPACE
-    assert failed[0]["Dimensions"] == [{"Name": "Stage", "Value": stage}]
-    for alarm in alarms:
-        assert alarm["AlarmActions"] == [{"Ref": "AlarmTopic"}], alarm["AlarmName"]
+def test_dashboard_shows_every_alarm(dashboard, resources):
+    shown = [
+        alarm
+        for widget in dashboard["widgets"]
+        if widget["type"] == "alarm"
+        for alarm in widget["properties"]["alarms"]
+    ]
+    assert sorted(shown) == sorted(f"${{{name}.Arn}}" for name in of_type(resources, "AWS::CloudWatch::Alarm"))
+
+
+@pytest.fixture(scope="session")
+def alarms(resources, stage) -> dict[str, dict]:
+    """Alarm name suffix (after `serverless-chat-<stage>-`) -> properties."""
+    prefix = f"{SERVICE}-{stage}-"
+    found = {}
+    for name, alarm in of_type(resources, "AWS::CloudWatch::Alarm").items():
+        properties = alarm["Properties"]
+        assert properties["AlarmName"].startswith(prefix), name
+        found[properties["AlarmName"].removeprefix(prefix)] = properties
+    return found
+
+
+def expected_alarms(stage: str) -> dict[str, tuple[str, str, list]]:
+    """Name suffix -> (namespace, metric, dimensions) of every alarm."""
+    api = [{"Name": "ApiId", "Value": {"Ref": "WebsocketsApi"}}, {"Name": "Stage", "Value": stage}]
+    expected = {}
+    for binary, (_, prefix) in FUNCTIONS.items():
+        function = [{"Name": "FunctionName", "Value": {"Ref": f"{prefix}LambdaFunction"}}]
+        expected[f"{binary}-errors"] = ("AWS/Lambda", "Errors", function)
+        expected[f"{binary}-throttles"] = ("AWS/Lambda", "Throttles", function)
+    expected["api-integration-errors"] = ("AWS/ApiGateway", "IntegrationError", api)
+    expected["api-execution-errors"] = ("AWS/ApiGateway", "ExecutionError", api)
+    expected["api-client-errors"] = ("AWS/ApiGateway", "ClientError", api)
+    for kind in FANOUT_KINDS:
+        expected[f"fanout-failures-{kind}"] = (
+            NAMESPACE,
+            "fanout_failures",
+            [{"Name": "Stage", "Value": stage}, {"Name": "kind", "Value": kind}],
+        )
+    expected["stream-iterator-age"] = (
+        "AWS/Lambda",
+        "IteratorAge",
+        [{"Name": "FunctionName", "Value": {"Ref": "StreamProcessorLambdaFunction"}}],
+    )
+    expected["stream-records-failed"] = (NAMESPACE, "stream_records_failed", [{"Name": "Stage", "Value": stage}])
+    expected["stream-records-given-up"] = (
+        "AWS/SQS",
+        "ApproximateNumberOfMessagesVisible",
+        [{"Name": "QueueName", "Value": {"Fn::GetAtt": ["StreamProcessorFailuresQueue", "QueueName"]}}],
+    )
+    return expected
+
+
+def test_alarms_watch_the_chat_path(alarms, stage):
+    expected = expected_alarms(stage)
+    assert set(alarms) == set(expected)
+    for suffix, (namespace, metric, dimensions) in expected.items():
+        alarm = alarms[suffix]
+        assert (alarm["Namespace"], alarm["MetricName"], alarm["Dimensions"]) == (namespace, metric, dimensions), suffix
+        assert alarm["ComparisonOperator"] == "GreaterThanThreshold", suffix
+        assert alarm["TreatMissingData"] == "notBreaching", suffix
+        assert alarm["AlarmActions"] == [{"Ref": "AlarmTopic"}], suffix
+        assert alarm["OKActions"] == [{"Ref": "AlarmTopic"}], suffix
+    for kind in FANOUT_KINDS:
+        failures = alarms[f"fanout-failures-{kind}"]
+        assert (failures["Statistic"], failures["Period"], failures["Threshold"]) == ("Sum", 300, 0)
+        assert failures["EvaluationPeriods"] == 1
+
+
+def test_product_alarms_watch_metrics_the_code_writes(alarms, metrics, stage):
+    for suffix, alarm in alarms.items():
+        if alarm["Namespace"] != NAMESPACE:
+            continue
+        metric = metrics.get(alarm["MetricName"])
+        assert metric is not None and metric.kind == "Counter", suffix
+        dimensions = tuple(part for d in alarm["Dimensions"] for part in (d["Name"], d["Value"]))
+        assert dimensions in product_dimensions(metric, stage), suffix
+
+
+def alarm_topic_problems(resources: dict) -> list[str]:
+    """Why an alarm's notifications would not reach its topic: a target that
+    is not a topic of this stack, a topic encrypted with alias/aws/sns (whose
+    key policy CloudWatch cannot use), or a key of unknown policy or whose
+    policy does not let cloudwatch.amazonaws.com use it."""
+    problems = []
+    for name, alarm in of_type(resources, "AWS::CloudWatch::Alarm").items():
+        properties = alarm["Properties"]
+        targets = [
+            target
+            for actions in ("AlarmActions", "OKActions", "InsufficientDataActions")
+            for target in properties.get(actions, [])
+        ]
+        for target in targets:
+            topic_id = target.get("Ref") if isinstance(target, dict) else None
+            topic = resources.get(topic_id) if topic_id else None
+            if topic is None or topic["Type"] != "AWS::SNS::Topic":
+                problems.append(f"{name}: notifies {target}, not a topic of this stack")
+                continue
+            key = topic["Properties"].get("KmsMasterKeyId")
+            if key is None:
+                continue
+            if "alias/aws/sns" in json.dumps(key):
+                problems.append(f"{topic_id}: encrypted with alias/aws/sns, which CloudWatch cannot use")
+                continue
+            key_id = key.get("Ref") if isinstance(key, dict) else None
+            key_resource = resources.get(key_id) if key_id else None
+            if key_resource is None or key_resource["Type"] != "AWS::KMS::Key":
+                problems.append(f"{topic_id}: key {key} is not a key of this stack; its policy is unknown")
+                continue
+            if not allows_cloudwatch(key_resource["Properties"]["KeyPolicy"]):
+                problems.append(f"{topic_id}: the policy of {key_id} does not let CloudWatch use it")
+    return problems
+
+
+def allows_cloudwatch(policy: dict) -> bool:
+    for statement in policy["Statement"]:
+        principals = as_list(statement.get("Principal", {}).get("Service", []))
+        actions = set(as_list(statement.get("Action", [])))
+        if (
+            statement["Effect"] == "Allow"
+            and "cloudwatch.amazonaws.com" in principals
+            and "kms:Decrypt" in actions
+            and actions & {"kms:GenerateDataKey*", "kms:GenerateDataKey"}
+        ):
+            return True
+    return False
+
+
+def test_alarm_notifications_can_reach_the_topic(resources):
+    assert not alarm_topic_problems(resources)
+    for name, topic in of_type(resources, "AWS::SNS::Topic").items():
+        assert "alias/aws/sns" not in json.dumps(topic), name
+
+
+def test_the_topic_check_catches_what_would_silence_the_alarms(resources):
+    """The check above on two broken copies of the stack: the AWS-managed key
+    (as the stack once had), and a key whose policy leaves CloudWatch out."""
+    managed = json.loads(json.dumps(resources))
+    managed["AlarmTopic"]["Properties"]["KmsMasterKeyId"] = "alias/aws/sns"
+    problems = alarm_topic_problems(managed)
+    assert problems and all("alias/aws/sns" in problem for problem in problems)
+
+    no_cloudwatch = json.loads(json.dumps(resources))
+    key_id = no_cloudwatch["AlarmTopic"]["Properties"]["KmsMasterKeyId"]["Ref"]
+    policy = no_cloudwatch[key_id]["Properties"]["KeyPolicy"]
+    policy["Statement"] = [s for s in policy["Statement"] if "Service" not in s["Principal"]]
+    problems = alarm_topic_problems(no_cloudwatch)
+    assert problems and all("does not let CloudWatch use it" in problem for problem in problems)
+
+
+def test_alarm_topic_key(resources):
+    """The topic's own key: administered through the account's IAM policies,
+    usable by CloudWatch for this account's alarms only, rotated."""
+    key_id = resources["AlarmTopic"]["Properties"]["KmsMasterKeyId"]["Ref"]
+    key = resources[key_id]["Properties"]
+    assert key["EnableKeyRotation"] is True
+    statements = {s["Sid"]: s for s in key["KeyPolicy"]["Statement"]}
+    root = statements["AccountIamPolicies"]
+    assert root["Principal"] == {"AWS": {"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:root"}}
+    cloudwatch = statements["CloudWatchAlarmsPublish"]
+    assert cloudwatch["Principal"] == {"Service": "cloudwatch.amazonaws.com"}
+    assert sorted(as_list(cloudwatch["Action"])) == ["kms:Decrypt", "kms:GenerateDataKey*"]
+    assert cloudwatch["Condition"] == {"StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}}
+    assert set(statements) == {"AccountIamPolicies", "CloudWatchAlarmsPublish"}
+
+
+def fires_when(alarm: dict) -> str:
+    """An alarm's condition, as docs/operations.md writes it."""
+    minutes = alarm["Period"] // 60
+    period = f"{minutes} min"
+    condition = f"{alarm['Statistic']} > {alarm['Threshold']:g}"
+    evaluated, needed = alarm["EvaluationPeriods"], alarm.get("DatapointsToAlarm", alarm["EvaluationPeriods"])
+    if evaluated == 1:
+        return f"{condition} over {period}"
+    return f"{condition} in {needed} of {evaluated} periods of {period}"
+
+
+def test_every_alarm_has_a_runbook_entry(alarms, operations):
+    rows = markdown_table(operations, "alarm", "metric", "fires when", source="docs/operations.md")
+    documented = {row[0]: row for row in rows}
+    assert len(documented) == len(rows), "an alarm documented twice"
+    assert set(documented) == set(alarms), "docs/operations.md, Alarms: one row per alarm, by name suffix"
+    for suffix, alarm in alarms.items():
+        _, metric, condition, means, action = documented[suffix][:5]
+        assert metric.split()[:2] == [alarm["Namespace"], alarm["MetricName"]], suffix
+        assert condition == fires_when(alarm), suffix
+        assert means and action, f"{suffix}: say what it means and what to do"
 
 
 # ---------------------------------------------------------------- artifacts

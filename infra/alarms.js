@@ -1,0 +1,174 @@
+// The stack's CloudWatch alarms, included by serverless.yml as one element of
+// its `resources` list (`- ${file(./alarms.js):resources}`) and read by
+// dashboard.js for its alarm widget.
+//
+// Every alarm notifies AlarmTopic on ALARM and on OK. Each one has a runbook
+// entry in docs/operations.md ("Alarms"), matched by the name suffix below;
+// infra/tests/test_template.py checks both ways, and that the entry's
+// "fires when" is what the template says.
+'use strict';
+
+// Function logical-id prefix -> the function's key in serverless.yml.
+const FUNCTIONS = {
+  Connect: 'connect',
+  Disconnect: 'disconnect',
+  Sendmessage: 'sendmessage',
+  Default: 'default',
+  StreamProcessor: 'stream-processor',
+};
+
+// Values of the `kind` dimension of the fan-out metrics (handlers/src/metric.rs).
+const FANOUT_KINDS = ['message', 'presence'];
+
+const FIVE_MINUTES = 300;
+
+// Sum above zero in one five-minute period: anything at all is worth a look.
+const anyInFiveMinutes = {
+  Statistic: 'Sum',
+  Period: FIVE_MINUTES,
+  EvaluationPeriods: 1,
+  Threshold: 0,
+};
+
+const capitalize = (word) => word[0].toUpperCase() + word.slice(1);
+
+// [logical id, name suffix, description, metric properties]. The suffix
+// names the alarm `<service>-<stage>-<suffix>`.
+function specs({ stage, namespace }) {
+  const api = (metric) => ({
+    Namespace: 'AWS/ApiGateway',
+    MetricName: metric,
+    Dimensions: [
+      { Name: 'ApiId', Value: { Ref: 'WebsocketsApi' } },
+      { Name: 'Stage', Value: stage },
+    ],
+  });
+  const lambda = (prefix, metric) => ({
+    Namespace: 'AWS/Lambda',
+    MetricName: metric,
+    Dimensions: [{ Name: 'FunctionName', Value: { Ref: `${prefix}LambdaFunction` } }],
+  });
+
+  const list = [];
+  for (const [prefix, name] of Object.entries(FUNCTIONS)) {
+    list.push([
+      `${prefix}ErrorsAlarm`,
+      `${name}-errors`,
+      `The ${name} function failed (crashed, timed out or could not start); see docs/operations.md, "Alarms".`,
+      { ...lambda(prefix, 'Errors'), ...anyInFiveMinutes },
+    ]);
+    list.push([
+      `${prefix}ThrottlesAlarm`,
+      `${name}-throttles`,
+      `Lambda refused to run the ${name} function (concurrency limit); see docs/operations.md, "Alarms".`,
+      { ...lambda(prefix, 'Throttles'), ...anyInFiveMinutes },
+    ]);
+  }
+  list.push([
+    'ApiIntegrationErrorAlarm',
+    'api-integration-errors',
+    'A route function answered API Gateway with a 4XX/5XX status (IntegrationError); see docs/operations.md, "Alarms".',
+    { ...api('IntegrationError'), ...anyInFiveMinutes },
+  ]);
+  list.push([
+    'ApiExecutionErrorAlarm',
+    'api-execution-errors',
+    'API Gateway could not invoke a route function (ExecutionError); see docs/operations.md, "Alarms".',
+    { ...api('ExecutionError'), ...anyInFiveMinutes },
+  ]);
+  list.push([
+    'ApiClientErrorAlarm',
+    'api-client-errors',
+    'API Gateway refused requests before invoking any function (ClientError), for 15 minutes; see docs/operations.md, "Alarms".',
+    // Sustained only: one misbehaving client should not page anyone.
+    { ...api('ClientError'), ...anyInFiveMinutes, EvaluationPeriods: 3, DatapointsToAlarm: 3 },
+  ]);
+  for (const kind of FANOUT_KINDS) {
+    list.push([
+      `FanoutFailures${capitalize(kind)}Alarm`,
+      `fanout-failures-${kind}`,
+      `Posts of ${kind} frames to connections failed other than with 410 Gone (fanout_failures); see docs/operations.md, "Alarms".`,
+      {
+        Namespace: namespace,
+        MetricName: 'fanout_failures',
+        Dimensions: [
+          { Name: 'Stage', Value: stage },
+          { Name: 'kind', Value: kind },
+        ],
+        ...anyInFiveMinutes,
+      },
+    ]);
+  }
+  list.push([
+    'StreamIteratorAgeAlarm',
+    'stream-iterator-age',
+    'The stream processor is more than a minute behind the SessionHistory stream: presence frames and durations are late; see docs/operations.md, "Alarms".',
+    {
+      ...lambda('StreamProcessor', 'IteratorAge'),
+      Statistic: 'Maximum',
+      Period: 60,
+      EvaluationPeriods: 5,
+      DatapointsToAlarm: 3,
+      Threshold: 60000,
+    },
+  ]);
+  list.push([
+    'StreamRecordsFailedAlarm',
+    'stream-records-failed',
+    'The stream processor reported records as failed (stream_records_failed); Lambda retries them, then sends them to the failures queue; see docs/operations.md, "Alarms".',
+    {
+      Namespace: namespace,
+      MetricName: 'stream_records_failed',
+      Dimensions: [{ Name: 'Stage', Value: stage }],
+      ...anyInFiveMinutes,
+    },
+  ]);
+  list.push([
+    'StreamFailuresQueueAlarm',
+    'stream-records-given-up',
+    'Stream batches were given up on and sent to the failures queue: replay them from the stream within 24 h; see docs/operations.md, "Alarms".',
+    {
+      Namespace: 'AWS/SQS',
+      MetricName: 'ApproximateNumberOfMessagesVisible',
+      Dimensions: [
+        { Name: 'QueueName', Value: { 'Fn::GetAtt': ['StreamProcessorFailuresQueue', 'QueueName'] } },
+      ],
+      Statistic: 'Maximum',
+      Period: FIVE_MINUTES,
+      EvaluationPeriods: 1,
+      Threshold: 0,
+    },
+  ]);
+  return list;
+}
+
+// Logical ids of every alarm, in order (dashboard.js draws them).
+const LOGICAL_IDS = specs({ stage: '', namespace: '' }).map(([id]) => id);
+
+module.exports.FUNCTIONS = FUNCTIONS;
+module.exports.FANOUT_KINDS = FANOUT_KINDS;
+module.exports.LOGICAL_IDS = LOGICAL_IDS;
+
+module.exports.resources = async ({ resolveVariable }) => {
+  const service = await resolveVariable('self:service');
+  const stage = await resolveVariable('sls:stage');
+  const namespace = await resolveVariable('self:custom.metricsNamespace');
+
+  const Resources = {};
+  for (const [id, suffix, description, metric] of specs({ stage, namespace })) {
+    Resources[id] = {
+      Type: 'AWS::CloudWatch::Alarm',
+      Properties: {
+        AlarmName: `${service}-${stage}-${suffix}`,
+        AlarmDescription: description,
+        ...metric,
+        ComparisonOperator: 'GreaterThanThreshold',
+        // No data (no traffic) is not a failure.
+        TreatMissingData: 'notBreaching',
+        AlarmActions: [{ Ref: 'AlarmTopic' }],
+        OKActions: [{ Ref: 'AlarmTopic' }],
+      },
+    };
+  }
+  return { Resources };
+};
