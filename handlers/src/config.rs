@@ -7,8 +7,9 @@ use std::ops::RangeInclusive;
 use crate::error::ConfigError;
 use crate::limits::{
     CHAT_MESSAGE_BYTES_RANGE, ChatLimits, DEFAULT_CHAT_MESSAGE_BYTES, DEFAULT_FANOUT_CONCURRENCY,
-    FANOUT_CONCURRENCY_RANGE,
+    FANOUT_CONCURRENCY_RANGE, RETENTION_DAYS_RANGE,
 };
+use crate::records::Retention;
 
 /// The three tables, named by environment variables (infra/tables.json says
 /// which) with the tutorial's names as defaults.
@@ -73,6 +74,9 @@ impl ChatLimits {
 pub struct Settings {
     pub tables: Tables,
     pub limits: ChatLimits,
+    /// `MESSAGE_RETENTION_DAYS` and `SESSION_RETENTION_DAYS`; unset keeps
+    /// everything.
+    pub retention: Retention,
     /// `MANAGEMENT_API_ENDPOINT`: `https://{api}.execute-api.{region}.{suffix}/{stage}`
     /// on AWS (infra builds it with the partition's URL suffix), the local
     /// stack's URL offline.
@@ -89,6 +93,10 @@ impl Settings {
         Ok(Self {
             tables: Tables::from_vars(vars),
             limits: ChatLimits::from_vars(vars)?,
+            retention: Retention {
+                message_days: days(vars, "MESSAGE_RETENTION_DAYS")?,
+                session_days: days(vars, "SESSION_RETENTION_DAYS")?,
+            },
             management_endpoint: vars("MANAGEMENT_API_ENDPOINT").ok_or(ConfigError::Missing {
                 name: "MANAGEMENT_API_ENDPOINT",
                 why: "the Management API endpoint to post frames to (infra/serverless.yml sets it)",
@@ -104,6 +112,17 @@ pub(crate) fn env_value(name: &str) -> Option<String> {
 
 pub(crate) fn env_or(name: &str, default: String) -> String {
     env_value(name).unwrap_or(default)
+}
+
+/// A retention in days, within [`RETENTION_DAYS_RANGE`]; unset: `None`.
+fn days(
+    vars: &impl Fn(&str) -> Option<String>,
+    name: &'static str,
+) -> Result<Option<u32>, ConfigError> {
+    vars(name)
+        .map(|value| parse_in_range(name, &value, RETENTION_DAYS_RANGE))
+        .transpose()
+        .map(|days| days.and_then(|days| u32::try_from(days).ok()))
 }
 
 fn parse_in_range(
@@ -177,6 +196,7 @@ mod tests {
             ),
             ("SESSION_HISTORY_TABLE", "chat-dev-SessionHistory"),
             ("FANOUT_CONCURRENCY", "8"),
+            ("MESSAGE_RETENTION_DAYS", "30"),
         ]));
         let settings = settings.expect("valid");
         assert_eq!(
@@ -190,6 +210,22 @@ mod tests {
             settings.limits.max_chat_message_bytes,
             DEFAULT_CHAT_MESSAGE_BYTES
         );
+        assert_eq!(settings.retention.message_days, Some(30));
+        assert_eq!(
+            settings.retention.session_days, None,
+            "kept for ever by default"
+        );
+        let zero = Settings::from_vars(&vars(&[
+            ("MANAGEMENT_API_ENDPOINT", "http://127.0.0.1:8080/dev"),
+            ("SESSION_RETENTION_DAYS", "0"),
+        ]));
+        assert!(matches!(
+            zero,
+            Err(ConfigError::Invalid {
+                name: "SESSION_RETENTION_DAYS",
+                ..
+            })
+        ));
     }
 
     #[test]

@@ -1,6 +1,6 @@
-//! Sends one frame to every active connection: Scan pages are read as the
-//! posts go out, posts run with bounded concurrency, and a 410 Gone prunes
-//! the stale ActiveConnections row.
+//! Sends one frame to every connection in a room: pages of the room index
+//! are read as the posts go out, posts run with bounded concurrency, and a
+//! 410 Gone prunes the stale ActiveConnections row.
 
 use std::time::Instant;
 
@@ -11,6 +11,7 @@ use crate::error::StoreError;
 use crate::limits::CONNECT_GRACE;
 use crate::management::{Delivery, Management};
 use crate::metric::{self, FanoutKind};
+use crate::room::Room;
 use crate::store::{Store, WriteOutcome};
 use crate::time::Timestamp;
 
@@ -30,6 +31,30 @@ pub struct FanoutReport {
     pub failed: usize,
     /// Reading the connections failed part-way; some were never tried.
     pub incomplete: bool,
+    /// Index entries read to find the recipients: the room's size, whatever
+    /// the size of the table.
+    pub read: usize,
+}
+
+/// Who a fan-out reaches: a room's connections, but one.
+#[derive(Clone, Copy, Debug)]
+pub struct Audience<'a> {
+    pub room: &'a Room,
+    /// Left out (the subject of a presence frame).
+    pub except: Option<&'a str>,
+}
+
+impl<'a> Audience<'a> {
+    pub fn room(room: &'a Room) -> Self {
+        Self { room, except: None }
+    }
+
+    pub fn room_except(room: &'a Room, except: &'a str) -> Self {
+        Self {
+            room,
+            except: Some(except),
+        }
+    }
 }
 
 impl FanoutReport {
@@ -63,16 +88,21 @@ pub async fn broadcast(
     api: &Management,
     frame: &[u8],
     concurrency: usize,
-    skip: Option<&str>,
+    audience: Audience<'_>,
     kind: FanoutKind,
 ) -> FanoutReport {
     let started = Instant::now();
     let mut incomplete = false;
+    let mut read = 0;
+    let skip = audience.except;
     let ids = store
-        .connection_ids()
-        .map_ok(|page| stream::iter(page.into_iter().map(Ok::<_, StoreError>)))
+        .room_connection_ids(audience.room)
+        .map_ok(|page| {
+            read += page.read;
+            stream::iter(page.ids.into_iter().map(Ok::<_, StoreError>))
+        })
         .try_flatten()
-        // A failed Scan page ends the fan-out; what was read is still sent.
+        // A failed page ends the fan-out; what was read is still sent.
         .take_while(|id| {
             let keep = id.is_ok();
             if let Err(error) = id {
@@ -97,6 +127,7 @@ pub async fn broadcast(
         .await;
     let report = FanoutReport {
         incomplete,
+        read,
         ..report
     };
     let kind = kind.as_str();

@@ -6,6 +6,7 @@
 //! module that sees attribute maps) and [`management`] (the Management API).
 
 pub mod config;
+pub mod cursor;
 pub mod error;
 pub mod fanout;
 pub mod lambda;
@@ -14,6 +15,7 @@ pub mod management;
 pub mod metric;
 pub mod protocol;
 pub mod records;
+pub mod room;
 pub mod routes;
 pub mod store;
 pub mod time;
@@ -22,7 +24,9 @@ pub use config::{Settings, Tables};
 pub use error::Error;
 pub use limits::ChatLimits;
 pub use management::Management;
-pub use routes::{connect, default, disconnect, sendmessage};
+pub use records::Retention;
+pub use room::Room;
+pub use routes::{connect, default, disconnect, history, sendmessage};
 pub use store::Store;
 
 /// Everything a handler that touches the tables or posts to connections
@@ -33,6 +37,7 @@ pub struct Chat {
     pub store: Store,
     pub management: Management,
     pub limits: ChatLimits,
+    pub retention: Retention,
 }
 
 impl Chat {
@@ -42,6 +47,7 @@ impl Chat {
             store: Store::new(aws_sdk_dynamodb::Client::new(sdk), settings.tables),
             management: Management::new(sdk, &settings.management_endpoint),
             limits: settings.limits,
+            retention: settings.retention,
         }
     }
 }

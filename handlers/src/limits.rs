@@ -34,6 +34,20 @@ pub const WELCOME_RETRY_STEP: Duration = Duration::from_millis(150);
 /// How much of an unknown `action` an error frame echoes back.
 pub const MAX_ECHOED_ACTION_CHARS: usize = 40;
 
+// ---- Rooms and history
+
+/// Length of a room name, in characters (ASCII letters, digits, `-`, `_`).
+pub const ROOM_NAME_CHARS: std::ops::RangeInclusive<usize> = 1..=64;
+/// Messages in a `history` page when the client names no `limit`.
+pub const HISTORY_DEFAULT_LIMIT: usize = 50;
+/// The most messages one `history` page holds; a larger `limit` is capped.
+pub const HISTORY_MAX_LIMIT: usize = 100;
+/// A `history` frame stays within what API Gateway delivers in one message;
+/// a page that would not fit ends early (its cursor continues from there).
+pub const HISTORY_FRAME_BYTES: usize = GATEWAY_MAX_MESSAGE_BYTES;
+/// The longest `before` cursor a client may send.
+pub const MAX_CURSOR_CHARS: usize = 512;
+
 // ---- Settings (environment variables on Lambda, flags locally)
 
 /// `MAX_MESSAGE_BYTES`: longest chat message, in bytes of UTF-8.
@@ -43,6 +57,9 @@ pub const CHAT_MESSAGE_BYTES_RANGE: std::ops::RangeInclusive<usize> = 1..=GATEWA
 /// `FANOUT_CONCURRENCY`: Management API posts in flight during one fan-out.
 pub const DEFAULT_FANOUT_CONCURRENCY: usize = 64;
 pub const FANOUT_CONCURRENCY_RANGE: std::ops::RangeInclusive<usize> = 1..=1024;
+
+/// `MESSAGE_RETENTION_DAYS`, `SESSION_RETENTION_DAYS`: unset keeps for ever.
+pub const RETENTION_DAYS_RANGE: std::ops::RangeInclusive<usize> = 1..=36_500;
 
 /// The limits a deployment may set.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

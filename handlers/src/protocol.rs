@@ -6,6 +6,9 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::limits::{HISTORY_DEFAULT_LIMIT, HISTORY_MAX_LIMIT, MAX_CURSOR_CHARS};
+use crate::records::Session;
+use crate::room::Room;
 use crate::time::Timestamp;
 
 /// The example shown to a client that sent something we do not understand.
@@ -20,14 +23,16 @@ pub enum Route {
     Connect,
     Disconnect,
     SendMessage,
+    History,
     Default,
 }
 
 impl Route {
-    pub const ALL: [Self; 4] = [
+    pub const ALL: [Self; 5] = [
         Self::Connect,
         Self::Disconnect,
         Self::SendMessage,
+        Self::History,
         Self::Default,
     ];
 
@@ -37,15 +42,16 @@ impl Route {
             Self::Connect => "$connect",
             Self::Disconnect => "$disconnect",
             Self::SendMessage => "sendmessage",
+            Self::History => "history",
             Self::Default => "$default",
         }
     }
 
     /// Whether the route has a route response, so the handler's body goes
-    /// back to the caller. Only `$default`, which always answers with a body:
-    /// on a two-way route API Gateway sends an absent body as an empty frame.
+    /// back to the caller. Only routes that always answer with a body: on a
+    /// two-way route API Gateway sends an absent body as an empty frame.
     pub fn is_two_way(self) -> bool {
-        matches!(self, Self::Default)
+        matches!(self, Self::History | Self::Default)
     }
 
     /// The route API Gateway's route selection (`$request.body.action`)
@@ -69,15 +75,19 @@ pub enum Action {
     SendMessage,
     /// Heartbeat: `{"action":"ping"}`, answered with a pong.
     Ping,
+    /// A page of the room's earlier messages:
+    /// `{"action":"history","limit":50,"before":"<cursor>"}`.
+    History,
 }
 
 impl Action {
-    pub const ALL: [Self; 2] = [Self::SendMessage, Self::Ping];
+    pub const ALL: [Self; 3] = [Self::SendMessage, Self::Ping, Self::History];
 
     pub fn name(self) -> &'static str {
         match self {
             Self::SendMessage => "sendmessage",
             Self::Ping => "ping",
+            Self::History => "history",
         }
     }
 
@@ -91,6 +101,7 @@ impl Action {
         match self {
             Self::SendMessage => Route::SendMessage,
             Self::Ping => Route::Default,
+            Self::History => Route::History,
         }
     }
 }
@@ -99,7 +110,8 @@ impl Action {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ServerFrame {
-    /// A chat message, broadcast to every connection.
+    /// A chat message, broadcast to every connection in its room (and, in
+    /// `history` pages, exactly as it was delivered).
     Message {
         /// `[timestamp] connection_id: text`, for clients that only print this.
         message: String,
@@ -107,6 +119,16 @@ pub enum ServerFrame {
         connection_id: String,
         text: String,
         timestamp: Timestamp,
+        room: Room,
+    },
+    /// A page of a room's messages, newest first, to the sender alone.
+    History {
+        message: String,
+        room: Room,
+        /// `message` frames, newest first.
+        messages: Vec<ServerFrame>,
+        /// Fetches the next older page; `null` at the beginning of the room.
+        cursor: Option<String>,
     },
     /// Answer to a heartbeat; `message` is exactly `pong`.
     Pong { message: String },
@@ -121,24 +143,27 @@ pub enum ServerFrame {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         example: Option<String>,
     },
-    /// Sent to a new connection: who it is.
+    /// Sent to a new connection: who it is, and where.
     Welcome {
         message: String,
         connection_id: String,
         connected_at: Timestamp,
+        room: Room,
     },
-    /// Someone else joined.
+    /// Someone else joined the room.
     Joined {
         message: String,
         connection_id: String,
         connected_at: Timestamp,
+        room: Room,
     },
-    /// Someone left, after `duration_seconds`.
+    /// Someone left the room, after `duration_seconds`.
     Left {
         message: String,
         connection_id: String,
         disconnected_at: Timestamp,
         duration_seconds: f64,
+        room: Room,
     },
 }
 
@@ -158,6 +183,12 @@ pub enum ErrorCode {
     MessageTooLong,
     /// Stored, but not delivered to every connection.
     PartialDelivery,
+    /// `limit` of a `history` request is not a positive integer.
+    InvalidLimit,
+    /// `before` of a `history` request is not a cursor this room gave out.
+    InvalidCursor,
+    /// `?room=` on connect is not a room name.
+    InvalidRoom,
     /// The server failed; nothing was stored.
     Internal,
 }
@@ -179,6 +210,24 @@ impl ServerFrame {
             connection_id: message.connection_id.clone(),
             text: message.message.clone(),
             timestamp: message.timestamp,
+            room: message.room.clone(),
+        }
+    }
+
+    /// A page of `room`'s history: `messages` newest first.
+    pub fn history(room: &Room, messages: Vec<ServerFrame>, cursor: Option<String>) -> Self {
+        let summary = match (messages.len(), &cursor) {
+            (0, _) => format!("No earlier messages in {room}."),
+            (count, Some(_)) => format!("{count} earlier messages in {room}; there are more."),
+            (count, None) => {
+                format!("{count} earlier messages in {room}, back to the beginning.")
+            }
+        };
+        Self::History {
+            message: summary,
+            room: room.clone(),
+            messages,
+            cursor,
         }
     }
 
@@ -219,28 +268,34 @@ impl ServerFrame {
         }
     }
 
-    pub fn welcome(connection_id: &str, connected_at: Timestamp) -> Self {
+    pub fn welcome(session: &Session) -> Self {
+        let id = &session.connection_id;
         Self::Welcome {
-            message: format!("Welcome! You are {connection_id}."),
-            connection_id: connection_id.to_owned(),
-            connected_at,
+            message: format!("Welcome to {}! You are {id}.", session.room),
+            connection_id: id.clone(),
+            connected_at: session.connected_at,
+            room: session.room.clone(),
         }
     }
 
-    pub fn joined(connection_id: &str, connected_at: Timestamp) -> Self {
+    pub fn joined(session: &Session) -> Self {
+        let id = &session.connection_id;
         Self::Joined {
-            message: format!("{connection_id} joined."),
-            connection_id: connection_id.to_owned(),
-            connected_at,
+            message: format!("{id} joined."),
+            connection_id: id.clone(),
+            connected_at: session.connected_at,
+            room: session.room.clone(),
         }
     }
 
-    pub fn left(connection_id: &str, disconnected_at: Timestamp, duration_seconds: f64) -> Self {
+    pub fn left(session: &Session, disconnected_at: Timestamp, duration_seconds: f64) -> Self {
+        let id = &session.connection_id;
         Self::Left {
-            message: format!("{connection_id} left after {duration_seconds:.3} s."),
-            connection_id: connection_id.to_owned(),
+            message: format!("{id} left after {duration_seconds:.3} s."),
+            connection_id: id.clone(),
             disconnected_at,
             duration_seconds,
+            room: session.room.clone(),
         }
     }
 
@@ -281,6 +336,10 @@ impl Inbound {
     }
 }
 
+/// Why a client frame was refused: the `error` frame that says so (boxed:
+/// frames are large, refusals rare).
+pub type Rejection = Box<ServerFrame>;
+
 /// A `sendmessage` body, checked against the limits.
 #[derive(Debug, PartialEq, Eq)]
 pub enum SendMessage {
@@ -293,50 +352,108 @@ pub enum SendMessage {
 pub fn validate_send_message(
     body: Option<&str>,
     max_message_bytes: usize,
-) -> Result<SendMessage, ServerFrame> {
+) -> Result<SendMessage, Rejection> {
     let Inbound::Object { body, .. } = Inbound::parse(body) else {
-        return Err(ServerFrame::unroutable(
+        return Err(Box::new(ServerFrame::unroutable(
             ErrorCode::InvalidJson,
             "Frames must be JSON objects",
-        ));
+        )));
     };
     let message = match body.get("message") {
         Some(Value::String(message)) => message,
         Some(_) => {
-            return Err(ServerFrame::error(
+            return Err(Box::new(ServerFrame::error(
                 ErrorCode::InvalidMessage,
                 "`message` must be a string, e.g. {\"action\":\"sendmessage\",\"message\":\"Hello\"}",
-            ));
+            )));
         }
         None => {
-            return Err(ServerFrame::error(
+            return Err(Box::new(ServerFrame::error(
                 ErrorCode::InvalidMessage,
                 "`message` is missing, e.g. {\"action\":\"sendmessage\",\"message\":\"Hello\"}",
-            ));
+            )));
         }
     };
     if message == LEGACY_HEARTBEAT {
         return Ok(SendMessage::Heartbeat);
     }
     if message.trim().is_empty() {
-        return Err(ServerFrame::error(
+        return Err(Box::new(ServerFrame::error(
             ErrorCode::EmptyMessage,
             "message is empty",
-        ));
+        )));
     }
     if message.len() > max_message_bytes {
-        return Err(ServerFrame::too_long(message.len(), max_message_bytes));
+        return Err(Box::new(ServerFrame::too_long(
+            message.len(),
+            max_message_bytes,
+        )));
     }
     Ok(SendMessage::Chat(message.clone()))
+}
+
+/// A `history` request, checked.
+#[derive(Debug, PartialEq, Eq)]
+pub struct HistoryRequest {
+    /// 1 to [`HISTORY_MAX_LIMIT`]: larger values are capped.
+    pub limit: usize,
+    /// The opaque cursor of an earlier page, unchecked.
+    pub before: Option<String>,
+}
+
+/// Reads `limit` (default [`HISTORY_DEFAULT_LIMIT`], capped at
+/// [`HISTORY_MAX_LIMIT`]) and `before` from a `history` frame.
+pub fn parse_history_request(body: Option<&str>) -> Result<HistoryRequest, Rejection> {
+    let Inbound::Object { body, .. } = Inbound::parse(body) else {
+        return Err(Box::new(ServerFrame::unroutable(
+            ErrorCode::InvalidJson,
+            "Frames must be JSON objects",
+        )));
+    };
+    let limit = match body.get("limit") {
+        None | Some(Value::Null) => HISTORY_DEFAULT_LIMIT,
+        Some(Value::Number(number)) => match number.as_u64() {
+            Some(n) if n >= 1 => usize::try_from(n)
+                .unwrap_or(HISTORY_MAX_LIMIT)
+                .min(HISTORY_MAX_LIMIT),
+            _ => return Err(Box::new(invalid_limit())),
+        },
+        Some(_) => return Err(Box::new(invalid_limit())),
+    };
+    let before = match body.get("before") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(cursor)) if cursor.len() <= MAX_CURSOR_CHARS => Some(cursor.clone()),
+        Some(_) => return Err(Box::new(ServerFrame::invalid_cursor())),
+    };
+    Ok(HistoryRequest { limit, before })
+}
+
+fn invalid_limit() -> ServerFrame {
+    ServerFrame::error(
+        ErrorCode::InvalidLimit,
+        format!(
+            "`limit` must be a whole number from 1 (at most {HISTORY_MAX_LIMIT} are sent), e.g. {{\"action\":\"history\",\"limit\":20}}"
+        ),
+    )
+}
+
+impl ServerFrame {
+    /// The answer to a `before` that is not a cursor of this room's history.
+    pub fn invalid_cursor() -> Self {
+        Self::error(
+            ErrorCode::InvalidCursor,
+            "`before` must be the `cursor` of an earlier history page of this room",
+        )
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn code_of(frame: ServerFrame) -> ErrorCode {
-        match frame {
-            ServerFrame::Error { code, .. } => code,
+    fn code_of(frame: impl std::ops::Deref<Target = ServerFrame>) -> ErrorCode {
+        match &*frame {
+            ServerFrame::Error { code, .. } => *code,
             other => panic!("expected an error frame, got {other:?}"),
         }
     }
@@ -392,7 +509,7 @@ mod tests {
         let over = format!(r#"{{"action":"sendmessage","message":"{at_limit}a"}}"#);
         let frame = validate_send_message(Some(&over), 8).expect_err("over the limit");
         assert_eq!(
-            frame,
+            *frame,
             ServerFrame::Error {
                 code: ErrorCode::MessageTooLong,
                 message: "message is 9 bytes; the limit is 8 bytes".into(),
@@ -405,12 +522,13 @@ mod tests {
 
     #[test]
     fn chat_frames_carry_the_contract_fields_and_a_readable_message() {
-        let frame = ServerFrame::chat(&crate::records::Message {
-            message_id: "m-1".into(),
-            connection_id: "L0SM9cOFvHcCIhw=".into(),
-            message: "Hello".into(),
-            timestamp: "2026-11-28T00:13:36.123Z".parse().expect("a time"),
-        });
+        let frame = ServerFrame::chat(&crate::records::Message::new(
+            "m-1".into(),
+            "L0SM9cOFvHcCIhw=".into(),
+            Room::lobby(),
+            "Hello".into(),
+            "2026-11-28T00:13:36.123Z".parse().expect("a time"),
+        ));
         let json: Value = serde_json::from_str(&frame.to_json()).expect("json");
         assert_eq!(json["type"], "message");
         assert_eq!(
@@ -421,6 +539,63 @@ mod tests {
         assert_eq!(json["connection_id"], "L0SM9cOFvHcCIhw=");
         assert_eq!(json["text"], "Hello");
         assert_eq!(json["timestamp"], "2026-11-28T00:13:36.123Z");
+        assert_eq!(json["room"], "lobby");
+        let fields: Vec<_> = json
+            .as_object()
+            .expect("an object")
+            .keys()
+            .cloned()
+            .collect();
+        assert_eq!(
+            fields.len(),
+            7,
+            "storage-only fields (time_order, ttl) stay out: {fields:?}"
+        );
+    }
+
+    #[test]
+    fn history_requests_take_a_limit_capped_at_100_and_an_optional_cursor() {
+        let parse = |body: &str| parse_history_request(Some(body));
+        assert_eq!(
+            parse(r#"{"action":"history"}"#),
+            Ok(HistoryRequest {
+                limit: 50,
+                before: None
+            })
+        );
+        assert_eq!(
+            parse(r#"{"action":"history","limit":1000,"before":"abc"}"#),
+            Ok(HistoryRequest {
+                limit: 100,
+                before: Some("abc".into())
+            })
+        );
+        for bad in [
+            r#"{"action":"history","limit":0}"#,
+            r#"{"action":"history","limit":-3}"#,
+            r#"{"action":"history","limit":2.5}"#,
+            r#"{"action":"history","limit":"10"}"#,
+        ] {
+            assert_eq!(
+                code_of(parse(bad).expect_err(bad)),
+                ErrorCode::InvalidLimit,
+                "{bad}"
+            );
+        }
+        for bad in [
+            r#"{"action":"history","before":7}"#,
+            &format!(r#"{{"action":"history","before":"{}"}}"#, "a".repeat(513)),
+        ] {
+            assert_eq!(
+                code_of(parse(bad).expect_err(bad)),
+                ErrorCode::InvalidCursor,
+                "{bad}"
+            );
+        }
+        assert_eq!(
+            code_of(parse("[]").expect_err("[]")),
+            ErrorCode::InvalidJson
+        );
     }
 
     #[test]

@@ -6,6 +6,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::limits::{CONNECTION_TTL_MARGIN, GATEWAY_MAX_CONNECTION_DURATION};
+use crate::room::Room;
 use crate::time::Timestamp;
 
 /// A row of ActiveConnections: one per open WebSocket connection.
@@ -16,18 +17,41 @@ pub struct ActiveConnection {
     /// Epoch seconds after which DynamoDB may expire the row: the fallback for
     /// a `$disconnect` that API Gateway (best effort) never delivered.
     pub ttl: i64,
+    /// The room's fan-out reads its connections through the `room` index.
+    /// Rows written before rooms existed are in the lobby.
+    #[serde(default)]
+    pub room: Room,
 }
 
 impl ActiveConnection {
     /// The row for a connection opened at `connected_at`, expiring after API
     /// Gateway's connection limit plus a margin.
-    pub fn new(connection_id: String, connected_at: Timestamp) -> Self {
+    pub fn new(connection_id: String, connected_at: Timestamp, room: Room) -> Self {
         let lifetime = GATEWAY_MAX_CONNECTION_DURATION + CONNECTION_TTL_MARGIN;
         Self {
             connection_id,
             ttl: connected_at.epoch_millis().div_euclid(1000) + lifetime.as_secs() as i64,
             connected_at,
+            room,
         }
+    }
+}
+
+/// How long the history tables keep what they store: `None` keeps it for
+/// ever (the tutorial's behaviour). Carried out by DynamoDB's TTL on `ttl`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Retention {
+    /// `MESSAGE_RETENTION_DAYS`: chat messages.
+    pub message_days: Option<u32>,
+    /// `SESSION_RETENTION_DAYS`: sessions, and with them the personal data
+    /// they hold (`source_ip`).
+    pub session_days: Option<u32>,
+}
+
+impl Retention {
+    /// The `ttl` (epoch seconds) of something written at `at`, kept `days`.
+    pub fn expiry(days: Option<u32>, at: Timestamp) -> Option<i64> {
+        days.map(|days| at.epoch_millis().div_euclid(1000) + i64::from(days) * 24 * 60 * 60)
     }
 }
 
@@ -53,6 +77,13 @@ pub struct Session {
     pub disconnect_status_code: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub disconnect_reason: Option<String>,
+    /// Sessions opened before rooms existed were in the lobby.
+    #[serde(default)]
+    pub room: Room,
+    /// Epoch seconds after which DynamoDB deletes the session
+    /// ([`Retention::session_days`]); absent: kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl: Option<i64>,
 }
 
 impl Session {
@@ -61,6 +92,7 @@ impl Session {
         connection_id: String,
         source_ip: Option<String>,
         connected_at: Timestamp,
+        room: Room,
     ) -> Self {
         Self {
             connection_id,
@@ -70,6 +102,8 @@ impl Session {
             duration_seconds: None,
             disconnect_status_code: None,
             disconnect_reason: None,
+            room,
+            ttl: None,
         }
     }
 }
@@ -98,6 +132,35 @@ pub struct Message {
     pub connection_id: String,
     pub message: String,
     pub timestamp: Timestamp,
+    #[serde(default)]
+    pub room: Room,
+    /// `timestamp#message_id`: the history index's sort key, unique even
+    /// when two messages share a millisecond, so pages never overlap.
+    pub time_order: String,
+    /// Epoch seconds after which DynamoDB deletes the message
+    /// ([`Retention::message_days`]); absent: kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl: Option<i64>,
+}
+
+impl Message {
+    pub fn new(
+        message_id: String,
+        connection_id: String,
+        room: Room,
+        message: String,
+        timestamp: Timestamp,
+    ) -> Self {
+        Self {
+            time_order: format!("{timestamp}#{message_id}"),
+            message_id,
+            connection_id,
+            message,
+            timestamp,
+            room,
+            ttl: None,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -110,7 +173,7 @@ mod tests {
 
     #[test]
     fn connection_ttl_is_past_the_two_hour_limit() {
-        let row = ActiveConnection::new("id".into(), at("2026-11-28T00:13:36.123Z"));
+        let row = ActiveConnection::new("id".into(), at("2026-11-28T00:13:36.123Z"), Room::lobby());
         assert_eq!(row.ttl, 1_795_824_816 + 2 * 3600 + 15 * 60);
     }
 
@@ -125,6 +188,7 @@ mod tests {
                 "L0SM9cOFvHcCIhw=".into(),
                 Some("203.0.113.7".into()),
                 at("2026-11-28T00:13:36.123Z"),
+                Room::lobby(),
             )
         };
         let item: std::collections::HashMap<String, AttributeValue> = to_item(&session)?;
@@ -151,11 +215,51 @@ mod tests {
 
     #[test]
     fn an_opened_session_has_no_close_attributes() -> Result<(), serde_dynamo::Error> {
-        let session = Session::opened("a".into(), None, at("2026-11-28T00:13:36.123Z"));
+        let session = Session::opened(
+            "a".into(),
+            None,
+            at("2026-11-28T00:13:36.123Z"),
+            Room::lobby(),
+        );
         let item: Item = to_item(&session)?;
         let mut keys: Vec<_> = item.keys().cloned().collect();
         keys.sort();
-        assert_eq!(keys, ["connected_at", "connection_id"]);
+        assert_eq!(keys, ["connected_at", "connection_id", "room"]);
         Ok(())
+    }
+
+    #[test]
+    fn rows_written_before_rooms_existed_are_in_the_lobby() -> Result<(), serde_dynamo::Error> {
+        let mut item: Item = to_item(Session::opened(
+            "a".into(),
+            None,
+            at("2026-11-28T00:13:36.123Z"),
+            Room::parse("team").expect("a room"),
+        ))?;
+        item.remove("room");
+        let session: Session = from_item(item)?;
+        assert_eq!(session.room, Room::lobby());
+        Ok(())
+    }
+
+    #[test]
+    fn messages_sort_by_time_then_id_and_expire_only_when_retention_is_set() {
+        let message = Message::new(
+            "m-1".into(),
+            "a".into(),
+            Room::lobby(),
+            "hi".into(),
+            at("2026-11-28T00:13:36.123Z"),
+        );
+        assert_eq!(message.time_order, "2026-11-28T00:13:36.123Z#m-1");
+        assert_eq!(message.ttl, None);
+        assert_eq!(
+            Retention::expiry(Some(30), at("2026-11-28T00:13:36.123Z")),
+            Some(1_795_824_816 + 30 * 86_400)
+        );
+        assert_eq!(
+            Retention::expiry(None, at("2026-11-28T00:13:36.123Z")),
+            None
+        );
     }
 }

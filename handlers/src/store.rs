@@ -7,15 +7,55 @@ use std::collections::HashMap;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
 use futures::Stream;
-use serde::Serialize;
-use serde_dynamo::{from_items, to_item};
+use serde::{Deserialize, Serialize};
+use serde_dynamo::{from_item, from_items, to_item};
 
 use crate::config::Tables;
 use crate::error::StoreError;
 use crate::records::{
     ActiveConnection, ConnectionKey, Message, Session, SessionClose, SessionDuration,
 };
+use crate::room::Room;
 use crate::time::Timestamp;
+
+/// The global secondary index of ActiveConnections by `room` (keys only),
+/// as infra/tables.json declares it.
+pub const ROOM_INDEX: &str = "room-index";
+/// The global secondary index of MessageHistory by `room` and `time_order`.
+pub const HISTORY_INDEX: &str = "room-time-index";
+
+/// One page of a room's connections.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ConnectionPage {
+    pub ids: Vec<String>,
+    /// Index entries DynamoDB read for it (`ScannedCount`).
+    pub read: usize,
+}
+
+/// Where a history page ended: the last message's keys in the history index,
+/// from which the next (older) page starts.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HistoryKey {
+    pub room: Room,
+    pub time_order: String,
+    pub message_id: String,
+}
+
+impl HistoryKey {
+    pub fn of(message: &Message) -> Self {
+        Self {
+            room: message.room.clone(),
+            time_order: message.time_order.clone(),
+            message_id: message.message_id.clone(),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct RoomOf {
+    #[serde(default)]
+    room: Room,
+}
 
 /// Whether a conditional write happened.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -31,8 +71,9 @@ pub enum WriteOutcome {
 pub struct Store {
     client: Client,
     tables: Tables,
-    /// Items per Scan page; `None` lets DynamoDB fill 1 MB pages.
-    scan_page_size: Option<i32>,
+    /// Items per page of a room's connections; `None` lets DynamoDB fill
+    /// 1 MB pages.
+    page_size: Option<i32>,
 }
 
 impl Store {
@@ -40,13 +81,14 @@ impl Store {
         Self {
             client,
             tables,
-            scan_page_size: None,
+            page_size: None,
         }
     }
 
-    /// Caps the items per Scan page (tests use it to exercise pagination).
-    pub fn with_scan_page_size(mut self, items: i32) -> Self {
-        self.scan_page_size = Some(items);
+    /// Caps the items per page of a room's connections (tests use it to
+    /// exercise pagination).
+    pub fn with_page_size(mut self, items: i32) -> Self {
+        self.page_size = Some(items);
         self
     }
 
@@ -171,26 +213,96 @@ impl Store {
         Ok(())
     }
 
-    /// Every active connection id, one Scan page at a time, projecting only
-    /// the key. Follows `LastEvaluatedKey` to the end, so no table size is
-    /// silently truncated at DynamoDB's 1 MB page limit.
-    pub fn connection_ids(&self) -> impl Stream<Item = Result<Vec<String>, StoreError>> + use<> {
+    /// The ids of a room's connections, one page at a time, from the room
+    /// index (never a Scan: the cost is the room's size, not the table's).
+    /// Follows `LastEvaluatedKey` to the end, so no room is silently cut at
+    /// DynamoDB's 1 MB page limit.
+    pub fn room_connection_ids(
+        &self,
+        room: &Room,
+    ) -> impl Stream<Item = Result<ConnectionPage, StoreError>> + use<> {
         let pages = self
             .client
-            .scan()
+            .query()
             .table_name(&self.tables.active_connections)
-            .projection_expression("connection_id")
-            .set_limit(self.scan_page_size)
+            .index_name(ROOM_INDEX)
+            .key_condition_expression("#room = :room")
+            .expression_attribute_names("#room", "room")
+            .expression_attribute_values(":room", AttributeValue::S(room.to_string()))
+            .set_limit(self.page_size)
             .into_paginator()
             .send();
         futures::stream::unfold(pages, |mut pages| async move {
             let page = pages.next().await?;
-            let ids = page.map_err(StoreError::call("Scan")).and_then(|output| {
+            let ids = page.map_err(StoreError::call("Query")).and_then(|output| {
                 let keys: Vec<ConnectionKey> = from_items(output.items.unwrap_or_default())?;
-                Ok(keys.into_iter().map(|key| key.connection_id).collect())
+                Ok(ConnectionPage {
+                    ids: keys.into_iter().map(|key| key.connection_id).collect(),
+                    read: usize::try_from(output.scanned_count).unwrap_or_default(),
+                })
             });
             Some((ids, pages))
         })
+    }
+
+    /// The room of an open connection; `None` when it has no row (closed, or
+    /// pruned).
+    pub async fn connection_room(&self, connection_id: &str) -> Result<Option<Room>, StoreError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.tables.active_connections)
+            .key("connection_id", AttributeValue::S(connection_id.to_owned()))
+            .projection_expression("#room")
+            .expression_attribute_names("#room", "room")
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(StoreError::call("GetItem"))?;
+        let Some(item) = output.item else {
+            return Ok(None);
+        };
+        let row: RoomOf = from_item(item)?;
+        Ok(Some(row.room))
+    }
+
+    /// Up to `limit` messages of `room`, newest first, older than `before`
+    /// (a key from an earlier page), and whether older ones remain.
+    pub async fn history(
+        &self,
+        room: &Room,
+        limit: usize,
+        before: Option<&HistoryKey>,
+    ) -> Result<(Vec<Message>, bool), StoreError> {
+        let mut messages = Vec::new();
+        let mut start = before.map(to_item).transpose()?;
+        // One more than asked for tells whether older messages remain.
+        while messages.len() <= limit {
+            let wanted = i32::try_from(limit + 1 - messages.len()).unwrap_or(i32::MAX);
+            let output = self
+                .client
+                .query()
+                .table_name(&self.tables.message_history)
+                .index_name(HISTORY_INDEX)
+                .key_condition_expression("#room = :room")
+                .expression_attribute_names("#room", "room")
+                .expression_attribute_values(":room", AttributeValue::S(room.to_string()))
+                .scan_index_forward(false)
+                .limit(wanted)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(StoreError::call("Query"))?;
+            let page: Vec<Message> = from_items(output.items.unwrap_or_default())?;
+            messages.extend(page);
+            match output.last_evaluated_key {
+                Some(key) if messages.len() <= limit => start = Some(key),
+                _ => break,
+            }
+        }
+        let more = messages.len() > limit;
+        messages.truncate(limit);
+        Ok((messages, more))
     }
 
     /// `SET` every field of `changes` on the row keyed by `connection_id`,

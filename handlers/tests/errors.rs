@@ -15,12 +15,13 @@ use testkit::failing::{FailingEndpoint, REQUEST_ID};
 use testkit::{FakeManagementApi, Harness};
 
 fn message() -> Message {
-    Message {
-        message_id: uuid::Uuid::new_v4().to_string(),
-        connection_id: "alice".into(),
-        message: "hi".into(),
-        timestamp: Timestamp::now(),
-    }
+    Message::new(
+        uuid::Uuid::new_v4().to_string(),
+        "alice".into(),
+        handlers::Room::lobby(),
+        "hi".into(),
+        Timestamp::now(),
+    )
 }
 
 /// A store whose DynamoDB is `endpoint`, retrying fast.

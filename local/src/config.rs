@@ -10,8 +10,9 @@ use clap::builder::RangedU64ValueParser;
 use handlers::limits::{
     CHAT_MESSAGE_BYTES_RANGE, DEFAULT_CHAT_MESSAGE_BYTES, DEFAULT_FANOUT_CONCURRENCY,
     FANOUT_CONCURRENCY_RANGE, GATEWAY_IDLE_TIMEOUT, GATEWAY_MAX_CONNECTION_DURATION,
+    RETENTION_DAYS_RANGE,
 };
-use handlers::{ChatLimits, Tables};
+use handlers::{ChatLimits, Retention, Tables};
 
 /// Runs the whole chat on this machine: an API Gateway WebSocket and
 /// Management API emulator, the route handlers and the stream processor
@@ -68,6 +69,14 @@ pub struct Args {
     #[arg(long, env = "FANOUT_CONCURRENCY", default_value_t = DEFAULT_FANOUT_CONCURRENCY,
           value_parser = usize_in(FANOUT_CONCURRENCY_RANGE))]
     pub fanout_concurrency: usize,
+
+    /// Days MessageHistory keeps a message (DynamoDB TTL); unset keeps them all.
+    #[arg(long, env = "MESSAGE_RETENTION_DAYS", value_parser = usize_in(RETENTION_DAYS_RANGE))]
+    pub message_retention_days: Option<usize>,
+
+    /// Days SessionHistory keeps a session and its `source_ip`; unset keeps them all.
+    #[arg(long, env = "SESSION_RETENTION_DAYS", value_parser = usize_in(RETENTION_DAYS_RANGE))]
+    pub session_retention_days: Option<usize>,
 
     /// Stream records per stream-processor invocation (Lambda's BatchSize).
     #[arg(long, env = "CHAT_STREAM_BATCH_SIZE", default_value_t = 100,
@@ -126,6 +135,7 @@ pub struct Config {
     pub dynamodb_listen: SocketAddr,
     pub tables: Tables,
     pub limits: ChatLimits,
+    pub retention: Retention,
     pub idle_timeout: Duration,
     pub max_connection: Duration,
     pub stream: StreamConfig,
@@ -158,6 +168,14 @@ impl From<Args> for Config {
                 max_chat_message_bytes: args.max_message_bytes,
                 fanout_concurrency: args.fanout_concurrency,
             },
+            retention: Retention {
+                message_days: args
+                    .message_retention_days
+                    .and_then(|d| u32::try_from(d).ok()),
+                session_days: args
+                    .session_retention_days
+                    .and_then(|d| u32::try_from(d).ok()),
+            },
             idle_timeout: Duration::from_secs(args.idle_timeout_secs),
             max_connection: Duration::from_secs(args.max_connection_secs),
             stream: StreamConfig {
@@ -189,6 +207,7 @@ mod tests {
             ["--max-connection-secs", "0"],
             ["--stream-batch-size", "10001"],
             ["--stream-poll-ms", "0"],
+            ["--message-retention-days", "0"],
             ["--stage", "a/b"],
             ["--stage", ""],
         ];

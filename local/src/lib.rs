@@ -132,6 +132,7 @@ pub async fn start(config: Config) -> Result<Stack, StartError> {
         store: Store::new(dynamodb, config.tables.clone()),
         management: Management::new(&sdk, &format!("http://{address}/{}", config.stage)),
         limits: config.limits,
+        retention: config.retention,
     };
     let gateway = gateway::Gateway::new(chat.clone(), gateway_config(&config), address);
     let (stop_server, server) = serve(listener, &gateway);

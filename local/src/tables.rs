@@ -7,8 +7,9 @@ use std::time::Duration;
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
-    StreamSpecification, StreamViewType, TableStatus, TimeToLiveSpecification,
+    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
+    ProjectionType, ScalarAttributeType, StreamSpecification, StreamViewType, TableStatus,
+    TimeToLiveSpecification,
 };
 use handlers::Tables;
 use handlers::error::StoreError;
@@ -32,6 +33,18 @@ pub struct TableSchema {
     pub stream: Option<String>,
     /// TTL attribute, if the table has one.
     pub ttl: Option<String>,
+    /// Global secondary indexes, by name.
+    pub indexes: BTreeMap<String, IndexSchema>,
+}
+
+/// A global secondary index.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct IndexSchema {
+    pub hash_key: String,
+    pub range_key: Option<String>,
+    /// `KEYS_ONLY` or `ALL`.
+    pub projection: String,
 }
 
 /// Every table, by its tutorial name (`ActiveConnections`, ...).
@@ -114,6 +127,9 @@ async fn create(client: &Client, name: &str, schema: &TableSchema) -> Result<(),
                 .map_err(StoreError::request("CreateTable"))?,
         );
     }
+    for (name, index) in &schema.indexes {
+        request = request.global_secondary_indexes(global_index(name, index)?);
+    }
     if let Some(view) = &schema.stream {
         request = request.stream_specification(
             StreamSpecification::builder()
@@ -128,6 +144,28 @@ async fn create(client: &Client, name: &str, schema: &TableSchema) -> Result<(),
         .await
         .map_err(StoreError::call("CreateTable"))?;
     Ok(())
+}
+
+fn global_index(name: &str, index: &IndexSchema) -> Result<GlobalSecondaryIndex, StoreError> {
+    let key = |attribute: &str, kind: KeyType| {
+        KeySchemaElement::builder()
+            .attribute_name(attribute)
+            .key_type(kind)
+            .build()
+            .map_err(StoreError::request("CreateTable"))
+    };
+    let mut builder = GlobalSecondaryIndex::builder()
+        .index_name(name)
+        .key_schema(key(&index.hash_key, KeyType::Hash)?)
+        .projection(
+            Projection::builder()
+                .projection_type(ProjectionType::from(index.projection.as_str()))
+                .build(),
+        );
+    if let Some(range) = &index.range_key {
+        builder = builder.key_schema(key(range, KeyType::Range)?);
+    }
+    builder.build().map_err(StoreError::request("CreateTable"))
 }
 
 async fn enable_ttl(client: &Client, table: &str, attribute: &str) -> Result<(), StoreError> {
@@ -248,5 +286,27 @@ mod tests {
             Some("NEW_AND_OLD_IMAGES"),
             "the stream processor needs both images"
         );
+        // The indexes the deployed code queries, by the names it uses.
+        let room_index = &schemas["ActiveConnections"].indexes[handlers::store::ROOM_INDEX];
+        assert_eq!(room_index.hash_key, "room");
+        let history = &schemas["MessageHistory"].indexes[handlers::store::HISTORY_INDEX];
+        assert_eq!(
+            (history.hash_key.as_str(), history.range_key.as_deref()),
+            ("room", Some("time_order"))
+        );
+        assert_eq!(
+            history.projection, "ALL",
+            "pages are read from the index alone"
+        );
+        for (logical, schema) in &schemas {
+            for (name, index) in &schema.indexes {
+                for key in std::iter::once(&index.hash_key).chain(&index.range_key) {
+                    assert!(
+                        schema.attributes.contains_key(key),
+                        "{logical} {name}: {key}"
+                    );
+                }
+            }
+        }
     }
 }

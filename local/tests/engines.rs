@@ -6,9 +6,9 @@
 #![allow(clippy::expect_used)] // a failed step fails the test
 
 use aws_sdk_dynamodbstreams::types::ShardIteratorType;
-use handlers::Store;
 use handlers::records::{ActiveConnection, Session};
 use handlers::time::Timestamp;
+use handlers::{Room, Store};
 use testkit::TestDynamo;
 
 #[tokio::test]
@@ -19,8 +19,13 @@ async fn stream_records_decode_the_same_and_differ_only_in_timestamp_precision()
         "EngineCheck123A=".into(),
         Some("127.0.0.1".into()),
         Timestamp::now(),
+        Room::lobby(),
     );
-    let connection = ActiveConnection::new(session.connection_id.clone(), session.connected_at);
+    let connection = ActiveConnection::new(
+        session.connection_id.clone(),
+        session.connected_at,
+        session.room.clone(),
+    );
     store
         .open_session(&connection, &session)
         .await

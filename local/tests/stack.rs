@@ -67,7 +67,14 @@ async fn two_clients_chat_and_each_receives_every_message_exactly_once() {
     for message in &messages {
         assert_eq!(
             field_names(message),
-            ["connection_id", "message", "message_id", "timestamp"]
+            [
+                "connection_id",
+                "message",
+                "message_id",
+                "room",
+                "time_order",
+                "timestamp"
+            ]
         );
     }
     let connections = scan(&t.dynamodb, &tables.active_connections).await;
@@ -75,7 +82,7 @@ async fn two_clients_chat_and_each_receives_every_message_exactly_once() {
     for connection in &connections {
         assert_eq!(
             field_names(connection),
-            ["connected_at", "connection_id", "ttl"]
+            ["connected_at", "connection_id", "room", "ttl"]
         );
     }
     let session = get(&t.dynamodb, &tables.session_history, &alice.id)
@@ -83,7 +90,7 @@ async fn two_clients_chat_and_each_receives_every_message_exactly_once() {
         .expect("alice's session");
     assert_eq!(
         field_names(&session),
-        ["connected_at", "connection_id", "source_ip"]
+        ["connected_at", "connection_id", "room", "source_ip"]
     );
     assert_eq!(s(&session, "source_ip"), "127.0.0.1");
     t.stack.shutdown().await;
@@ -227,6 +234,7 @@ async fn a_stale_connection_is_pruned_when_a_message_reaches_it() {
         .put_item()
         .table_name(&tables.active_connections)
         .item("connection_id", AttributeValue::S("StaleStaleStal=".into()))
+        .item("room", AttributeValue::S("lobby".into()))
         .item(
             "connected_at",
             AttributeValue::S(an_hour_ago.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),
@@ -276,7 +284,10 @@ async fn unroutable_frames_get_error_frames_and_heartbeats_get_pongs() {
         .await;
     let error = client.next_of_type("error").await;
     assert_eq!(error["code"], "unknown_action");
-    assert_eq!(error["valid_actions"], json!(["sendmessage", "ping"]));
+    assert_eq!(
+        error["valid_actions"],
+        json!(["sendmessage", "ping", "history"])
+    );
 
     client
         .send_text(r#"{"action":"sendmessage","message":"   "}"#)

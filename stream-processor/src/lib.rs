@@ -14,7 +14,7 @@
 use aws_lambda_events::dynamodb::{Event, EventRecord};
 use aws_lambda_events::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
 use handlers::Chat;
-use handlers::fanout::broadcast;
+use handlers::fanout::{Audience, broadcast};
 use handlers::limits::{CONNECT_GRACE, WELCOME_ATTEMPTS, WELCOME_RETRY_STEP};
 use handlers::management::Delivery;
 use handlers::metric::{self, FanoutKind};
@@ -132,7 +132,7 @@ async fn process_record(chat: &Chat, record: &EventRecord) -> Result<(), RecordE
 async fn opened(chat: &Chat, session: &Session) -> Result<(), RecordError> {
     let id = session.connection_id.as_str();
     metrics::counter!(metric::CONNECTS).increment(1);
-    let welcome = ServerFrame::welcome(id, session.connected_at).to_json();
+    let welcome = ServerFrame::welcome(session).to_json();
     let attempts = if is_recent(session.connected_at) {
         WELCOME_ATTEMPTS
     } else {
@@ -141,7 +141,7 @@ async fn opened(chat: &Chat, session: &Session) -> Result<(), RecordError> {
     if welcome_newcomer(chat, id, welcome.as_bytes(), attempts).await {
         metrics::counter!(metric::PRESENCE_FRAMES_SENT).increment(1);
     }
-    let delivered = announce(chat, &ServerFrame::joined(id, session.connected_at), id).await;
+    let delivered = announce(chat, &ServerFrame::joined(session), session).await;
     info!(delivered, "announced a join");
     Ok(())
 }
@@ -196,21 +196,21 @@ async fn closed(
     }
     metrics::counter!(metric::DISCONNECTS).increment(1);
     metrics::histogram!(metric::SESSION_DURATION).record(duration_seconds);
-    let left = ServerFrame::left(id, disconnected_at, duration_seconds);
-    let delivered = announce(chat, &left, id).await;
+    let left = ServerFrame::left(session, disconnected_at, duration_seconds);
+    let delivered = announce(chat, &left, session).await;
     info!(duration_seconds, delivered, "announced a leave");
     Ok(())
 }
 
-/// Sends a presence frame to every connection but `subject`'s; how many
-/// received it.
-async fn announce(chat: &Chat, frame: &ServerFrame, subject: &str) -> usize {
+/// Sends a presence frame to every connection in the subject's room but the
+/// subject's own; how many received it.
+async fn announce(chat: &Chat, frame: &ServerFrame, subject: &Session) -> usize {
     let report = broadcast(
         &chat.store,
         &chat.management,
         frame.to_json().as_bytes(),
         chat.limits.fanout_concurrency,
-        Some(subject),
+        Audience::room_except(&subject.room, &subject.connection_id),
         FanoutKind::Presence,
     )
     .await;

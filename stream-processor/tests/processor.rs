@@ -71,9 +71,10 @@ async fn an_insert_welcomes_the_newcomer_and_tells_everyone_else() {
         welcome,
         [json!({
             "type": "welcome",
-            "message": format!("Welcome! You are {NEWCOMER}."),
+            "message": format!("Welcome to lobby! You are {NEWCOMER}."),
             "connection_id": NEWCOMER,
             "connected_at": "2026-11-28T00:13:36.123Z",
+            "room": "lobby",
         })],
         "the newcomer gets its welcome, and no joined about itself"
     );
@@ -114,6 +115,7 @@ async fn a_welcome_waits_briefly_for_a_fresh_connection_but_not_for_an_old_one()
         fresh.into(),
         None,
         handlers::time::Timestamp::now(),
+        handlers::Room::lobby(),
     ))
     .expect("an image");
     h.api.mark_gone(fresh);
@@ -156,6 +158,7 @@ async fn a_disconnect_gets_its_duration_once_and_a_single_left_frame() {
                 "connection_id": NEWCOMER,
                 "disconnected_at": "2026-11-28T00:15:01.000Z",
                 "duration_seconds": 84.877,
+                "room": "lobby",
             })
         );
     }

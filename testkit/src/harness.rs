@@ -5,7 +5,7 @@ use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxy
 use aws_lambda_events::encodings::Body;
 use handlers::records::{ActiveConnection, Session, SessionClose};
 use handlers::time::Timestamp;
-use handlers::{Chat, ChatLimits, Management, Store};
+use handlers::{Chat, ChatLimits, Management, Retention, Room, Store};
 use lambda_runtime::LambdaEvent;
 use serde_json::{Value, json};
 
@@ -40,11 +40,12 @@ impl Harness {
         let api = FakeManagementApi::start().await;
         // Two items per Scan page, so any fan-out past two connections has
         // to follow LastEvaluatedKey.
-        let store = Store::new(db.client.clone(), db.tables.clone()).with_scan_page_size(2);
+        let store = Store::new(db.client.clone(), db.tables.clone()).with_page_size(2);
         let chat = Chat {
             store,
             management: Management::new(&db.sdk, &api.endpoint),
             limits,
+            retention: Retention::default(),
         };
         let base = chrono::Utc::now().timestamp_millis() - 3_600_000;
         Self {
@@ -86,6 +87,28 @@ impl Harness {
             .expect("connect handled")
     }
 
+    /// `$connect` with `?room=` (any text: the handler validates it).
+    pub async fn connect_to(&self, id: &str, room: &str) -> ApiGatewayProxyResponse {
+        let mut event = self.event("connect.json", id, |_| {});
+        event.payload.query_string_parameters =
+            std::collections::HashMap::from([("room".to_owned(), room.to_owned())]).into();
+        handlers::connect(&self.chat, event)
+            .await
+            .expect("connect handled")
+    }
+
+    /// A `history` frame from `id`; the response body as JSON.
+    pub async fn history(&self, id: &str, body: &str) -> (i64, Value) {
+        let mut event = self.event("message.json", id, |context| {
+            context["routeKey"] = json!("history");
+        });
+        event.payload.body = Some(body.to_owned());
+        let response = handlers::history(&self.chat, event)
+            .await
+            .expect("history handled");
+        (response.status_code, body_json(&response))
+    }
+
     /// `$disconnect`, `offset_ms` after the connection opened.
     pub async fn disconnect_at(&self, id: &str, offset_ms: i64) -> ApiGatewayProxyResponse {
         let at = self.base + offset_ms;
@@ -113,13 +136,24 @@ impl Harness {
         handlers::default(event).await.expect("default handled")
     }
 
+    /// Rows as `$connect` writes them, in the lobby (where the stream
+    /// fixtures' sessions are), at the stream fixtures' time.
+    pub async fn connected(&self, id: &str) {
+        self.connected_in(id, &Room::lobby()).await;
+    }
+
     /// Rows as `$connect` writes them, at the stream fixtures' time (with a
     /// `ttl` counted from now, so DynamoDB Local keeps the row).
-    pub async fn connected(&self, id: &str) {
+    pub async fn connected_in(&self, id: &str, room: &Room) {
         let connected_at: Timestamp = FIXTURE_CONNECTED_AT.parse().expect("a time");
-        let session = Session::opened(id.to_owned(), Some("203.0.113.7".to_owned()), connected_at);
-        let mut connection = ActiveConnection::new(id.to_owned(), connected_at);
-        connection.ttl = ActiveConnection::new(id.to_owned(), Timestamp::now()).ttl;
+        let session = Session::opened(
+            id.to_owned(),
+            Some("203.0.113.7".to_owned()),
+            connected_at,
+            room.clone(),
+        );
+        let mut connection = ActiveConnection::new(id.to_owned(), connected_at, room.clone());
+        connection.ttl = ActiveConnection::new(id.to_owned(), Timestamp::now(), room.clone()).ttl;
         self.chat
             .store
             .open_session(&connection, &session)

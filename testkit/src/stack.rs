@@ -142,6 +142,28 @@ impl Client {
         }
     }
 
+    /// The next frame of `frame_type`; panics on an `error` frame first.
+    pub async fn next_of_type_or_error(&mut self, frame_type: &str) -> Value {
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        loop {
+            if let Some(index) = self
+                .backlog
+                .iter()
+                .position(|f| f["type"] == frame_type || f["type"] == "error")
+            {
+                let frame = self.backlog.remove(index);
+                assert_eq!(frame["type"], frame_type, "{frame}");
+                return frame;
+            }
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let frame = self
+                .read_frame(left)
+                .await
+                .unwrap_or_else(|| panic!("no {frame_type} frame within {PATIENCE:?}"));
+            self.backlog.push(frame);
+        }
+    }
+
     /// Every frame of `frame_type` arriving within `quiet`.
     pub async fn drain_of_type(&mut self, frame_type: &str, quiet: Duration) -> Vec<Value> {
         while let Some(frame) = self.read_frame(quiet).await {

@@ -34,7 +34,7 @@ pub async fn default(event: WebSocketEvent) -> Result<ApiGatewayProxyResponse, E
         ),
     };
     info!("answered an unroutable frame");
-    Ok(reply(400, Some(&frame)))
+    Ok(reply(200, Some(&frame)))
 }
 
 /// At most [`MAX_ECHOED_ACTION_CHARS`] characters, with an ellipsis if cut.

@@ -1,11 +1,16 @@
 //! One function per API Gateway route ([`crate::protocol::Route`]). Each
 //! takes the event API Gateway sends and returns the proxy response it
-//! expects; a body reaches the caller only on two-way routes
+//! expects. A client's mistake is answered with an `error` frame and status
+//! 200 (API Gateway counts any 4xx or 5xx from a function as an
+//! `IntegrationError`, which alarms); 500 means the server failed; only
+//! `$connect` refuses with 4xx, because that is how a handshake is refused.
+//! A body reaches the caller only on two-way routes
 //! ([`crate::protocol::Route::is_two_way`]); other answers go by post.
 
 mod connect;
 mod default;
 mod disconnect;
+mod history;
 mod sendmessage;
 
 use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
@@ -15,6 +20,7 @@ use lambda_runtime::LambdaEvent;
 pub use connect::connect;
 pub use default::default;
 pub use disconnect::disconnect;
+pub use history::history;
 pub use sendmessage::sendmessage;
 
 use crate::error::Error;

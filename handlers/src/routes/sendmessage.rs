@@ -4,15 +4,15 @@ use tracing::{error, info, instrument, warn};
 use super::{WebSocketEvent, connection_id, reply, span_id};
 use crate::Chat;
 use crate::error::Error;
-use crate::fanout::{FanoutReport, broadcast};
+use crate::fanout::{Audience, FanoutReport, broadcast};
 use crate::management::Delivery;
 use crate::metric::{self, FanoutKind};
 use crate::protocol::{ErrorCode, SendMessage, ServerFrame, validate_send_message};
-use crate::records::Message;
+use crate::records::{Message, Retention};
 use crate::time::Timestamp;
 
-/// `sendmessage`: validate, store, then fan out to every active connection,
-/// the sender included. The sender alone hears about problems (and gets the
+/// `sendmessage`: validate, store, then fan out to every connection in the
+/// sender's room, the sender included. The sender alone hears about problems (and gets the
 /// pong to the tutorial's heartbeat), by a post to its connection: the route
 /// is one-way, because with a route response API Gateway would send every
 /// body-less success to the client as an empty frame.
@@ -33,14 +33,37 @@ pub async fn sendmessage(
             metrics::counter!(metric::MESSAGES_REJECTED).increment(1);
             info!("rejected a sendmessage frame");
             answer(chat, id, &frame).await;
-            return Ok(reply(400, None));
+            return Ok(reply(200, None));
+        }
+    };
+    let timestamp = Timestamp::from_epoch_millis(event.payload.request_context.request_time_epoch)?;
+    let room = match chat.store.connection_room(id).await {
+        Ok(Some(room)) => room,
+        Ok(None) => {
+            info!("a message from a connection without a row");
+            answer(chat, id, &not_stored()).await;
+            return Ok(reply(200, None));
+        }
+        Err(failure) => {
+            error!(
+                error.code = failure.code(),
+                error.request_id = failure.request_id(),
+                error = %failure,
+                "could not read the sender's room"
+            );
+            answer(chat, id, &not_stored()).await;
+            return Ok(reply(500, None));
         }
     };
     let message = Message {
-        message_id: uuid::Uuid::new_v4().to_string(),
-        connection_id: id.to_owned(),
-        message: text,
-        timestamp: Timestamp::from_epoch_millis(event.payload.request_context.request_time_epoch)?,
+        ttl: Retention::expiry(chat.retention.message_days, timestamp),
+        ..Message::new(
+            uuid::Uuid::new_v4().to_string(),
+            id.to_owned(),
+            room,
+            text,
+            timestamp,
+        )
     };
     if let Err(failure) = chat.store.put_message(&message).await {
         error!(
@@ -91,7 +114,7 @@ async fn fan_out(chat: &Chat, message: &Message) -> FanoutReport {
         &chat.management,
         frame.as_bytes(),
         chat.limits.fanout_concurrency,
-        None,
+        Audience::room(&message.room),
         FanoutKind::Message,
     )
     .await;

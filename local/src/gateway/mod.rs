@@ -143,11 +143,8 @@ impl Gateway {
             Connection::new(ids::new_id(), now, peer.ip().to_string(), user_agent);
         self.connections.insert(Arc::clone(&connection));
         let event = events::connect(&self.api(), &connection, &headers, &query);
-        let status = status_of(
-            handlers::connect(&self.chat, event).await,
-            &connection.id,
-            Route::Connect,
-        );
+        let answer = handlers::connect(&self.chat, event).await;
+        let status = status_of(&answer, &connection.id, Route::Connect);
         if !(200..300).contains(&status) {
             self.connections.remove(&connection.id);
             info!(connection_id = %connection.id, status, "$connect rejected the handshake");
@@ -155,7 +152,9 @@ impl Gateway {
                 .ok()
                 .and_then(|status| StatusCode::from_u16(status).ok())
                 .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-            return status.into_response();
+            // The reason, for clients that read a refused handshake's body.
+            let reason = answer.map(route_response).unwrap_or_default();
+            return (status, reason).into_response();
         }
         let failed_gateway = Arc::clone(&self);
         let failed_connection = Arc::clone(&connection);
@@ -181,7 +180,7 @@ impl Gateway {
     async fn disconnect(&self, connection: &Connection, code: u16, reason: &str) {
         let event = events::disconnect(&self.api(), connection, code, reason, now_ms());
         status_of(
-            handlers::disconnect(&self.chat, event).await,
+            &handlers::disconnect(&self.chat, event).await,
             &connection.id,
             Route::Disconnect,
         );
@@ -199,6 +198,7 @@ impl Gateway {
         let event = events::message(&self.api(), connection, route, body, received_at_ms);
         let result = match route {
             Route::SendMessage => handlers::sendmessage(&self.chat, event).await,
+            Route::History => handlers::history(&self.chat, event).await,
             Route::Default | Route::Connect | Route::Disconnect => handlers::default(event).await,
         };
         if !route.is_two_way() {
@@ -236,7 +236,7 @@ fn route_response(response: ApiGatewayProxyResponse) -> String {
 }
 
 fn status_of(
-    result: Result<ApiGatewayProxyResponse, handlers::Error>,
+    result: &Result<ApiGatewayProxyResponse, handlers::Error>,
     connection_id: &str,
     route: Route,
 ) -> i64 {

@@ -1,0 +1,98 @@
+//! A room's fan-out reads only that room's entries of the room index,
+//! however many connections sit in other rooms.
+
+#![allow(clippy::expect_used)] // a failed step fails the test
+
+use aws_sdk_dynamodb::types::{PutRequest, WriteRequest};
+use handlers::Room;
+use handlers::fanout::{Audience, broadcast};
+use handlers::metric::FanoutKind;
+use handlers::records::ActiveConnection;
+use handlers::time::Timestamp;
+use testkit::Harness;
+
+/// Writes `count` ActiveConnections rows in `room`, 25 per BatchWriteItem.
+async fn seed(h: &Harness, room: &Room, count: usize) -> Vec<String> {
+    let ids: Vec<String> = (0..count).map(|i| format!("{room}-{i:05}")).collect();
+    for chunk in ids.chunks(25) {
+        let writes = chunk
+            .iter()
+            .map(|id| {
+                let row = ActiveConnection::new(id.clone(), Timestamp::now(), room.clone());
+                let put = PutRequest::builder()
+                    .set_item(Some(serde_dynamo::to_item(row).expect("an item")))
+                    .build()
+                    .expect("a put");
+                WriteRequest::builder().put_request(put).build()
+            })
+            .collect();
+        let output =
+            h.db.client
+                .batch_write_item()
+                .request_items(&h.db.tables.active_connections, writes)
+                .send()
+                .await
+                .expect("BatchWriteItem");
+        assert!(
+            output.unprocessed_items.unwrap_or_default().is_empty(),
+            "every row written"
+        );
+    }
+    ids
+}
+
+#[tokio::test]
+async fn a_fan_out_reads_its_room_only_while_thousands_sit_elsewhere() {
+    let h = Harness::start().await;
+    let crowd = Room::parse("crowd").expect("a room");
+    let quiet = Room::parse("quiet").expect("a room");
+    seed(&h, &crowd, 2000).await;
+    let mut members = seed(&h, &quiet, 3).await;
+    let report = broadcast(
+        &h.chat.store,
+        &h.chat.management,
+        br#"{"type":"notice","message":"hi"}"#,
+        8,
+        Audience::room(&quiet),
+        FanoutKind::Message,
+    )
+    .await;
+    assert_eq!(report.recipients, 3);
+    assert_eq!(report.delivered, 3);
+    assert_eq!(
+        report.read, 3,
+        "index entries read: the room's, not the table's"
+    );
+    let mut reached: Vec<String> = h.api.posts().into_iter().map(|(id, _)| id).collect();
+    reached.sort();
+    members.sort();
+    assert_eq!(reached, members);
+}
+
+#[tokio::test]
+async fn a_connection_whose_row_predates_rooms_is_in_the_lobby() {
+    let h = Harness::start().await;
+    // Written before rooms existed: no `room` attribute, so not in the index.
+    h.db.client
+        .put_item()
+        .table_name(&h.db.tables.active_connections)
+        .item(
+            "connection_id",
+            aws_sdk_dynamodb::types::AttributeValue::S("OldOldOldOldOl=".into()),
+        )
+        .send()
+        .await
+        .expect("an old row");
+    assert_eq!(
+        h.chat
+            .store
+            .connection_room("OldOldOldOldOl=")
+            .await
+            .expect("read"),
+        Some(Room::lobby())
+    );
+    assert_eq!(
+        h.chat.store.connection_room("unknown").await.expect("read"),
+        None
+    );
+}
