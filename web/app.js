@@ -773,6 +773,8 @@
           ui.url.value = url;
         }
         setMaxBytes(config.max_message_bytes);
+        // Served by the local stack, which also serves the metrics dashboard.
+        $('dashboard-link').hidden = false;
       }
       ui.app.dataset.ready = 'true';
     });

@@ -217,14 +217,21 @@ mod tests {
         }
     }
 
-    /// The CloudWatch dashboard draws the product's metrics and no others.
+    /// The CloudWatch dashboard draws the product's metrics and no others;
+    /// the local dashboard draws every one, the local-only gauges included.
     #[test]
-    fn the_dashboard_draws_deployed_metrics_only() {
-        let dashboard = read("infra/dashboard.js");
+    fn the_dashboards_draw_every_metric() {
+        let cloudwatch = read("infra/dashboard.js");
+        let local = read("web/dashboard.js");
         for metric in ALL {
             let local_only = metric.kind == MetricKind::Gauge;
-            let drawn = dashboard.contains(&format!("'{}'", metric.name));
+            let drawn = cloudwatch.contains(&format!("'{}'", metric.name));
             assert_eq!(drawn, !local_only, "{} in infra/dashboard.js", metric.name);
+            assert!(
+                local.contains(&format!("'{}'", metric.name)),
+                "{} in web/dashboard.js",
+                metric.name
+            );
         }
     }
 }

@@ -29,7 +29,7 @@ async fn main() -> ExitCode {
          \n  WebSocket URL   {ws}\
          \n  Management API  {management}/@connections/{{id}}\
          \n  DynamoDB        {dynamo}\
-         \n  Metrics         {page}metrics\
+         \n  Metrics         {page}metrics  (dashboard: {page}dashboard)\
          \n\n  Try it:  npx wscat -c {ws}\
          \n           {{\"action\":\"sendmessage\",\"message\":\"Hello, WebSocket!\"}}\
          \n  Tables:  aws dynamodb scan --endpoint-url {dynamo} --table-name {messages}\

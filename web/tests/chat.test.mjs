@@ -8,109 +8,17 @@
 
 import { after, afterEach, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
-import net from 'node:net';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { chromium } from 'playwright-core';
-
-const here = path.dirname(fileURLToPath(import.meta.url));
-const webDir = path.resolve(here, '..');
-const repo = path.resolve(here, '..', '..');
-const chatLocal = process.env.CHAT_LOCAL_BIN || path.join(repo, 'target', 'debug', 'chat-local');
-const chromiumPath = process.env.CHROMIUM_BIN || '/usr/bin/chromium';
-const artifacts = path.join(here, 'artifacts');
+import {
+  artifacts, freePort, launchBrowser, startStack, stopAllStacks, webDir,
+} from './stack.mjs';
 
 const HOSTILE = '<img src=x onerror=alert(1)>';
 const TEST_TIMEOUT = 60_000;
 
 // ------------------------------------------------------------- the stack
-
-const children = new Set();
-process.on('exit', () => {
-  for (const child of children) child.kill('SIGKILL');
-});
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.on('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address();
-      server.close(() => resolve(port));
-    });
-  });
-}
-
-/** Starts chat-local on 127.0.0.1 and waits for its banner. */
-async function startStack({ port = 0, pollMs = 50, args = [] } = {}) {
-  const child = spawn(
-    chatLocal,
-    [
-      '--in-memory',
-      '--listen', `127.0.0.1:${port}`,
-      '--dynamodb-listen', '127.0.0.1:0',
-      '--stream-poll-ms', String(pollMs),
-      '--web-dir', webDir,
-      ...args,
-    ],
-    { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NO_COLOR: '1' } },
-  );
-  children.add(child);
-  let stdout = '';
-  let stderr = '';
-  child.stderr.on('data', (chunk) => {
-    stderr = (stderr + chunk).slice(-20_000);
-  });
-  const exited = new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
-  exited.then(() => children.delete(child));
-
-  const urls = await new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      reject(new Error(`chat-local printed no banner in 20 s.\nstdout:\n${stdout}\nstderr:\n${stderr}`));
-    }, 20_000);
-    child.once('error', (error) => {
-      clearTimeout(timer);
-      reject(new Error(`cannot run ${chatLocal}: ${error.message}. Build it with \`cargo build -p chat-local\` or set CHAT_LOCAL_BIN.`));
-    });
-    exited.then(({ code, signal }) => {
-      clearTimeout(timer);
-      reject(new Error(`chat-local exited (${code ?? signal}) before its banner.\nstderr:\n${stderr}`));
-    });
-    child.stdout.on('data', (chunk) => {
-      stdout += chunk;
-      const page = /Chat page\s+(http:\/\/\S+)/.exec(stdout);
-      const ws = /WebSocket URL\s+(ws:\/\/\S+)/.exec(stdout);
-      if (page && ws) {
-        clearTimeout(timer);
-        resolve({ page: page[1], ws: ws[1] });
-      }
-    });
-  });
-
-  return {
-    ...urls,
-    port: Number(new URL(urls.page).port),
-    stderr: () => stderr,
-    /** SIGTERM (the server closes sockets with 1001) or SIGKILL (1006). */
-    async stop(signal = 'SIGTERM') {
-      if (child.exitCode !== null || child.signalCode !== null) return;
-      child.kill(signal);
-      let timer;
-      const timeout = new Promise((resolve) => {
-        timer = setTimeout(resolve, 10_000, 'timeout');
-      });
-      const how = await Promise.race([exited, timeout]);
-      clearTimeout(timer);
-      if (how === 'timeout') {
-        child.kill('SIGKILL');
-        await exited;
-      }
-    },
-  };
-}
 
 /** A static file server for web/ without /config.json, like S3 or GitHub Pages. */
 async function startStaticHost() {
@@ -139,21 +47,7 @@ let stack; // shared by the tests that need no special server settings
 const contexts = new Set();
 
 before(async () => {
-  assert.ok(fs.existsSync(chatLocal), `no chat-local at ${chatLocal}: run \`cargo build -p chat-local\` or set CHAT_LOCAL_BIN`);
-  assert.ok(fs.existsSync(chromiumPath), `no browser at ${chromiumPath}: apt-get install chromium`);
-  fs.mkdirSync(artifacts, { recursive: true });
-  browser = await chromium.launch({
-    executablePath: chromiumPath,
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--no-first-run',
-      '--disable-sync',
-    ],
-  });
+  browser = await launchBrowser();
   stack = await startStack();
 });
 
@@ -166,10 +60,7 @@ afterEach(async () => {
 after(async () => {
   for (const context of contexts) await context.close().catch(() => {});
   if (browser) await browser.close();
-  await Promise.all([...children].map((child) => {
-    child.kill('SIGTERM');
-    return new Promise((resolve) => child.once('exit', resolve));
-  }));
+  await stopAllStacks();
 });
 
 async function newContext(options = {}) {
@@ -521,7 +412,20 @@ test('heartbeat keeps an idle connection open; pongs never show in the chat', { 
 });
 
 test('an empty frame (what API Gateway sends for a two-way reply without a body) shows nothing', { timeout: TEST_TIMEOUT }, async () => {
-  const page = await openPage(await newContext(), stack.page);
+  const context = await newContext();
+  // Playwright's `framereceived` leaves out empty frames: the page's own
+  // `message` events show what arrived.
+  await context.addInitScript(() => {
+    const Native = window.WebSocket;
+    window.__frames = [];
+    window.WebSocket = class extends Native {
+      constructor(...args) {
+        super(...args);
+        this.addEventListener('message', (event) => window.__frames.push(event.data));
+      }
+    };
+  });
+  const page = await openPage(context, stack.page);
   const id = await connect(page);
   // The local Management API posts exactly what it is given, as AWS's does.
   const post = (body) => new Promise((resolve, reject) => {
@@ -540,8 +444,8 @@ test('an empty frame (what API Gateway sends for a two-way reply without a body)
   assert.equal(await post(''), 200);
   assert.equal(await post('{"type":"notice","message":"after the empty frame"}'), 200);
   await waitForLine(page, /after the empty frame/);
-  const received = page.sockets[0].received;
-  assert.ok(received.includes(''), 'the empty frame did arrive');
+  const received = await page.evaluate(() => window.__frames);
+  assert.ok(received.includes(''), `the empty frame did arrive: ${JSON.stringify(received)}`);
   const lines = await page.$$eval('#log li', (items) => items.map((li) => li.textContent));
   assert.equal(lines.length, linesBefore + 1, `only the notice was added: ${JSON.stringify(lines)}`);
   assert.ok(!lines.some((line) => /^Server:\s*$/.test(line)), 'no empty "Server:" entry');
@@ -681,6 +585,7 @@ test('length limit: shown before it is hit, enforced in bytes, server errors inl
     // From a static host: no /config.json, so an empty field and the default limit.
     const away = await openPage(await newContext(), host.url);
     assert.equal(await away.inputValue('#ws-url'), '');
+    assert.equal(await away.isHidden('#dashboard-link'), true, 'no metrics dashboard on a static host');
     assert.equal(await away.textContent('#counter'), '0 / 8192 bytes');
     await connect(away, small.ws);
     const hundred = 'x'.repeat(100);
