@@ -36,6 +36,8 @@ pub const MAX_ECHOED_ACTION_CHARS: usize = 40;
 
 // ---- Rooms and history
 
+/// Length of a display name once trimmed, in characters.
+pub const DISPLAY_NAME_CHARS: std::ops::RangeInclusive<usize> = 1..=32;
 /// Length of a room name, in characters (ASCII letters, digits, `-`, `_`).
 pub const ROOM_NAME_CHARS: std::ops::RangeInclusive<usize> = 1..=64;
 /// Messages in a `history` page when the client names no `limit`.

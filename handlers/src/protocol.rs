@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::limits::{HISTORY_DEFAULT_LIMIT, HISTORY_MAX_LIMIT, MAX_CURSOR_CHARS};
+use crate::name::DisplayName;
 use crate::records::Session;
 use crate::room::Room;
 use crate::time::Timestamp;
@@ -117,6 +118,9 @@ pub enum ServerFrame {
         message: String,
         message_id: String,
         connection_id: String,
+        /// The sender's chosen display name; `null` when none (show the
+        /// connection id). Not identity: anyone may pick any name.
+        name: Option<DisplayName>,
         text: String,
         timestamp: Timestamp,
         room: Room,
@@ -147,6 +151,7 @@ pub enum ServerFrame {
     Welcome {
         message: String,
         connection_id: String,
+        name: Option<DisplayName>,
         connected_at: Timestamp,
         room: Room,
     },
@@ -154,6 +159,7 @@ pub enum ServerFrame {
     Joined {
         message: String,
         connection_id: String,
+        name: Option<DisplayName>,
         connected_at: Timestamp,
         room: Room,
     },
@@ -161,6 +167,7 @@ pub enum ServerFrame {
     Left {
         message: String,
         connection_id: String,
+        name: Option<DisplayName>,
         disconnected_at: Timestamp,
         duration_seconds: f64,
         room: Room,
@@ -189,6 +196,8 @@ pub enum ErrorCode {
     InvalidCursor,
     /// `?room=` on connect is not a room name.
     InvalidRoom,
+    /// `?name=` on connect is not a display name.
+    InvalidName,
     /// The server failed; nothing was stored.
     Internal,
 }
@@ -204,10 +213,13 @@ impl ServerFrame {
         Self::Message {
             message: format!(
                 "[{}] {}: {}",
-                message.timestamp, message.connection_id, message.message
+                message.timestamp,
+                shown(&message.connection_id, message.name.as_ref()),
+                message.message
             ),
             message_id: message.message_id.clone(),
             connection_id: message.connection_id.clone(),
+            name: message.name.clone(),
             text: message.message.clone(),
             timestamp: message.timestamp,
             room: message.room.clone(),
@@ -271,8 +283,13 @@ impl ServerFrame {
     pub fn welcome(session: &Session) -> Self {
         let id = &session.connection_id;
         Self::Welcome {
-            message: format!("Welcome to {}! You are {id}.", session.room),
+            message: format!(
+                "Welcome to {}! You are {}.",
+                session.room,
+                shown(id, session.name.as_ref())
+            ),
             connection_id: id.clone(),
+            name: session.name.clone(),
             connected_at: session.connected_at,
             room: session.room.clone(),
         }
@@ -281,8 +298,9 @@ impl ServerFrame {
     pub fn joined(session: &Session) -> Self {
         let id = &session.connection_id;
         Self::Joined {
-            message: format!("{id} joined."),
+            message: format!("{} joined.", shown(id, session.name.as_ref())),
             connection_id: id.clone(),
+            name: session.name.clone(),
             connected_at: session.connected_at,
             room: session.room.clone(),
         }
@@ -291,8 +309,12 @@ impl ServerFrame {
     pub fn left(session: &Session, disconnected_at: Timestamp, duration_seconds: f64) -> Self {
         let id = &session.connection_id;
         Self::Left {
-            message: format!("{id} left after {duration_seconds:.3} s."),
+            message: format!(
+                "{} left after {duration_seconds:.3} s.",
+                shown(id, session.name.as_ref())
+            ),
             connection_id: id.clone(),
+            name: session.name.clone(),
             disconnected_at,
             duration_seconds,
             room: session.room.clone(),
@@ -307,6 +329,12 @@ impl ServerFrame {
             r#"{"type":"error","code":"internal","message":"internal error"}"#.to_owned()
         })
     }
+}
+
+/// How a person is shown in readable text: their name, else their
+/// connection id.
+fn shown<'a>(connection_id: &'a str, name: Option<&'a DisplayName>) -> &'a str {
+    name.map_or(connection_id, DisplayName::as_str)
 }
 
 /// A client frame, as far as routing is concerned: `$request.body.action`.
@@ -392,6 +420,38 @@ pub fn validate_send_message(
     Ok(SendMessage::Chat(message.clone()))
 }
 
+/// Where and as whom a connection joins: `?room=` and `?name=` on connect.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Joining {
+    pub room: Room,
+    pub name: Option<DisplayName>,
+}
+
+/// Checks the handshake's `room` (default [`Room::LOBBY`]) and `name`.
+pub fn parse_joining(room: Option<&str>, name: Option<&str>) -> Result<Joining, Rejection> {
+    let room = match room.map(Room::parse) {
+        None => Room::lobby(),
+        Some(Ok(room)) => room,
+        Some(Err(why)) => {
+            return Err(Box::new(ServerFrame::error(
+                ErrorCode::InvalidRoom,
+                format!("?room= is not a room name: {why}"),
+            )));
+        }
+    };
+    let name = match name.map(DisplayName::parse) {
+        None => None,
+        Some(Ok(name)) => Some(name),
+        Some(Err(why)) => {
+            return Err(Box::new(ServerFrame::error(
+                ErrorCode::InvalidName,
+                format!("?name= is not a display name: {why}"),
+            )));
+        }
+    };
+    Ok(Joining { room, name })
+}
+
 /// A `history` request, checked.
 #[derive(Debug, PartialEq, Eq)]
 pub struct HistoryRequest {
@@ -438,6 +498,19 @@ fn invalid_limit() -> ServerFrame {
 }
 
 impl ServerFrame {
+    /// The human-readable `message` every frame has.
+    pub fn message(&self) -> &str {
+        match self {
+            Self::Message { message, .. }
+            | Self::History { message, .. }
+            | Self::Pong { message }
+            | Self::Error { message, .. }
+            | Self::Welcome { message, .. }
+            | Self::Joined { message, .. }
+            | Self::Left { message, .. } => message,
+        }
+    }
+
     /// The answer to a `before` that is not a cursor of this room's history.
     pub fn invalid_cursor() -> Self {
         Self::error(
@@ -548,7 +621,7 @@ mod tests {
             .collect();
         assert_eq!(
             fields.len(),
-            7,
+            8,
             "storage-only fields (time_order, ttl) stay out: {fields:?}"
         );
     }

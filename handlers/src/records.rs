@@ -6,6 +6,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::limits::{CONNECTION_TTL_MARGIN, GATEWAY_MAX_CONNECTION_DURATION};
+use crate::name::DisplayName;
 use crate::room::Room;
 use crate::time::Timestamp;
 
@@ -21,6 +22,9 @@ pub struct ActiveConnection {
     /// Rows written before rooms existed are in the lobby.
     #[serde(default)]
     pub room: Room,
+    /// The display name chosen on connect, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<DisplayName>,
 }
 
 impl ActiveConnection {
@@ -33,6 +37,7 @@ impl ActiveConnection {
             ttl: connected_at.epoch_millis().div_euclid(1000) + lifetime.as_secs() as i64,
             connected_at,
             room,
+            name: None,
         }
     }
 }
@@ -80,6 +85,8 @@ pub struct Session {
     /// Sessions opened before rooms existed were in the lobby.
     #[serde(default)]
     pub room: Room,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<DisplayName>,
     /// Epoch seconds after which DynamoDB deletes the session
     /// ([`Retention::session_days`]); absent: kept.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -103,6 +110,7 @@ impl Session {
             disconnect_status_code: None,
             disconnect_reason: None,
             room,
+            name: None,
             ttl: None,
         }
     }
@@ -134,6 +142,9 @@ pub struct Message {
     pub timestamp: Timestamp,
     #[serde(default)]
     pub room: Room,
+    /// The sender's display name when it was sent, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<DisplayName>,
     /// `timestamp#message_id`: the history index's sort key, unique even
     /// when two messages share a millisecond, so pages never overlap.
     pub time_order: String,
@@ -158,6 +169,7 @@ impl Message {
             message,
             timestamp,
             room,
+            name: None,
             ttl: None,
         }
     }

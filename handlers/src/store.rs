@@ -12,6 +12,7 @@ use serde_dynamo::{from_item, from_items, to_item};
 
 use crate::config::Tables;
 use crate::error::StoreError;
+use crate::name::DisplayName;
 use crate::records::{
     ActiveConnection, ConnectionKey, Message, Session, SessionClose, SessionDuration,
 };
@@ -51,10 +52,14 @@ impl HistoryKey {
     }
 }
 
-#[derive(Deserialize)]
-struct RoomOf {
+/// Who sent a frame, as its connection row says.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+pub struct Sender {
+    /// Rows written before rooms existed are in the lobby.
     #[serde(default)]
-    room: Room,
+    pub room: Room,
+    #[serde(default)]
+    pub name: Option<DisplayName>,
 }
 
 /// Whether a conditional write happened.
@@ -245,25 +250,22 @@ impl Store {
         })
     }
 
-    /// The room of an open connection; `None` when it has no row (closed, or
-    /// pruned).
-    pub async fn connection_room(&self, connection_id: &str) -> Result<Option<Room>, StoreError> {
+    /// Who an open connection is: its room and display name; `None` when it
+    /// has no row (closed, or pruned).
+    pub async fn sender(&self, connection_id: &str) -> Result<Option<Sender>, StoreError> {
         let output = self
             .client
             .get_item()
             .table_name(&self.tables.active_connections)
             .key("connection_id", AttributeValue::S(connection_id.to_owned()))
-            .projection_expression("#room")
+            .projection_expression("#room, #name")
             .expression_attribute_names("#room", "room")
+            .expression_attribute_names("#name", "name")
             .consistent_read(true)
             .send()
             .await
             .map_err(StoreError::call("GetItem"))?;
-        let Some(item) = output.item else {
-            return Ok(None);
-        };
-        let row: RoomOf = from_item(item)?;
-        Ok(Some(row.room))
+        output.item.map(from_item).transpose().map_err(Into::into)
     }
 
     /// Up to `limit` messages of `room`, newest first, older than `before`

@@ -83,16 +83,7 @@ async fn a_connection_whose_row_predates_rooms_is_in_the_lobby() {
         .send()
         .await
         .expect("an old row");
-    assert_eq!(
-        h.chat
-            .store
-            .connection_room("OldOldOldOldOl=")
-            .await
-            .expect("read"),
-        Some(Room::lobby())
-    );
-    assert_eq!(
-        h.chat.store.connection_room("unknown").await.expect("read"),
-        None
-    );
+    let sender = h.chat.store.sender("OldOldOldOldOl=").await.expect("read");
+    assert_eq!(sender.map(|sender| sender.room), Some(Room::lobby()));
+    assert_eq!(h.chat.store.sender("unknown").await.expect("read"), None);
 }

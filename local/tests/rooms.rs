@@ -310,3 +310,92 @@ async fn retention_sets_a_ttl_on_messages_and_sessions_only_when_configured() {
     assert!(!sessions[0].contains_key("ttl"));
     t.stack.shutdown().await;
 }
+
+#[tokio::test]
+async fn display_names_travel_with_messages_presence_and_history_and_are_not_identity() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let t = start_stack(dir.path(), &unique_prefix(), &[]).await;
+    let url = t.stack.websocket_url();
+    let mut ada = Client::connect(&format!("{url}?room=books&name=%20Ada%20")).await;
+    let mut other_ada = Client::connect(&format!("{url}?room=books&name=Ada")).await;
+    let mut anonymous = Client::connect(&format!("{url}?room=books")).await;
+    let mut markup = Client::connect(&format!("{url}?room=books&name=%3Cb%3Ehi%3C%2Fb%3E")).await;
+
+    let joined = ada.next_of_type("joined").await;
+    assert_eq!(joined["name"], "Ada", "trimmed");
+    assert_eq!(joined["message"], "Ada joined.");
+    assert_ne!(
+        joined["connection_id"],
+        ada.id.as_str(),
+        "the same name, another person"
+    );
+
+    ada.say("hello").await;
+    let message = anonymous.next_of_type("message").await;
+    assert_eq!(message["name"], "Ada");
+    assert_eq!(message["connection_id"], ada.id.as_str());
+    assert!(
+        message["message"]
+            .as_str()
+            .is_some_and(|m| m.ends_with("] Ada: hello"))
+    );
+    anonymous.say("hi").await;
+    let message = other_ada.next_of_type_or_error("message").await;
+    let message = if message["text"] == "hello" {
+        other_ada.next_of_type("message").await
+    } else {
+        message
+    };
+    assert_eq!(
+        message["name"],
+        Value::Null,
+        "no name: null, shown by connection id"
+    );
+    assert!(
+        message["message"]
+            .as_str()
+            .is_some_and(|m| m.ends_with(&format!("] {}: hi", anonymous.id)))
+    );
+    markup.say("x").await;
+    let page = history(&mut markup, json!({"action": "history"})).await;
+    let names: Vec<&Value> = page["messages"]
+        .as_array()
+        .expect("messages")
+        .iter()
+        .map(|m| &m["name"])
+        .collect();
+    assert_eq!(names, [&json!("<b>hi</b>"), &Value::Null, &json!("Ada")]);
+    t.stack.shutdown().await;
+}
+
+#[tokio::test]
+async fn hostile_names_refuse_the_upgrade_with_400_and_a_reason() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let t = start_stack(dir.path(), &unique_prefix(), &[]).await;
+    let url = t.stack.websocket_url();
+    let ten_kb = "x".repeat(10 * 1024);
+    for hostile in [
+        "",
+        "%20%20",
+        "a%00b",
+        "a%0Ab",
+        "%1B%5B31mred",
+        "%E2%80%AEevil",
+        &ten_kb,
+    ] {
+        let error = tokio_tungstenite::connect_async(format!("{url}?name={hostile}"))
+            .await
+            .err()
+            .unwrap_or_else(|| panic!("?name={hostile} was accepted"));
+        let tokio_tungstenite::tungstenite::Error::Http(response) = error else {
+            panic!("?name={hostile}: not an HTTP refusal: {error}");
+        };
+        assert_eq!(response.status(), 400, "?name={hostile}");
+        let body: Value = serde_json::from_slice(response.body().as_deref().unwrap_or_default())
+            .expect("the reason, as an error frame");
+        assert_eq!(body["code"], "invalid_name", "?name={hostile}");
+    }
+    let tables = &t.stack.tables;
+    assert!(scan(&t.dynamodb, &tables.session_history).await.is_empty());
+    t.stack.shutdown().await;
+}

@@ -75,6 +75,7 @@ async fn an_insert_welcomes_the_newcomer_and_tells_everyone_else() {
             "connection_id": NEWCOMER,
             "connected_at": "2026-11-28T00:13:36.123Z",
             "room": "lobby",
+            "name": null,
         })],
         "the newcomer gets its welcome, and no joined about itself"
     );
@@ -159,6 +160,7 @@ async fn a_disconnect_gets_its_duration_once_and_a_single_left_frame() {
                 "disconnected_at": "2026-11-28T00:15:01.000Z",
                 "duration_seconds": 84.877,
                 "room": "lobby",
+                "name": null,
             })
         );
     }

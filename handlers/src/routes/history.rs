@@ -20,8 +20,8 @@ pub async fn history(chat: &Chat, event: WebSocketEvent) -> Result<ApiGatewayPro
         Ok(request) => request,
         Err(frame) => return Ok(reply(200, Some(&frame))),
     };
-    let room = match chat.store.connection_room(id).await {
-        Ok(Some(room)) => room,
+    let room = match chat.store.sender(id).await {
+        Ok(Some(sender)) => sender.room,
         Ok(None) => {
             info!("history asked by a connection without a row");
             return Ok(reply(200, Some(&not_connected())));

@@ -37,8 +37,8 @@ pub async fn sendmessage(
         }
     };
     let timestamp = Timestamp::from_epoch_millis(event.payload.request_context.request_time_epoch)?;
-    let room = match chat.store.connection_room(id).await {
-        Ok(Some(room)) => room,
+    let sender = match chat.store.sender(id).await {
+        Ok(Some(sender)) => sender,
         Ok(None) => {
             info!("a message from a connection without a row");
             answer(chat, id, &not_stored()).await;
@@ -49,7 +49,7 @@ pub async fn sendmessage(
                 error.code = failure.code(),
                 error.request_id = failure.request_id(),
                 error = %failure,
-                "could not read the sender's room"
+                "could not read the sender's row"
             );
             answer(chat, id, &not_stored()).await;
             return Ok(reply(500, None));
@@ -57,10 +57,11 @@ pub async fn sendmessage(
     };
     let message = Message {
         ttl: Retention::expiry(chat.retention.message_days, timestamp),
+        name: sender.name,
         ..Message::new(
             uuid::Uuid::new_v4().to_string(),
             id.to_owned(),
-            room,
+            sender.room,
             text,
             timestamp,
         )
