@@ -13,6 +13,7 @@ const FUNCTIONS = {
   Connect: 'connect',
   Disconnect: 'disconnect',
   Sendmessage: 'sendmessage',
+  History: 'history',
   Default: 'default',
   StreamProcessor: 'stream-processor',
 };

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds the five Lambda artifacts the stack deploys and puts each in
+# Builds the six Lambda artifacts the stack deploys and puts each in
 # infra/dist/<function>.zip (a zip holding one executable named `bootstrap`,
 # for the provided.al2023 runtime on arm64).
 #
@@ -23,7 +23,7 @@ nice_level="${BUILD_NICE:-19}"
 target=aarch64-unknown-linux-gnu
 # The deployed binaries: one per WebSocket route, plus the stream consumer.
 # (chat-local, the offline stack, is not deployed.)
-functions=(connect disconnect sendmessage default stream-processor)
+functions=(connect disconnect sendmessage history default stream-processor)
 
 # shellcheck source=tools.sh
 source "$infra/tools.sh"
@@ -36,7 +36,7 @@ if command -v rustup >/dev/null 2>&1 && ! rustup target list --installed | grep 
 fi
 
 started=$SECONDS
-# Only the deployed packages: chat-handlers has the four route binaries,
+# Only the deployed packages: chat-handlers has the five route binaries,
 # chat-stream-processor the stream consumer.
 nice -n "$nice_level" cargo lambda build \
     --profile "$profile" \

@@ -7,15 +7,15 @@
 #                pinned Serverless CLI (npm ci), and the Python venv
 #                infra/.venv with requirements.txt (cargo-lambda, zig,
 #                cfn-lint, pytest); build.sh uses the same venv
-#   2. build     infra/build.sh: the five arm64 zips in infra/dist/
+#   2. build     infra/build.sh: the six arm64 zips in infra/dist/
 #   3. package   `serverless package` with dummy credentials, inside an empty
 #                network namespace when the machine allows one (proof that it
 #                calls nothing), writing infra/.serverless/*.json
 #   4. cfn-lint  on the generated CloudFormation templates
 #   5. pytest    infra/tests: least-privilege IAM, the stream mapping, tables
 #                (against tables.json), routes, invoke permissions, outputs,
-#                environment, logging, dashboard, alarms and their runbook,
-#                the docs' numbers, artifacts
+#                environment, retention parameters, logging, dashboard,
+#                alarms and their runbook, the docs' numbers, artifacts
 #
 # Runs from a fresh clone as root on Debian; needs the Rust toolchain (rustup)
 # that the rest of the repository needs anyway.

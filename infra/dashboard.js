@@ -11,6 +11,8 @@
 // dimension on the fan-out metrics (chat messages from sendmessage, presence
 // frames from stream-processor) and the alarms: one home, alarms.js.
 const { FUNCTIONS, FANOUT_KINDS, LOGICAL_IDS: ALARMS } = require('./alarms.js');
+// The tables (name -> { resource, ... }): one home, tables.json.
+const TABLES = require('./tables.json');
 
 const PERCENTILES = ['p50', 'p90', 'p99'];
 const WIDTH = 8;
@@ -136,6 +138,20 @@ module.exports.body = async ({ resolveVariable }) => {
         ],
       ],
       { stat: 'Maximum', period: 300 }
+    ),
+    // DynamoDB's TTL at work: ActiveConnections rows whose $disconnect never
+    // came, and sessions and messages past their retention (none while the
+    // retention parameters are off).
+    graph(
+      'DynamoDB: items deleted by TTL',
+      Object.entries(TABLES).map(([name, { resource }]) => [
+        'AWS/DynamoDB',
+        'TimeToLiveDeletedItemCount',
+        'TableName',
+        `\${${resource}}`,
+        { label: name },
+      ]),
+      { stat: 'Sum', period: 3600 }
     ),
     // Every alarm of the stack (docs/operations.md, "Alarms", says what to do).
     {

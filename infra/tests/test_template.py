@@ -2,7 +2,7 @@
 
 infra/check.sh runs infra/build.sh and then `serverless package` (offline,
 dummy credentials) before this, so infra/.serverless/ holds the template and
-infra/dist/ the five zips. Nothing here talks to AWS.
+infra/dist/ the six zips. Nothing here talks to AWS.
 
 Sources of truth read here rather than repeated: infra/tables.json (the
 tables' schemas), infra/stream-filter.json (the stream filter) and
@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import stat
+import subprocess
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +34,7 @@ STATE_PATH = INFRA / ".serverless" / "serverless-state.json"
 STREAM_FILTER_PATH = INFRA / "stream-filter.json"
 TABLES_PATH = INFRA / "tables.json"
 METRICS_PATH = ROOT / "handlers" / "src" / "metric.rs"
+LIMITS_PATH = ROOT / "handlers" / "src" / "limits.rs"
 DOC_PATH = ROOT / "docs" / "deploy.md"
 OPERATIONS_PATH = ROOT / "docs" / "operations.md"
 
@@ -45,6 +48,7 @@ FUNCTIONS = {
     "connect": ("connect", "Connect"),
     "disconnect": ("disconnect", "Disconnect"),
     "sendmessage": ("sendmessage", "Sendmessage"),
+    "history": ("history", "History"),
     "default": ("default", "Default"),
     "stream-processor": ("streamProcessor", "StreamProcessor"),
 }
@@ -53,13 +57,15 @@ ROUTES = {
     "$connect": "connect",
     "$disconnect": "disconnect",
     "sendmessage": "sendmessage",
+    "history": "history",
     "$default": "default",
 }
 # Routes with a route response: the handler's body reaches the client. Only
-# $default, which always answers with a body; sendmessage answers by
-# PostToConnection (an empty success body would reach the client as an empty
-# frame).
-TWO_WAY_ROUTES = {"$default"}
+# those that always answer with a body: history (a page, or an error frame)
+# and $default. sendmessage answers by PostToConnection (an empty success body
+# would reach the client as an empty frame). handlers/tests/infra.rs checks
+# the same set against the code's `Route`.
+TWO_WAY_ROUTES = {"history", "$default"}
 
 # What every function is told where to post (infra builds it with the
 # partition's URL suffix; the code no longer derives it).
@@ -73,6 +79,10 @@ OWN_LOG_GROUP = "own log group"
 POST_TO_CONNECTIONS = "{api}/{stage}/POST/@connections/*"
 SESSION_STREAM = "SessionHistory stream"
 FAILURES_QUEUE = "stream failures queue"
+# A global secondary index is written `<table>/index/<index>` (its ARN's
+# tail); infra/tables.json says which exist.
+ROOM_INDEX = "ActiveConnections/index/room-index"
+HISTORY_INDEX = "MessageHistory/index/room-time-index"
 
 LOGS = {
     ("logs:CreateLogStream", OWN_LOG_GROUP),
@@ -81,6 +91,7 @@ LOGS = {
 
 # What each function's code calls (handlers/src/store.rs, management.rs,
 # fanout.rs; stream-processor/src/lib.rs), as (IAM action, resource) pairs.
+# A Query is granted on the index it reads and nowhere else; nothing Scans.
 PERMISSIONS: dict[str, set[tuple[str, str]]] = {
     # TransactWriteItems of two Puts, one conditional: PutItem per table.
     "connect": LOGS
@@ -95,10 +106,16 @@ PERMISSIONS: dict[str, set[tuple[str, str]]] = {
     },
     "sendmessage": LOGS
     | {
+        ("dynamodb:GetItem", "ActiveConnections"),
         ("dynamodb:PutItem", "MessageHistory"),
-        ("dynamodb:Scan", "ActiveConnections"),
+        ("dynamodb:Query", ROOM_INDEX),
         ("dynamodb:DeleteItem", "ActiveConnections"),
         ("execute-api:ManageConnections", POST_TO_CONNECTIONS),
+    },
+    "history": LOGS
+    | {
+        ("dynamodb:GetItem", "ActiveConnections"),
+        ("dynamodb:Query", HISTORY_INDEX),
     },
     "default": set(LOGS),
     "stream-processor": LOGS
@@ -108,7 +125,7 @@ PERMISSIONS: dict[str, set[tuple[str, str]]] = {
         ("dynamodb:GetShardIterator", SESSION_STREAM),
         ("dynamodb:ListStreams", SESSION_STREAM),
         ("dynamodb:UpdateItem", "SessionHistory"),
-        ("dynamodb:Scan", "ActiveConnections"),
+        ("dynamodb:Query", ROOM_INDEX),
         ("dynamodb:DeleteItem", "ActiveConnections"),
         ("execute-api:ManageConnections", POST_TO_CONNECTIONS),
         ("sqs:SendMessage", FAILURES_QUEUE),
@@ -345,10 +362,22 @@ def markdown_table(doc: str, *headers: str, source: str = "docs/deploy.md") -> l
 # ---------------------------------------------------------------- IAM
 
 
+def index_labels() -> dict[str, str]:
+    """`${<table resource>.Arn}/index/<index>` -> `<table>/index/<index>`, for
+    every index infra/tables.json declares."""
+    tables = json.loads(TABLES_PATH.read_text())
+    return {
+        f"${{{entry['resource']}.Arn}}/index/{index}": f"{table}/index/{index}"
+        for table, entry in tables.items()
+        for index in entry.get("indexes", {})
+    }
+
+
 def resource_label(resource, binary: str, stage: str) -> str:
     """Names a policy resource as docs/deploy.md does; anything unexpected
-    (a wildcard, another function's log group, a literal ARN) comes back as
-    itself and so fails the comparison."""
+    (a wildcard, another function's log group, a literal ARN, an index
+    tables.json does not declare, `/index/*`) comes back as itself and so
+    fails the comparison."""
     prefix = FUNCTIONS[binary][1]
     if isinstance(resource, dict) and "Fn::GetAtt" in resource:
         name, attribute = resource["Fn::GetAtt"]
@@ -368,6 +397,8 @@ def resource_label(resource, binary: str, stage: str) -> str:
         )
         if resource["Fn::Sub"] == expected:
             return POST_TO_CONNECTIONS
+        if resource["Fn::Sub"] in index_labels():
+            return index_labels()[resource["Fn::Sub"]]
     return json.dumps(resource)
 
 
@@ -440,6 +471,19 @@ def test_the_documented_permission_table_matches(doc):
                 for resource in filter(None, (r.strip() for r in on.split(","))):
                     documented[target].add((action, resource))
     assert documented == PERMISSIONS
+
+
+def test_nothing_scans_and_queries_read_indexes_only(resources, stage):
+    """Fan-out reads a room's entries in the room index, never the whole
+    table: no role may Scan, and a Query is allowed on an index ARN only
+    (a grant on the table ARN would allow querying the table itself)."""
+    indexes = set(index_labels().values())
+    assert indexes == {ROOM_INDEX, HISTORY_INDEX}, "tables.json changed its indexes: update PERMISSIONS"
+    for binary, (_, prefix) in FUNCTIONS.items():
+        grants = granted(resources[f"{prefix}Role"], binary, stage)
+        assert not {resource for action, resource in grants if action == "dynamodb:Scan"}, binary
+        queried = {resource for action, resource in grants if action == "dynamodb:Query"}
+        assert queried <= indexes, f"{binary} may Query {queried - indexes}"
 
 
 # ---------------------------------------------------------------- stream
@@ -643,6 +687,107 @@ def test_log_groups_have_a_retention(resources, doc, stage):
     assert documented_default(parameters["log retention (days)"][2], stage) == str(retention)
 
 
+# ---------------------------------------------------------------- retention
+
+# Deployment parameter -> (the variable it sets, its row in docs/deploy.md's
+# parameter table).
+RETENTION = {
+    "messageRetentionDays": ("MESSAGE_RETENTION_DAYS", "message retention (days)"),
+    "sessionRetentionDays": ("SESSION_RETENTION_DAYS", "session retention (days)"),
+}
+
+
+def test_retention_is_the_documented_default(resources, doc, stage):
+    """Each retention reaches every function (the environment test checks
+    they all get the same) with the value docs/deploy.md gives the stage:
+    `empty` is off, an empty variable, which the code reads as unset."""
+    parameters = {row[0]: row for row in markdown_table(doc, "parameter", "how to set it", "default")}
+    variables = function_properties(resources, "connect")["Environment"]["Variables"]
+    for parameter, (variable, row) in RETENTION.items():
+        assert row in parameters, f"docs/deploy.md, Parameters: no row {row!r}"
+        assert f"{parameter}=" in parameters[row][1], row
+        documented = documented_default(parameters[row][2], stage)
+        assert variables[variable] == ("" if documented == "empty" else documented), variable
+
+
+def retention_range() -> tuple[int, int]:
+    """RETENTION_DAYS_RANGE of handlers/src/limits.rs, the code's range."""
+    match = re.search(
+        r"^pub const RETENTION_DAYS_RANGE: [^=]*= ([0-9_]+)\.\.=([0-9_]+);$",
+        LIMITS_PATH.read_text(),
+        re.MULTILINE,
+    )
+    assert match, "handlers/src/limits.rs: no `pub const RETENTION_DAYS_RANGE: ... = MIN..=MAX;`"
+    low, high = (int(bound.replace("_", "")) for bound in match.groups())
+    return low, high
+
+
+# Runs infra/retention.js's resolvers the way the Serverless Framework does,
+# on each value of the JSON array in argv[1]; prints what each resolves to
+# (or the error it stops packaging with) and the range the module read.
+RETENTION_PROBE = """
+const retention = require('./retention.js');
+const values = JSON.parse(process.argv[1]);
+(async () => {
+  const out = { range: retention.range(), message: [], session: [] };
+  for (const [key, parameter] of [['message', 'messageRetentionDays'], ['session', 'sessionRetentionDays']]) {
+    for (const value of values) {
+      const resolveVariable = async (name) => {
+        if (name !== `param:${parameter}`) throw new Error(`asked for ${name}`);
+        return value;
+      };
+      try {
+        out[key].push({ value: await retention[parameter]({ resolveVariable }) });
+      } catch (error) {
+        out[key].push({ error: error.message, stack: error.stack });
+      }
+    }
+  }
+  try {
+    retention.range('// no range here');
+    out.noRange = null;
+  } catch (error) {
+    out.noRange = error.message;
+  }
+  console.log(JSON.stringify(out));
+})();
+"""
+
+
+def test_retention_parameters_are_checked_when_packaging():
+    """infra/retention.js refuses, before anything is deployed, every value
+    the functions would refuse at cold start (which would stop them all),
+    with the code's range read from handlers/src/limits.rs."""
+    node = shutil.which("node")
+    assert node, "node is missing: infra/tools.sh installs it (infra/check.sh runs it)"
+    low, high = retention_range()
+    accepted = {"": "", "  ": "", str(low): str(low), str(high): str(high), " 30 ": "30", "030": "30", 365: "365"}
+    refused = [str(low - 1), str(high + 1), "-1", "1.5", "30d", "1e3", "thirty", "0x10"]
+    values = [*accepted, *refused]
+    result = subprocess.run(
+        [node, "-e", RETENTION_PROBE, json.dumps(values)],
+        cwd=INFRA,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    out = json.loads(result.stdout)
+    assert out["range"] == {"min": low, "max": high}
+    for key, parameter in (("message", "messageRetentionDays"), ("session", "sessionRetentionDays")):
+        outcomes = dict(zip(map(json.dumps, values), out[key]))
+        for value, variable in accepted.items():
+            assert outcomes[json.dumps(value)] == {"value": variable}, (parameter, value)
+        for value in refused:
+            outcome = outcomes[json.dumps(value)]
+            assert "error" in outcome, (parameter, value)
+            # Serverless prints the stack: it is just the message.
+            assert outcome["stack"] == outcome["error"], (parameter, value)
+            assert parameter in outcome["error"] and f"from {low} to {high}" in outcome["error"], outcome
+    assert out["noRange"] and "handlers/src/limits.rs" in out["noRange"]
+
+
 # ---------------------------------------------------------------- WebSocket API
 
 
@@ -671,7 +816,7 @@ def test_websocket_api_and_routes(resources, stage, routes):
         assert f"{FUNCTIONS[binary][1]}LambdaFunction" in uri, key
 
 
-def test_only_default_is_two_way(resources, routes):
+def test_exactly_the_two_way_routes_have_a_route_response(resources, routes):
     responses = {
         r["Properties"]["RouteId"]["Ref"]: r["Properties"]
         for r in of_type(resources, "AWS::ApiGatewayV2::RouteResponse").values()
@@ -774,6 +919,17 @@ def test_dashboard_shows_api_gateway_and_every_function(dashboard, stage):
         shown = {name for ns, name, d, _ in lines if ns == "AWS/Lambda" and d == dims}
         assert {"Errors", "Throttles", "Duration"} <= shown, prefix
     assert ("AWS/Lambda", "IteratorAge", ("FunctionName", "${StreamProcessorLambdaFunction}"), "Maximum") in lines
+
+
+def test_dashboard_shows_what_ttl_deletes(dashboard, tables_json):
+    """Items each table's TTL deleted: stale connections, and sessions and
+    messages past their retention."""
+    lines = graphed(dashboard)
+    for name, entry in tables_json.items():
+        if entry["ttl"] is None:
+            continue
+        line = ("AWS/DynamoDB", "TimeToLiveDeletedItemCount", ("TableName", f"${{{entry['resource']}}}"), "Sum")
+        assert line in lines, name
 
 
 def test_dashboard_shows_every_alarm(dashboard, resources):
