@@ -3,7 +3,10 @@
 // Everything a user or another user typed reaches the page through
 // `textContent` only: nothing here parses HTML.
 //
-// Query parameters (for tests and debugging):
+// Query parameters:
+//   ?room=NAME           the room to join (a link to a room); the page keeps
+//                        it up to date with history.replaceState
+// and, for tests and debugging:
 //   ?heartbeat=SECONDS   heartbeat interval (default 30)
 //   ?max-lines=N         lines kept in the message log (default 500, at least 10)
 (function () {
@@ -20,8 +23,23 @@
   // The tutorial client's heartbeat: the server never broadcasts this text.
   const LEGACY_HEARTBEAT = 'ping';
   const TICK_MS = 250;
+  // Rooms and names, checked as the server checks them (docs/protocol.md).
+  const DEFAULT_ROOM = 'lobby';
+  const ROOM_MAX_CHARS = 64;
+  const NAME_MAX_CHARS = 32;
+  // History: the server's default page; how long to wait for an answer; how
+  // many pages a reconnect reads back to close the gap since the last one;
+  // how long to wait for `welcome` before asking anyway.
+  const HISTORY_PAGE = 50;
+  const HISTORY_TIMEOUT_MS = 15000;
+  const GAP_PAGES = 4;
+  const WELCOME_WAIT_MS = 3000;
+  // Scrolled this close to the top of the log, the next older page loads.
+  const LOAD_OLDER_PX = 80;
   const STORAGE = {
     url: 'chat.websocketUrl',
+    room: 'chat.room',
+    name: 'chat.name',
     connectOnLoad: 'chat.connectOnLoad',
     autoDisconnect: 'chat.autoDisconnect',
     autoDisconnectSecs: 'chat.autoDisconnectSecs',
@@ -41,13 +59,23 @@
     url: $('ws-url'),
     connect: $('connect'),
     disconnect: $('disconnect'),
+    room: $('room'),
+    roomError: $('room-error'),
+    name: $('name'),
+    nameError: $('name-error'),
+    connectError: $('connect-error'),
     autoDisconnect: $('auto-disconnect'),
     autoDisconnectSecs: $('auto-disconnect-secs'),
     autoDisconnectFact: $('auto-disconnect-fact'),
     autoDisconnectLeft: $('auto-disconnect-left'),
     connectedAt: $('connected-at'),
     duration: $('duration'),
+    roomNow: $('room-now'),
     me: $('me'),
+    scroller: $('log-scroller'),
+    top: $('log-top'),
+    topText: $('log-top-text'),
+    loadOlder: $('load-older'),
     log: $('log'),
     sendForm: $('send-form'),
     message: $('message'),
@@ -60,7 +88,9 @@
 
   const state = {
     ws: null, // the socket being opened or open; null otherwise
-    url: '', // the URL this session keeps connecting to
+    url: '', // the URL this session keeps connecting to (without room and name)
+    room: '', // the room of the current socket
+    name: '', // the display name of the current socket ('' for none)
     wanted: false, // the user wants a connection: unexpected closes reconnect
     phase: 'disconnected', // disconnected | connecting | connected | reconnecting | error
     detail: '', // the status line's explanation
@@ -74,6 +104,7 @@
     reconnectTimer: 0,
     reconnectAt: 0,
     heartbeatTimer: 0,
+    welcomeTimer: 0,
     autoTimer: 0,
     autoAt: 0,
     maxBytes: DEFAULT_MAX_MESSAGE_BYTES,
@@ -81,7 +112,25 @@
     pings: 0,
     pongs: 0,
     reconnects: 0,
+    historyRequests: 0,
+    // What the log shows of its room's history.
+    hist: newHistory(''),
+    // The current socket's part of the log: its marker and the top of the
+    // history shown above the marker.
+    segment: null,
   };
+
+  function newHistory(room) {
+    return {
+      room, // the room the log shows
+      started: false, // a first page arrived: `older` is known
+      older: null, // cursor of the next older page; null at the beginning
+      trimmed: false, // lines were dropped from the top (the log is bounded)
+      error: '', // why the last older page failed
+      unsupported: false, // the server does not know the `history` action
+      request: null, // the one history request in flight
+    };
+  }
 
   // ---------------------------------------------------------------- helpers
 
@@ -124,6 +173,62 @@
     } catch (_) {
       return false;
     }
+  }
+
+  function codePoint(char) {
+    return `U+${char.codePointAt(0).toString(16).toUpperCase().padStart(4, '0')}`;
+  }
+
+  // A room name: 1 to 64 ASCII letters, digits, '-' and '_' (case matters),
+  // as the server checks it. Surrounding spaces are dropped; an empty field
+  // is the default room.
+  function checkRoom(raw) {
+    const room = raw.trim();
+    if (room === '') return { ok: true, value: DEFAULT_ROOM };
+    const chars = [...room];
+    if (chars.length > ROOM_MAX_CHARS) {
+      return { ok: false, why: `Room names are 1 to ${ROOM_MAX_CHARS} characters; this one has ${chars.length}.` };
+    }
+    const bad = chars.find((c) => !/^[A-Za-z0-9_-]$/.test(c));
+    if (bad !== undefined) {
+      const shown = /^[\p{L}\p{N}\p{P}\p{S}]$/u.test(bad) ? `“${bad}”` : codePoint(bad);
+      return { ok: false, why: `Room names use only letters A–Z and a–z, digits, - and _ (not ${shown}).` };
+    }
+    return { ok: true, value: room };
+  }
+
+  // A display name, as the server checks it: trimmed (Unicode White_Space,
+  // as Rust's str::trim), then no control characters, no characters that
+  // reorder text, 1 to 32 characters. Optional: an empty field is no name.
+  const EDGE_SPACE = /^\p{White_Space}+|\p{White_Space}+$/gu;
+  const REORDERS_TEXT = /[\u061C\u200E\u200F\u202A-\u202E\u2066-\u2069]/u;
+  function checkName(raw) {
+    const name = raw.replace(EDGE_SPACE, '');
+    if (name === '') return { ok: true, value: '' };
+    const control = /\p{Cc}/u.exec(name);
+    if (control) {
+      return { ok: false, why: `Names cannot contain control characters (${codePoint(control[0])}).` };
+    }
+    const reorder = REORDERS_TEXT.exec(name);
+    if (reorder) {
+      return { ok: false, why: `Names cannot contain characters that reorder text (${codePoint(reorder[0])}).` };
+    }
+    const length = [...name].length;
+    if (length > NAME_MAX_CHARS) {
+      return { ok: false, why: `Names are 1 to ${NAME_MAX_CHARS} characters once trimmed; this one has ${length}.` };
+    }
+    return { ok: true, value: name };
+  }
+
+  // The socket's URL: the chosen URL with `room` and `name` set (percent
+  // encoded: a space is %20, never '+').
+  function socketUrl(base, room, name) {
+    const url = new URL(base);
+    const pairs = [...url.searchParams].filter(([key]) => key !== 'room' && key !== 'name');
+    pairs.push(['room', room]);
+    if (name) pairs.push(['name', name]);
+    url.search = pairs.map(([key, value]) => `${encodeURIComponent(key)}=${encodeURIComponent(value)}`).join('&');
+    return url.toString();
   }
 
   function pad(n) {
@@ -188,6 +293,11 @@
     return true;
   }
 
+  // A display name from a frame, or '' for none (the server sends null).
+  function nameOf(frame) {
+    return typeof frame.name === 'string' && frame.name.trim() !== '' ? frame.name : '';
+  }
+
   // -------------------------------------------------------------- rendering
 
   function setPhase(phase, detail) {
@@ -219,6 +329,10 @@
     }
   }
 
+  function active() {
+    return state.ws !== null || state.reconnectTimer !== 0;
+  }
+
   function render() {
     const now = Date.now();
     const [announced, countdown] = statusText();
@@ -228,10 +342,10 @@
     ui.app.dataset.state = state.phase;
     ui.dot.className = `dot ${state.phase}`;
 
-    const active = state.ws !== null || state.reconnectTimer !== 0;
-    ui.connect.disabled = active;
-    ui.disconnect.disabled = !active;
-    ui.url.readOnly = active;
+    const busy = active();
+    ui.connect.disabled = busy;
+    ui.disconnect.disabled = !busy;
+    ui.url.readOnly = busy;
 
     if (state.openedAt) {
       ui.connectedAt.textContent = utcDateTime(state.openedAt);
@@ -240,6 +354,8 @@
       ui.connectedAt.textContent = '—';
       ui.duration.textContent = '—';
     }
+    const room = busy && state.room ? `#${state.room}` : '—';
+    if (ui.roomNow.textContent !== room) ui.roomNow.textContent = room;
     ui.me.textContent = state.ownId || '—';
 
     if (state.autoTimer) {
@@ -249,6 +365,7 @@
       ui.autoDisconnectFact.hidden = true;
     }
     renderComposer();
+    renderTop();
   }
 
   function renderComposer() {
@@ -264,23 +381,99 @@
     ui.send.disabled = !isOpen() || over > 0 || text.trim() === '';
   }
 
+  // The line above the log: how far back the log reaches, and a button for
+  // the next older page (scrolling to the top presses it).
+  function renderTop() {
+    const h = state.hist;
+    let mode = '';
+    let text = '';
+    let button = '';
+    if (h.room && h.started) {
+      if (h.request && h.request.kind === 'older') {
+        mode = 'loading';
+        text = 'Loading earlier messages…';
+      } else if (h.trimmed) {
+        mode = 'trimmed';
+        text = `Earlier lines are no longer shown: this page keeps the last ${MAX_LINES} lines.`;
+      } else if (h.older === null) {
+        mode = 'beginning';
+        text = `Beginning of #${h.room}`;
+      } else if (ui.log.childElementCount >= MAX_LINES) {
+        mode = 'full';
+        text = `This page keeps at most ${MAX_LINES} lines; earlier messages are not loaded.`;
+      } else if (h.error) {
+        mode = 'error';
+        text = `Could not load earlier messages: ${h.error}`;
+        button = 'Try again';
+      } else {
+        mode = 'more';
+        text = isOpen() ? 'Earlier messages:' : 'Earlier messages (connect to load them):';
+        button = 'Load earlier messages';
+      }
+    }
+    if (ui.top.dataset.state !== mode) ui.top.dataset.state = mode;
+    ui.top.hidden = mode === '';
+    if (ui.topText.textContent !== text) ui.topText.textContent = text;
+    ui.loadOlder.hidden = button === '';
+    if (button && ui.loadOlder.textContent !== button) ui.loadOlder.textContent = button;
+    ui.loadOlder.disabled = !isOpen() || h.request !== null;
+  }
+
   // The log follows new lines while the reader is at its end, and stays put
   // while they scroll back.
   let following = true;
 
   function nearBottom() {
-    const log = ui.log;
-    return log.scrollHeight - log.scrollTop - log.clientHeight < 48;
+    const s = ui.scroller;
+    return s.scrollHeight - s.scrollTop - s.clientHeight < 48;
   }
 
   function followEnd() {
-    if (following) ui.log.scrollTop = ui.log.scrollHeight;
+    if (following) ui.scroller.scrollTop = ui.scroller.scrollHeight;
+  }
+
+  // Runs `change` (which adds or removes lines) without moving what the
+  // reader is looking at; at the end of the log, stays at the end.
+  function keepView(change) {
+    if (following) {
+      change();
+      followEnd();
+      return;
+    }
+    const top = ui.scroller.getBoundingClientRect().top;
+    let anchor = null;
+    for (const li of ui.log.children) {
+      if (li.getBoundingClientRect().bottom > top) {
+        anchor = li;
+        break;
+      }
+    }
+    const before = anchor ? anchor.getBoundingClientRect().top : 0;
+    change();
+    if (anchor && anchor.isConnected) {
+      ui.scroller.scrollTop += anchor.getBoundingClientRect().top - before;
+    }
+  }
+
+  // The log is bounded: the oldest lines go first. Once they have, older
+  // pages are no longer loaded (what is above is gone).
+  function trim() {
+    let dropped = false;
+    while (ui.log.childElementCount > MAX_LINES) {
+      ui.log.firstElementChild.remove();
+      dropped = true;
+    }
+    if (dropped && !state.hist.trimmed) {
+      state.hist.trimmed = true;
+      renderTop();
+    }
   }
 
   function append(li) {
-    ui.log.appendChild(li);
-    while (ui.log.childElementCount > MAX_LINES) ui.log.firstElementChild.remove();
-    followEnd();
+    keepView(() => {
+      ui.log.appendChild(li);
+      trim();
+    });
   }
 
   function addSystem(text, kind) {
@@ -291,26 +484,49 @@
     return li;
   }
 
+  // "Ada (L0SM9cOFvHcCIhw=)" or "L0SM9cOFvHcCIhw=", as nodes: a name is
+  // isolated (<bdi>) so it cannot change how the text around it reads.
+  function whoNodes(id, name) {
+    if (!name) return [document.createTextNode(id)];
+    const bdi = document.createElement('bdi');
+    bdi.className = 'name';
+    bdi.textContent = name;
+    return [bdi, document.createTextNode(` (${id})`)];
+  }
+
+  function addPresence(prefix, id, name, suffix) {
+    const li = document.createElement('li');
+    li.className = 'system presence';
+    li.append(prefix, ...whoNodes(id, name), suffix);
+    append(li);
+  }
+
   function markLine(li, own) {
     const sender = li.dataset.sender || '';
+    const name = li.dataset.name || '';
     li.classList.toggle('own', own);
     li.classList.toggle('other', !own);
     const who = li.querySelector('.who');
     const id = li.querySelector('.sender-id');
-    who.textContent = own ? 'You' : sender || 'unknown sender';
-    id.textContent = own && sender ? sender : '';
-    id.hidden = !(own && sender);
+    // Own lines are recognised by connection id, never by name.
+    who.textContent = own ? 'You' : name || sender || 'unknown sender';
+    who.classList.toggle('named', !own && name !== '');
+    const shownId = own || name ? sender : '';
+    id.textContent = shownId;
+    id.hidden = shownId === '';
   }
 
-  function addMessage(frame, own) {
+  function messageLine(frame, own, origin) {
     const li = document.createElement('li');
-    li.className = 'msg';
+    li.className = origin === 'history' ? 'msg history' : 'msg';
     li.dataset.sender = str(frame.connection_id);
+    const name = nameOf(frame);
+    if (name) li.dataset.name = name;
     if (frame.message_id) li.dataset.messageId = str(frame.message_id);
 
     const meta = document.createElement('p');
     meta.className = 'meta';
-    const who = document.createElement('span');
+    const who = document.createElement('bdi');
     who.className = 'who';
     const id = document.createElement('span');
     id.className = 'sender-id';
@@ -330,7 +546,11 @@
 
     li.append(meta, body);
     markLine(li, own);
-    append(li);
+    return li;
+  }
+
+  function addMessage(frame, own) {
+    append(messageLine(frame, own, 'live'));
   }
 
   function remarkOwnLines() {
@@ -347,6 +567,10 @@
     ui.sendError.textContent = '';
   }
 
+  function showConnectError(text) {
+    ui.connectError.textContent = text;
+  }
+
   function setMaxBytes(limit) {
     if (Number.isInteger(limit) && limit > 0) {
       state.maxBytes = limit;
@@ -359,11 +583,18 @@
     ui.app.dataset.pongs = String(state.pongs);
     ui.app.dataset.reconnects = String(state.reconnects);
     ui.app.dataset.connectionId = state.ownId;
+    ui.app.dataset.room = state.room;
+    ui.app.dataset.historyRequests = String(state.historyRequests);
   }
 
   // Presence and messages are delivered at least once: show each once.
   function firstTime(key) {
     if (state.seen.has(key)) return false;
+    remember(key);
+    return true;
+  }
+
+  function remember(key) {
     state.seen.add(key);
     if (state.seen.size > 5000) {
       // Sets iterate in insertion order: forget the oldest half.
@@ -373,13 +604,311 @@
         if (--drop === 0) break;
       }
     }
+  }
+
+  // ------------------------------------------------------- room and name
+
+  function showFieldError(input, output, why) {
+    output.textContent = why || '';
+    input.setAttribute('aria-invalid', why ? 'true' : 'false');
+  }
+
+  // Checks both fields and says what is wrong next to each; null if either is.
+  function readJoin() {
+    const room = checkRoom(ui.room.value);
+    const name = checkName(ui.name.value);
+    showFieldError(ui.room, ui.roomError, room.ok ? '' : room.why);
+    showFieldError(ui.name, ui.nameError, name.ok ? '' : name.why);
+    if (!room.ok) return null;
+    if (!name.ok) return null;
+    return { room: room.value, name: name.value };
+  }
+
+  // The page address links to the room: ?room=NAME, other parameters kept.
+  function reflectRoom(room) {
+    document.title = `#${room} · Serverless chat`;
+    try {
+      const url = new URL(window.location.href);
+      if (url.searchParams.get('room') === room) return;
+      url.searchParams.set('room', room);
+      window.history.replaceState(window.history.state, '', url.href);
+    } catch (_) {
+      /* some file:// pages cannot rewrite their address */
+    }
+  }
+
+  function rememberJoin(join) {
+    storage.set(STORAGE.room, join.room);
+    storage.set(STORAGE.name, join.name);
+    reflectRoom(join.room);
+  }
+
+  // A room or name change: remembered, and while connected (or trying to)
+  // the socket is replaced by one in the new room or under the new name.
+  function joinChanged() {
+    const join = readJoin();
+    if (!join) return; // said next to the field; the current socket stays
+    rememberJoin(join);
+    if (!active() || (join.room === state.room && join.name === state.name)) return;
+    const roomChanged = join.room !== state.room;
+    window.clearTimeout(state.reconnectTimer);
+    state.reconnectTimer = 0;
+    const ws = state.ws;
+    teardownSocket();
+    if (ws) ws.close(1000, roomChanged ? 'Changing room' : 'Changing name');
+    showConnectError('');
+    if (roomChanged) resetLog(join.room);
+    else addSystem(join.name ? `Reconnecting as “${join.name}”…` : 'Reconnecting without a name…');
+    state.room = join.room;
+    state.name = join.name;
+    state.attempt = 0;
+    open();
+  }
+
+  // A new room: a new log.
+  function resetLog(room) {
+    clearHistoryRequest();
+    ui.log.replaceChildren();
+    state.seen.clear();
+    state.others.clear();
+    state.segment = null;
+    state.hist = newHistory(room);
+    following = true;
+    renderTop();
+  }
+
+  // --------------------------------------------------------------- history
+  //
+  // Each socket gets a marker line when it opens. Its first history page
+  // goes above the marker, live messages below it; a message already shown
+  // (delivered live while the page loaded, or by an earlier socket) is
+  // skipped by `message_id`. The first socket's page starts the log: older
+  // pages go on top as the reader scrolls up, until the cursor is null. A
+  // later socket (a reconnect) reads back until it meets a message it has
+  // shown, to fill in what was said while it was away.
+
+  function beginSegment() {
+    const marker = document.createElement('li');
+    marker.className = 'marker loading';
+    marker.dataset.marker = 'loading';
+    marker.textContent = 'Loading earlier messages…';
+    append(marker);
+    state.segment = {
+      marker,
+      top: marker, // history of this socket goes above this line
+      reconnect: state.hist.started,
+      asked: false,
+      pages: 0,
+      missed: 0,
+    };
+  }
+
+  function setMarker(segment, kind, text) {
+    segment.marker.className = `marker ${kind}`;
+    segment.marker.dataset.marker = kind;
+    segment.marker.textContent = text;
+  }
+
+  function clearHistoryRequest() {
+    const request = state.hist.request;
+    if (request) window.clearTimeout(request.timer);
+    state.hist.request = null;
+  }
+
+  function requestHistory(kind, before, segment) {
+    const h = state.hist;
+    if (h.request || h.unsupported || !isOpen()) return false;
+    // Older pages only fill the room the bounded log has left; the first
+    // page takes what fits; a reconnect's pages are newer than everything
+    // shown, so they may push the oldest lines out.
+    const room = MAX_LINES - ui.log.childElementCount;
+    let limit = Math.min(HISTORY_PAGE, MAX_LINES);
+    if (kind === 'older') limit = Math.min(HISTORY_PAGE, room);
+    else if (segment && !segment.reconnect) limit = Math.min(HISTORY_PAGE, Math.max(1, room));
+    if (limit < 1) return false;
+    const frame = { action: 'history', limit };
+    if (before) frame.before = before;
+    if (!sendFrame(frame)) return false;
+    h.request = {
+      kind,
+      segment,
+      ws: state.ws,
+      timer: window.setTimeout(() => historyFailed('no answer from the server'), HISTORY_TIMEOUT_MS),
+    };
+    state.historyRequests += 1;
+    counters();
+    renderTop();
     return true;
+  }
+
+  // After `welcome` (or, should it be slow, a little while after the socket
+  // opened): the latest page.
+  function askLatest() {
+    window.clearTimeout(state.welcomeTimer);
+    state.welcomeTimer = 0;
+    const segment = state.segment;
+    if (!segment || segment.asked || !isOpen()) return;
+    if (state.hist.unsupported) {
+      setMarker(segment, 'none', 'This server keeps no history');
+      segment.asked = true;
+      return;
+    }
+    segment.asked = requestHistory('latest', null, segment);
+  }
+
+  function loadOlder() {
+    const h = state.hist;
+    if (!h.started || h.trimmed || h.older === null || h.request || !isOpen()) return;
+    h.error = '';
+    if (!requestHistory('older', h.older, null)) renderTop();
+  }
+
+  // Scrolled (or sized) so that the top of the log shows: the next page.
+  function maybeLoadOlder() {
+    if (ui.scroller.scrollTop <= LOAD_OLDER_PX && !state.hist.error) loadOlder();
+  }
+
+  function isChatFrame(item) {
+    return item !== null && typeof item === 'object' && !Array.isArray(item)
+      && (item.type === 'message' || item.type === undefined);
+  }
+
+  function historyLines(chronological) {
+    const lines = [];
+    for (const frame of chronological) {
+      const id = str(frame.message_id);
+      if (id) remember(`message:${id}`);
+      const sender = str(frame.connection_id);
+      lines.push(messageLine(frame, sender !== '' && state.ownIds.has(sender), 'history'));
+    }
+    return lines;
+  }
+
+  function onHistory(frame) {
+    const h = state.hist;
+    const request = h.request;
+    if (!request || request.ws !== state.ws) return; // not asked for: nothing to place it by
+    clearHistoryRequest();
+    if (typeof frame.room === 'string' && frame.room !== h.room) return; // never another room's
+    const page = Array.isArray(frame.messages) ? frame.messages.filter(isChatFrame) : [];
+    const cursor = typeof frame.cursor === 'string' && frame.cursor !== '' ? frame.cursor : null;
+    // Newest first on the wire; shown oldest first.
+    const chronological = page.slice().reverse();
+    let overlap = false;
+    const fresh = chronological.filter((m) => {
+      const id = str(m.message_id);
+      if (id && state.seen.has(`message:${id}`)) {
+        overlap = true;
+        return false;
+      }
+      return true;
+    });
+
+    if (request.kind === 'older') {
+      if (h.trimmed) return; // the top it belonged above is gone
+      keepView(() => {
+        const first = ui.log.firstChild;
+        for (const li of historyLines(fresh)) ui.log.insertBefore(li, first);
+      });
+      h.older = cursor;
+      renderTop();
+      fillView();
+      return;
+    }
+
+    const segment = request.segment;
+    if (segment !== state.segment) return;
+    segment.pages += 1;
+    if (segment.top.parentNode !== ui.log) {
+      // The bounded log already dropped the place this page belonged.
+      h.trimmed = true;
+    } else if (fresh.length > 0) {
+      keepView(() => {
+        const lines = historyLines(fresh);
+        for (const li of lines) ui.log.insertBefore(li, segment.top);
+        segment.top = lines[0];
+        trim();
+      });
+      segment.missed += fresh.length;
+    }
+
+    if (!segment.reconnect) {
+      // The log's first page: older pages continue from its cursor.
+      h.started = true;
+      h.older = cursor;
+      if (page.length === 0) setMarker(segment, 'empty', `No earlier messages in #${h.room}`);
+      else setMarker(segment, 'joined', 'New since you joined');
+      renderTop();
+      fillView();
+      return;
+    }
+    // A reconnect: read back until a message already shown, or the beginning.
+    if (!overlap && cursor !== null) {
+      if (segment.pages < GAP_PAGES && !h.trimmed && requestHistory('gap', cursor, segment)) return;
+      if (segment.top.parentNode === ui.log) {
+        const li = document.createElement('li');
+        li.className = 'system warn';
+        li.textContent = 'More was said while you were away than is shown here.';
+        keepView(() => {
+          ui.log.insertBefore(li, segment.top);
+          segment.top = li;
+          trim();
+        });
+      }
+    }
+    if (segment.missed > 0) setMarker(segment, 'reconnected', 'New since you reconnected');
+    else setMarker(segment, 'nothing-missed', 'Nothing missed while you were away');
+    renderTop();
+  }
+
+  // A log that does not fill its box has no scrolling to ask for more with.
+  function fillView() {
+    if (ui.scroller.scrollHeight <= ui.scroller.clientHeight + LOAD_OLDER_PX) maybeLoadOlder();
+  }
+
+  function historyFailed(why) {
+    const h = state.hist;
+    const request = h.request;
+    if (!request) return;
+    clearHistoryRequest();
+    if (request.kind === 'older') {
+      h.error = why;
+    } else if (request.segment && request.segment === state.segment) {
+      setMarker(request.segment, 'failed', `Earlier messages could not be loaded: ${why}`);
+    }
+    renderTop();
+  }
+
+  // Is this `error` frame the answer to the history request in flight?
+  function historyError(frame) {
+    const request = state.hist.request;
+    if (!request) return false;
+    const code = str(frame.code);
+    const message = str(frame.message);
+    if (code === 'unknown_action') {
+      // A server without the `history` action (the tutorial's own) names
+      // the actions it has; an unknown action error that lists `history`
+      // answers something else.
+      const valid = Array.isArray(frame.valid_actions) ? frame.valid_actions : [];
+      if (valid.length === 0 || valid.includes('history')) return false;
+      state.hist.unsupported = true;
+      const { segment } = request;
+      clearHistoryRequest();
+      if (segment && segment === state.segment) setMarker(segment, 'none', 'This server keeps no history');
+      renderTop();
+      return true;
+    }
+    if (code === 'invalid_cursor' || code === 'invalid_limit' || (code === 'internal' && /history/i.test(message))) {
+      historyFailed(message || code);
+      return true;
+    }
+    return false;
   }
 
   // ------------------------------------------------------------ connection
 
   function connect(url) {
-    if (state.ws !== null || state.reconnectTimer) {
+    if (active()) {
       // Already connected or connecting: never a second socket.
       return;
     }
@@ -389,10 +918,30 @@
       ui.url.focus();
       return;
     }
+    // A pasted URL with ?room= or ?name=: they belong in their fields.
+    const parsed = new URL(url);
+    if (parsed.searchParams.has('room') || parsed.searchParams.has('name')) {
+      if (parsed.searchParams.has('room')) ui.room.value = parsed.searchParams.get('room');
+      if (parsed.searchParams.has('name')) ui.name.value = parsed.searchParams.get('name');
+      parsed.searchParams.delete('room');
+      parsed.searchParams.delete('name');
+      url = parsed.href;
+    }
     ui.url.value = url;
+    const join = readJoin();
+    if (!join) {
+      setPhase('error', ui.room.getAttribute('aria-invalid') === 'true' ? 'check the room name' : 'check your name');
+      if (ui.room.getAttribute('aria-invalid') === 'true') ui.room.focus();
+      else ui.name.focus();
+      return;
+    }
     storage.set(STORAGE.url, url);
     storage.set(STORAGE.connectOnLoad, 'true');
+    rememberJoin(join);
+    if (join.room !== state.hist.room) resetLog(join.room);
     state.url = url;
+    state.room = join.room;
+    state.name = join.name;
     state.wanted = true;
     state.attempt = 0;
     open();
@@ -401,7 +950,7 @@
   function open() {
     let ws;
     try {
-      ws = new WebSocket(state.url);
+      ws = new WebSocket(socketUrl(state.url, state.room, state.name));
     } catch (error) {
       // Bad URL, or ws:// from an https:// page.
       state.wanted = false;
@@ -409,6 +958,7 @@
       return;
     }
     state.ws = ws;
+    counters();
     setPhase('connecting');
     ws.addEventListener('open', () => {
       if (ws === state.ws) onOpen();
@@ -426,8 +976,11 @@
     state.ownId = '';
     state.pending = [];
     ui.app.dataset.openedAt = String(state.openedAt);
-    addSystem(`Connected to ${state.url} at ${utcDateTime(state.openedAt)}.`);
+    showConnectError('');
+    beginSegment();
+    addSystem(`Connected to #${state.room} (${state.url}) at ${utcDateTime(state.openedAt)}.`);
     startHeartbeat();
+    state.welcomeTimer = window.setTimeout(askLatest, WELCOME_WAIT_MS);
     if (ui.autoDisconnect.checked) armAutoDisconnect();
     counters();
     setPhase('connected');
@@ -448,15 +1001,27 @@
     if (event.code === 1009) {
       showSendError('The server closed the connection because a message was too big (1009).');
     }
+    if (!wasOpen) {
+      // A handshake the server answered with an error (a bad room or name,
+      // a refused token) and one that never reached a server look the same
+      // to a page: a close before `open`, code 1006, no reason.
+      const as = state.name ? ` as “${state.name}”` : '';
+      showConnectError(
+        `The server refused the connection to #${state.room}${as}, or could not be reached `
+        + '(the browser is not told which, or why). Check the room and the name, '
+        + `and that the server is running at ${state.url}.`,
+      );
+    }
     if (!state.wanted) {
       setPhase('disconnected', `closed (${why}${reason})`);
       return;
     }
     if (wasOpen && openFor >= STABLE_CONNECTION_MS) state.attempt = 0;
     const failed = !wasOpen || event.code === 1006 || event.code === 1009 || event.code === 1011;
-    const detail = wasOpen ? `connection closed (${why})` : 'could not connect';
+    const detail = wasOpen ? `connection closed (${why})` : 'connection refused or server unreachable';
     const delay = scheduleReconnect();
-    addSystem(`${wasOpen ? 'Connection closed' : 'Could not connect'} (${why}${reason}). Reconnecting in ${Math.ceil(delay / 1000)} s…`, 'warn');
+    const what = wasOpen ? `Connection closed (${why}${reason})` : `Could not connect (${why}${reason}): refused or unreachable`;
+    addSystem(`${what}. Reconnecting in ${Math.ceil(delay / 1000)} s…`, 'warn');
     setPhase(failed ? 'error' : 'reconnecting', detail);
   }
 
@@ -483,6 +1048,13 @@
   function teardownSocket() {
     stopHeartbeat();
     disarmAutoDisconnect();
+    window.clearTimeout(state.welcomeTimer);
+    state.welcomeTimer = 0;
+    const segment = state.segment;
+    if (segment && segment.marker.dataset.marker === 'loading') {
+      setMarker(segment, 'failed', 'Disconnected before earlier messages loaded');
+    }
+    clearHistoryRequest();
     state.ws = null;
     state.openedAt = 0;
     state.ownId = '';
@@ -497,7 +1069,10 @@
     state.wanted = false;
     window.clearTimeout(state.reconnectTimer);
     state.reconnectTimer = 0;
-    if (byUser) storage.set(STORAGE.connectOnLoad, 'false');
+    if (byUser) {
+      storage.set(STORAGE.connectOnLoad, 'false');
+      showConnectError('');
+    }
     const ws = state.ws;
     const wasOpen = state.openedAt !== 0;
     teardownSocket();
@@ -558,6 +1133,11 @@
 
   // ----------------------------------------------------------------- frames
 
+  // A frame that names a room other than this socket's is never shown.
+  function otherRoom(frame) {
+    return typeof frame.room === 'string' && state.room !== '' && frame.room !== state.room;
+  }
+
   function onFrame(data) {
     // API Gateway sends a two-way route's body-less reply as an empty frame:
     // nothing to show.
@@ -575,16 +1155,19 @@
     }
     switch (frame.type) {
       case 'message':
-        onMessage(frame);
+        if (!otherRoom(frame)) onMessage(frame);
+        break;
+      case 'history':
+        onHistory(frame);
         break;
       case 'welcome':
         onWelcome(frame);
         break;
       case 'joined':
-        onJoined(frame);
+        if (!otherRoom(frame)) onJoined(frame);
         break;
       case 'left':
-        onLeft(frame);
+        if (!otherRoom(frame)) onLeft(frame);
         break;
       case 'pong':
         state.pongs += 1;
@@ -630,26 +1213,30 @@
     state.pending = [];
     counters();
     remarkOwnLines();
-    addSystem(`Welcome! You are ${id}.`);
+    const room = typeof frame.room === 'string' ? frame.room : state.room;
+    addPresence(`Welcome to #${room}! You are `, id, nameOf(frame), '.');
     render();
+    askLatest();
   }
 
   function onJoined(frame) {
     const id = str(frame.connection_id);
     if (!id || state.ownIds.has(id) || !firstTime(`joined:${id}`)) return;
     state.others.add(id);
-    addSystem(`${id} joined.`, 'presence');
+    addPresence('', id, nameOf(frame), ' joined.');
   }
 
   function onLeft(frame) {
     const id = str(frame.connection_id);
     if (!id || !firstTime(`left:${id}`)) return;
     const duration = humanSeconds(Number(frame.duration_seconds));
-    const who = state.ownIds.has(id) ? `You (earlier connection ${id})` : id;
-    addSystem(duration ? `${who} left after ${duration}.` : `${who} left.`, 'presence');
+    const after = duration ? ` left after ${duration}.` : ' left.';
+    if (state.ownIds.has(id)) addPresence('You (earlier connection ', id, '', `)${after}`);
+    else addPresence('', id, nameOf(frame), after);
   }
 
   function onError(frame) {
+    if (historyError(frame)) return;
     const code = str(frame.code);
     if (code === 'message_too_long') setMaxBytes(frame.limit_bytes);
     showSendError(str(frame.message) || `Error: ${code || 'unknown'}`);
@@ -704,9 +1291,24 @@
 
   ui.connectForm.addEventListener('submit', (event) => {
     event.preventDefault();
-    connect(ui.url.value);
+    // Enter in the room or name field while connected: join there.
+    if (active()) joinChanged();
+    else connect(ui.url.value);
   });
   ui.disconnect.addEventListener('click', () => disconnect('', true));
+  for (const input of [ui.room, ui.name]) {
+    input.addEventListener('change', joinChanged);
+    // While connected, Connect is disabled and so Enter would not submit.
+    input.addEventListener('keydown', (event) => {
+      if (event.key !== 'Enter' || event.isComposing || !active()) return;
+      event.preventDefault();
+      joinChanged();
+    });
+    // A shown problem goes away as soon as it is fixed.
+    input.addEventListener('input', () => {
+      if (input.getAttribute('aria-invalid') === 'true') readJoin();
+    });
+  }
   ui.sendForm.addEventListener('submit', (event) => {
     event.preventDefault();
     sendMessage();
@@ -721,10 +1323,15 @@
     clearSendError();
     renderComposer();
   });
-  ui.log.addEventListener('scroll', () => {
+  ui.scroller.addEventListener('scroll', () => {
     following = nearBottom();
+    maybeLoadOlder();
   }, { passive: true });
-  if (typeof ResizeObserver === 'function') new ResizeObserver(followEnd).observe(ui.log);
+  ui.loadOlder.addEventListener('click', () => {
+    state.hist.error = '';
+    loadOlder();
+  });
+  if (typeof ResizeObserver === 'function') new ResizeObserver(followEnd).observe(ui.scroller);
   ui.autoDisconnect.addEventListener('change', autoDisconnectChanged);
   ui.autoDisconnectSecs.addEventListener('change', autoDisconnectChanged);
   window.addEventListener('online', () => {
@@ -755,6 +1362,12 @@
   function start() {
     const remembered = storage.get(STORAGE.url) || '';
     if (remembered) ui.url.value = remembered;
+    // A link's ?room= wins over the remembered room.
+    const linked = params.get('room');
+    ui.room.value = linked !== null ? linked : storage.get(STORAGE.room) || DEFAULT_ROOM;
+    ui.name.value = storage.get(STORAGE.name) || '';
+    const join = readJoin();
+    if (join) reflectRoom(join.room);
     ui.autoDisconnect.checked = storage.get(STORAGE.autoDisconnect) === 'true';
     const secs = Number(storage.get(STORAGE.autoDisconnectSecs));
     if (Number.isInteger(secs) && secs >= 1) ui.autoDisconnectSecs.value = String(secs);
@@ -763,6 +1376,7 @@
     window.setInterval(render, TICK_MS);
 
     if (remembered && validWebSocketUrl(remembered) && storage.get(STORAGE.connectOnLoad) !== 'false') {
+      // With a bad ?room= this says why instead of connecting.
       connect(remembered);
     }
 

@@ -6,17 +6,17 @@
 //
 // Run with web/tests/run.sh, or `npm test` in web/tests.
 
-import { after, afterEach, before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
 import {
-  artifacts, freePort, launchBrowser, startStack, stopAllStacks, webDir,
-} from './stack.mjs';
-
-const HOSTILE = '<img src=x onerror=alert(1)>';
-const TEST_TIMEOUT = 60_000;
+  HOSTILE, TEST_TIMEOUT, assertClean, browserTests, connect, escapeRegExp, messages, openPage,
+  send, sentActions, state, statusText, waitForLine, waitForMessages, waitForState, waitForWelcome,
+  waitUntil,
+} from './pages.mjs';
+import { artifacts, freePort, startStack, webDir } from './stack.mjs';
 
 // ------------------------------------------------------------- the stack
 
@@ -42,132 +42,11 @@ async function startStaticHost() {
 
 // ----------------------------------------------------------- the browser
 
-let browser;
 let stack; // shared by the tests that need no special server settings
-const contexts = new Set();
-
-before(async () => {
-  browser = await launchBrowser();
-  stack = await startStack();
+const session = browserTests((shared) => {
+  stack = shared;
 });
-
-// Each test's pages go away with it, so no test sees another's presence lines.
-afterEach(async () => {
-  for (const context of contexts) await context.close().catch(() => {});
-  contexts.clear();
-});
-
-after(async () => {
-  for (const context of contexts) await context.close().catch(() => {});
-  if (browser) await browser.close();
-  await stopAllStacks();
-});
-
-async function newContext(options = {}) {
-  const context = await browser.newContext({ viewport: { width: 900, height: 720 }, ...options });
-  context.setDefaultTimeout(10_000);
-  contexts.add(context);
-  // Runs before the page's own script; CSP does not apply to it.
-  await context.addInitScript(() => {
-    window.__csp = [];
-    document.addEventListener('securitypolicyviolation', (event) => {
-      window.__csp.push(`${event.violatedDirective} ${event.blockedURI}`);
-    });
-  });
-  return context;
-}
-
-/** Opens a page and records what must never happen on it. */
-async function openPage(context, url) {
-  const page = await context.newPage();
-  page.problems = [];
-  page.sockets = [];
-  page.on('pageerror', (error) => page.problems.push(`page error: ${error.message}`));
-  page.on('dialog', (dialog) => {
-    page.problems.push(`dialog: ${dialog.type()} ${dialog.message()}`);
-    dialog.dismiss().catch(() => {});
-  });
-  page.on('websocket', (ws) => {
-    const socket = { url: ws.url(), createdAt: Date.now(), closedAt: 0, sent: [], received: [] };
-    page.sockets.push(socket);
-    ws.on('framesent', (frame) => socket.sent.push(frame.payload));
-    ws.on('framereceived', (frame) => socket.received.push(frame.payload));
-    ws.on('close', () => {
-      socket.closedAt = Date.now();
-    });
-  });
-  await page.goto(url);
-  await page.waitForSelector('#app[data-ready="true"]');
-  return page;
-}
-
-async function assertClean(page) {
-  const csp = await page.evaluate(() => window.__csp);
-  assert.deepEqual(page.problems, [], 'no page errors or dialogs');
-  assert.deepEqual(csp, [], 'no Content-Security-Policy violations');
-}
-
-const state = (page) => page.getAttribute('#app', 'data-state');
-const statusText = async (page) => (await page.textContent('#status-line')).trim();
-
-async function waitForState(page, wanted, timeout = 10_000) {
-  await page.waitForFunction((s) => document.getElementById('app').dataset.state === s, wanted, { timeout, polling: 50 });
-}
-
-/** Waits for the welcome frame; returns this page's connection id. */
-async function waitForWelcome(page, not = '') {
-  await page.waitForFunction(
-    (old) => {
-      const id = document.getElementById('app').dataset.connectionId;
-      return id !== '' && id !== old;
-    },
-    not,
-    { polling: 50 },
-  );
-  return page.getAttribute('#app', 'data-connection-id');
-}
-
-async function connect(page, url) {
-  if (url !== undefined) await page.fill('#ws-url', url);
-  await page.click('#connect');
-  await waitForState(page, 'connected');
-  return waitForWelcome(page);
-}
-
-async function send(page, text) {
-  await page.fill('#message', text);
-  await page.press('#message', 'Enter');
-}
-
-async function waitForMessages(page, count, timeout = 10_000) {
-  await page.waitForFunction((n) => document.querySelectorAll('#log li.msg').length >= n, count, { timeout, polling: 50 });
-}
-
-async function waitForLine(page, pattern) {
-  await page.waitForFunction(
-    ([source, flags]) => [...document.querySelectorAll('#log li')].some((li) => new RegExp(source, flags).test(li.textContent)),
-    [pattern.source, pattern.flags],
-    { polling: 50 },
-  );
-}
-
-function messages(page) {
-  return page.$$eval('#log li.msg', (items) => items.map((li) => ({
-    sender: li.dataset.sender,
-    own: li.classList.contains('own'),
-    who: li.querySelector('.who').textContent,
-    text: li.querySelector('.text').textContent,
-  })));
-}
-
-const sentActions = (page, action) => page.sockets.flatMap((s) => s.sent)
-  .filter((payload) => {
-    try {
-      return JSON.parse(payload).action === action;
-    } catch {
-      return false;
-    }
-  });
+const newContext = (options) => session.newContext(options);
 
 // ----------------------------------------------------------------- tests
 
@@ -228,7 +107,7 @@ test('two pages chat: both see both messages in order, own ones marked, presence
   await bob.setViewportSize({ width: 375, height: 740 });
   const overflow = await bob.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
   assert.ok(overflow <= 0, `page is ${overflow} px wider than a 375 px screen`);
-  for (const id of ['#ws-url', '#connect', '#disconnect', '#message', '#send', '#log']) {
+  for (const id of ['#ws-url', '#connect', '#disconnect', '#room', '#name', '#message', '#send', '#log']) {
     const box = await bob.locator(id).boundingBox();
     assert.ok(box && box.x >= 0 && box.x + box.width <= 375, `${id} fits in 375 px`);
   }
@@ -287,7 +166,7 @@ test('reload reconnects to the remembered URL; after Disconnect, reload stays di
   assert.notEqual(secondId, firstId, 'a new connection');
   assert.equal(await page.inputValue('#ws-url'), chosen);
   assert.equal(page.sockets.length, 2);
-  assert.equal(page.sockets[1].url, chosen);
+  assert.equal(page.sockets[1].url, `${chosen}?room=lobby`, 'the URL, in the room');
 
   await page.click('#disconnect');
   await waitForState(page, 'disconnected');
@@ -494,13 +373,15 @@ test('an abnormal close reconnects with growing backoff, says so, and Disconnect
     const gap2 = page.sockets[2].createdAt - page.sockets[1].createdAt;
     assert.ok(gap1 >= 400 && gap1 <= 2_000, `first retry after ${gap1} ms`);
     assert.ok(gap2 >= 900 && gap2 <= 3_000, `second retry after ${gap2} ms`);
-    assert.match(await statusText(page), /^Error: could not connect — reconnecting in \d s…$|^Connecting \(attempt \d\)…$/);
+    assert.match(await statusText(page), /^Error: connection refused or server unreachable — reconnecting in \d s…$|^Connecting \(attempt \d\)…$/);
+    assert.match(await page.textContent('#connect-error'), /^The server refused the connection to #lobby, or could not be reached/);
 
     second = await startStack({ port });
     await waitForState(page, 'connected', 8_000);
     const secondId = await waitForWelcome(page, firstId);
     assert.notEqual(secondId, firstId);
-    assert.equal(page.sockets.at(-1).url, first.ws);
+    assert.equal(page.sockets.at(-1).url, `${first.ws}?room=lobby`);
+    assert.equal(await page.textContent('#connect-error'), '', 'the refusal message goes once connected');
     // Sending works again.
     await send(page, 'after the restart');
     await page.waitForFunction(() => [...document.querySelectorAll('#log li.msg .text')].some((el) => el.textContent === 'after the restart'), null, { polling: 50 });
@@ -596,7 +477,7 @@ test('length limit: shown before it is hit, enforced in bytes, server errors inl
     assert.equal(await away.textContent('#counter'), '100 / 64 bytes — 36 over the limit');
     assert.equal(await away.inputValue('#message'), hundred, 'the rejected text is given back');
     assert.equal(await state(away), 'connected');
-    assert.equal(await away.locator('#log li.msg').count(), 0);
+    assert.equal(await away.locator('#log li.msg:not(.history)').count(), 0, 'nothing new: only the history');
     await assertClean(away);
   } finally {
     await host.close();
@@ -611,19 +492,8 @@ test('the message log keeps a bounded number of lines', { timeout: TEST_TIMEOUT 
   await page.waitForFunction(() => [...document.querySelectorAll('#log li.msg .text')].some((el) => el.textContent === 'line 15'), null, { polling: 50 });
   assert.equal(await page.locator('#log > li').count(), 10);
   assert.deepEqual((await messages(page)).map((m) => m.text), Array.from({ length: 10 }, (_, i) => `line ${i + 6}`));
+  // What was above is gone, so no older page loads into its place.
+  assert.equal(await page.getAttribute('#log-top', 'data-state'), 'trimmed');
+  assert.match(await page.textContent('#log-top'), /this page keeps the last 10 lines/);
   await assertClean(page);
 });
-
-// ---------------------------------------------------------------- helpers
-
-function escapeRegExp(text) {
-  return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-}
-
-async function waitUntil(condition, timeout, what) {
-  const deadline = Date.now() + timeout;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for: ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
-}
