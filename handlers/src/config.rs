@@ -4,6 +4,7 @@
 use std::env;
 use std::ops::RangeInclusive;
 
+use crate::auth::{AuthSettings, DEFAULT_NAME_CLAIM, KeySource};
 use crate::error::ConfigError;
 use crate::limits::{
     CHAT_MESSAGE_BYTES_RANGE, ChatLimits, DEFAULT_CHAT_MESSAGE_BYTES, DEFAULT_FANOUT_CONCURRENCY,
@@ -101,6 +102,43 @@ impl Settings {
                 name: "MANAGEMENT_API_ENDPOINT",
                 why: "the Management API endpoint to post frames to (infra/serverless.yml sets it)",
             })?,
+        })
+    }
+}
+
+impl AuthSettings {
+    /// The authorizer's settings: exactly one of `AUTH_JWT_SECRET` (HS256),
+    /// `AUTH_JWT_PUBLIC_KEY` (PEM, RS256 or ES256) and `AUTH_JWKS` (a JWKS
+    /// document); `AUTH_JWT_ISSUER`, `AUTH_JWT_AUDIENCE` and
+    /// `AUTH_NAME_CLAIM` (default `name`) optional.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_vars(&env_value)
+    }
+
+    pub fn from_vars(vars: &impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let sources = [
+            vars("AUTH_JWT_SECRET").map(|secret| KeySource::Secret(secret.into_bytes())),
+            vars("AUTH_JWT_PUBLIC_KEY").map(KeySource::PublicKeyPem),
+            vars("AUTH_JWKS").map(KeySource::Jwks),
+        ];
+        let mut given = sources.into_iter().flatten();
+        let keys = given.next().ok_or(ConfigError::Missing {
+            name: "AUTH_JWT_SECRET",
+            why: "the authorizer needs one of AUTH_JWT_SECRET, AUTH_JWT_PUBLIC_KEY or AUTH_JWKS",
+        })?;
+        if given.next().is_some() {
+            return Err(ConfigError::Invalid {
+                name: "AUTH_JWT_SECRET",
+                value: "(not shown)".to_owned(),
+                expected: "only one of AUTH_JWT_SECRET, AUTH_JWT_PUBLIC_KEY and AUTH_JWKS"
+                    .to_owned(),
+            });
+        }
+        Ok(Self {
+            keys,
+            issuer: vars("AUTH_JWT_ISSUER"),
+            audience: vars("AUTH_JWT_AUDIENCE"),
+            name_claim: vars("AUTH_NAME_CLAIM").unwrap_or_else(|| DEFAULT_NAME_CLAIM.to_owned()),
         })
     }
 }
@@ -226,6 +264,28 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    #[test]
+    fn the_authorizer_takes_exactly_one_key_source() {
+        assert!(matches!(
+            AuthSettings::from_vars(&vars(&[])),
+            Err(ConfigError::Missing { .. })
+        ));
+        let both =
+            AuthSettings::from_vars(&vars(&[("AUTH_JWT_SECRET", "s3cret"), ("AUTH_JWKS", "{}")]));
+        let Err(ConfigError::Invalid { value, .. }) = both else {
+            panic!("two key sources are refused");
+        };
+        assert!(!value.contains("s3cret"), "secrets are never shown");
+        let settings = AuthSettings::from_vars(&vars(&[
+            ("AUTH_JWT_SECRET", "s3cret"),
+            ("AUTH_JWT_AUDIENCE", "chat"),
+        ]))
+        .expect("valid");
+        assert_eq!(settings.keys, KeySource::Secret(b"s3cret".to_vec()));
+        assert_eq!(settings.audience.as_deref(), Some("chat"));
+        assert_eq!(settings.name_claim, "name");
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! in-process in the local stack. Adapters: [`store`] (DynamoDB, the only
 //! module that sees attribute maps) and [`management`] (the Management API).
 
+pub mod auth;
 pub mod config;
 pub mod cursor;
 pub mod error;
@@ -28,7 +29,7 @@ pub use management::Management;
 pub use name::DisplayName;
 pub use records::Retention;
 pub use room::Room;
-pub use routes::{connect, default, disconnect, history, sendmessage};
+pub use routes::{authorize, connect, default, disconnect, history, sendmessage};
 pub use store::Store;
 
 /// Everything a handler that touches the tables or posts to connections

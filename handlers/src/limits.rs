@@ -34,6 +34,13 @@ pub const WELCOME_RETRY_STEP: Duration = Duration::from_millis(150);
 /// How much of an unknown `action` an error frame echoes back.
 pub const MAX_ECHOED_ACTION_CHARS: usize = 40;
 
+// ---- Sign-in
+
+/// Clock skew allowed when checking a token's `exp` and `nbf`.
+pub const AUTH_CLOCK_SKEW: Duration = Duration::from_secs(30);
+/// The longest token accepted; longer ones are refused unread.
+pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
+
 // ---- Rooms and history
 
 /// Length of a display name once trimmed, in characters.

@@ -22,9 +22,12 @@ pub struct ActiveConnection {
     /// Rows written before rooms existed are in the lobby.
     #[serde(default)]
     pub room: Room,
-    /// The display name chosen on connect, if any.
+    /// The display name chosen on connect (or the signed-in name), if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<DisplayName>,
+    /// The signed-in user (the token's `sub`), when sign-in is on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<String>,
 }
 
 impl ActiveConnection {
@@ -38,6 +41,7 @@ impl ActiveConnection {
             connected_at,
             room,
             name: None,
+            user_id: None,
         }
     }
 }
@@ -87,6 +91,8 @@ pub struct Session {
     pub room: Room,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<DisplayName>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<String>,
     /// Epoch seconds after which DynamoDB deletes the session
     /// ([`Retention::session_days`]); absent: kept.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -111,6 +117,7 @@ impl Session {
             disconnect_reason: None,
             room,
             name: None,
+            user_id: None,
             ttl: None,
         }
     }
@@ -145,6 +152,9 @@ pub struct Message {
     /// The sender's display name when it was sent, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<DisplayName>,
+    /// The signed-in sender, when sign-in is on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<String>,
     /// `timestamp#message_id`: the history index's sort key, unique even
     /// when two messages share a millisecond, so pages never overlap.
     pub time_order: String,
@@ -170,6 +180,7 @@ impl Message {
             timestamp,
             room,
             name: None,
+            user_id: None,
             ttl: None,
         }
     }

@@ -60,6 +60,8 @@ pub struct Sender {
     pub room: Room,
     #[serde(default)]
     pub name: Option<DisplayName>,
+    #[serde(default)]
+    pub user_id: Option<String>,
 }
 
 /// Whether a conditional write happened.
@@ -258,7 +260,7 @@ impl Store {
             .get_item()
             .table_name(&self.tables.active_connections)
             .key("connection_id", AttributeValue::S(connection_id.to_owned()))
-            .projection_expression("#room, #name")
+            .projection_expression("#room, #name, user_id")
             .expression_attribute_names("#room", "room")
             .expression_attribute_names("#name", "name")
             .consistent_read(true)

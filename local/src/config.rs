@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use clap::builder::RangedU64ValueParser;
+use handlers::auth::{AuthSettings, KeySource};
 use handlers::limits::{
     CHAT_MESSAGE_BYTES_RANGE, DEFAULT_CHAT_MESSAGE_BYTES, DEFAULT_FANOUT_CONCURRENCY,
     FANOUT_CONCURRENCY_RANGE, GATEWAY_IDLE_TIMEOUT, GATEWAY_MAX_CONNECTION_DURATION,
@@ -78,6 +79,35 @@ pub struct Args {
     #[arg(long, env = "SESSION_RETENTION_DAYS", value_parser = usize_in(RETENTION_DAYS_RANGE))]
     pub session_retention_days: Option<usize>,
 
+    /// Sign-in with HS256 tokens signed with this secret (off when no key is given).
+    #[arg(long, env = "AUTH_JWT_SECRET", hide_env_values = true,
+          conflicts_with_all = ["auth_jwt_public_key", "auth_jwks"])]
+    pub auth_jwt_secret: Option<String>,
+
+    /// Sign-in with RS256/ES256 tokens verified with the PEM public key in this file.
+    #[arg(
+        long,
+        env = "CHAT_AUTH_JWT_PUBLIC_KEY_FILE",
+        conflicts_with = "auth_jwks"
+    )]
+    pub auth_jwt_public_key: Option<PathBuf>,
+
+    /// Sign-in with RS256/ES256 tokens verified with the keys of this JWKS file.
+    #[arg(long, env = "CHAT_AUTH_JWKS_FILE")]
+    pub auth_jwks: Option<PathBuf>,
+
+    /// With sign-in: the `iss` tokens must carry.
+    #[arg(long, env = "AUTH_JWT_ISSUER")]
+    pub auth_jwt_issuer: Option<String>,
+
+    /// With sign-in: an `aud` tokens must carry.
+    #[arg(long, env = "AUTH_JWT_AUDIENCE")]
+    pub auth_jwt_audience: Option<String>,
+
+    /// With sign-in: the claim holding the display name.
+    #[arg(long, env = "AUTH_NAME_CLAIM", default_value = handlers::auth::DEFAULT_NAME_CLAIM)]
+    pub auth_name_claim: String,
+
     /// Stream records per stream-processor invocation (Lambda's BatchSize).
     #[arg(long, env = "CHAT_STREAM_BATCH_SIZE", default_value_t = 100,
           value_parser = clap::value_parser!(i32).range(1..=10_000))]
@@ -140,6 +170,51 @@ pub struct Config {
     pub max_connection: Duration,
     pub stream: StreamConfig,
     pub web_dir: PathBuf,
+    /// Sign-in, when a key is given.
+    pub auth: Option<AuthConfig>,
+}
+
+/// Where sign-in's keys are; read when the stack starts.
+#[derive(Clone, Debug)]
+pub struct AuthConfig {
+    pub keys: AuthKeys,
+    pub issuer: Option<String>,
+    pub audience: Option<String>,
+    pub name_claim: String,
+}
+
+#[derive(Clone)]
+pub enum AuthKeys {
+    Secret(String),
+    PublicKeyFile(PathBuf),
+    JwksFile(PathBuf),
+}
+
+impl std::fmt::Debug for AuthKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Secret(_) => f.write_str("Secret(…)"),
+            Self::PublicKeyFile(path) => write!(f, "PublicKeyFile({})", path.display()),
+            Self::JwksFile(path) => write!(f, "JwksFile({})", path.display()),
+        }
+    }
+}
+
+impl AuthConfig {
+    /// The verifier's settings, reading the key file if there is one.
+    pub fn settings(&self) -> Result<AuthSettings, std::io::Error> {
+        let read = |path: &PathBuf| std::fs::read_to_string(path);
+        Ok(AuthSettings {
+            keys: match &self.keys {
+                AuthKeys::Secret(secret) => KeySource::Secret(secret.clone().into_bytes()),
+                AuthKeys::PublicKeyFile(path) => KeySource::PublicKeyPem(read(path)?),
+                AuthKeys::JwksFile(path) => KeySource::Jwks(read(path)?),
+            },
+            issuer: self.issuer.clone(),
+            audience: self.audience.clone(),
+            name_claim: self.name_claim.clone(),
+        })
+    }
 }
 
 /// How the stream poller feeds the stream processor, like Lambda's
@@ -153,6 +228,22 @@ pub struct StreamConfig {
 
 impl From<Args> for Config {
     fn from(args: Args) -> Self {
+        let keys = match (
+            args.auth_jwt_secret,
+            args.auth_jwt_public_key,
+            args.auth_jwks,
+        ) {
+            (Some(secret), _, _) => Some(AuthKeys::Secret(secret)),
+            (None, Some(path), _) => Some(AuthKeys::PublicKeyFile(path)),
+            (None, None, Some(path)) => Some(AuthKeys::JwksFile(path)),
+            (None, None, None) => None,
+        };
+        let auth = keys.map(|keys| AuthConfig {
+            keys,
+            issuer: args.auth_jwt_issuer,
+            audience: args.auth_jwt_audience,
+            name_claim: args.auth_name_claim,
+        });
         let storage = match (args.dynamodb_endpoint, args.in_memory) {
             (Some(endpoint), _) => Storage::External(endpoint),
             (None, true) => Storage::Memory,
@@ -184,6 +275,7 @@ impl From<Args> for Config {
                 max_retries: args.stream_max_retries,
             },
             web_dir: args.web_dir,
+            auth,
         }
     }
 }

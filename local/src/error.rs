@@ -36,6 +36,10 @@ pub enum StartError {
     NoStream { table: String },
     #[error("stream: {0}")]
     Stream(String),
+    #[error("sign-in: cannot read the key file: {0}; check --auth-jwt-public-key or --auth-jwks")]
+    AuthKeyFile(#[source] std::io::Error),
+    #[error("sign-in: {0}")]
+    Auth(#[from] handlers::auth::AuthConfigError),
 }
 
 impl StartError {

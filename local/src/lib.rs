@@ -134,7 +134,14 @@ pub async fn start(config: Config) -> Result<Stack, StartError> {
         limits: config.limits,
         retention: config.retention,
     };
-    let gateway = gateway::Gateway::new(chat.clone(), gateway_config(&config), address);
+    let verifier = match &config.auth {
+        None => None,
+        Some(auth) => {
+            let settings = auth.settings().map_err(StartError::AuthKeyFile)?;
+            Some(handlers::auth::Verifier::new(settings)?)
+        }
+    };
+    let gateway = gateway::Gateway::new(chat.clone(), gateway_config(&config), verifier, address);
     let (stop_server, server) = serve(listener, &gateway);
 
     let poller = poller::Poller::new(

@@ -53,3 +53,22 @@ pub fn stream_batch(records: Vec<EventRecord>) -> LambdaEvent<Event> {
         .collect();
     LambdaEvent::new(event, Context::default())
 }
+
+/// The REQUEST authorizer's event for `$connect`, with `token` as the query
+/// parameter or the `Authorization` header.
+pub fn authorizer_event(
+    query_token: Option<&str>,
+    header: Option<&str>,
+) -> LambdaEvent<aws_lambda_events::apigw::ApiGatewayCustomAuthorizerRequestTypeRequest> {
+    let mut json: Value = serde_json::from_str(&read("websocket/authorizer.json")).expect("JSON");
+    if let Some(token) = query_token {
+        json["queryStringParameters"]["token"] = json!(token);
+        json["multiValueQueryStringParameters"]["token"] = json!([token]);
+    }
+    if let Some(value) = header {
+        json["headers"]["Authorization"] = json!(value);
+        json["multiValueHeaders"]["Authorization"] = json!([value]);
+    }
+    let request = serde_json::from_value(json).expect("an authorizer event");
+    LambdaEvent::new(request, Context::default())
+}

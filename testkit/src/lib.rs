@@ -12,7 +12,8 @@
 //! - [`stack`]: the whole local stack on port 0 and real WebSocket clients;
 //! - [`item`]: reading raw items, to check the data contract's field names
 //!   and types;
-//! - [`failing`]: an endpoint answering every request with one AWS error.
+//! - [`failing`]: an endpoint answering every request with one AWS error;
+//! - [`tokens`]: good and bad JWTs for the sign-in tests.
 
 #![allow(clippy::expect_used, clippy::unwrap_used)] // test support stops the test loudly
 
@@ -23,6 +24,7 @@ pub mod harness;
 pub mod item;
 pub mod management;
 pub mod stack;
+pub mod tokens;
 
 pub use dynamo::TestDynamo;
 pub use harness::Harness;

@@ -4,6 +4,7 @@ use tracing::{error, info, instrument};
 use super::{WebSocketEvent, connection_id, reply, span_id};
 use crate::Chat;
 use crate::error::Error;
+use crate::name::DisplayName;
 use crate::protocol::parse_joining;
 use crate::records::{ActiveConnection, Retention, Session};
 use crate::time::Timestamp;
@@ -18,7 +19,14 @@ pub async fn connect(chat: &Chat, event: WebSocketEvent) -> Result<ApiGatewayPro
     let context = &event.payload.request_context;
     let connected_at = Timestamp::from_epoch_millis(context.connected_at)?;
     let query = &event.payload.query_string_parameters;
-    let joining = match parse_joining(query.first("room"), query.first("name")) {
+    let signed_in = signed_in_user(&event);
+    // A signed-in name is the token's; `?name=` is then ignored.
+    let asked_name = if signed_in.is_some() {
+        None
+    } else {
+        query.first("name")
+    };
+    let joining = match parse_joining(query.first("room"), asked_name) {
         Ok(joining) => joining,
         Err(refusal) => {
             info!(
@@ -28,13 +36,19 @@ pub async fn connect(chat: &Chat, event: WebSocketEvent) -> Result<ApiGatewayPro
             return Ok(reply(400, Some(&refusal)));
         }
     };
+    let (user_id, name) = match signed_in {
+        Some((user_id, name)) => (Some(user_id), name),
+        None => (None, joining.name),
+    };
     let connection = ActiveConnection {
-        name: joining.name.clone(),
+        name: name.clone(),
+        user_id: user_id.clone(),
         ..ActiveConnection::new(id.to_owned(), connected_at, joining.room.clone())
     };
     let session = Session {
         ttl: Retention::expiry(chat.retention.session_days, connected_at),
-        name: joining.name,
+        name,
+        user_id,
         ..Session::opened(
             id.to_owned(),
             context.identity.source_ip.clone(),
@@ -57,4 +71,16 @@ pub async fn connect(chat: &Chat, event: WebSocketEvent) -> Result<ApiGatewayPro
             Ok(reply(500, None))
         }
     }
+}
+
+/// The user the `$connect` authorizer let in (`requestContext.authorizer`,
+/// set by API Gateway, never by the client), with the name from their token.
+fn signed_in_user(event: &WebSocketEvent) -> Option<(String, Option<DisplayName>)> {
+    let fields = &event.payload.request_context.authorizer.fields;
+    let user_id = fields.get("user_id")?.as_str()?.to_owned();
+    let name = fields
+        .get("name")
+        .and_then(|name| name.as_str())
+        .and_then(|name| DisplayName::parse(name).ok());
+    Some((user_id, name))
 }

@@ -7,6 +7,7 @@
 //! A body reaches the caller only on two-way routes
 //! ([`crate::protocol::Route::is_two_way`]); other answers go by post.
 
+mod authorize;
 mod connect;
 mod default;
 mod disconnect;
@@ -17,6 +18,7 @@ use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxy
 use aws_lambda_events::encodings::Body;
 use lambda_runtime::LambdaEvent;
 
+pub use authorize::{AuthorizerEvent, UNAUTHORIZED, authorize, context_of};
 pub use connect::connect;
 pub use default::default;
 pub use disconnect::disconnect;

@@ -58,6 +58,7 @@ pub async fn sendmessage(
     let message = Message {
         ttl: Retention::expiry(chat.retention.message_days, timestamp),
         name: sender.name,
+        user_id: sender.user_id,
         ..Message::new(
             uuid::Uuid::new_v4().to_string(),
             id.to_owned(),

@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use axum::extract::ws::Message;
+use handlers::auth::Identity;
 use handlers::metric;
 use tokio::sync::mpsc;
 
@@ -31,6 +32,8 @@ pub struct Connection {
     pub connected_at_ms: i64,
     pub source_ip: String,
     pub user_agent: Option<String>,
+    /// Who the `$connect` authorizer let in, when sign-in is on.
+    pub identity: Option<Identity>,
     /// False while `$connect` runs; API Gateway answers 410 until then.
     open: AtomicBool,
     last_active_ms: AtomicI64,
@@ -50,6 +53,7 @@ impl Connection {
         connected_at_ms: i64,
         source_ip: String,
         user_agent: Option<String>,
+        identity: Option<Identity>,
     ) -> (Arc<Self>, mpsc::Receiver<Outbound>) {
         let (outbox, receiver) = mpsc::channel(OUTBOX_CAPACITY);
         let connection = Arc::new(Self {
@@ -57,6 +61,7 @@ impl Connection {
             connected_at_ms,
             source_ip,
             user_agent,
+            identity,
             open: AtomicBool::new(false),
             last_active_ms: AtomicI64::new(connected_at_ms),
             outbox,

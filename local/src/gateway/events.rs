@@ -11,6 +11,7 @@ use aws_lambda_events::query_map::QueryMap;
 use chrono::{DateTime, Utc};
 use handlers::protocol::Route;
 use lambda_runtime::{Context, LambdaEvent};
+use serde_json::Value;
 
 use super::connections::Connection;
 use super::ids::new_id;
@@ -115,6 +116,17 @@ fn context(
     context.domain_name = Some(api.domain_name.to_owned());
     context.connection_id = Some(connection.id.clone());
     context.apiid = Some(api.api_id.to_owned());
+    // API Gateway passes the authorizer's context to every route of the
+    // connection, with the principal id beside it.
+    if let Some(identity) = &connection.identity {
+        if let Value::Object(fields) = handlers::routes::context_of(identity) {
+            context.authorizer.fields = fields.into_iter().collect();
+        }
+        context.authorizer.fields.insert(
+            "principalId".to_owned(),
+            Value::String(identity.user_id.clone()),
+        );
+    }
     context
 }
 
@@ -160,6 +172,7 @@ mod tests {
             "L0SM9cOFvHcCIhw=".into(),
             1_795_824_816_123,
             "127.0.0.1".into(),
+            None,
             None,
         );
         let api = Api {

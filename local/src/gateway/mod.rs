@@ -14,6 +14,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use aws_lambda_events::apigw::ApiGatewayProxyResponse;
+use aws_lambda_events::query_map::QueryMap;
 use axum::Router;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::{ConnectInfo, Query, State, WebSocketUpgrade};
@@ -21,6 +22,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use handlers::Chat;
+use handlers::auth::{Denial, Identity, Verifier, token_of};
 use handlers::limits::{GATEWAY_MAX_FRAME_BYTES, GATEWAY_MAX_MESSAGE_BYTES};
 use handlers::protocol::Route;
 use tokio_util::sync::CancellationToken;
@@ -50,13 +52,21 @@ pub struct Gateway {
     closing: CancellationToken,
     /// Every connection's task, so shutdown can wait for their `$disconnect`.
     tasks: TaskTracker,
+    /// The `$connect` authorizer, when sign-in is on.
+    verifier: Option<Verifier>,
 }
 
 impl Gateway {
-    pub fn new(chat: Chat, config: GatewayConfig, address: SocketAddr) -> Arc<Self> {
+    pub fn new(
+        chat: Chat,
+        config: GatewayConfig,
+        verifier: Option<Verifier>,
+        address: SocketAddr,
+    ) -> Arc<Self> {
         Arc::new(Self {
             chat,
             config,
+            verifier,
             domain_name: address.to_string(),
             connections: Registry::default(),
             accepting: AtomicBool::new(true),
@@ -135,12 +145,21 @@ impl Gateway {
         // shutdown that starts now still waits for this one's `$disconnect`.
         let in_flight = self.tasks.token();
         let now = now_ms();
+        let identity = match self.authorize(&headers, &query) {
+            Ok(identity) => identity,
+            Err(status) => return status.into_response(),
+        };
         let user_agent = headers
             .get(header::USER_AGENT)
             .and_then(|value| value.to_str().ok())
             .map(str::to_owned);
-        let (connection, outbox) =
-            Connection::new(ids::new_id(), now, peer.ip().to_string(), user_agent);
+        let (connection, outbox) = Connection::new(
+            ids::new_id(),
+            now,
+            peer.ip().to_string(),
+            user_agent,
+            identity,
+        );
         self.connections.insert(Arc::clone(&connection));
         let event = events::connect(&self.api(), &connection, &headers, &query);
         let answer = handlers::connect(&self.chat, event).await;
@@ -173,6 +192,36 @@ impl Gateway {
                 socket::run(gateway, connection, outbox, socket).await;
                 drop(in_flight);
             })
+    }
+
+    /// What API Gateway's `$connect` authorizer decides, when sign-in is on:
+    /// no token is 401, a token that does not verify 403 (the reason is
+    /// logged; the token never is), a good one the identity to pass on.
+    fn authorize(
+        &self,
+        headers: &HeaderMap,
+        query: &[(String, String)],
+    ) -> Result<Option<Identity>, StatusCode> {
+        let Some(verifier) = &self.verifier else {
+            return Ok(None);
+        };
+        let query = QueryMap::from(
+            query
+                .iter()
+                .map(|(name, value)| (name.clone(), value.clone()))
+                .collect::<std::collections::HashMap<_, _>>(),
+        );
+        let Some(token) = token_of(headers, &query) else {
+            info!(reason = %Denial::Missing, "refused a connection");
+            return Err(StatusCode::UNAUTHORIZED);
+        };
+        match verifier.verify(token) {
+            Ok(identity) => Ok(Some(identity)),
+            Err(reason) => {
+                info!(%reason, "refused a connection");
+                Err(StatusCode::FORBIDDEN)
+            }
+        }
     }
 
     /// Runs `$disconnect`. Always runs once per connection that passed

@@ -1,0 +1,347 @@
+//! Optional sign-in: verifying the JSON Web Token a client presents on
+//! `$connect`, in the Lambda REQUEST authorizer on AWS and in-process in the
+//! local stack, with the same code and the same settings.
+//!
+//! The token comes from the `Authorization` header (`Bearer ` optional) or
+//! the `token` query parameter, the only thing a browser's WebSocket can
+//! send. Signatures are checked by the `jsonwebtoken` crate; this module
+//! only chooses the key and the rules: HS256 with a shared secret, RS256 or
+//! ES256 with a public key or a JWKS document; `exp` and `sub` required,
+//! `nbf` honoured, a small clock skew allowed, issuer and audience when
+//! configured. Reasons for a denial are logged, never sent, and the token
+//! itself is never logged or stored.
+
+use std::fmt;
+
+use aws_lambda_events::http::HeaderMap;
+use aws_lambda_events::query_map::QueryMap;
+use jsonwebtoken::errors::ErrorKind;
+use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, JwkSet};
+use jsonwebtoken::{Algorithm, DecodingKey, Validation, decode, decode_header};
+use serde_json::{Map, Value};
+
+use crate::limits::{AUTH_CLOCK_SKEW, MAX_TOKEN_BYTES};
+use crate::name::DisplayName;
+
+/// Where the verifying keys come from.
+#[derive(Clone, PartialEq, Eq)]
+pub enum KeySource {
+    /// HS256 with this shared secret.
+    Secret(Vec<u8>),
+    /// RS256 or ES256 (P-256) with this PEM public key.
+    PublicKeyPem(String),
+    /// RS256 or ES256 with the keys of this JWKS document, chosen by `kid`.
+    Jwks(String),
+}
+
+impl fmt::Debug for KeySource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Secret(_) => f.write_str("Secret(…)"),
+            Self::PublicKeyPem(_) => f.write_str("PublicKeyPem"),
+            Self::Jwks(_) => f.write_str("Jwks"),
+        }
+    }
+}
+
+/// How tokens are verified.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuthSettings {
+    pub keys: KeySource,
+    /// The `iss` a token must carry, when set.
+    pub issuer: Option<String>,
+    /// An `aud` a token must carry, when set.
+    pub audience: Option<String>,
+    /// The claim holding the display name (default `name`).
+    pub name_claim: String,
+}
+
+/// The claim of the display name, unless configured.
+pub const DEFAULT_NAME_CLAIM: &str = "name";
+
+/// Why the settings cannot verify anything.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthConfigError {
+    #[error("the HS256 secret is empty")]
+    EmptySecret,
+    #[error("the public key is neither an RSA nor a P-256 EC public key in PEM")]
+    PublicKey,
+    #[error("the JWKS document does not parse: {0}")]
+    Jwks(String),
+    #[error("the JWKS document has no RS256 or ES256 (P-256) key")]
+    NoUsableKey,
+}
+
+/// Who a verified token says the client is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Identity {
+    /// The token's `sub`.
+    pub user_id: String,
+    /// The name claim, when it is a valid display name.
+    pub name: Option<DisplayName>,
+}
+
+/// Why a connection was refused. Logged; the client learns nothing but the
+/// refusal.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Denial {
+    #[error("no token: neither an Authorization header nor a token query parameter")]
+    Missing,
+    #[error("the token is not a well-formed JWT")]
+    Malformed,
+    #[error("the token's algorithm is not the one its key is for")]
+    WrongAlgorithm,
+    #[error("no configured key has the token's kid")]
+    UnknownKey,
+    #[error("the signature does not verify")]
+    BadSignature,
+    #[error("the token has expired")]
+    Expired,
+    #[error("the token is not valid yet (nbf)")]
+    NotYetValid,
+    #[error("the token's issuer is not the configured one")]
+    WrongIssuer,
+    #[error("the token's audience is not the configured one")]
+    WrongAudience,
+    #[error("the token lacks a required claim (exp, sub)")]
+    MissingClaim,
+}
+
+/// One verifying key and the one algorithm it accepts.
+struct Key {
+    kid: Option<String>,
+    algorithm: Algorithm,
+    key: DecodingKey,
+}
+
+/// Verifies tokens; built once, at cold start.
+pub struct Verifier {
+    keys: Vec<Key>,
+    by_kid: bool,
+    issuer: Option<String>,
+    audience: Option<String>,
+    name_claim: String,
+}
+
+impl fmt::Debug for Verifier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Verifier")
+            .field("keys", &self.keys.len())
+            .field("issuer", &self.issuer)
+            .field("audience", &self.audience)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Verifier {
+    pub fn new(settings: AuthSettings) -> Result<Self, AuthConfigError> {
+        let (keys, by_kid) = match &settings.keys {
+            KeySource::Secret(secret) if secret.is_empty() => {
+                return Err(AuthConfigError::EmptySecret);
+            }
+            KeySource::Secret(secret) => (
+                vec![Key {
+                    kid: None,
+                    algorithm: Algorithm::HS256,
+                    key: DecodingKey::from_secret(secret),
+                }],
+                false,
+            ),
+            KeySource::PublicKeyPem(pem) => (vec![public_key(pem.as_bytes())?], false),
+            KeySource::Jwks(document) => (jwks_keys(document)?, true),
+        };
+        Ok(Self {
+            keys,
+            by_kid,
+            issuer: settings.issuer,
+            audience: settings.audience,
+            name_claim: settings.name_claim,
+        })
+    }
+
+    /// Checks `token` and says who it names.
+    pub fn verify(&self, token: &str) -> Result<Identity, Denial> {
+        if token.len() > MAX_TOKEN_BYTES {
+            return Err(Denial::Malformed);
+        }
+        // An `alg` jsonwebtoken does not know (`none` among them) fails here.
+        let header = decode_header(token).map_err(|_| Denial::Malformed)?;
+        let key = if self.by_kid {
+            let kid = header.kid.as_deref().ok_or(Denial::UnknownKey)?;
+            self.keys
+                .iter()
+                .find(|key| key.kid.as_deref() == Some(kid))
+                .ok_or(Denial::UnknownKey)?
+        } else {
+            self.keys.first().ok_or(Denial::UnknownKey)?
+        };
+        if header.alg != key.algorithm {
+            return Err(Denial::WrongAlgorithm);
+        }
+        let claims = decode::<Map<String, Value>>(token, &key.key, &self.validation(key.algorithm))
+            .map_err(|error| denial(error.kind()))?
+            .claims;
+        let user_id = claims
+            .get("sub")
+            .and_then(Value::as_str)
+            .filter(|sub| !sub.is_empty())
+            .ok_or(Denial::MissingClaim)?
+            .to_owned();
+        let name = claims
+            .get(&self.name_claim)
+            .and_then(Value::as_str)
+            .and_then(|name| DisplayName::parse(name).ok());
+        Ok(Identity { user_id, name })
+    }
+
+    fn validation(&self, algorithm: Algorithm) -> Validation {
+        let mut validation = Validation::new(algorithm);
+        validation.leeway = AUTH_CLOCK_SKEW.as_secs();
+        validation.validate_nbf = true;
+        validation.set_required_spec_claims(&["exp", "sub"]);
+        match &self.audience {
+            Some(audience) => validation.set_audience(&[audience]),
+            None => validation.validate_aud = false,
+        }
+        if let Some(issuer) = &self.issuer {
+            validation.set_issuer(&[issuer]);
+        }
+        validation
+    }
+}
+
+fn denial(kind: &ErrorKind) -> Denial {
+    match kind {
+        ErrorKind::InvalidSignature => Denial::BadSignature,
+        ErrorKind::ExpiredSignature => Denial::Expired,
+        ErrorKind::ImmatureSignature => Denial::NotYetValid,
+        ErrorKind::InvalidIssuer => Denial::WrongIssuer,
+        ErrorKind::InvalidAudience => Denial::WrongAudience,
+        ErrorKind::InvalidAlgorithm => Denial::WrongAlgorithm,
+        ErrorKind::MissingRequiredClaim(_) => Denial::MissingClaim,
+        _ => Denial::Malformed,
+    }
+}
+
+/// An RSA key means RS256, a P-256 key ES256.
+fn public_key(pem: &[u8]) -> Result<Key, AuthConfigError> {
+    let (algorithm, key) = if let Ok(key) = DecodingKey::from_rsa_pem(pem) {
+        (Algorithm::RS256, key)
+    } else if let Ok(key) = DecodingKey::from_ec_pem(pem) {
+        (Algorithm::ES256, key)
+    } else {
+        return Err(AuthConfigError::PublicKey);
+    };
+    Ok(Key {
+        kid: None,
+        algorithm,
+        key,
+    })
+}
+
+fn jwks_keys(document: &str) -> Result<Vec<Key>, AuthConfigError> {
+    let set: JwkSet =
+        serde_json::from_str(document).map_err(|error| AuthConfigError::Jwks(error.to_string()))?;
+    let keys: Vec<Key> = set
+        .keys
+        .iter()
+        .filter_map(|jwk| {
+            let algorithm = match &jwk.algorithm {
+                AlgorithmParameters::RSA(_) => Algorithm::RS256,
+                AlgorithmParameters::EllipticCurve(ec) if ec.curve == EllipticCurve::P256 => {
+                    Algorithm::ES256
+                }
+                _ => return None,
+            };
+            // A key that names another algorithm is not used for this one.
+            let named = jwk.common.key_algorithm.map(Algorithm::try_from);
+            if named.is_some_and(|named| named.ok() != Some(algorithm)) {
+                return None;
+            }
+            Some(Key {
+                kid: jwk.common.key_id.clone(),
+                algorithm,
+                key: DecodingKey::from_jwk(jwk).ok()?,
+            })
+        })
+        .collect();
+    if keys.is_empty() {
+        return Err(AuthConfigError::NoUsableKey);
+    }
+    Ok(keys)
+}
+
+/// The token of a `$connect` request: the `Authorization` header (with or
+/// without `Bearer `), else the `token` query parameter.
+pub fn token_of<'a>(headers: &'a HeaderMap, query: &'a QueryMap) -> Option<&'a str> {
+    let header = headers
+        .get("authorization")
+        .and_then(|value| value.to_str().ok())
+        .map(|value| {
+            let value = value.trim();
+            match (value.get(..6), value.get(6..)) {
+                (Some(scheme), Some(rest))
+                    if scheme.eq_ignore_ascii_case("bearer")
+                        && (rest.is_empty() || rest.starts_with(char::is_whitespace)) =>
+                {
+                    rest.trim()
+                }
+                _ => value,
+            }
+        })
+        .filter(|token| !token.is_empty());
+    header.or_else(|| query.first("token").filter(|token| !token.is_empty()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_lambda_events::http::HeaderValue;
+
+    #[test]
+    fn the_token_comes_from_the_header_with_or_without_bearer_else_the_query() {
+        let query: QueryMap =
+            std::collections::HashMap::from([("token".to_owned(), "from-query".to_owned())]).into();
+        let mut headers = HeaderMap::new();
+        assert_eq!(token_of(&headers, &query), Some("from-query"));
+        for (value, expected) in [
+            ("Bearer abc", "abc"),
+            ("bearer abc", "abc"),
+            ("abc", "abc"),
+            ("  BEARER   abc  ", "abc"),
+        ] {
+            headers.insert("authorization", HeaderValue::from_static(value));
+            assert_eq!(token_of(&headers, &query), Some(expected), "{value}");
+        }
+        headers.insert("authorization", HeaderValue::from_static("Bearer "));
+        assert_eq!(token_of(&headers, &QueryMap::default()), None);
+    }
+
+    #[test]
+    fn settings_that_cannot_verify_are_refused_at_start() {
+        let settings = |keys| AuthSettings {
+            keys,
+            issuer: None,
+            audience: None,
+            name_claim: DEFAULT_NAME_CLAIM.into(),
+        };
+        assert!(matches!(
+            Verifier::new(settings(KeySource::Secret(vec![]))),
+            Err(AuthConfigError::EmptySecret)
+        ));
+        assert!(matches!(
+            Verifier::new(settings(KeySource::PublicKeyPem("not a key".into()))),
+            Err(AuthConfigError::PublicKey)
+        ));
+        assert!(matches!(
+            Verifier::new(settings(KeySource::Jwks(r#"{"keys":[]}"#.into()))),
+            Err(AuthConfigError::NoUsableKey)
+        ));
+        assert!(matches!(
+            Verifier::new(settings(KeySource::Jwks("[".into()))),
+            Err(AuthConfigError::Jwks(_))
+        ));
+        let secret = format!("{:?}", settings(KeySource::Secret(b"hunter2".to_vec())));
+        assert!(!secret.contains("hunter2"), "{secret}");
+    }
+}

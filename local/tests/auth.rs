@@ -1,0 +1,306 @@
+//! Sign-in through the local stack: the same verifier as the Lambda
+//! authorizer, in-process. A bad token is a refused upgrade (401 without a
+//! token, 403 with a bad one), a good one puts its user on the session and
+//! its name on the frames.
+
+#![allow(clippy::expect_used)] // a failed step fails the test
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+
+use serde_json::{Value, json};
+use testkit::item::{connection_row, s, scan};
+use testkit::stack::{Client, TestStack, start_stack, unique_prefix};
+use testkit::tokens::{self, SECRET, claims, hs256};
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+async fn stack_with(dir: &tempfile::TempDir, flags: &[&str]) -> TestStack {
+    start_stack(dir.path(), &unique_prefix(), flags).await
+}
+
+/// The HTTP status of a refused upgrade, or `None` when it was accepted.
+async fn refusal(url: &str, bearer: Option<&str>) -> Option<u16> {
+    let mut request = url.into_client_request().expect("a request");
+    if let Some(token) = bearer {
+        let value = format!("Bearer {token}").parse().expect("a header value");
+        request.headers_mut().insert("authorization", value);
+    }
+    match tokio_tungstenite::connect_async(request).await {
+        Ok(_) => None,
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            Some(response.status().as_u16())
+        }
+        Err(error) => panic!("{url}: {error}"),
+    }
+}
+
+fn with_token(url: &str, token: &str) -> String {
+    format!("{url}?token={token}")
+}
+
+#[tokio::test]
+async fn a_good_token_signs_in_and_its_name_wins_over_the_query() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let t = stack_with(&dir, &["--auth-jwt-secret", SECRET]).await;
+    let url = t.stack.websocket_url();
+    let token = hs256(&claims("user-42", Some("Ada Lovelace")), SECRET);
+    let mut ada = Client::connect(&format!("{url}?token={token}&name=Mallory&room=books")).await;
+    let mut bob = Client::connect(&format!(
+        "{url}?room=books&token={}",
+        hs256(&claims("user-7", None), SECRET)
+    ))
+    .await;
+    ada.say("hello").await;
+    let message = bob.next_of_type("message").await;
+    assert_eq!(
+        message["name"], "Ada Lovelace",
+        "the token's name, not ?name="
+    );
+    assert!(
+        message.get("user_id").is_none(),
+        "user ids stay on the server"
+    );
+
+    let tables = &t.stack.tables;
+    let session = connection_row(&t.dynamodb, &tables.session_history, &ada.id)
+        .await
+        .expect("the session");
+    assert_eq!(s(&session, "user_id"), "user-42");
+    assert_eq!(s(&session, "name"), "Ada Lovelace");
+    let stored = scan(&t.dynamodb, &tables.message_history).await;
+    assert_eq!(s(&stored[0], "user_id"), "user-42");
+    // No name claim: shown by connection id, still signed in.
+    let bob_row = connection_row(&t.dynamodb, &tables.active_connections, &bob.id)
+        .await
+        .expect("bob's row");
+    assert_eq!(s(&bob_row, "user_id"), "user-7");
+    assert!(!bob_row.contains_key("name"));
+
+    // The Authorization header works too, with or without `Bearer `.
+    assert_eq!(refusal(&url, Some(&token)).await, None);
+    t.stack.shutdown().await;
+}
+
+#[tokio::test]
+async fn every_kind_of_bad_token_is_refused_and_leaves_nothing() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let t = stack_with(
+        &dir,
+        &[
+            "--auth-jwt-secret",
+            SECRET,
+            "--auth-jwt-issuer",
+            "https://issuer.test",
+            "--auth-jwt-audience",
+            "chat",
+        ],
+    )
+    .await;
+    let url = t.stack.websocket_url();
+    let good = || {
+        let mut claims = claims("user-1", Some("Ada"));
+        claims["iss"] = json!("https://issuer.test");
+        claims["aud"] = json!("chat");
+        claims
+    };
+    let with = |field: &str, value: Value| {
+        let mut claims = good();
+        claims[field] = value;
+        claims
+    };
+    let without = |field: &str| {
+        let mut claims = good();
+        claims.as_object_mut().expect("an object").remove(field);
+        claims
+    };
+    let now = tokens::now();
+    assert_eq!(
+        refusal(&with_token(&url, &hs256(&good(), SECRET)), None).await,
+        None
+    );
+    // Within the clock skew allowance (30 s): still good.
+    assert_eq!(
+        refusal(
+            &with_token(&url, &hs256(&with("exp", json!(now - 10)), SECRET)),
+            None
+        )
+        .await,
+        None
+    );
+    let cases = [
+        ("expired", hs256(&with("exp", json!(now - 120)), SECRET)),
+        (
+            "not yet valid",
+            hs256(&with("nbf", json!(now + 300)), SECRET),
+        ),
+        ("other secret", hs256(&good(), "another secret entirely")),
+        (
+            "tampered",
+            tokens::tampered(&hs256(&good(), SECRET), &with("sub", json!("admin"))),
+        ),
+        ("HS384", tokens::hs384(&good(), SECRET)),
+        ("alg none", tokens::unsigned(&good())),
+        ("RS256 to an HS256 verifier", tokens::rs256(&good(), None)),
+        (
+            "wrong audience",
+            hs256(&with("aud", json!("other")), SECRET),
+        ),
+        (
+            "wrong issuer",
+            hs256(&with("iss", json!("https://evil.test")), SECRET),
+        ),
+        ("no exp", hs256(&without("exp"), SECRET)),
+        ("no sub", hs256(&without("sub"), SECRET)),
+        ("malformed", "abc".to_owned()),
+        ("three garbage parts", "a.b.c".to_owned()),
+        ("10 KB", "a".repeat(10 * 1024)),
+    ];
+    for (what, token) in &cases {
+        assert_eq!(
+            refusal(&with_token(&url, token), None).await,
+            Some(403),
+            "{what}"
+        );
+        assert_eq!(
+            refusal(&url, Some(token)).await,
+            Some(403),
+            "{what} (header)"
+        );
+    }
+    assert_eq!(refusal(&url, None).await, Some(401), "no token at all");
+    // Only the two good connections opened sessions; none of the refused did.
+    let tables = &t.stack.tables;
+    testkit::eventually("the good ones closed", || async {
+        (scan(&t.dynamodb, &tables.active_connections)
+            .await
+            .is_empty())
+        .then_some(())
+    })
+    .await;
+    assert_eq!(scan(&t.dynamodb, &tables.session_history).await.len(), 2);
+    t.stack.shutdown().await;
+}
+
+#[tokio::test]
+async fn public_keys_and_jwks_verify_rs256_and_es256_and_nothing_else() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let rsa = tokens::key_path("rsa-public.pem");
+    let t = stack_with(&dir, &["--auth-jwt-public-key", &rsa]).await;
+    let url = t.stack.websocket_url();
+    let good = claims("user-1", None);
+    assert_eq!(
+        refusal(&with_token(&url, &tokens::rs256(&good, None)), None).await,
+        None
+    );
+    assert_eq!(
+        refusal(&with_token(&url, &tokens::es256(&good, None)), None).await,
+        Some(403)
+    );
+    // The RSA public key used as an HMAC secret: the algorithm-confusion forgery.
+    let pem = std::fs::read_to_string(&rsa).expect("the key");
+    assert_eq!(
+        refusal(&with_token(&url, &hs256(&good, &pem)), None).await,
+        Some(403)
+    );
+    t.stack.shutdown().await;
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let ec = tokens::key_path("ec-public.pem");
+    let t = stack_with(&dir, &["--auth-jwt-public-key", &ec]).await;
+    let url = t.stack.websocket_url();
+    assert_eq!(
+        refusal(&with_token(&url, &tokens::es256(&good, None)), None).await,
+        None
+    );
+    assert_eq!(
+        refusal(&with_token(&url, &tokens::rs256(&good, None)), None).await,
+        Some(403)
+    );
+    t.stack.shutdown().await;
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let jwks = dir.path().join("jwks.json");
+    std::fs::write(&jwks, tokens::jwks("key-1")).expect("writes");
+    let t = stack_with(&dir, &["--auth-jwks", &jwks.display().to_string()]).await;
+    let url = t.stack.websocket_url();
+    let token = |kid| tokens::rs256(&good, kid);
+    assert_eq!(
+        refusal(&with_token(&url, &token(Some("key-1"))), None).await,
+        None
+    );
+    assert_eq!(
+        refusal(&with_token(&url, &token(Some("key-2"))), None).await,
+        Some(403)
+    );
+    assert_eq!(
+        refusal(&with_token(&url, &token(None)), None).await,
+        Some(403)
+    );
+    t.stack.shutdown().await;
+}
+
+/// The chat-local binary, run as a user would, logging at debug level: no
+/// line it writes holds a token, good or bad.
+#[test]
+fn tokens_never_reach_the_logs() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_chat-local"))
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--dynamodb-listen",
+            "127.0.0.1:0",
+        ])
+        .args(["--data-dir", &dir.path().display().to_string()])
+        .args(["--auth-jwt-secret", SECRET])
+        .env("RUST_LOG", "debug")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("chat-local starts");
+    // Both pipes are drained all along, so a chatty log never blocks it.
+    let stderr = child.stderr.take().expect("stderr");
+    let logs = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = std::io::Read::read_to_string(&mut BufReader::new(stderr), &mut text);
+        text
+    });
+    let (urls, url) = std::sync::mpsc::channel();
+    let stdout = child.stdout.take().expect("stdout");
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Some(url) = line.trim().strip_prefix("WebSocket URL") {
+                let _ = urls.send(url.trim().to_owned());
+            }
+        }
+    });
+    let url = url
+        .recv_timeout(std::time::Duration::from_secs(30))
+        .expect("the banner names the WebSocket URL");
+    let good = hs256(&claims("user-1", Some("Ada")), SECRET);
+    let bad = hs256(&claims("user-1", Some("Ada")), "wrong");
+    let runtime = tokio::runtime::Runtime::new().expect("a runtime");
+    let session = runtime.block_on(async {
+        tokio::time::timeout(testkit::PATIENCE * 3, async {
+            let mut client = Client::connect(&with_token(&url, &good)).await;
+            client.say("hi").await;
+            client.next_of_type("message").await;
+            assert_eq!(refusal(&with_token(&url, &bad), None).await, Some(403));
+            assert_eq!(refusal(&url, Some(&bad)).await, Some(403));
+        })
+        .await
+    });
+    let pid = child.id().to_string();
+    let _ = Command::new("kill").args(["-TERM", &pid]).status();
+    let _ = child.wait();
+    session.expect("the session ends in time");
+    let logs = logs.join().expect("the log reader");
+    assert!(
+        logs.contains("refused a connection"),
+        "the refusals are logged: {logs}"
+    );
+    for token in [&good, &bad] {
+        let signature = token.rsplit('.').next().expect("a signature");
+        assert!(!logs.contains(signature), "a token in the logs:\n{logs}");
+    }
+}
