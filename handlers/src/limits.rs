@@ -27,6 +27,11 @@ pub const CONNECTION_TTL_MARGIN: Duration = Duration::from_secs(15 * 60);
 pub const CONNECT_GRACE: Duration = Duration::from_secs(10);
 /// A PostToConnection that hangs must not hold up a whole fan-out.
 pub const POST_TIMEOUT: Duration = Duration::from_secs(5);
+/// Tries of one post that is throttled (429) or fails on the server (5xx).
+pub const POST_ATTEMPTS: u32 = 3;
+/// The first retry's backoff (jittered, doubling) and the longest.
+pub const POST_RETRY_BACKOFF: Duration = Duration::from_millis(25);
+pub const POST_RETRY_MAX_BACKOFF: Duration = Duration::from_millis(400);
 /// How many times, and how far apart (growing linearly), a `welcome` is
 /// tried while the newcomer's connection still answers 410.
 pub const WELCOME_ATTEMPTS: u32 = 4;

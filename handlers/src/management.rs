@@ -4,11 +4,12 @@
 
 use aws_config::SdkConfig;
 use aws_sdk_apigatewaymanagement::Client;
+use aws_sdk_apigatewaymanagement::config::retry::RetryConfig;
 use aws_sdk_apigatewaymanagement::config::timeout::TimeoutConfig;
 use aws_sdk_apigatewaymanagement::primitives::Blob;
 
 use crate::error::AwsError;
-use crate::limits::POST_TIMEOUT;
+use crate::limits::{POST_ATTEMPTS, POST_RETRY_BACKOFF, POST_RETRY_MAX_BACKOFF, POST_TIMEOUT};
 
 const SERVICE: &str = "Management API";
 
@@ -35,6 +36,15 @@ impl Management {
                 TimeoutConfig::builder()
                     .operation_timeout(POST_TIMEOUT)
                     .build(),
+            )
+            // Throttling (429) and 5xx are retried a bounded number of times
+            // with jittered backoff (410 and 403 never are); the backoff is
+            // short because one slow recipient must not stall a fan-out.
+            .retry_config(
+                RetryConfig::standard()
+                    .with_max_attempts(POST_ATTEMPTS)
+                    .with_initial_backoff(POST_RETRY_BACKOFF)
+                    .with_max_backoff(POST_RETRY_MAX_BACKOFF),
             )
             .build();
         Self {

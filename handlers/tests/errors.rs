@@ -144,3 +144,33 @@ async fn a_management_api_403_is_named_and_not_retried() {
     assert!(text.contains("Forbidden"), "{text}");
     assert_eq!(api.attempts("alice"), 1);
 }
+
+#[tokio::test]
+async fn throttled_and_failing_posts_are_retried_a_bounded_number_of_times() {
+    let sdk = chat_local::aws::local_sdk_config();
+    for (status, code) in [
+        (429, "LimitExceededException"),
+        (500, "InternalServerError"),
+    ] {
+        let fake = FailingEndpoint::start(status, code, "try later").await;
+        let management = handlers::Management::new(&sdk, &fake.endpoint);
+        let Delivery::Failed(error) = management.post("alice", b"{}").await else {
+            panic!("{code} is a failure");
+        };
+        assert_eq!(error.code.as_deref(), Some(code));
+        assert_eq!(
+            fake.requests(),
+            handlers::limits::POST_ATTEMPTS as usize,
+            "{code}"
+        );
+    }
+    // 410 is an answer, not a failure to retry.
+    let gone = FakeManagementApi::start().await;
+    gone.mark_gone("alice");
+    let management = handlers::Management::new(&sdk, &gone.endpoint);
+    assert!(matches!(
+        management.post("alice", b"{}").await,
+        Delivery::Gone
+    ));
+    assert_eq!(gone.attempts("alice"), 1);
+}
