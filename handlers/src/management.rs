@@ -52,6 +52,27 @@ impl Management {
         }
     }
 
+    /// Whether API Gateway still has the connection (`GetConnection`).
+    pub async fn is_connected(&self, connection_id: &str) -> Result<bool, AwsError> {
+        match self
+            .client
+            .get_connection()
+            .connection_id(connection_id)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(error)
+                if error
+                    .as_service_error()
+                    .is_some_and(|e| e.is_gone_exception()) =>
+            {
+                Ok(false)
+            }
+            Err(error) => Err(AwsError::new(SERVICE, "GetConnection", &error)),
+        }
+    }
+
     /// Posts one frame to one connection.
     pub async fn post(&self, connection_id: &str, frame: &[u8]) -> Delivery {
         let result = self

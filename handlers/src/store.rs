@@ -137,6 +137,25 @@ impl Store {
         Ok(())
     }
 
+    /// Every connection id in ActiveConnections, whatever its room: a Scan,
+    /// for reconciliation only (never on a message's path).
+    pub async fn all_connection_ids(&self) -> Result<Vec<String>, StoreError> {
+        let mut ids = Vec::new();
+        let mut pages = self
+            .client
+            .scan()
+            .table_name(&self.tables.active_connections)
+            .projection_expression("connection_id")
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(StoreError::call("Scan"))?;
+            let keys: Vec<ConnectionKey> = from_items(page.items.unwrap_or_default())?;
+            ids.extend(keys.into_iter().map(|key| key.connection_id));
+        }
+        Ok(ids)
+    }
+
     /// Deletes a connection's ActiveConnections row; deleting a missing row
     /// is not an error.
     pub async fn delete_connection(&self, connection_id: &str) -> Result<(), StoreError> {

@@ -121,6 +121,9 @@ pub async fn start(config: Config) -> Result<Stack, StartError> {
     let dynamodb = aws::dynamodb_client(&sdk, &dynamodb_endpoint);
     let stream_arn = prepare_tables(&dynamodb, &config, &dynamodb_endpoint).await?;
 
+    let store = Store::new(dynamodb.clone(), config.tables.clone());
+    close_connections_of_a_previous_run(&store, &config).await?;
+
     let listener = bind(config.listen).await?;
     let address = listener.local_addr().map_err(|source| StartError::Bind {
         what: "the gateway",
@@ -129,7 +132,7 @@ pub async fn start(config: Config) -> Result<Stack, StartError> {
         source,
     })?;
     let chat = Chat {
-        store: Store::new(dynamodb, config.tables.clone()),
+        store,
         management: Management::new(&sdk, &format!("http://{address}/{}", config.stage)),
         limits: config.limits,
         retention: config.retention,
@@ -166,6 +169,42 @@ pub async fn start(config: Config) -> Result<Stack, StartError> {
         server,
         engine,
     })
+}
+
+/// Sessions still open in the tables belong to connections of a previous
+/// run that ended without closing them (`kill -9`, a crash): nothing of them
+/// survives in this new process, so each is closed as dead. A shared
+/// `--dynamodb-endpoint` must not have another running stack on the same
+/// tables (use `--table-prefix`).
+async fn close_connections_of_a_previous_run(
+    store: &Store,
+    config: &Config,
+) -> Result<(), StartError> {
+    let report = handlers::reconcile::close_dead_connections(
+        store,
+        handlers::time::Timestamp::now(),
+        "Connection lost: the local stack stopped without closing it",
+        |_| async { Ok::<bool, std::convert::Infallible>(false) },
+    )
+    .await
+    .map_err(|error| {
+        let endpoint = match &config.storage {
+            Storage::External(endpoint) => endpoint.as_str(),
+            _ => "the embedded DynamoDB",
+        };
+        StartError::dynamo(
+            endpoint,
+            matches!(config.storage, Storage::External(_)),
+            error.into(),
+        )
+    })?;
+    if report.closed > 0 {
+        warn!(
+            closed = report.closed,
+            "closed the sessions of connections a previous run left open"
+        );
+    }
+    Ok(())
 }
 
 /// Creates the tables; the SessionHistory stream's ARN.

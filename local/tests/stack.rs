@@ -525,7 +525,10 @@ async fn serves_the_page_its_config_and_metrics() {
         serde_json::from_str(&http_get(&format!("{base}config.json")).await).expect("json");
     assert_eq!(config["websocket_url"], t.stack.websocket_url());
     assert_eq!(config["max_message_bytes"], 8192);
-    assert_eq!(config["sign_in"], false, "sign-in is off unless a key is given");
+    assert_eq!(
+        config["sign_in"], false,
+        "sign-in is off unless a key is given"
+    );
     let metrics = http_get(&format!("{base}metrics")).await;
     assert!(metrics.contains("messages_sent"), "{metrics}");
     t.stack.shutdown().await;

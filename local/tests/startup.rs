@@ -71,3 +71,85 @@ fn a_flag_out_of_range_is_refused_with_status_2() {
     assert!(stderr.contains("--max-message-bytes"), "{stderr}");
     assert!(stderr.contains("1..=32768"), "{stderr}");
 }
+
+/// `kill -9` in the middle of a conversation, then a restart on the same
+/// data: history is intact, and the sessions the dead process left open are
+/// closed (1006, a reason, a duration) and their rows removed.
+#[test]
+fn a_restart_after_kill_9_closes_what_the_dead_process_left_open() {
+    use std::io::{BufRead, BufReader};
+    use testkit::item::{connection_row, n, s, scan};
+    use testkit::stack::{Client, start_stack, unique_prefix};
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let prefix = unique_prefix();
+    let data_dir = dir.path().display().to_string();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_chat-local"));
+    command
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--dynamodb-listen",
+            "127.0.0.1:0",
+        ])
+        .args(["--data-dir", &data_dir, "--table-prefix", &prefix])
+        .args(["--stream-poll-ms", "50"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null());
+    if let Some(endpoint) = testkit::dynamo::external_endpoint() {
+        command.args(["--dynamodb-endpoint", &endpoint]);
+    }
+    let mut child = command.spawn().expect("chat-local starts");
+    let stdout = child.stdout.take().expect("stdout");
+    let (urls, url) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Some(url) = line.trim().strip_prefix("WebSocket URL") {
+                let _ = urls.send(url.trim().to_owned());
+            }
+        }
+    });
+    let url = url
+        .recv_timeout(std::time::Duration::from_secs(30))
+        .expect("the banner names the WebSocket URL");
+    let runtime = tokio::runtime::Runtime::new().expect("a runtime");
+    let id = runtime.block_on(async {
+        let mut client = Client::connect(&url).await;
+        client.say("said before the crash").await;
+        client.next_of_type("message").await;
+        client.id.clone()
+    });
+    child.kill().expect("kill -9");
+    let _ = child.wait();
+
+    runtime.block_on(async {
+        let t = start_stack(dir.path(), &prefix, &[]).await;
+        let tables = &t.stack.tables;
+        assert!(
+            scan(&t.dynamodb, &tables.active_connections)
+                .await
+                .is_empty(),
+            "the dead connection's row is gone"
+        );
+        let messages = scan(&t.dynamodb, &tables.message_history).await;
+        assert_eq!(messages.len(), 1);
+        assert_eq!(s(&messages[0], "message"), "said before the crash");
+        let session = testkit::eventually("the session is measured", || async {
+            connection_row(&t.dynamodb, &tables.session_history, &id)
+                .await
+                .filter(|item| item.contains_key("duration_seconds"))
+        })
+        .await;
+        assert_eq!(n(&session, "disconnect_status_code"), "1006");
+        assert!(s(&session, "disconnect_reason").contains("stopped without closing"));
+        t.stack.shutdown().await;
+
+        // A clean restart finds nothing to close: what was closed stays so.
+        let t = start_stack(dir.path(), &prefix, &[]).await;
+        let again = connection_row(&t.dynamodb, &t.stack.tables.session_history, &id)
+            .await
+            .expect("the session");
+        assert_eq!(again, session);
+        t.stack.shutdown().await;
+    });
+}
