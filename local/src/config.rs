@@ -79,6 +79,11 @@ pub struct Args {
     #[arg(long, env = "SESSION_RETENTION_DAYS", value_parser = usize_in(RETENTION_DAYS_RANGE))]
     pub session_retention_days: Option<usize>,
 
+    /// Let other machines use the Management API, with this key in `x-api-key`
+    /// (without it only this machine may; the chat's own calls always can).
+    #[arg(long, env = "CHAT_MANAGEMENT_API_KEY", hide_env_values = true)]
+    pub management_api_key: Option<String>,
+
     /// Sign-in with HS256 tokens signed with this secret (off when no key is given).
     #[arg(long, env = "AUTH_JWT_SECRET", hide_env_values = true,
           conflicts_with_all = ["auth_jwt_public_key", "auth_jwks"])]
@@ -172,6 +177,7 @@ pub struct Config {
     pub web_dir: PathBuf,
     /// Sign-in, when a key is given.
     pub auth: Option<AuthConfig>,
+    pub management_api_key: Option<String>,
 }
 
 /// Where sign-in's keys are; read when the stack starts.
@@ -276,6 +282,7 @@ impl From<Args> for Config {
             },
             web_dir: args.web_dir,
             auth,
+            management_api_key: args.management_api_key.filter(|key| !key.is_empty()),
         }
     }
 }

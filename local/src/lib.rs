@@ -244,6 +244,7 @@ fn gateway_config(config: &Config) -> gateway::GatewayConfig {
         idle_timeout: config.idle_timeout,
         max_connection: config.max_connection,
         web_dir: config.web_dir.clone(),
+        management_api_key: config.management_api_key.clone(),
     }
 }
 

@@ -7,11 +7,15 @@ use std::sync::Arc;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::ws::Message;
-use axum::extract::{Path, State};
+use std::net::{IpAddr, SocketAddr};
+
+use axum::extract::{ConnectInfo, Path, Request, State};
 use axum::http::{StatusCode, header};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use serde_json::json;
+use tracing::info;
 
 use handlers::limits::GATEWAY_MAX_MESSAGE_BYTES;
 use handlers::time::Timestamp;
@@ -22,11 +26,57 @@ use super::connections::{Outbound, SendError};
 /// Close code of a connection deleted through the Management API.
 const DELETED_CLOSE_CODE: u16 = 1000;
 
-pub(super) fn routes() -> Router<Arc<Gateway>> {
-    Router::new().route(
-        "/{id}",
-        post(post_to).get(get_connection).delete(delete_connection),
-    )
+pub(super) fn routes(gateway: &Arc<Gateway>) -> Router<Arc<Gateway>> {
+    Router::new()
+        .route(
+            "/{id}",
+            post(post_to).get(get_connection).delete(delete_connection),
+        )
+        .route_layer(middleware::from_fn_with_state(Arc::clone(gateway), guard))
+}
+
+/// The Management API answers this machine only, unless a key is configured
+/// (`--management-api-key`); then other peers must send it as `x-api-key`.
+/// Anything else gets API Gateway's 403 `ForbiddenException`.
+async fn guard(
+    State(gateway): State<Arc<Gateway>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let given = request
+        .headers()
+        .get("x-api-key")
+        .map(|value| value.as_bytes());
+    if may_manage(
+        peer.ip(),
+        gateway.config.management_api_key.as_deref(),
+        given,
+    ) {
+        next.run(request).await
+    } else {
+        info!(%peer, "refused a Management API call from another machine");
+        error(StatusCode::FORBIDDEN, "ForbiddenException", "Forbidden")
+    }
+}
+
+/// This machine always; another only with the configured key.
+fn may_manage(peer: IpAddr, key: Option<&str>, given: Option<&[u8]>) -> bool {
+    peer.is_loopback()
+        || key
+            .zip(given)
+            .is_some_and(|(key, given)| constant_time_eq(given, key.as_bytes()))
+}
+
+/// Compares without stopping at the first difference, so timing tells
+/// nothing about the key.
+fn constant_time_eq(given: &[u8], key: &[u8]) -> bool {
+    given.len() == key.len()
+        && given
+            .iter()
+            .zip(key)
+            .fold(0u8, |difference, (a, b)| difference | (a ^ b))
+            == 0
 }
 
 async fn post_to(
@@ -124,4 +174,31 @@ fn iso(epoch_ms: i64) -> String {
     Timestamp::from_epoch_millis(epoch_ms)
         .map(|time| time.to_string())
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{constant_time_eq, may_manage};
+
+    #[test]
+    fn only_this_machine_or_a_peer_with_the_key_may_manage_connections() {
+        let local = "127.0.0.1".parse().expect("an address");
+        let local6 = "::1".parse().expect("an address");
+        let phone = "203.0.113.7".parse().expect("an address");
+        assert!(may_manage(local, None, None));
+        assert!(may_manage(local6, None, None));
+        assert!(!may_manage(phone, None, None), "closed by default");
+        assert!(!may_manage(phone, None, Some(b"anything")));
+        assert!(!may_manage(phone, Some("k3y"), None));
+        assert!(!may_manage(phone, Some("k3y"), Some(b"key")));
+        assert!(may_manage(phone, Some("k3y"), Some(b"k3y")));
+    }
+
+    #[test]
+    fn keys_compare_equal_only_when_equal() {
+        assert!(constant_time_eq(b"key-1", b"key-1"));
+        assert!(!constant_time_eq(b"key-2", b"key-1"));
+        assert!(!constant_time_eq(b"key-1x", b"key-1"));
+        assert!(!constant_time_eq(b"", b"key-1"));
+    }
 }

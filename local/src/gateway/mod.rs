@@ -39,6 +39,8 @@ pub struct GatewayConfig {
     pub idle_timeout: Duration,
     pub max_connection: Duration,
     pub web_dir: PathBuf,
+    /// Lets peers other than this machine use the Management API.
+    pub management_api_key: Option<String>,
 }
 
 /// Shared state of the gateway.
@@ -80,7 +82,7 @@ impl Gateway {
     /// `/dashboard`, and the web client.
     pub fn router(self: &Arc<Self>, metrics: Option<crate::telemetry::Metrics>) -> Router {
         let stage = &self.config.stage;
-        let connections_api = management::routes();
+        let connections_api = management::routes(self);
         let metrics_route = get(move || async move {
             match metrics {
                 Some(metrics) => (
