@@ -55,6 +55,11 @@ pub struct Args {
           value_parser = clap::value_parser!(u64).range(1..))]
     pub idle_timeout_secs: u64,
 
+    /// Drop a client that has not read a waiting frame for this many seconds.
+    #[arg(long, env = "CHAT_SLOW_CLIENT_TIMEOUT_SECS", default_value_t = 10,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub slow_client_timeout_secs: u64,
+
     /// Close every connection after this many seconds (API Gateway: 7200).
     #[arg(long, env = "CHAT_MAX_CONNECTION_SECS",
           default_value_t = GATEWAY_MAX_CONNECTION_DURATION.as_secs(),
@@ -172,6 +177,7 @@ pub struct Config {
     pub limits: ChatLimits,
     pub retention: Retention,
     pub idle_timeout: Duration,
+    pub slow_client_timeout: Duration,
     pub max_connection: Duration,
     pub stream: StreamConfig,
     pub web_dir: PathBuf,
@@ -274,6 +280,7 @@ impl From<Args> for Config {
                     .and_then(|d| u32::try_from(d).ok()),
             },
             idle_timeout: Duration::from_secs(args.idle_timeout_secs),
+            slow_client_timeout: Duration::from_secs(args.slow_client_timeout_secs),
             max_connection: Duration::from_secs(args.max_connection_secs),
             stream: StreamConfig {
                 batch_size: args.stream_batch_size,

@@ -242,6 +242,7 @@ fn gateway_config(config: &Config) -> gateway::GatewayConfig {
     gateway::GatewayConfig {
         stage: config.stage.clone(),
         idle_timeout: config.idle_timeout,
+        slow_client_timeout: config.slow_client_timeout,
         max_connection: config.max_connection,
         web_dir: config.web_dir.clone(),
         management_api_key: config.management_api_key.clone(),

@@ -37,6 +37,9 @@ use connections::{Connection, Registry};
 pub struct GatewayConfig {
     pub stage: String,
     pub idle_timeout: Duration,
+    /// How long a frame may wait for a client to read it before the client
+    /// is dropped.
+    pub slow_client_timeout: Duration,
     pub max_connection: Duration,
     pub web_dir: PathBuf,
     /// Lets peers other than this machine use the Management API.

@@ -29,6 +29,9 @@ enum Ending {
     ByServer { code: u16, reason: String },
     /// The socket broke without a close frame.
     Abnormal,
+    /// The client stopped reading: dropped without a close frame (one could
+    /// not be written either).
+    StoppedReading,
 }
 
 impl Ending {
@@ -78,8 +81,15 @@ pub(super) async fn run(
             }
             outbound = outbox.recv() => match outbound {
                 Some(Outbound::Frame(message)) => {
-                    if sink.send(message).await.is_err() {
-                        break Ending::Abnormal;
+                    // Posts never wait for this write (they queue in the
+                    // outbox); a client that stops reading is dropped.
+                    match tokio::time::timeout(gateway.config.slow_client_timeout, sink.send(message)).await {
+                        Ok(Ok(())) => {}
+                        Ok(Err(_)) => break Ending::Abnormal,
+                        Err(_) => {
+                            info!(connection_id = %id, "the client stopped reading; dropping it");
+                            break Ending::StoppedReading;
+                        }
                     }
                 }
                 Some(Outbound::Close { code, reason }) => break Ending::ByServer { code, reason },
@@ -136,6 +146,7 @@ pub(super) async fn run(
             (code, reason)
         }
         Ending::Abnormal => (ABNORMAL, String::new()),
+        Ending::StoppedReading => (ABNORMAL, "Client stopped reading".to_owned()),
     };
     // Frames already received are still handled, as on AWS.
     drop(inbound);
