@@ -19,6 +19,8 @@ const UNSUPPORTED_DATA: u16 = 1003;
 const NO_STATUS: u16 = 1005;
 const ABNORMAL: u16 = 1006;
 const MESSAGE_TOO_BIG: u16 = 1009;
+const PROTOCOL_ERROR: u16 = 1002;
+const INVALID_PAYLOAD: u16 = 1007;
 
 /// How a connection ended.
 #[derive(Debug)]
@@ -114,12 +116,12 @@ pub(super) async fn run(
                             None => Ending::ByClient { code: NO_STATUS, reason: String::new() },
                         };
                     }
-                    Some(Err(error)) if is_too_big(&error) => {
-                        break Ending::server(MESSAGE_TOO_BIG, "Message too big");
-                    }
                     Some(Err(error)) => {
                         debug!(connection_id = %id, %error, "socket error");
-                        break Ending::Abnormal;
+                        break match refusal_of(&error) {
+                            Some((code, reason)) => Ending::server(code, reason),
+                            None => Ending::Abnormal,
+                        };
                     }
                     None => break Ending::Abnormal,
                 }
@@ -168,20 +170,26 @@ async fn route_frames(
     }
 }
 
-/// Whether tungstenite refused a frame over
-/// [`handlers::limits::GATEWAY_MAX_FRAME_BYTES`] or a message over
-/// [`handlers::limits::GATEWAY_MAX_MESSAGE_BYTES`].
-fn is_too_big(error: &axum::Error) -> bool {
+/// The close code RFC 6455 asks for when tungstenite refuses what the client
+/// sent: 1009 over [`handlers::limits::GATEWAY_MAX_FRAME_BYTES`] or
+/// [`handlers::limits::GATEWAY_MAX_MESSAGE_BYTES`], 1007 for a text frame that
+/// is not UTF-8, 1002 for any other protocol violation (an unmasked frame, a
+/// reserved opcode or bit, an oversized control frame). `None`: the socket
+/// broke (I/O), and there is no one to tell.
+fn refusal_of(error: &axum::Error) -> Option<(u16, &'static str)> {
     use std::error::Error as _;
+    use tokio_tungstenite::tungstenite::Error as Ws;
     let mut source = error.source();
     while let Some(error) = source {
-        if let Some(tungstenite) = error.downcast_ref::<tokio_tungstenite::tungstenite::Error>() {
-            return matches!(
-                tungstenite,
-                tokio_tungstenite::tungstenite::Error::Capacity(_)
-            );
+        if let Some(tungstenite) = error.downcast_ref::<Ws>() {
+            return match tungstenite {
+                Ws::Capacity(_) => Some((MESSAGE_TOO_BIG, "Message too big")),
+                Ws::Utf8(_) => Some((INVALID_PAYLOAD, "Text frames must be UTF-8")),
+                Ws::Protocol(_) => Some((PROTOCOL_ERROR, "Protocol error")),
+                _ => None,
+            };
         }
         source = error.source();
     }
-    false
+    None
 }
