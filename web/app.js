@@ -6,6 +6,9 @@
 // Query parameters:
 //   ?room=NAME           the room to join (a link to a room); the page keeps
 //                        it up to date with history.replaceState
+//   ?token=JWT           never kept: taken out of the address at once (into
+//                        the Token field), so it is not left in the address
+//                        bar, the history or a copied link
 // and, for tests and debugging:
 //   ?heartbeat=SECONDS   heartbeat interval (default 30)
 //   ?max-lines=N         lines kept in the message log (default 500, at least 10)
@@ -40,6 +43,10 @@
     url: 'chat.websocketUrl',
     room: 'chat.room',
     name: 'chat.name',
+    // The sign-in token: in sessionStorage (this tab, until it is closed),
+    // or in localStorage when the user ticks "Remember".
+    token: 'chat.token',
+    rememberToken: 'chat.rememberToken',
     connectOnLoad: 'chat.connectOnLoad',
     autoDisconnect: 'chat.autoDisconnect',
     autoDisconnectSecs: 'chat.autoDisconnectSecs',
@@ -63,6 +70,9 @@
     roomError: $('room-error'),
     name: $('name'),
     nameError: $('name-error'),
+    token: $('token'),
+    tokenError: $('token-error'),
+    rememberToken: $('remember-token'),
     connectError: $('connect-error'),
     autoDisconnect: $('auto-disconnect'),
     autoDisconnectSecs: $('auto-disconnect-secs'),
@@ -91,6 +101,9 @@
     url: '', // the URL this session keeps connecting to (without room and name)
     room: '', // the room of the current socket
     name: '', // the display name of the current socket ('' for none)
+    token: '', // the sign-in token of the current socket ('' for none); never shown
+    nameAside: '', // the name field's text while a token names the user instead
+    config: null, // /config.json of the server that served the page, if any
     wanted: false, // the user wants a connection: unexpected closes reconnect
     phase: 'disconnected', // disconnected | connecting | connected | reconnecting | error
     detail: '', // the status line's explanation
@@ -141,19 +154,34 @@
     return Number.isFinite(value) && value >= min ? value : fallback;
   }
 
+  // localStorage (kept), or sessionStorage (this tab only) for `session`.
+  function store(session) {
+    try {
+      return session ? window.sessionStorage : window.localStorage;
+    } catch (_) {
+      return null; // storage disabled (privacy mode, some file:// pages)
+    }
+  }
   const storage = {
-    get(key) {
+    get(key, session = false) {
       try {
-        return window.localStorage.getItem(key);
+        return store(session).getItem(key);
       } catch (_) {
-        return null; // storage disabled (privacy mode, some file:// pages)
+        return null;
       }
     },
-    set(key, value) {
+    set(key, value, session = false) {
       try {
-        window.localStorage.setItem(key, value);
+        store(session).setItem(key, value);
       } catch (_) {
         /* nothing to remember with */
+      }
+    },
+    remove(key, session = false) {
+      try {
+        store(session).removeItem(key);
+      } catch (_) {
+        /* nothing was remembered */
       }
     },
   };
@@ -220,13 +248,46 @@
     return { ok: true, value: name };
   }
 
-  // The socket's URL: the chosen URL with `room` and `name` set (percent
-  // encoded: a space is %20, never '+').
-  function socketUrl(base, room, name) {
+  // A sign-in token as pasted: a leading `Bearer ` and any white space
+  // (a token wrapped by a terminal) dropped, then shaped like a JSON Web
+  // Token. Only the shape is checked here; the server checks the rest.
+  // Optional: an empty field is no token. The reason never quotes it.
+  const JWT_SHAPE = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/;
+  function checkToken(raw) {
+    const token = raw.replace(/^\s*bearer\s+/i, '').replace(/\s+/g, '');
+    if (token === '') return { ok: true, value: '' };
+    if (!JWT_SHAPE.test(token)) {
+      return {
+        ok: false,
+        why: 'This is not a token: a sign-in token (JWT) is three parts of letters, digits, - and _ joined by dots.',
+      };
+    }
+    return { ok: true, value: token };
+  }
+
+  // What a token says about itself (its payload, not verified: only to
+  // explain a refusal), or null.
+  function tokenClaims(token) {
+    try {
+      const part = token.split('.')[1].replace(/-/g, '+').replace(/_/g, '/');
+      const binary = window.atob(part + '='.repeat((4 - (part.length % 4)) % 4));
+      const bytes = Uint8Array.from(binary, (c) => c.charCodeAt(0));
+      const claims = JSON.parse(new TextDecoder().decode(bytes));
+      return claims !== null && typeof claims === 'object' && !Array.isArray(claims) ? claims : null;
+    } catch (_) {
+      return null;
+    }
+  }
+
+  // The socket's URL: the chosen URL with `room`, and `name` or `token`,
+  // set (percent encoded: a space is %20, never '+'). It holds the token:
+  // it goes to `new WebSocket` and nowhere else.
+  function socketUrl(base, room, name, token) {
     const url = new URL(base);
-    const pairs = [...url.searchParams].filter(([key]) => key !== 'room' && key !== 'name');
+    const pairs = [...url.searchParams].filter(([key]) => key !== 'room' && key !== 'name' && key !== 'token');
     pairs.push(['room', room]);
     if (name) pairs.push(['name', name]);
+    if (token) pairs.push(['token', token]);
     url.search = pairs.map(([key, value]) => `${encodeURIComponent(key)}=${encodeURIComponent(value)}`).join('&');
     return url.toString();
   }
@@ -606,22 +667,71 @@
     }
   }
 
-  // ------------------------------------------------------- room and name
+  // ------------------------------------------------ room, name and token
 
   function showFieldError(input, output, why) {
     output.textContent = why || '';
     input.setAttribute('aria-invalid', why ? 'true' : 'false');
   }
 
-  // Checks both fields and says what is wrong next to each; null if either is.
+  // While a token is given the server takes the name from it and ignores
+  // `?name=`: the name field says so (and is not sent); what was typed in
+  // it is kept aside and comes back when the token goes.
+  function syncNameField() {
+    const fromToken = ui.token.value.trim() !== '';
+    if (fromToken === ui.name.disabled) return;
+    if (fromToken) {
+      state.nameAside = ui.name.value;
+      ui.name.value = '';
+      ui.name.placeholder = 'from your token';
+      ui.name.disabled = true;
+      showFieldError(ui.name, ui.nameError, '');
+    } else {
+      ui.name.value = state.nameAside;
+      ui.name.placeholder = 'optional';
+      ui.name.disabled = false;
+    }
+  }
+
+  // The name the user typed, also while the field says "from your token".
+  function typedName() {
+    return ui.name.disabled ? state.nameAside : ui.name.value;
+  }
+
+  function setTypedName(name) {
+    if (ui.name.disabled) state.nameAside = name;
+    else ui.name.value = name;
+  }
+
+  // Checks the fields and says what is wrong next to each; null if any is.
+  // With a token, no name is sent (the token's is used).
   function readJoin() {
+    syncNameField();
     const room = checkRoom(ui.room.value);
-    const name = checkName(ui.name.value);
+    const token = checkToken(ui.token.value);
+    const name = checkName(typedName());
     showFieldError(ui.room, ui.roomError, room.ok ? '' : room.why);
-    showFieldError(ui.name, ui.nameError, name.ok ? '' : name.why);
-    if (!room.ok) return null;
-    if (!name.ok) return null;
-    return { room: room.value, name: name.value };
+    showFieldError(ui.token, ui.tokenError, token.ok ? '' : token.why);
+    const fromToken = token.ok && token.value !== '';
+    showFieldError(ui.name, ui.nameError, name.ok || ui.name.disabled ? '' : name.why);
+    if (!room.ok || !token.ok) return null;
+    if (!name.ok && !fromToken) return null;
+    return {
+      room: room.value,
+      name: fromToken ? '' : name.value,
+      token: token.value,
+      typedName: name.ok ? name.value : null,
+    };
+  }
+
+  // The token is kept for this tab (sessionStorage), or in this browser
+  // (localStorage) when "Remember" is ticked; never in both.
+  function rememberToken(token) {
+    const keep = ui.rememberToken.checked;
+    storage.set(STORAGE.rememberToken, keep ? 'true' : 'false');
+    if (token) storage.set(STORAGE.token, token, !keep);
+    else storage.remove(STORAGE.token, !keep);
+    storage.remove(STORAGE.token, keep);
   }
 
   // The page address links to the room: ?room=NAME, other parameters kept.
@@ -639,28 +749,33 @@
 
   function rememberJoin(join) {
     storage.set(STORAGE.room, join.room);
-    storage.set(STORAGE.name, join.name);
+    if (join.typedName !== null) storage.set(STORAGE.name, join.typedName);
+    rememberToken(join.token);
     reflectRoom(join.room);
   }
 
-  // A room or name change: remembered, and while connected (or trying to)
-  // the socket is replaced by one in the new room or under the new name.
+  // A room, name or token change: remembered, and while connected (or
+  // trying to) the socket is replaced by one in the new room, under the new
+  // name or with the new token.
   function joinChanged() {
     const join = readJoin();
     if (!join) return; // said next to the field; the current socket stays
     rememberJoin(join);
-    if (!active() || (join.room === state.room && join.name === state.name)) return;
+    if (!active() || (join.room === state.room && join.name === state.name && join.token === state.token)) return;
     const roomChanged = join.room !== state.room;
+    const tokenChanged = join.token !== state.token;
     window.clearTimeout(state.reconnectTimer);
     state.reconnectTimer = 0;
     const ws = state.ws;
     teardownSocket();
-    if (ws) ws.close(1000, roomChanged ? 'Changing room' : 'Changing name');
+    if (ws) ws.close(1000, roomChanged ? 'Changing room' : tokenChanged ? 'Changing token' : 'Changing name');
     showConnectError('');
     if (roomChanged) resetLog(join.room);
+    else if (tokenChanged) addSystem(join.token ? 'Reconnecting with your token…' : 'Reconnecting without a token…');
     else addSystem(join.name ? `Reconnecting as “${join.name}”…` : 'Reconnecting without a name…');
     state.room = join.room;
     state.name = join.name;
+    state.token = join.token;
     state.attempt = 0;
     open();
   }
@@ -918,21 +1033,28 @@
       ui.url.focus();
       return;
     }
-    // A pasted URL with ?room= or ?name=: they belong in their fields.
+    // A pasted URL with ?room=, ?name= or ?token=: they belong in their
+    // fields (and a token in no URL that is shown or remembered).
     const parsed = new URL(url);
-    if (parsed.searchParams.has('room') || parsed.searchParams.has('name')) {
+    if (['room', 'name', 'token'].some((key) => parsed.searchParams.has(key))) {
       if (parsed.searchParams.has('room')) ui.room.value = parsed.searchParams.get('room');
-      if (parsed.searchParams.has('name')) ui.name.value = parsed.searchParams.get('name');
+      if (parsed.searchParams.has('name')) setTypedName(parsed.searchParams.get('name'));
+      if (parsed.searchParams.has('token')) ui.token.value = parsed.searchParams.get('token');
       parsed.searchParams.delete('room');
       parsed.searchParams.delete('name');
+      parsed.searchParams.delete('token');
       url = parsed.href;
     }
     ui.url.value = url;
     const join = readJoin();
     if (!join) {
-      setPhase('error', ui.room.getAttribute('aria-invalid') === 'true' ? 'check the room name' : 'check your name');
-      if (ui.room.getAttribute('aria-invalid') === 'true') ui.room.focus();
-      else ui.name.focus();
+      const [field, what] = [
+        [ui.room, 'check the room name'],
+        [ui.token, 'check your token'],
+        [ui.name, 'check your name'],
+      ].find(([input]) => input.getAttribute('aria-invalid') === 'true');
+      setPhase('error', what);
+      field.focus();
       return;
     }
     storage.set(STORAGE.url, url);
@@ -942,6 +1064,7 @@
     state.url = url;
     state.room = join.room;
     state.name = join.name;
+    state.token = join.token;
     state.wanted = true;
     state.attempt = 0;
     open();
@@ -949,12 +1072,16 @@
 
   function open() {
     let ws;
+    const url = socketUrl(state.url, state.room, state.name, state.token);
     try {
-      ws = new WebSocket(socketUrl(state.url, state.room, state.name));
+      ws = new WebSocket(url);
     } catch (error) {
-      // Bad URL, or ws:// from an https:// page.
+      // Bad URL, or ws:// from an https:// page. The browser's message may
+      // quote the URL, which holds the token: never shown with it.
       state.wanted = false;
-      setPhase('error', error && error.message ? error.message : 'cannot open this URL');
+      let why = error && error.message ? error.message : 'cannot open this URL';
+      if (state.token) why = why.split(url).join(state.url).split(state.token).join('…');
+      setPhase('error', why);
       return;
     }
     state.ws = ws;
@@ -1001,17 +1128,7 @@
     if (event.code === 1009) {
       showSendError('The server closed the connection because a message was too big (1009).');
     }
-    if (!wasOpen) {
-      // A handshake the server answered with an error (a bad room or name,
-      // a refused token) and one that never reached a server look the same
-      // to a page: a close before `open`, code 1006, no reason.
-      const as = state.name ? ` as “${state.name}”` : '';
-      showConnectError(
-        `The server refused the connection to #${state.room}${as}, or could not be reached `
-        + '(the browser is not told which, or why). Check the room and the name, '
-        + `and that the server is running at ${state.url}.`,
-      );
-    }
+    if (!wasOpen) showConnectError(refusal());
     if (!state.wanted) {
       setPhase('disconnected', `closed (${why}${reason})`);
       return;
@@ -1023,6 +1140,44 @@
     const what = wasOpen ? `Connection closed (${why}${reason})` : `Could not connect (${why}${reason}): refused or unreachable`;
     addSystem(`${what}. Reconnecting in ${Math.ceil(delay / 1000)} s…`, 'warn');
     setPhase(failed ? 'error' : 'reconnecting', detail);
+  }
+
+  // Whether the server at `url` requires sign-in: true or false when the
+  // page was served by that server (its /config.json says `sign_in`), null
+  // when the page cannot know (a static host, another server's URL).
+  function signInRequired(url) {
+    const config = state.config;
+    if (!config || typeof config.sign_in !== 'boolean' || str(config.websocket_url) !== url) return null;
+    return config.sign_in;
+  }
+
+  // A handshake the server answered with an error (a bad room or name, no
+  // token or a refused one) and one that never reached a server look the
+  // same to a page: a close before `open`, code 1006, no reason. What the
+  // page can say: what it sent, and what to check.
+  function refusal() {
+    const refused = (what) => `The server refused the connection to #${state.room}${what}, or could not be reached `
+      + '(the browser is not told which, or why).';
+    const server = `that the server is running at ${state.url}.`;
+    if (state.token) {
+      const claims = tokenClaims(state.token) || {};
+      const now = Date.now() / 1000;
+      let check = 'it may have expired, or be meant for another server';
+      if (Number.isFinite(claims.exp) && claims.exp <= now) {
+        check = `it expired at ${utcDateTime(claims.exp * 1000)} (by this computer’s clock); get a new one`;
+      } else if (Number.isFinite(claims.nbf) && claims.nbf > now) {
+        check = `it is not valid until ${utcDateTime(claims.nbf * 1000)} (by this computer’s clock)`;
+      }
+      return `${refused(' with your token')} Check your token: ${check}. Check also the room, and ${server}`;
+    }
+    const as = state.name ? ` as “${state.name}”` : '';
+    const required = signInRequired(state.url);
+    if (required) {
+      return `${refused(as)} This chat requires sign-in and no token was given: `
+        + `paste your token into the Token field. Check also ${server}`;
+    }
+    const text = `${refused(as)} Check the room and the name, and ${server}`;
+    return required === false ? text : `${text} If this chat requires sign-in, paste your token into the Token field.`;
   }
 
   // Capped exponential backoff with jitter: 0.5–1 s, 1–2 s, 2–4 s, … 15–30 s.
@@ -1296,7 +1451,12 @@
     else connect(ui.url.value);
   });
   ui.disconnect.addEventListener('click', () => disconnect('', true));
-  for (const input of [ui.room, ui.name]) {
+  ui.token.addEventListener('input', syncNameField);
+  ui.rememberToken.addEventListener('change', () => {
+    const token = checkToken(ui.token.value);
+    rememberToken(token.ok ? token.value : '');
+  });
+  for (const input of [ui.room, ui.name, ui.token]) {
     input.addEventListener('change', joinChanged);
     // While connected, Connect is disabled and so Enter would not submit.
     input.addEventListener('keydown', (event) => {
@@ -1359,13 +1519,35 @@
     }
   }
 
+  // A token in the page's own address is taken out of it at once (into the
+  // Token field): an address is shown, kept in the history, shared.
+  function takeTokenFromAddress() {
+    const linked = params.get('token');
+    if (linked === null) return null;
+    params.delete('token');
+    try {
+      const url = new URL(window.location.href);
+      url.searchParams.delete('token');
+      window.history.replaceState(window.history.state, '', url.href);
+    } catch (_) {
+      /* some file:// pages cannot rewrite their address */
+    }
+    return linked;
+  }
+
   function start() {
+    const linkedToken = takeTokenFromAddress();
     const remembered = storage.get(STORAGE.url) || '';
     if (remembered) ui.url.value = remembered;
     // A link's ?room= wins over the remembered room.
     const linked = params.get('room');
     ui.room.value = linked !== null ? linked : storage.get(STORAGE.room) || DEFAULT_ROOM;
     ui.name.value = storage.get(STORAGE.name) || '';
+    ui.rememberToken.checked = storage.get(STORAGE.rememberToken) === 'true';
+    const keptToken = ui.rememberToken.checked ? storage.get(STORAGE.token) : storage.get(STORAGE.token, true);
+    ui.token.value = linkedToken !== null ? linkedToken : keptToken || '';
+    if (!ui.rememberToken.checked) storage.remove(STORAGE.token); // none left from an earlier "Remember"
+    syncNameField();
     const join = readJoin();
     if (join) reflectRoom(join.room);
     ui.autoDisconnect.checked = storage.get(STORAGE.autoDisconnect) === 'true';
@@ -1382,6 +1564,7 @@
 
     loadConfig().then((config) => {
       if (config && typeof config === 'object') {
+        state.config = config;
         const url = str(config.websocket_url);
         if (url && validWebSocketUrl(url) && ui.url.value === '' && !state.wanted) {
           ui.url.value = url;

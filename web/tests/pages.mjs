@@ -10,11 +10,12 @@ export const TEST_TIMEOUT = 60_000;
 
 /**
  * Registers the file's hooks: a browser, and a stack shared by the tests
- * that need no special server settings, handed to `onReady` (Node 20 does
- * not wait for one `before` hook before starting the next). Each test's
- * browser contexts close after it, so no test sees another's presence lines.
+ * that need no special server settings (or the file's `stackArgs`), handed
+ * to `onReady` (Node 20 does not wait for one `before` hook before starting
+ * the next). Each test's browser contexts close after it, so no test sees
+ * another's presence lines.
  */
-export function browserTests(onReady = () => {}) {
+export function browserTests(onReady = () => {}, { stackArgs = [] } = {}) {
   const contexts = new Set();
   const session = {
     browser: null,
@@ -35,7 +36,7 @@ export function browserTests(onReady = () => {}) {
   };
   before(async () => {
     session.browser = await launchBrowser();
-    session.stack = await startStack();
+    session.stack = await startStack({ args: stackArgs });
     onReady(session.stack);
   });
   afterEach(async () => {
@@ -55,6 +56,8 @@ export async function openPage(context, url) {
   const page = await context.newPage();
   page.problems = [];
   page.sockets = [];
+  page.console = [];
+  page.on('console', (message) => page.console.push({ type: message.type(), text: message.text() }));
   page.on('pageerror', (error) => page.problems.push(`page error: ${error.message}`));
   page.on('dialog', (dialog) => {
     page.problems.push(`dialog: ${dialog.type()} ${dialog.message()}`);

@@ -485,7 +485,8 @@ test('a refused connection says so: the server refused, or is not running; check
   assert.equal(
     await page.textContent('#connect-error'),
     'The server refused the connection to #refusals, or could not be reached (the browser is not told which, or why). '
-      + `Check the room and the name, and that the server is running at ${nowhere}.`,
+      + `Check the room and the name, and that the server is running at ${nowhere}. `
+      + 'If this chat requires sign-in, paste your token into the Token field.',
   );
   await page.click('#disconnect');
   await waitForState(page, 'disconnected');

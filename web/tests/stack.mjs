@@ -2,6 +2,7 @@
 // started per test file on 127.0.0.1 in memory) and the browser.
 //
 //   CHAT_LOCAL_BIN   the chat-local binary (default <repo>/target/debug/chat-local)
+//   MINT_TOKEN_BIN   its token minter (default: mint-token next to chat-local)
 //   CHROMIUM_BIN     the browser (default /usr/bin/chromium)
 
 import assert from 'node:assert/strict';
@@ -16,6 +17,8 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 export const webDir = path.resolve(here, '..');
 export const repo = path.resolve(here, '..', '..');
 export const chatLocal = process.env.CHAT_LOCAL_BIN || path.join(repo, 'target', 'debug', 'chat-local');
+/** Mints test sign-in tokens; built next to chat-local. */
+export const mintToken = process.env.MINT_TOKEN_BIN || path.join(path.dirname(chatLocal), 'mint-token');
 export const chromiumPath = process.env.CHROMIUM_BIN || '/usr/bin/chromium';
 export const artifacts = path.join(here, 'artifacts');
 
