@@ -5,7 +5,7 @@
 
 #![allow(clippy::expect_used)] // a failed step fails the test
 
-use std::io::{BufRead, BufReader};
+use std::io::BufReader;
 use std::process::{Command, Stdio};
 
 use serde_json::{Value, json};
@@ -265,18 +265,7 @@ fn tokens_never_reach_the_logs() {
         let _ = std::io::Read::read_to_string(&mut BufReader::new(stderr), &mut text);
         text
     });
-    let (urls, url) = std::sync::mpsc::channel();
-    let stdout = child.stdout.take().expect("stdout");
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if let Some(url) = line.trim().strip_prefix("WebSocket URL") {
-                let _ = urls.send(url.trim().to_owned());
-            }
-        }
-    });
-    let url = url
-        .recv_timeout(std::time::Duration::from_secs(30))
-        .expect("the banner names the WebSocket URL");
+    let url = testkit::stack::banner_websocket_url(&mut child);
     let good = hs256(&claims("user-1", Some("Ada")), SECRET);
     let bad = hs256(&claims("user-1", Some("Ada")), "wrong");
     let runtime = tokio::runtime::Runtime::new().expect("a runtime");

@@ -77,7 +77,6 @@ fn a_flag_out_of_range_is_refused_with_status_2() {
 /// closed (1006, a reason, a duration) and their rows removed.
 #[test]
 fn a_restart_after_kill_9_closes_what_the_dead_process_left_open() {
-    use std::io::{BufRead, BufReader};
     use testkit::item::{connection_row, n, s, scan};
     use testkit::stack::{Client, start_stack, unique_prefix};
 
@@ -100,18 +99,7 @@ fn a_restart_after_kill_9_closes_what_the_dead_process_left_open() {
         command.args(["--dynamodb-endpoint", &endpoint]);
     }
     let mut child = command.spawn().expect("chat-local starts");
-    let stdout = child.stdout.take().expect("stdout");
-    let (urls, url) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if let Some(url) = line.trim().strip_prefix("WebSocket URL") {
-                let _ = urls.send(url.trim().to_owned());
-            }
-        }
-    });
-    let url = url
-        .recv_timeout(std::time::Duration::from_secs(30))
-        .expect("the banner names the WebSocket URL");
+    let url = testkit::stack::banner_websocket_url(&mut child);
     let runtime = tokio::runtime::Runtime::new().expect("a runtime");
     let id = runtime.block_on(async {
         let mut client = Client::connect(&url).await;

@@ -210,3 +210,20 @@ impl Client {
         }
     }
 }
+
+/// The WebSocket URL a `chat-local` process prints in its banner; its
+/// stdout keeps being drained, so the process never blocks on it.
+pub fn banner_websocket_url(child: &mut std::process::Child) -> String {
+    use std::io::{BufRead, BufReader};
+    let stdout = child.stdout.take().expect("chat-local's stdout is piped");
+    let (urls, url) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Some(url) = line.trim().strip_prefix("WebSocket URL") {
+                let _ = urls.send(url.trim().to_owned());
+            }
+        }
+    });
+    url.recv_timeout(PATIENCE * 3)
+        .expect("the banner names the WebSocket URL")
+}
