@@ -84,6 +84,11 @@ pub struct Args {
     #[arg(long, env = "SESSION_RETENTION_DAYS", value_parser = usize_in(RETENTION_DAYS_RANGE))]
     pub session_retention_days: Option<usize>,
 
+    /// Connections one client address may hold at once; more are refused with 429.
+    #[arg(long, env = "CHAT_MAX_CONNECTIONS_PER_IP", default_value_t = 4096,
+          value_parser = usize_in(1..=1_000_000))]
+    pub max_connections_per_ip: usize,
+
     /// Let other machines use the Management API, with this key in `x-api-key`
     /// (without it only this machine may; the chat's own calls always can).
     #[arg(long, env = "CHAT_MANAGEMENT_API_KEY", hide_env_values = true)]
@@ -184,6 +189,7 @@ pub struct Config {
     /// Sign-in, when a key is given.
     pub auth: Option<AuthConfig>,
     pub management_api_key: Option<String>,
+    pub max_connections_per_ip: usize,
 }
 
 /// Where sign-in's keys are; read when the stack starts.
@@ -290,6 +296,7 @@ impl From<Args> for Config {
             web_dir: args.web_dir,
             auth,
             management_api_key: args.management_api_key.filter(|key| !key.is_empty()),
+            max_connections_per_ip: args.max_connections_per_ip,
         }
     }
 }

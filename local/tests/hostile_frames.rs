@@ -74,3 +74,43 @@ async fn protocol_violations_close_with_the_rfcs_codes() {
     );
     t.stack.shutdown().await;
 }
+
+#[tokio::test]
+async fn one_address_holds_at_most_the_configured_connections() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let t = start_stack(
+        dir.path(),
+        &unique_prefix(),
+        &["--max-connections-per-ip", "2"],
+    )
+    .await;
+    let url = t.stack.websocket_url();
+    let mut first = Client::connect(&url).await;
+    let _second = Client::connect(&url).await;
+    let refused = tokio_tungstenite::connect_async(url.as_str())
+        .await
+        .err()
+        .expect("a third is refused");
+    let tokio_tungstenite::tungstenite::Error::Http(response) = refused else {
+        panic!("an HTTP refusal: {refused}");
+    };
+    assert_eq!(response.status(), 429);
+    assert_eq!(
+        scan(&t.dynamodb, &t.stack.tables.session_history)
+            .await
+            .len(),
+        2,
+        "the refused one wrote nothing"
+    );
+    // A place frees up when one leaves.
+    first.socket.close(None).await.expect("closes");
+    t.closed_session(&first.id).await;
+    testkit::eventually("a place is free", || async {
+        tokio_tungstenite::connect_async(url.as_str())
+            .await
+            .ok()
+            .map(|_| ())
+    })
+    .await;
+    t.stack.shutdown().await;
+}

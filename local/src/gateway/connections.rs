@@ -104,10 +104,21 @@ pub struct Registry {
 }
 
 impl Registry {
-    pub fn insert(&self, connection: Arc<Connection>) {
+    /// Adds `connection` unless its address already has `per_address`
+    /// connections (counted under the same lock, so a burst cannot slip
+    /// past the cap); whether it was added.
+    pub fn insert_within(&self, connection: Arc<Connection>, per_address: usize) -> bool {
         let mut connections = self.lock();
+        let from_there = connections
+            .values()
+            .filter(|other| other.source_ip == connection.source_ip)
+            .count();
+        if from_there >= per_address {
+            return false;
+        }
         connections.insert(connection.id.clone(), connection);
         record_open(connections.len());
+        true
     }
 
     pub fn remove(&self, id: &str) -> Option<Arc<Connection>> {

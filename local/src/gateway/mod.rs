@@ -42,6 +42,8 @@ pub struct GatewayConfig {
     pub slow_client_timeout: Duration,
     pub max_connection: Duration,
     pub web_dir: PathBuf,
+    /// Connections one client address may hold at once.
+    pub max_connections_per_ip: usize,
     /// Lets peers other than this machine use the Management API.
     pub management_api_key: Option<String>,
 }
@@ -165,7 +167,15 @@ impl Gateway {
             user_agent,
             identity,
         );
-        self.connections.insert(Arc::clone(&connection));
+        let cap = self.config.max_connections_per_ip;
+        if !self.connections.insert_within(Arc::clone(&connection), cap) {
+            info!(peer = %peer.ip(), cap, "refused a connection over the per-address cap");
+            return (
+                StatusCode::TOO_MANY_REQUESTS,
+                format!("at most {cap} connections from one address"),
+            )
+                .into_response();
+        }
         let event = events::connect(&self.api(), &connection, &headers, &query);
         let answer = handlers::connect(&self.chat, event).await;
         let status = status_of(&answer, &connection.id, Route::Connect);
