@@ -8,7 +8,10 @@
 // "fires when" is what the template says.
 'use strict';
 
-// Function logical-id prefix -> the function's key in serverless.yml.
+const auth = require('./auth.js');
+
+// Function logical-id prefix -> the function's name (its binary), for every
+// function the stack always has.
 const FUNCTIONS = {
   Connect: 'connect',
   Disconnect: 'disconnect',
@@ -17,6 +20,15 @@ const FUNCTIONS = {
   Default: 'default',
   StreamProcessor: 'stream-processor',
 };
+// And those it has only with sign-in on (infra/auth.js).
+const SIGN_IN_FUNCTIONS = {
+  Authorizer: 'authorizer',
+};
+
+// The functions this deployment has.
+async function deployedFunctions(resolveVariable) {
+  return (await auth.isOn(resolveVariable)) ? { ...FUNCTIONS, ...SIGN_IN_FUNCTIONS } : FUNCTIONS;
+}
 
 // Values of the `kind` dimension of the fan-out metrics (handlers/src/metric.rs).
 const FANOUT_KINDS = ['message', 'presence'];
@@ -35,7 +47,7 @@ const capitalize = (word) => word[0].toUpperCase() + word.slice(1);
 
 // [logical id, name suffix, description, metric properties]. The suffix
 // names the alarm `<service>-<stage>-<suffix>`.
-function specs({ stage, namespace }) {
+function specs({ stage, namespace, functions }) {
   const api = (metric) => ({
     Namespace: 'AWS/ApiGateway',
     MetricName: metric,
@@ -51,7 +63,7 @@ function specs({ stage, namespace }) {
   });
 
   const list = [];
-  for (const [prefix, name] of Object.entries(FUNCTIONS)) {
+  for (const [prefix, name] of Object.entries(functions)) {
     list.push([
       `${prefix}ErrorsAlarm`,
       `${name}-errors`,
@@ -143,20 +155,24 @@ function specs({ stage, namespace }) {
   return list;
 }
 
-// Logical ids of every alarm, in order (dashboard.js draws them).
-const LOGICAL_IDS = specs({ stage: '', namespace: '' }).map(([id]) => id);
+// Logical ids of every alarm of a deployment with these functions, in order
+// (dashboard.js draws them).
+const logicalIds = (functions) => specs({ stage: '', namespace: '', functions }).map(([id]) => id);
 
 module.exports.FUNCTIONS = FUNCTIONS;
+module.exports.SIGN_IN_FUNCTIONS = SIGN_IN_FUNCTIONS;
 module.exports.FANOUT_KINDS = FANOUT_KINDS;
-module.exports.LOGICAL_IDS = LOGICAL_IDS;
+module.exports.deployedFunctions = deployedFunctions;
+module.exports.logicalIds = logicalIds;
 
 module.exports.resources = async ({ resolveVariable }) => {
   const service = await resolveVariable('self:service');
   const stage = await resolveVariable('sls:stage');
   const namespace = await resolveVariable('self:custom.metricsNamespace');
+  const functions = await deployedFunctions(resolveVariable);
 
   const Resources = {};
-  for (const [id, suffix, description, metric] of specs({ stage, namespace })) {
+  for (const [id, suffix, description, metric] of specs({ stage, namespace, functions })) {
     Resources[id] = {
       Type: 'AWS::CloudWatch::Alarm',
       Properties: {

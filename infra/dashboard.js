@@ -7,10 +7,11 @@
 // the region, the API id, function names (Ref) and alarm ARNs.
 'use strict';
 
-// The functions (logical-id prefix -> name), the values of the `kind`
-// dimension on the fan-out metrics (chat messages from sendmessage, presence
-// frames from stream-processor) and the alarms: one home, alarms.js.
-const { FUNCTIONS, FANOUT_KINDS, LOGICAL_IDS: ALARMS } = require('./alarms.js');
+// The functions this deployment has (logical-id prefix -> name; the
+// authorizer only with sign-in on), the values of the `kind` dimension on
+// the fan-out metrics (chat messages from sendmessage, presence frames from
+// stream-processor) and the alarms: one home, alarms.js.
+const { deployedFunctions, FANOUT_KINDS, logicalIds } = require('./alarms.js');
 // The tables (name -> { resource, ... }): one home, tables.json.
 const TABLES = require('./tables.json');
 
@@ -39,6 +40,7 @@ function text(markdown) {
 module.exports.body = async ({ resolveVariable }) => {
   const stage = await resolveVariable('sls:stage');
   const namespace = await resolveVariable('self:custom.metricsNamespace');
+  const functions = await deployedFunctions(resolveVariable);
 
   // A metric row: namespace, name, dimension pairs, then rendering options if any.
   const row = (...parts) => {
@@ -62,7 +64,7 @@ module.exports.body = async ({ resolveVariable }) => {
   const api = (name, options = {}) =>
     row('AWS/ApiGateway', name, 'ApiId', '${WebsocketsApi}', 'Stage', stage, options);
   const eachFunction = (metric, options = {}) =>
-    Object.entries(FUNCTIONS).map(([prefix, label]) => [
+    Object.entries(functions).map(([prefix, label]) => [
       'AWS/Lambda',
       metric,
       'FunctionName',
@@ -160,7 +162,7 @@ module.exports.body = async ({ resolveVariable }) => {
       height: HEIGHT,
       properties: {
         title: 'Alarms',
-        alarms: ALARMS.map((logicalId) => `\${${logicalId}.Arn}`),
+        alarms: logicalIds(functions).map((logicalId) => `\${${logicalId}.Arn}`),
       },
     },
   ];

@@ -1,8 +1,10 @@
-"""Checks the CloudFormation template that `serverless package` generated.
+"""Checks the CloudFormation templates that `serverless package` generated.
 
 infra/check.sh runs infra/build.sh and then `serverless package` (offline,
-dummy credentials) before this, so infra/.serverless/ holds the template and
-infra/dist/ the six zips. Nothing here talks to AWS.
+dummy credentials) twice before this: as deployed by default, sign-in off,
+into infra/.serverless/, and with sign-in on (infra/tests/sign-in.json) into
+infra/.serverless-sign-in/. infra/dist/ holds the seven zips. Every check of
+the template runs on both packages. Nothing here talks to AWS.
 
 Sources of truth read here rather than repeated: infra/tables.json (the
 tables' schemas), infra/stream-filter.json (the stream filter) and
@@ -29,8 +31,18 @@ import pytest
 
 INFRA = Path(__file__).resolve().parent.parent
 ROOT = INFRA.parent
-TEMPLATE_PATH = INFRA / ".serverless" / "cloudformation-template-update-stack.json"
-STATE_PATH = INFRA / ".serverless" / "serverless-state.json"
+# The two packages infra/check.sh makes: sign-in off (the default) and on.
+SIGN_IN_OFF = "sign-in off"
+SIGN_IN_ON = "sign-in on"
+PACKAGES = {
+    SIGN_IN_OFF: INFRA / ".serverless",
+    SIGN_IN_ON: INFRA / ".serverless-sign-in",
+}
+TEMPLATE_FILE = "cloudformation-template-update-stack.json"
+STATE_FILE = "serverless-state.json"
+# How the sign-in package was made: its --param options, and the sentinel
+# values of the key variables in the environment while packaging.
+SIGN_IN_PATH = INFRA / "tests" / "sign-in.json"
 STREAM_FILTER_PATH = INFRA / "stream-filter.json"
 TABLES_PATH = INFRA / "tables.json"
 METRICS_PATH = ROOT / "handlers" / "src" / "metric.rs"
@@ -51,7 +63,10 @@ FUNCTIONS = {
     "history": ("history", "History"),
     "default": ("default", "Default"),
     "stream-processor": ("streamProcessor", "StreamProcessor"),
+    "authorizer": ("authorizer", "Authorizer"),
 }
+# Deployed only with sign-in on (infra/auth.js; alarms.js's SIGN_IN_FUNCTIONS).
+SIGN_IN_FUNCTIONS = {"authorizer"}
 # The WebSocket route each route function serves.
 ROUTES = {
     "$connect": "connect",
@@ -118,6 +133,8 @@ PERMISSIONS: dict[str, set[tuple[str, str]]] = {
         ("dynamodb:Query", HISTORY_INDEX),
     },
     "default": set(LOGS),
+    # Verifies tokens with the key in its environment: calls no AWS service.
+    "authorizer": set(LOGS),
     "stream-processor": LOGS
     | {
         ("dynamodb:DescribeStream", SESSION_STREAM),
@@ -135,6 +152,26 @@ PERMISSIONS: dict[str, set[tuple[str, str]]] = {
 # Values of the `kind` dimension of the fan-out metrics (handlers/src/metric.rs
 # `FanoutKind`; infra/alarms.js `FANOUT_KINDS`).
 FANOUT_KINDS = ("message", "presence")
+
+# Sign-in: kind of key (the `auth` parameter) -> the variable the authorizer
+# reads it from (handlers/src/config.rs, `AuthSettings::from_vars`) and where
+# CloudFormation resolves it from. infra/auth.js's KINDS must say the same.
+KEY_KINDS = {
+    "hs256": ("AUTH_JWT_SECRET", "secretsmanager"),
+    "public-key": ("AUTH_JWT_PUBLIC_KEY", "ssm"),
+    "jwks": ("AUTH_JWKS", "ssm"),
+}
+KEY_VARIABLES = {variable for variable, _ in KEY_KINDS.values()}
+# The authorizer's other variables, and their parameters.
+OPTIONAL_AUTH_VARIABLES = {
+    "AUTH_JWT_ISSUER": "authIssuer",
+    "AUTH_JWT_AUDIENCE": "authAudience",
+    "AUTH_NAME_CLAIM": "authNameClaim",
+}
+# API Gateway refuses a handshake without it (401) before invoking the
+# authorizer: the one thing a browser's WebSocket can send.
+IDENTITY_SOURCE = ["route.request.querystring.token"]
+CONFIG_PATH = ROOT / "handlers" / "src" / "config.rs"
 
 
 # ---------------------------------------------------------------- metrics
@@ -291,11 +328,35 @@ def deployed(metrics: dict[str, MetricDef], kind: str) -> list[MetricDef]:
 # ---------------------------------------------------------------- fixtures
 
 
+def package_file(variant: str, name: str) -> dict:
+    path = PACKAGES[variant] / name
+    if not path.exists():
+        pytest.fail(f"{path} is missing: run infra/check.sh (it packages first, with sign-in on and off)")
+    return json.loads(path.read_text())
+
+
+@pytest.fixture(scope="session", params=list(PACKAGES))
+def variant(request) -> str:
+    """Which package the test reads: every test of the template runs on both."""
+    return request.param
+
+
 @pytest.fixture(scope="session")
-def template() -> dict:
-    if not TEMPLATE_PATH.exists():
-        pytest.fail(f"{TEMPLATE_PATH} is missing: run infra/check.sh (it packages first)")
-    return json.loads(TEMPLATE_PATH.read_text())
+def sign_in(variant: str) -> bool:
+    return variant == SIGN_IN_ON
+
+
+@pytest.fixture(scope="session")
+def functions(sign_in: bool) -> dict[str, tuple[str, str]]:
+    """The functions this package deploys (FUNCTIONS' shape)."""
+    return {
+        binary: names for binary, names in FUNCTIONS.items() if sign_in or binary not in SIGN_IN_FUNCTIONS
+    }
+
+
+@pytest.fixture(scope="session")
+def template(variant: str) -> dict:
+    return package_file(variant, TEMPLATE_FILE)
 
 
 @pytest.fixture(scope="session")
@@ -304,8 +365,14 @@ def resources(template: dict) -> dict:
 
 
 @pytest.fixture(scope="session")
-def state() -> dict:
-    return json.loads(STATE_PATH.read_text())
+def state(variant: str) -> dict:
+    return package_file(variant, STATE_FILE)
+
+
+@pytest.fixture(scope="session")
+def sign_in_package() -> dict:
+    """How infra/check.sh packaged with sign-in on."""
+    return json.loads(SIGN_IN_PATH.read_text())
 
 
 @pytest.fixture(scope="session")
@@ -416,14 +483,17 @@ def granted(role: dict, binary: str, stage: str) -> set[tuple[str, str]]:
     return grants
 
 
-def test_each_function_has_its_own_role(resources):
+def test_each_function_has_its_own_role(resources, functions):
     roles = of_type(resources, "AWS::IAM::Role")
-    assert set(roles) == {f"{prefix}Role" for _, prefix in FUNCTIONS.values()}, (
+    assert set(roles) == {f"{prefix}Role" for _, prefix in functions.values()}, (
         "exactly one role per function, and no shared default role"
     )
+    assert {name.removesuffix("LambdaFunction") for name in of_type(resources, "AWS::Lambda::Function")} == {
+        prefix for _, prefix in functions.values()
+    }
     assert not of_type(resources, "AWS::IAM::Policy")
     assert not of_type(resources, "AWS::IAM::ManagedPolicy")
-    for binary, (_, prefix) in FUNCTIONS.items():
+    for binary, (_, prefix) in functions.items():
         function = resources[f"{prefix}LambdaFunction"]["Properties"]
         assert function["Role"] == {"Fn::GetAtt": [f"{prefix}Role", "Arn"]}, binary
 
@@ -443,13 +513,16 @@ def test_roles_trust_only_lambda_and_attach_no_managed_policies(resources):
 
 
 @pytest.mark.parametrize("binary", FUNCTIONS)
-def test_role_grants_exactly_what_the_code_uses(resources, stage, binary):
-    role = resources[f"{FUNCTIONS[binary][1]}Role"]
-    assert granted(role, binary, stage) == PERMISSIONS[binary]
+def test_role_grants_exactly_what_the_code_uses(resources, stage, functions, binary):
+    prefix = FUNCTIONS[binary][1]
+    if binary not in functions:
+        assert f"{prefix}Role" not in resources, f"{binary} is not deployed, but its role is"
+        return
+    assert granted(resources[f"{prefix}Role"], binary, stage) == PERMISSIONS[binary]
 
 
-def test_own_log_group_is_the_functions(resources):
-    for binary, (_, prefix) in FUNCTIONS.items():
+def test_own_log_group_is_the_functions(resources, functions):
+    for binary, (_, prefix) in functions.items():
         name = resources[f"{prefix}LambdaFunction"]["Properties"]["FunctionName"]
         group = resources[f"{prefix}LogGroup"]["Properties"]
         assert group["LogGroupName"] == f"/aws/lambda/{name}", binary
@@ -473,13 +546,13 @@ def test_the_documented_permission_table_matches(doc):
     assert documented == PERMISSIONS
 
 
-def test_nothing_scans_and_queries_read_indexes_only(resources, stage):
+def test_nothing_scans_and_queries_read_indexes_only(resources, stage, functions):
     """Fan-out reads a room's entries in the room index, never the whole
     table: no role may Scan, and a Query is allowed on an index ARN only
     (a grant on the table ARN would allow querying the table itself)."""
     indexes = set(index_labels().values())
     assert indexes == {ROOM_INDEX, HISTORY_INDEX}, "tables.json changed its indexes: update PERMISSIONS"
-    for binary, (_, prefix) in FUNCTIONS.items():
+    for binary, (_, prefix) in functions.items():
         grants = granted(resources[f"{prefix}Role"], binary, stage)
         assert not {resource for action, resource in grants if action == "dynamodb:Scan"}, binary
         queried = {resource for action, resource in grants if action == "dynamodb:Query"}
@@ -573,8 +646,8 @@ def test_tables_match_tables_json(resources, tables_json):
             }, (name, index_name)
 
 
-def test_every_function_names_the_tables_as_tables_json_says(resources, tables_json):
-    for binary in FUNCTIONS:
+def test_every_function_names_the_tables_as_tables_json_says(resources, tables_json, functions):
+    for binary in functions:
         variables = function_properties(resources, binary)["Environment"]["Variables"]
         for name, entry in tables_json.items():
             assert variables[entry["environment"]] == {"Ref": entry["resource"]}, (binary, name)
@@ -612,9 +685,10 @@ def test_the_documented_tables_match(resources, doc, tables_json):
 # ---------------------------------------------------------------- functions
 
 
-def test_functions(resources, doc):
+def test_functions(resources, doc, functions):
     sizes = {row[0]: row for row in markdown_table(doc, "function", "memory (mb)", "timeout (s)")}
-    for binary in FUNCTIONS:
+    assert set(sizes) == set(FUNCTIONS), "docs/deploy.md sizes every function, and only those"
+    for binary in functions:
         properties = function_properties(resources, binary)
         assert properties["Runtime"] == "provided.al2023", binary
         assert properties["Architectures"] == ["arm64"], binary
@@ -626,12 +700,27 @@ def test_functions(resources, doc):
     # API Gateway gives up on an integration after 29 s.
     for binary in ROUTES.values():
         assert function_properties(resources, binary)["Timeout"] <= 29, binary
+    if "authorizer" in functions:
+        # It delays every handshake; and API Gateway stops waiting for it as
+        # for an integration.
+        assert function_properties(resources, "authorizer")["Timeout"] <= 10
 
 
-def test_every_function_gets_the_same_environment(resources, stage):
+def test_every_function_gets_the_same_environment(resources, stage, functions):
+    """provider.environment, the same for every function; the authorizer's
+    own variables (sign-in's) on the authorizer only: its key goes to no
+    other function."""
     expected = None
-    for binary in FUNCTIONS:
-        variables = function_properties(resources, binary)["Environment"]["Variables"]
+    for binary in functions:
+        variables = dict(function_properties(resources, binary)["Environment"]["Variables"])
+        own = {name for name in variables if name.startswith("AUTH_")}
+        if binary == "authorizer":
+            keys = own - set(OPTIONAL_AUTH_VARIABLES)
+            assert own >= set(OPTIONAL_AUTH_VARIABLES) and len(keys) == 1 and keys <= KEY_VARIABLES, own
+        else:
+            assert not own, binary
+        for name in own:
+            del variables[name]
         assert variables["MANAGEMENT_API_ENDPOINT"] == {
             "Fn::Sub": MANAGEMENT_API_ENDPOINT.format(stage=stage)
         }, binary
@@ -663,8 +752,8 @@ def documented_default(cell: str, stage: str) -> str:
     return stages.get(stage, default)
 
 
-def test_logging_is_json_with_lambdas_level_filtering(resources, doc, stage):
-    for binary in FUNCTIONS:
+def test_logging_is_json_with_lambdas_level_filtering(resources, doc, stage, functions):
+    for binary in functions:
         logging = function_properties(resources, binary)["LoggingConfig"]
         assert logging["LogFormat"] == "JSON", binary
         # The EMF metric lines carry no level: above INFO, Lambda drops them.
@@ -677,9 +766,9 @@ def test_logging_is_json_with_lambdas_level_filtering(resources, doc, stage):
     assert documented_default(parameters["log level"][2], stage) == deployed_level
 
 
-def test_log_groups_have_a_retention(resources, doc, stage):
+def test_log_groups_have_a_retention(resources, doc, stage, functions):
     groups = of_type(resources, "AWS::Logs::LogGroup")
-    assert {f"{prefix}LogGroup" for _, prefix in FUNCTIONS.values()} <= set(groups)
+    assert set(groups) == {f"{prefix}LogGroup" for _, prefix in functions.values()}
     for name, group in groups.items():
         assert group["Properties"].get("RetentionInDays", 0) > 0, name
     parameters = {row[0]: row for row in markdown_table(doc, "parameter", "how to set it", "default")}
@@ -830,7 +919,9 @@ def test_exactly_the_two_way_routes_have_a_route_response(resources, routes):
         assert responses[name]["RouteResponseKey"] == "$default", key
 
 
-def test_api_gateway_may_invoke_each_function_from_its_own_route_only(resources):
+def test_api_gateway_may_invoke_each_function_from_its_own_route_only(resources, sign_in):
+    """Each route function from its route of this API, the authorizer (with
+    sign-in on) as an authorizer of this API, and nothing else."""
     permissions = of_type(resources, "AWS::Lambda::Permission")
     from_api_gateway = {
         name: p["Properties"] for name, p in permissions.items() if p["Properties"]["Principal"] == "apigateway.amazonaws.com"
@@ -846,7 +937,246 @@ def test_api_gateway_may_invoke_each_function_from_its_own_route_only(resources)
     for key, binary in ROUTES.items():
         function = json.dumps({"Fn::GetAtt": [f"{FUNCTIONS[binary][1]}LambdaFunction", "Arn"]})
         assert invoked.get(function) == f"{api}/*/{key}", binary
-    assert len(invoked) == len(from_api_gateway) == len(ROUTES)
+    authorizer = json.dumps({"Fn::GetAtt": ["AuthorizerLambdaFunction", "Arn"]})
+    if sign_in:
+        assert invoked.get(authorizer) == f"{api}/authorizers/*"
+    assert len(invoked) == len(from_api_gateway) == len(ROUTES) + sign_in
+
+
+# ---------------------------------------------------------------- sign-in
+
+
+def test_connect_alone_has_the_authorizer_and_only_with_sign_in_on(resources, routes, sign_in):
+    """Off (the default): no authorizer, no authorizer function, every route
+    open, as in the tutorial. On: $connect, and only $connect (the only
+    route API Gateway runs an authorizer for), goes through it."""
+    authorizers = of_type(resources, "AWS::ApiGatewayV2::Authorizer")
+    assert len(authorizers) == sign_in
+    assert ("AuthorizerLambdaFunction" in resources) == sign_in
+    for key, (_, route) in routes.items():
+        properties = route["Properties"]
+        if sign_in and key == "$connect":
+            (name,) = authorizers
+            assert properties["AuthorizationType"] == "CUSTOM"
+            assert properties["AuthorizerId"] == {"Ref": name}
+        else:
+            assert properties["AuthorizationType"] == "NONE", key
+            assert "AuthorizerId" not in properties, key
+
+
+def test_the_authorizer_takes_the_token_a_browser_can_send():
+    """A REQUEST authorizer of this API, calling the authorizer function,
+    whose one identity source is the `token` query parameter: API Gateway
+    refuses a handshake lacking any identity source (401) before calling the
+    authorizer, so a header would shut browsers out. No result caching:
+    WebSocket authorizers have none (AuthorizerResultTtlInSeconds is for
+    HTTP APIs only); it runs once per connection, on $connect."""
+    resources = package_file(SIGN_IN_ON, TEMPLATE_FILE)["Resources"]
+    (authorizer,) = of_type(resources, "AWS::ApiGatewayV2::Authorizer").values()
+    properties = authorizer["Properties"]
+    assert properties["ApiId"] == {"Ref": "WebsocketsApi"}
+    assert properties["AuthorizerType"] == "REQUEST"
+    assert properties["IdentitySource"] == IDENTITY_SOURCE
+    assert "AuthorizerResultTtlInSeconds" not in properties
+    # API Gateway invokes it through its resource-based permission, not a role.
+    assert "AuthorizerCredentialsArn" not in properties
+    uri = json.dumps(properties["AuthorizerUri"])
+    assert '{"Fn::GetAtt": ["AuthorizerLambdaFunction", "Arn"]}' in uri
+    assert ":lambda:path/2015-03-31/functions/" in uri and uri.endswith('"/invocations"]]}')
+
+
+def test_turning_sign_in_on_deploys_the_stage_again():
+    """The stage serves a deployment, a snapshot of the routes: with sign-in
+    on, the deployment must be another one, or the stage would go on serving
+    $connect without its authorizer. The Serverless Framework names it by a
+    hash of the WebSocket resources it compiled (not those merged from
+    `resources`): the authorizer has to be its own `authorizer:`."""
+    deployments = {}
+    for variant in PACKAGES:
+        resources = package_file(variant, TEMPLATE_FILE)["Resources"]
+        (name,) = of_type(resources, "AWS::ApiGatewayV2::Deployment")
+        assert resources["WebsocketsDeploymentStage"]["Properties"]["DeploymentId"] == {"Ref": name}
+        deployments[variant] = name
+    assert deployments[SIGN_IN_ON] != deployments[SIGN_IN_OFF]
+
+
+def test_the_authorizer_variables_are_the_ones_the_code_reads():
+    """handlers/src/config.rs (`AuthSettings::from_vars`) is their home."""
+    source = CONFIG_PATH.read_text()
+    start = source.index("impl AuthSettings")
+    read = set(re.findall(r'vars\("(AUTH_[A-Z_]+)"\)', source[start : source.index("\n}\n", start)]))
+    assert read == KEY_VARIABLES | set(OPTIONAL_AUTH_VARIABLES)
+
+
+def test_the_key_is_a_dynamic_reference_and_never_in_the_package(sign_in_package):
+    """The authorizer's key variable holds a CloudFormation dynamic
+    reference to the secret (hs256) or the parameter, resolved when the
+    function is deployed; the key itself is nowhere in either package. While
+    packaging, infra/check.sh set the key variables (the names the code reads)
+    to sentinel values, which must not have leaked in either."""
+    params = sign_in_package["params"]
+    variables = package_file(SIGN_IN_ON, TEMPLATE_FILE)["Resources"]["AuthorizerLambdaFunction"]["Properties"][
+        "Environment"
+    ]["Variables"]
+    variable, store = KEY_KINDS[params["auth"]]
+    assert variables[variable] == expected_reference(params["auth"], params.get("authKey", ""), params.get("authKeyVersion", ""))
+    assert store in variables[variable]
+    assert not (KEY_VARIABLES - {variable}) & set(variables)
+    for name, parameter in OPTIONAL_AUTH_VARIABLES.items():
+        assert variables[name] == params.get(parameter, "name" if name == "AUTH_NAME_CLAIM" else ""), name
+    sentinels = list(sign_in_package["environment"].values())
+    assert sentinels
+    for variant, directory in PACKAGES.items():
+        for path in directory.iterdir():
+            content = path.read_text()
+            for sentinel in sentinels:
+                assert sentinel not in content, f"{variant}: {path.name} holds {sentinel}"
+            # Key material of any kind: PEM, JWK, or a resolved secret.
+            assert "-----BEGIN" not in content, path
+            assert '"kty"' not in content and '\\"kty\\"' not in content, path
+        template = json.dumps(package_file(variant, TEMPLATE_FILE))
+        for found in re.findall(r"\{\{resolve:[^}]*\}\}", template):
+            assert found == variables[variable], f"{variant}: an unexpected dynamic reference {found}"
+    assert "{{resolve:" not in json.dumps(package_file(SIGN_IN_OFF, TEMPLATE_FILE))
+
+
+def expected_reference(kind: str, key: str, version: str, stage: str = "dev") -> str:
+    """The dynamic reference docs/deploy.md describes for these parameters."""
+    variable, store = KEY_KINDS[kind]
+    if not key:
+        key = {
+            "hs256": f"{SERVICE}/{stage}/auth-jwt-secret",
+            "public-key": f"/{SERVICE}/{stage}/auth-jwt-public-key",
+            "jwks": f"/{SERVICE}/{stage}/auth-jwks",
+        }[kind]
+    if store == "secretsmanager":
+        return f"{{{{resolve:secretsmanager:{key}:SecretString{':::' + version if version else ''}}}}}"
+    return f"{{{{resolve:ssm:{key}{':' + version if version else ''}}}}}"
+
+
+# Runs infra/auth.js's checks the way packaging does, on each case of the
+# JSON array in argv[1] (the parameter values); prints the environment each
+# gives the authorizer (null: sign-in off), or the error that stops
+# packaging; and auth.js's own tables.
+AUTH_PROBE = """
+const auth = require('./auth.js');
+const cases = JSON.parse(process.argv[1]);
+const out = {
+  kinds: Object.fromEntries(Object.entries(auth.KINDS).map(([kind, { variable, store }]) => [kind, [variable, store]])),
+  identitySource: auth.IDENTITY_SOURCE,
+  optional: auth.OPTIONAL,
+  results: [],
+};
+for (const values of cases) {
+  try {
+    const signIn = auth.settings(values, { service: 'serverless-chat', stage: 'dev' });
+    out.results.push({ environment: signIn && auth.environment(signIn) });
+  } catch (error) {
+    out.results.push({ error: error.message, stack: error.stack });
+  }
+}
+console.log(JSON.stringify(out));
+"""
+
+
+def test_sign_in_parameters_are_checked_when_packaging():
+    """infra/auth.js: off by default; each kind of key from its own store,
+    by its default name or the one given, the latest version or a pinned
+    one; and every value it cannot use refused before anything is deployed,
+    with a message naming the parameter."""
+    node = shutil.which("node")
+    assert node, "node is missing: infra/tools.sh installs it (infra/check.sh runs it)"
+    version_id = "a1b2c3d4-5678-90ab-cdef-EXAMPLE11111"
+    accepted = [
+        ({}, None),
+        ({"auth": "off"}, None),
+        ({"auth": False}, None),
+        ({"auth": "", "authKey": "ignored while off"}, None),
+        ({"auth": "hs256"}, ("hs256", "", "")),
+        ({"auth": " HS256 "}, ("hs256", "", "")),
+        ({"auth": "hs256", "authKey": "chat/prod/jwt"}, ("hs256", "chat/prod/jwt", "")),
+        ({"auth": "hs256", "authKeyVersion": version_id}, ("hs256", "", version_id)),
+        (
+            {"auth": "hs256", "authKey": "arn:aws:secretsmanager:eu-west-1:123456789012:secret:chat-AbCdEf"},
+            ("hs256", "arn:aws:secretsmanager:eu-west-1:123456789012:secret:chat-AbCdEf", ""),
+        ),
+        ({"auth": "public-key"}, ("public-key", "", "")),
+        ({"auth": "public-key", "authKey": "/chat/key", "authKeyVersion": "3"}, ("public-key", "/chat/key", "3")),
+        ({"auth": "jwks"}, ("jwks", "", "")),
+        ({"auth": "jwks", "authKey": "chat-jwks", "authKeyVersion": 12}, ("jwks", "chat-jwks", "12")),
+    ]
+    refused = [
+        ({"auth": "rs256"}, "parameter auth"),
+        ({"auth": "on"}, "parameter auth"),
+        ({"auth": "hs256", "authKey": "-----BEGIN PUBLIC KEY-----"}, "parameter authKey"),
+        ({"auth": "jwks", "authKey": '{"keys":[]}'}, "parameter authKey"),
+        ({"auth": "public-key", "authKey": "arn:aws:ssm:eu-west-1:123456789012:parameter/key"}, "parameter authKey"),
+        ({"auth": "hs256", "authKey": "name}}"}, "parameter authKey"),
+        ({"auth": "hs256", "authKeyVersion": "3"}, "parameter authKeyVersion"),
+        ({"auth": "jwks", "authKeyVersion": "latest"}, "parameter authKeyVersion"),
+        ({"auth": "jwks", "authKeyVersion": version_id}, "parameter authKeyVersion"),
+        ({"auth": "hs256", "authNameClaim": "display name"}, "parameter authNameClaim"),
+    ]
+    cases = [values for values, _ in accepted] + [values for values, _ in refused]
+    result = subprocess.run(
+        [node, "-e", AUTH_PROBE, json.dumps(cases)],
+        cwd=INFRA,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    out = json.loads(result.stdout)
+    assert {kind: tuple(spec) for kind, spec in out["kinds"].items()} == KEY_KINDS
+    assert out["identitySource"] == IDENTITY_SOURCE
+    assert out["optional"] == OPTIONAL_AUTH_VARIABLES
+    outcomes = out["results"]
+    for (values, expected), outcome in zip(accepted, outcomes):
+        assert "error" not in outcome, (values, outcome)
+        if expected is None:
+            assert outcome["environment"] is None, values
+            continue
+        kind, key, version = expected
+        variable, _ = KEY_KINDS[kind]
+        assert outcome["environment"] == {
+            variable: expected_reference(kind, key, version),
+            "AUTH_JWT_ISSUER": "",
+            "AUTH_JWT_AUDIENCE": "",
+            "AUTH_NAME_CLAIM": "name",
+        }, values
+    for (values, parameter), outcome in zip(refused, outcomes[len(accepted) :]):
+        assert "error" in outcome, values
+        # Serverless prints the stack: it is just the message.
+        assert outcome["stack"] == outcome["error"], values
+        assert outcome["error"].startswith(parameter), (values, outcome["error"])
+        assert 'docs/deploy.md, "Sign-in"' in outcome["error"], outcome["error"]
+
+
+def test_sign_in_is_documented(doc, operations):
+    """docs/deploy.md: the parameters, off by default; the authorizer's
+    variables (equal to what infra/auth.js sets); the identity source.
+    docs/operations.md explains every variable."""
+    parameters = {row[0]: row for row in markdown_table(doc, "parameter", "how to set it", "default")}
+    assert "auth=" in parameters["sign-in"][1] and parameters["sign-in"][2] == "off"
+    for row, parameter in (
+        ("sign-in key", "authKey"),
+        ("sign-in key version", "authKeyVersion"),
+        ("sign-in issuer", "authIssuer"),
+        ("sign-in audience", "authAudience"),
+        ("sign-in name claim", "authNameClaim"),
+    ):
+        assert row in parameters, f"docs/deploy.md, Parameters: no row {row!r}"
+        assert f"{parameter}=" in parameters[row][1], row
+    documented = {row[0]: row[1] for row in markdown_table(doc, "authorizer variable", "set to")}
+    assert set(documented) == KEY_VARIABLES | set(OPTIONAL_AUTH_VARIABLES)
+    for variable, parameter in OPTIONAL_AUTH_VARIABLES.items():
+        assert parameter in documented[variable], variable
+    for kind, (variable, store) in KEY_KINDS.items():
+        assert f"auth={kind}" in documented[variable], variable
+    assert IDENTITY_SOURCE[0] in doc
+    settings = {row[0] for row in markdown_table(operations, "variable", "default", source="docs/operations.md")}
+    assert KEY_VARIABLES | set(OPTIONAL_AUTH_VARIABLES) <= settings
 
 
 def test_outputs(template, stage, doc):
@@ -910,11 +1240,11 @@ def test_dashboard_shows_the_product_metrics(dashboard, stage, metrics):
     assert drawn <= {m.name for m in metrics.values() if m.kind != "Gauge"}
 
 
-def test_dashboard_shows_api_gateway_and_every_function(dashboard, stage):
+def test_dashboard_shows_api_gateway_and_every_function(dashboard, stage, functions):
     lines = graphed(dashboard)
     api = {name for ns, name, dims, _ in lines if ns == "AWS/ApiGateway" and dims == ("ApiId", "${WebsocketsApi}", "Stage", stage)}
     assert {"ConnectCount", "MessageCount", "IntegrationLatency", "ClientError", "IntegrationError", "ExecutionError"} <= api
-    for _, prefix in FUNCTIONS.values():
+    for _, prefix in functions.values():
         dims = ("FunctionName", f"${{{prefix}LambdaFunction}}")
         shown = {name for ns, name, d, _ in lines if ns == "AWS/Lambda" and d == dims}
         assert {"Errors", "Throttles", "Duration"} <= shown, prefix
@@ -954,11 +1284,12 @@ def alarms(resources, stage) -> dict[str, dict]:
     return found
 
 
-def expected_alarms(stage: str) -> dict[str, tuple[str, str, list]]:
-    """Name suffix -> (namespace, metric, dimensions) of every alarm."""
+def expected_alarms(stage: str, functions: dict) -> dict[str, tuple[str, str, list]]:
+    """Name suffix -> (namespace, metric, dimensions) of every alarm of a
+    deployment of these functions."""
     api = [{"Name": "ApiId", "Value": {"Ref": "WebsocketsApi"}}, {"Name": "Stage", "Value": stage}]
     expected = {}
-    for binary, (_, prefix) in FUNCTIONS.items():
+    for binary, (_, prefix) in functions.items():
         function = [{"Name": "FunctionName", "Value": {"Ref": f"{prefix}LambdaFunction"}}]
         expected[f"{binary}-errors"] = ("AWS/Lambda", "Errors", function)
         expected[f"{binary}-throttles"] = ("AWS/Lambda", "Throttles", function)
@@ -985,8 +1316,8 @@ def expected_alarms(stage: str) -> dict[str, tuple[str, str, list]]:
     return expected
 
 
-def test_alarms_watch_the_chat_path(alarms, stage):
-    expected = expected_alarms(stage)
+def test_alarms_watch_the_chat_path(alarms, stage, functions):
+    expected = expected_alarms(stage, functions)
     assert set(alarms) == set(expected)
     for suffix, (namespace, metric, dimensions) in expected.items():
         alarm = alarms[suffix]
@@ -1109,11 +1440,17 @@ def fires_when(alarm: dict) -> str:
     return f"{condition} in {needed} of {evaluated} periods of {period}"
 
 
-def test_every_alarm_has_a_runbook_entry(alarms, operations):
+def test_every_alarm_has_a_runbook_entry(alarms, operations, sign_in):
+    """One row per alarm, both ways: the runbook lists every alarm of the
+    sign-in package, and the default package has all but the authorizer's."""
     rows = markdown_table(operations, "alarm", "metric", "fires when", source="docs/operations.md")
     documented = {row[0]: row for row in rows}
     assert len(documented) == len(rows), "an alarm documented twice"
-    assert set(documented) == set(alarms), "docs/operations.md, Alarms: one row per alarm, by name suffix"
+    sign_in_only = {f"{binary}-{kind}" for binary in SIGN_IN_FUNCTIONS for kind in ("errors", "throttles")}
+    assert sign_in_only <= set(documented), "docs/operations.md, Alarms: the authorizer's alarms"
+    if not sign_in:
+        assert not sign_in_only & set(alarms)
+    assert set(documented) == set(alarms) | sign_in_only, "docs/operations.md, Alarms: one row per alarm, by name suffix"
     for suffix, alarm in alarms.items():
         _, metric, condition, means, action = documented[suffix][:5]
         assert metric.split()[:2] == [alarm["Namespace"], alarm["MetricName"]], suffix
@@ -1125,7 +1462,10 @@ def test_every_alarm_has_a_runbook_entry(alarms, operations):
 
 
 @pytest.mark.parametrize("binary", FUNCTIONS)
-def test_artifact_is_a_zip_with_an_executable_aarch64_bootstrap(resources, state, binary):
+def test_artifact_is_a_zip_with_an_executable_aarch64_bootstrap(binary):
+    # The sign-in package deploys every function.
+    resources = package_file(SIGN_IN_ON, TEMPLATE_FILE)["Resources"]
+    state = package_file(SIGN_IN_ON, STATE_FILE)
     key, prefix = FUNCTIONS[binary]
     artifact = INFRA / state["service"]["functions"][key]["package"]["artifact"]
     assert artifact == INFRA / "dist" / f"{binary}.zip"

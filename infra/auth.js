@@ -1,0 +1,274 @@
+// Sign-in: the optional JWT REQUEST authorizer of `$connect`
+// (handlers/src/bin/authorizer.rs), off by default: the tutorial's open chat.
+// serverless.yml includes this file in three places, each resolving to
+// nothing while the `auth` parameter is `off`:
+//
+//   functions.authorizer                  `authorizer`: the function, or null
+//   the $connect event's `authorizer:`    `connectAuthorizer`: the wiring, or null
+//   one element of `resources`            `resources`: role, invoke permission's
+//                                         SourceArn, logging; or {}
+//
+// The wiring is the Serverless Framework's own `authorizer:` on the $connect
+// event rather than resources of ours: the framework names the stage's
+// deployment by a hash of the WebSocket resources it compiled, before it
+// merges `resources`, so only its own authorizer and route changes make a new
+// deployment when sign-in is turned on or off. With ours, the stage would go
+// on serving the routes as they were.
+//
+//   --param="auth=hs256"        HS256; the secret from Secrets Manager
+//   --param="auth=public-key"   RS256 or ES256; a PEM public key from Parameter Store
+//   --param="auth=jwks"         RS256 or ES256; a JWKS document from Parameter Store
+//
+// with, optionally, authKey (the secret's or the parameter's name, default
+// below), authKeyVersion (pin a version; a new one redeploys the function
+// with the new key), authIssuer, authAudience and authNameClaim.
+//
+// The key never enters the template: the function's environment holds a
+// CloudFormation dynamic reference, which CloudFormation resolves when it
+// creates or updates the function. Lambda then keeps the resolved value in
+// the function's configuration, where whoever may read that configuration
+// sees it (docs/deploy.md, "Sign-in", says what that means and how to create
+// the secret or parameter). Every value is checked here, when the stack is
+// packaged, so a typo stops `serverless package` and `serverless deploy`
+// rather than every handshake.
+'use strict';
+
+// Kind of key -> the variable the authorizer reads it from
+// (handlers/src/config.rs, `AuthSettings::from_vars`), where it is stored,
+// and the default name of the secret or parameter.
+const KINDS = {
+  hs256: {
+    variable: 'AUTH_JWT_SECRET',
+    store: 'secretsmanager',
+    defaultKey: (service, stage) => `${service}/${stage}/auth-jwt-secret`,
+  },
+  'public-key': {
+    variable: 'AUTH_JWT_PUBLIC_KEY',
+    store: 'ssm',
+    defaultKey: (service, stage) => `/${service}/${stage}/auth-jwt-public-key`,
+  },
+  jwks: {
+    variable: 'AUTH_JWKS',
+    store: 'ssm',
+    defaultKey: (service, stage) => `/${service}/${stage}/auth-jwks`,
+  },
+};
+
+const OFF = 'off';
+
+// API Gateway refuses a handshake that lacks any identity source, with 401,
+// before it invokes the authorizer. The one source is the `token` query
+// parameter: the only thing a browser's WebSocket can send. Clients that
+// send an `Authorization` header must send `?token=` too. (A WebSocket
+// REQUEST authorizer may have none, and then every handshake invokes it; but
+// the function's answer for "no token", the error "Unauthorized" that API
+// Gateway turns into 401, counts as a Lambda error, and anyone could then
+// set off the authorizer-errors alarm and run the function for free.)
+const IDENTITY_SOURCE = ['route.request.querystring.token'];
+
+// The other variables the authorizer reads, and their parameters.
+const OPTIONAL = {
+  AUTH_JWT_ISSUER: 'authIssuer',
+  AUTH_JWT_AUDIENCE: 'authAudience',
+  AUTH_NAME_CLAIM: 'authNameClaim',
+};
+
+// Serverless prints a JS resolver's error with its stack; this one's message
+// says everything.
+function failure(message) {
+  const error = new Error(message);
+  error.stack = message;
+  return error;
+}
+
+const text = (value) => (value == null ? '' : String(value).trim());
+
+// Secrets Manager: a name (letters, digits, /_+=.@-) or a secret's ARN.
+const SECRET_ID = /^(?:[A-Za-z0-9/_+=.@-]{1,512}|arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:[A-Za-z0-9/_+=.@-]+)$/;
+// Parameter Store, this account and region: a name (letters, digits, _.-/),
+// starting with / when it has a path.
+const SSM_NAME = /^(?:\/[A-Za-z0-9_.\-/]{1,2047}|[A-Za-z0-9_.-]{1,2048})$/;
+// A secret's version id, or a parameter's version number.
+const SECRET_VERSION = /^[A-Za-z0-9-]{32,64}$/;
+const SSM_VERSION = /^[1-9][0-9]{0,9}$/;
+
+// The checked sign-in settings for these parameter values, or null when off.
+// `values` holds the raw parameters: auth, authKey, authKeyVersion,
+// authIssuer, authAudience, authNameClaim.
+function settings(values, { service, stage }) {
+  // YAML reads an unquoted `off` (or `false`) as false.
+  const kind = values.auth === false ? OFF : text(values.auth).toLowerCase();
+  if (kind === '' || kind === OFF) return null;
+  const spec = KINDS[kind];
+  if (!spec) {
+    throw failure(
+      `parameter auth is ${JSON.stringify(String(values.auth))}: expected ${OFF} (the default), ` +
+        `${Object.keys(KINDS).join(', ')} (docs/deploy.md, "Sign-in")`
+    );
+  }
+  const key = text(values.authKey) || spec.defaultKey(service, stage);
+  const [keyPattern, what] =
+    spec.store === 'secretsmanager'
+      ? [SECRET_ID, 'a Secrets Manager secret name or ARN']
+      : [SSM_NAME, 'a Parameter Store parameter name of this account (letters, digits, _.-/)'];
+  if (!keyPattern.test(key)) {
+    throw failure(
+      `parameter authKey is ${JSON.stringify(key)}: expected the name of ${what} ` +
+        `holding the key, not the key itself (docs/deploy.md, "Sign-in")`
+    );
+  }
+  const version = text(values.authKeyVersion);
+  const versionPattern = spec.store === 'secretsmanager' ? SECRET_VERSION : SSM_VERSION;
+  if (version !== '' && !versionPattern.test(version)) {
+    throw failure(
+      `parameter authKeyVersion is ${JSON.stringify(version)}: expected ` +
+        (spec.store === 'secretsmanager' ? "the secret version's VersionId" : "the parameter's version number") +
+        ', or nothing for the latest (docs/deploy.md, "Sign-in")'
+    );
+  }
+  const nameClaim = text(values.authNameClaim) || 'name';
+  if (/\s/.test(nameClaim)) {
+    throw failure(
+      `parameter authNameClaim is ${JSON.stringify(nameClaim)}: expected the name of a claim ` +
+        '(docs/deploy.md, "Sign-in")'
+    );
+  }
+  return {
+    kind,
+    variable: spec.variable,
+    reference: reference(spec.store, key, version),
+    issuer: text(values.authIssuer),
+    audience: text(values.authAudience),
+    nameClaim,
+  };
+}
+
+// The CloudFormation dynamic reference to the key: the whole secret string,
+// or the parameter's value; the latest version unless one is pinned.
+function reference(store, key, version) {
+  if (store === 'secretsmanager') {
+    // secret-id:SecretString:json-key:version-stage:version-id
+    return version
+      ? `{{resolve:secretsmanager:${key}:SecretString:::${version}}}`
+      : `{{resolve:secretsmanager:${key}:SecretString}}`;
+  }
+  return version ? `{{resolve:ssm:${key}:${version}}}` : `{{resolve:ssm:${key}}}`;
+}
+
+// The authorizer's own variables (on top of provider.environment, which
+// every function gets): the key's reference, and the three optional ones
+// (empty when unset, which the code reads as unset).
+function environment(signIn) {
+  return {
+    [signIn.variable]: signIn.reference,
+    AUTH_JWT_ISSUER: signIn.issuer,
+    AUTH_JWT_AUDIENCE: signIn.audience,
+    AUTH_NAME_CLAIM: signIn.nameClaim,
+  };
+}
+
+async function resolveSettings(resolveVariable) {
+  const values = {};
+  for (const name of ['auth', 'authKey', 'authKeyVersion', ...Object.values(OPTIONAL)]) {
+    values[name] = await resolveVariable(`param:${name}`);
+  }
+  const service = await resolveVariable('self:service');
+  const stage = await resolveVariable('sls:stage');
+  return settings(values, { service, stage });
+}
+
+// The function, as under `functions:` in serverless.yml.
+async function authorizer({ resolveVariable }) {
+  const signIn = await resolveSettings(resolveVariable);
+  if (!signIn) return null;
+  return {
+    description: '$connect authorizer: verifies the sign-in token (JWT)',
+    handler: 'bootstrap',
+    role: 'AuthorizerRole',
+    // Verifies one signature per handshake and calls nothing: the least
+    // memory, and a short timeout (docs/deploy.md, "Memory and timeouts").
+    memorySize: 128,
+    timeout: 5,
+    package: { artifact: 'dist/authorizer.zip' },
+    environment: environment(signIn),
+  };
+}
+
+// The $connect event's `authorizer:`.
+async function connectAuthorizer({ resolveVariable }) {
+  const signIn = await resolveSettings(resolveVariable);
+  if (!signIn) return null;
+  return { name: 'authorizer', identitySource: IDENTITY_SOURCE };
+}
+
+// What the function needs besides: its role (its own log group, nothing
+// else: it calls no AWS service), the SourceArn the framework leaves off its
+// invoke permission, and the logging every function has.
+async function resources({ resolveVariable }) {
+  const signIn = await resolveSettings(resolveVariable);
+  if (!signIn) return {};
+  const stage = await resolveVariable('sls:stage');
+  return {
+    Resources: {
+      AuthorizerRole: {
+        Type: 'AWS::IAM::Role',
+        Properties: {
+          Description: `authorizer (${stage}) - logs only`,
+          AssumeRolePolicyDocument: await resolveVariable('file(./iam/lambda-trust.yml)'),
+          Policies: [
+            {
+              PolicyName: 'authorizer',
+              PolicyDocument: {
+                Version: '2012-10-17',
+                Statement: [
+                  {
+                    Sid: 'OwnLogGroup',
+                    Effect: 'Allow',
+                    Action: ['logs:CreateLogStream', 'logs:PutLogEvents'],
+                    Resource: { 'Fn::GetAtt': ['AuthorizerLogGroup', 'Arn'] },
+                  },
+                ],
+              },
+            },
+          ],
+        },
+      },
+    },
+    extensions: {
+      // API Gateway may invoke it as an authorizer of this API only.
+      AuthorizerLambdaPermissionWebsockets: {
+        Properties: {
+          SourceArn: {
+            'Fn::Sub': 'arn:${AWS::Partition}:execute-api:${AWS::Region}:${AWS::AccountId}:${WebsocketsApi}/authorizers/*',
+          },
+        },
+      },
+      AuthorizerLambdaFunction: {
+        Properties: {
+          LoggingConfig: {
+            LogFormat: 'JSON',
+            ApplicationLogLevel: await resolveVariable('param:logLevel'),
+            SystemLogLevel: 'INFO',
+          },
+        },
+      },
+    },
+  };
+}
+
+// Whether sign-in is on (alarms.js and dashboard.js ask).
+async function isOn(resolveVariable) {
+  return (await resolveSettings(resolveVariable)) !== null;
+}
+
+module.exports = {
+  KINDS,
+  IDENTITY_SOURCE,
+  OPTIONAL,
+  settings,
+  environment,
+  isOn,
+  authorizer,
+  connectAuthorizer,
+  resources,
+};
