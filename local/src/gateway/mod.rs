@@ -226,7 +226,11 @@ impl Gateway {
                 .map(|(name, value)| (name.clone(), value.clone()))
                 .collect::<std::collections::HashMap<_, _>>(),
         );
-        let Some(token) = token_of(headers, &query) else {
+        // The deployment's identity source is `route.request.querystring.token`:
+        // API Gateway answers 401 without calling the authorizer when it is
+        // missing, even if an Authorization header came along.
+        let query_token = query.first("token").filter(|token| !token.is_empty());
+        let (Some(_), Some(token)) = (query_token, token_of(headers, &query)) else {
             info!(reason = %Denial::Missing, "refused a connection");
             return Err(StatusCode::UNAUTHORIZED);
         };
