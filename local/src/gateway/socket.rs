@@ -179,12 +179,15 @@ async fn route_frames(
 fn refusal_of(error: &axum::Error) -> Option<(u16, &'static str)> {
     use std::error::Error as _;
     use tokio_tungstenite::tungstenite::Error as Ws;
+    use tokio_tungstenite::tungstenite::error::ProtocolError;
     let mut source = error.source();
     while let Some(error) = source {
         if let Some(tungstenite) = error.downcast_ref::<Ws>() {
             return match tungstenite {
                 Ws::Capacity(_) => Some((MESSAGE_TOO_BIG, "Message too big")),
                 Ws::Utf8(_) => Some((INVALID_PAYLOAD, "Text frames must be UTF-8")),
+                // The TCP connection ended without a close frame: 1006.
+                Ws::Protocol(ProtocolError::ResetWithoutClosingHandshake) => None,
                 Ws::Protocol(_) => Some((PROTOCOL_ERROR, "Protocol error")),
                 _ => None,
             };
