@@ -36,24 +36,21 @@ pub struct FanoutReport {
     pub read: usize,
 }
 
-/// Who a fan-out reaches: a room's connections, but one.
+/// Who a fan-out reaches: a room's connections, but some.
 #[derive(Clone, Copy, Debug)]
 pub struct Audience<'a> {
     pub room: &'a Room,
-    /// Left out (the subject of a presence frame).
-    pub except: Option<&'a str>,
+    /// Left out (newcomers, who learn who is there from their welcome).
+    pub except: &'a [String],
 }
 
 impl<'a> Audience<'a> {
     pub fn room(room: &'a Room) -> Self {
-        Self { room, except: None }
+        Self { room, except: &[] }
     }
 
-    pub fn room_except(room: &'a Room, except: &'a str) -> Self {
-        Self {
-            room,
-            except: Some(except),
-        }
+    pub fn room_except(room: &'a Room, except: &'a [String]) -> Self {
+        Self { room, except }
     }
 }
 
@@ -82,7 +79,7 @@ enum PostOutcome {
     Failed,
 }
 
-/// Posts `frame` to every active connection except `skip`.
+/// Posts `frame` to the audience: a room's connections but the excepted.
 pub async fn broadcast(
     store: &Store,
     api: &Management,
@@ -117,7 +114,7 @@ pub async fn broadcast(
             futures::future::ready(keep)
         })
         .filter_map(|id| futures::future::ready(id.ok()))
-        .filter(|id| futures::future::ready(Some(id.as_str()) != skip));
+        .filter(|id| futures::future::ready(!skip.contains(id)));
     let report = ids
         .map(|id| post_one(store, api, frame, id, kind))
         .buffer_unordered(concurrency.max(1))

@@ -52,6 +52,9 @@ pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
 pub const DISPLAY_NAME_CHARS: std::ops::RangeInclusive<usize> = 1..=32;
 /// Length of a room name, in characters (ASCII letters, digits, `-`, `_`).
 pub const ROOM_NAME_CHARS: std::ops::RangeInclusive<usize> = 1..=64;
+/// The most members a `welcome` lists by name (`online_count` says how
+/// many there are), so a crowded room's welcome stays one small message.
+pub const WELCOME_MAX_LISTED: usize = 200;
 /// Messages in a `history` page when the client names no `limit`.
 pub const HISTORY_DEFAULT_LIMIT: usize = 50;
 /// The most messages one `history` page holds; a larger `limit` is capped.

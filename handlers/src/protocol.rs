@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use crate::limits::{HISTORY_DEFAULT_LIMIT, HISTORY_MAX_LIMIT, MAX_CURSOR_CHARS};
 use crate::name::DisplayName;
-use crate::records::Session;
+use crate::records::{Departure, Member, Session};
 use crate::room::Room;
 use crate::time::Timestamp;
 
@@ -147,30 +147,26 @@ pub enum ServerFrame {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         example: Option<String>,
     },
-    /// Sent to a new connection: who it is, and where.
+    /// Sent to a new connection: who it is, where, and who is there.
     Welcome {
         message: String,
         connection_id: String,
         name: Option<DisplayName>,
         connected_at: Timestamp,
         room: Room,
+        /// Who is in the room now, the newcomer included (at most
+        /// [`crate::limits::WELCOME_MAX_LISTED`]).
+        online: Vec<Member>,
+        /// How many are in the room now.
+        online_count: usize,
     },
-    /// Someone else joined the room.
-    Joined {
+    /// Who joined and who left the room since the last presence frame: one
+    /// frame per stream batch and recipient, however many came and went.
+    Presence {
         message: String,
-        connection_id: String,
-        name: Option<DisplayName>,
-        connected_at: Timestamp,
         room: Room,
-    },
-    /// Someone left the room, after `duration_seconds`.
-    Left {
-        message: String,
-        connection_id: String,
-        name: Option<DisplayName>,
-        disconnected_at: Timestamp,
-        duration_seconds: f64,
-        room: Room,
+        joined: Vec<Member>,
+        left: Vec<Departure>,
     },
 }
 
@@ -280,44 +276,53 @@ impl ServerFrame {
         }
     }
 
-    pub fn welcome(session: &Session) -> Self {
+    pub fn welcome(session: &Session, online: Vec<Member>, online_count: usize) -> Self {
         let id = &session.connection_id;
+        let others = online_count.saturating_sub(1);
         Self::Welcome {
             message: format!(
-                "Welcome to {}! You are {}.",
+                "Welcome to {}! You are {}. {}",
                 session.room,
-                shown(id, session.name.as_ref())
+                shown(id, session.name.as_ref()),
+                match others {
+                    0 => "Nobody else is here yet.".to_owned(),
+                    1 => "1 other person is here.".to_owned(),
+                    n => format!("{n} other people are here."),
+                }
             ),
             connection_id: id.clone(),
             name: session.name.clone(),
             connected_at: session.connected_at,
             room: session.room.clone(),
+            online,
+            online_count,
         }
     }
 
-    pub fn joined(session: &Session) -> Self {
-        let id = &session.connection_id;
-        Self::Joined {
-            message: format!("{} joined.", shown(id, session.name.as_ref())),
-            connection_id: id.clone(),
-            name: session.name.clone(),
-            connected_at: session.connected_at,
-            room: session.room.clone(),
-        }
-    }
-
-    pub fn left(session: &Session, disconnected_at: Timestamp, duration_seconds: f64) -> Self {
-        let id = &session.connection_id;
-        Self::Left {
-            message: format!(
-                "{} left after {duration_seconds:.3} s.",
-                shown(id, session.name.as_ref())
-            ),
-            connection_id: id.clone(),
-            name: session.name.clone(),
-            disconnected_at,
-            duration_seconds,
-            room: session.room.clone(),
+    /// Arrivals and departures in `room`; `message` names them, e.g.
+    /// `Ada joined. Bob left after 84.877 s.`
+    pub fn presence(room: &Room, joined: Vec<Member>, left: Vec<Departure>) -> Self {
+        let mut lines: Vec<String> = joined
+            .iter()
+            .map(|member| {
+                format!(
+                    "{} joined.",
+                    shown(&member.connection_id, member.name.as_ref())
+                )
+            })
+            .collect();
+        lines.extend(left.iter().map(|departure| {
+            format!(
+                "{} left after {:.3} s.",
+                shown(&departure.connection_id, departure.name.as_ref()),
+                departure.duration_seconds
+            )
+        }));
+        Self::Presence {
+            message: lines.join(" "),
+            room: room.clone(),
+            joined,
+            left,
         }
     }
 
@@ -506,8 +511,7 @@ impl ServerFrame {
             | Self::Pong { message }
             | Self::Error { message, .. }
             | Self::Welcome { message, .. }
-            | Self::Joined { message, .. }
-            | Self::Left { message, .. } => message,
+            | Self::Presence { message, .. } => message,
         }
     }
 

@@ -64,6 +64,39 @@ impl Retention {
     }
 }
 
+/// Who is in a room: what the room index holds of each ActiveConnections
+/// row, and what `welcome` and `presence` frames list.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Member {
+    pub connection_id: String,
+    /// `null` when none was chosen (show the connection id).
+    #[serde(default)]
+    pub name: Option<DisplayName>,
+    /// Absent only for rows indexed before the index carried it.
+    #[serde(default)]
+    pub connected_at: Option<Timestamp>,
+}
+
+/// Someone who left a room, as `presence` frames list them.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Departure {
+    pub connection_id: String,
+    pub name: Option<DisplayName>,
+    pub disconnected_at: Timestamp,
+    pub duration_seconds: f64,
+}
+
+impl Member {
+    /// A session that just opened, as a member of its room.
+    pub fn of(session: &Session) -> Self {
+        Self {
+            connection_id: session.connection_id.clone(),
+            name: session.name.clone(),
+            connected_at: Some(session.connected_at),
+        }
+    }
+}
+
 /// Only the key of an ActiveConnections row: what a fan-out reads.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ConnectionKey {

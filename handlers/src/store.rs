@@ -14,12 +14,13 @@ use crate::config::Tables;
 use crate::error::StoreError;
 use crate::name::DisplayName;
 use crate::records::{
-    ActiveConnection, ConnectionKey, Message, Session, SessionClose, SessionDuration,
+    ActiveConnection, ConnectionKey, Member, Message, Session, SessionClose, SessionDuration,
 };
 use crate::room::Room;
 use crate::time::Timestamp;
 
-/// The global secondary index of ActiveConnections by `room` (keys only),
+/// The global secondary index of ActiveConnections by `room` (keys,
+/// `connected_at` and `name`),
 /// as infra/tables.json declares it.
 pub const ROOM_INDEX: &str = "room-index";
 /// The global secondary index of MessageHistory by `room` and `time_order`.
@@ -269,6 +270,38 @@ impl Store {
             });
             Some((ids, pages))
         })
+    }
+
+    /// The room's members (up to `max`) and how many there are, from the
+    /// room index.
+    pub async fn room_members(
+        &self,
+        room: &Room,
+        max: usize,
+    ) -> Result<(Vec<Member>, usize), StoreError> {
+        let mut members = Vec::new();
+        let mut count = 0;
+        let mut pages = self
+            .client
+            .query()
+            .table_name(&self.tables.active_connections)
+            .index_name(ROOM_INDEX)
+            .key_condition_expression("#room = :room")
+            .expression_attribute_names("#room", "room")
+            .expression_attribute_values(":room", AttributeValue::S(room.to_string()))
+            .set_limit(self.page_size)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(StoreError::call("Query"))?;
+            let items = page.items.unwrap_or_default();
+            count += items.len();
+            let room_left = max.saturating_sub(members.len());
+            let listed: Vec<Member> =
+                from_items(items.into_iter().take(room_left).collect::<Vec<_>>())?;
+            members.extend(listed);
+        }
+        Ok((members, count))
     }
 
     /// Who an open connection is: its room and display name; `None` when it

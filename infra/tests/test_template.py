@@ -639,10 +639,13 @@ def test_tables_match_tables_json(resources, tables_json):
             keys = [{"AttributeName": index["hash_key"], "KeyType": "HASH"}]
             if index["range_key"] is not None:
                 keys.append({"AttributeName": index["range_key"], "KeyType": "RANGE"})
+            projection = {"ProjectionType": index["projection"]}
+            if index.get("non_key_attributes"):
+                projection["NonKeyAttributes"] = index["non_key_attributes"]
             assert deployed_indexes[index_name] == {
                 "IndexName": index_name,
                 "KeySchema": keys,
-                "Projection": {"ProjectionType": index["projection"]},
+                "Projection": projection,
             }, (name, index_name)
 
 

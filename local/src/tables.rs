@@ -43,8 +43,11 @@ pub struct TableSchema {
 pub struct IndexSchema {
     pub hash_key: String,
     pub range_key: Option<String>,
-    /// `KEYS_ONLY` or `ALL`.
+    /// `KEYS_ONLY`, `INCLUDE` or `ALL`.
     pub projection: String,
+    /// With `INCLUDE`: the other attributes the index holds.
+    #[serde(default)]
+    pub non_key_attributes: Vec<String>,
 }
 
 /// Every table, by its tutorial name (`ActiveConnections`, ...).
@@ -160,6 +163,10 @@ fn global_index(name: &str, index: &IndexSchema) -> Result<GlobalSecondaryIndex,
         .projection(
             Projection::builder()
                 .projection_type(ProjectionType::from(index.projection.as_str()))
+                .set_non_key_attributes(
+                    (!index.non_key_attributes.is_empty())
+                        .then(|| index.non_key_attributes.clone()),
+                )
                 .build(),
         );
     if let Some(range) = &index.range_key {

@@ -103,8 +103,10 @@ async fn presence_and_durations_flow_from_the_session_stream() {
     let url = t.stack.websocket_url();
     let mut alice = Client::connect(&url).await;
     let mut bob = Client::connect(&url).await;
-    let joined = alice.next_of_type("joined").await;
-    assert_eq!(joined["connection_id"], bob.id.as_str());
+    let presence = alice.next_of_type("presence").await;
+    assert_eq!(presence["joined"][0]["connection_id"], bob.id.as_str());
+    // bob's welcome said who was there already.
+    assert_eq!(bob.welcome["online_count"], 2);
 
     bob.socket
         .close(Some(tokio_tungstenite::tungstenite::protocol::CloseFrame {
@@ -113,7 +115,8 @@ async fn presence_and_durations_flow_from_the_session_stream() {
         }))
         .await
         .expect("closes");
-    let left = alice.next_of_type("left").await;
+    let presence = alice.next_of_type("presence").await;
+    let left = &presence["left"][0];
     assert_eq!(left["connection_id"], bob.id.as_str());
     let duration = left["duration_seconds"].as_f64().expect("a duration");
     assert!(duration >= 0.0, "{duration}");
@@ -141,7 +144,7 @@ async fn presence_and_durations_flow_from_the_session_stream() {
             .is_none()
     );
     // One `left`, not one per stream record.
-    assert!(alice.drain_of_type("left", QUIET).await.is_empty());
+    assert!(alice.drain_of_type("presence", QUIET).await.is_empty());
     t.stack.shutdown().await;
 }
 

@@ -1,10 +1,12 @@
 //! The SessionHistory stream consumer: the event-sourced half of the chat.
 //!
-//! - INSERT (a session opened): `welcome` to the newcomer, `joined` to everyone
-//!   else, a connect metric.
+//! - INSERT (a session opened): `welcome` to the newcomer (with who is in
+//!   the room), a connect metric, and the newcomer among the batch's `joined`.
 //! - MODIFY that sets `disconnected_at` on a session without a duration: writes
-//!   `duration_seconds` (conditionally, so a replay writes once), `left` to
-//!   everyone still connected, disconnect and duration metrics.
+//!   `duration_seconds` (conditionally, so a replay writes once), then the
+//!   session is among the batch's `left`; disconnect and duration metrics.
+//! - After the batch: one `presence` frame per room and member, listing the
+//!   room's joins and leaves of the whole batch.
 //! - Anything else (the processor's own duration write, REMOVEs from TTL
 //!   expiry, DynamoDB Local's `UNKNOWN_TO_SDK_VERSION`) is skipped.
 //!
@@ -13,15 +15,17 @@
 
 use aws_lambda_events::dynamodb::{Event, EventRecord};
 use aws_lambda_events::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
-use handlers::Chat;
+use std::collections::BTreeMap;
+
 use handlers::fanout::{Audience, broadcast};
-use handlers::limits::{CONNECT_GRACE, WELCOME_ATTEMPTS, WELCOME_RETRY_STEP};
+use handlers::limits::{CONNECT_GRACE, WELCOME_ATTEMPTS, WELCOME_MAX_LISTED, WELCOME_RETRY_STEP};
 use handlers::management::Delivery;
 use handlers::metric::{self, FanoutKind};
 use handlers::protocol::ServerFrame;
-use handlers::records::{Session, SessionDuration};
+use handlers::records::{Departure, Member, Session, SessionDuration};
 use handlers::store::WriteOutcome;
 use handlers::time::Timestamp;
+use handlers::{Chat, Room};
 use lambda_runtime::LambdaEvent;
 use thiserror::Error;
 use tracing::{error, info, instrument, warn};
@@ -91,61 +95,107 @@ fn decode(image: &serde_dynamo::Item, which: &'static str) -> Result<Session, Re
     })
 }
 
-/// Processes every record of a batch in order; a failing record never stops
-/// the rest, and comes back as a batch item failure (by sequence number) so
-/// Lambda retries from the first of them.
+/// Processes a batch: each record in order (a failing record never stops
+/// the rest, and comes back as a batch item failure, by sequence number, so
+/// Lambda retries from the first of them), then one `welcome` per newcomer
+/// and one `presence` frame per room and recipient for the whole batch: N
+/// joins cost N welcomes and one frame per member, not N² posts.
 pub async fn handle(
     chat: &Chat,
     event: LambdaEvent<Event>,
 ) -> Result<DynamoDbEventResponse, lambda_runtime::Error> {
     let mut response = DynamoDbEventResponse::default();
+    let mut changes: BTreeMap<Room, RoomChanges> = BTreeMap::new();
+    let mut newcomers = Vec::new();
     for record in &event.payload.records {
-        if let Err(failure) = process_record(chat, record).await {
-            let sequence_number = record.change.sequence_number.clone();
-            error!(
-                event_id = %record.event_id,
-                sequence_number = sequence_number.as_deref().unwrap_or("-"),
-                error.code = failure.code(),
-                error.request_id = failure.request_id(),
-                error = %failure,
-                "stream record failed"
-            );
-            metrics::counter!(metric::STREAM_RECORDS_FAILED).increment(1);
-            let mut item = DynamoDbBatchItemFailure::default();
-            item.item_identifier = sequence_number;
-            response.batch_item_failures.push(item);
+        match Box::pin(process_record(chat, record)).await {
+            Ok(Outcome::Joined(session)) => {
+                let room = changes.entry(session.room.clone()).or_default();
+                room.joined.push(Member::of(&session));
+                room.newcomers.push(session.connection_id.clone());
+                newcomers.push(session);
+            }
+            Ok(Outcome::Left(room, departure)) => {
+                changes.entry(room).or_default().left.push(departure);
+            }
+            Ok(Outcome::Nothing) => {}
+            Err(failure) => {
+                let sequence_number = record.change.sequence_number.clone();
+                error!(
+                    event_id = %record.event_id,
+                    sequence_number = sequence_number.as_deref().unwrap_or("-"),
+                    error.code = failure.code(),
+                    error.request_id = failure.request_id(),
+                    error = %failure,
+                    "stream record failed"
+                );
+                metrics::counter!(metric::STREAM_RECORDS_FAILED).increment(1);
+                let mut item = DynamoDbBatchItemFailure::default();
+                item.item_identifier = sequence_number;
+                response.batch_item_failures.push(item);
+            }
         }
+    }
+    for newcomer in &newcomers {
+        Box::pin(welcome(chat, newcomer)).await;
+    }
+    for (room, room_changes) in changes {
+        Box::pin(announce(chat, &room, room_changes)).await;
     }
     Ok(response)
 }
 
-async fn process_record(chat: &Chat, record: &EventRecord) -> Result<(), RecordError> {
+/// What one record changed in its room.
+enum Outcome {
+    Joined(Session),
+    Left(Room, Departure),
+    Nothing,
+}
+
+/// The arrivals and departures of one room in one batch.
+#[derive(Default)]
+struct RoomChanges {
+    joined: Vec<Member>,
+    left: Vec<Departure>,
+    /// Told by their own `welcome`, so left out of the `presence` frame.
+    newcomers: Vec<String>,
+}
+
+async fn process_record(chat: &Chat, record: &EventRecord) -> Result<Outcome, RecordError> {
     match classify(record)? {
-        // Boxed: the fan-out futures are deep enough to strain type layout.
-        Change::Opened(session) => Box::pin(opened(chat, &session)).await,
-        Change::Closed(session, at) => Box::pin(closed(chat, &session, at)).await,
-        Change::Ignored => Ok(()),
+        Change::Opened(session) => {
+            metrics::counter!(metric::CONNECTS).increment(1);
+            Ok(Outcome::Joined(session))
+        }
+        Change::Closed(session, at) => closed(chat, session, at).await,
+        Change::Ignored => Ok(Outcome::Nothing),
     }
 }
 
-#[instrument(name = "opened", skip_all, fields(connection_id = %session.connection_id))]
-async fn opened(chat: &Chat, session: &Session) -> Result<(), RecordError> {
-    let id = session.connection_id.as_str();
-    metrics::counter!(metric::CONNECTS).increment(1);
-    let welcome = ServerFrame::welcome(session).to_json();
+/// Sends the newcomer its `welcome`: who it is, and who is in the room.
+#[instrument(name = "welcome", skip_all, fields(connection_id = %session.connection_id))]
+async fn welcome(chat: &Chat, session: &Session) {
+    let (online, online_count) = match chat
+        .store
+        .room_members(&session.room, WELCOME_MAX_LISTED)
+        .await
+    {
+        Ok(members) => members,
+        Err(failure) => {
+            warn!(error = %failure, "could not list the room; welcoming without it");
+            (Vec::new(), 0)
+        }
+    };
+    let frame = ServerFrame::welcome(session, online, online_count).to_json();
     let attempts = if is_recent(session.connected_at) {
         WELCOME_ATTEMPTS
     } else {
         1
     };
-    if welcome_newcomer(chat, id, welcome.as_bytes(), attempts).await {
+    if welcome_newcomer(chat, &session.connection_id, frame.as_bytes(), attempts).await {
         metrics::counter!(metric::PRESENCE_FRAMES_SENT).increment(1);
     }
-    let delivered = announce(chat, &ServerFrame::joined(session), session).await;
-    info!(delivered, "announced a join");
-    Ok(())
 }
-
 /// Sends the newcomer its `welcome`, waiting out the moment when its
 /// `$connect` has written the session but API Gateway has not yet opened the
 /// connection. True when delivered.
@@ -181,39 +231,47 @@ fn is_recent(connected_at: Timestamp) -> bool {
 #[instrument(name = "closed", skip_all, fields(connection_id = %session.connection_id))]
 async fn closed(
     chat: &Chat,
-    session: &Session,
+    session: Session,
     disconnected_at: Timestamp,
-) -> Result<(), RecordError> {
-    let id = session.connection_id.as_str();
+) -> Result<Outcome, RecordError> {
     let duration_seconds = disconnected_at.seconds_since(session.connected_at);
     let written = chat
         .store
-        .record_duration(id, &SessionDuration { duration_seconds })
+        .record_duration(
+            &session.connection_id,
+            &SessionDuration { duration_seconds },
+        )
         .await?;
     if written == WriteOutcome::ConditionFailed {
         info!("duration already recorded (a replayed record)");
-        return Ok(());
+        return Ok(Outcome::Nothing);
     }
     metrics::counter!(metric::DISCONNECTS).increment(1);
     metrics::histogram!(metric::SESSION_DURATION).record(duration_seconds);
-    let left = ServerFrame::left(session, disconnected_at, duration_seconds);
-    let delivered = announce(chat, &left, session).await;
-    info!(duration_seconds, delivered, "announced a leave");
-    Ok(())
+    let departure = Departure {
+        connection_id: session.connection_id,
+        name: session.name,
+        disconnected_at,
+        duration_seconds,
+    };
+    Ok(Outcome::Left(session.room, departure))
 }
 
-/// Sends a presence frame to every connection in the subject's room but the
-/// subject's own; how many received it.
-async fn announce(chat: &Chat, frame: &ServerFrame, subject: &Session) -> usize {
+/// Tells a room, in one frame per member, who joined and who left; the
+/// batch's newcomers are left out (their welcome lists everyone).
+async fn announce(chat: &Chat, room: &Room, changes: RoomChanges) {
+    let joined = changes.joined.len();
+    let left = changes.left.len();
+    let frame = ServerFrame::presence(room, changes.joined, changes.left);
     let report = broadcast(
         &chat.store,
         &chat.management,
         frame.to_json().as_bytes(),
         chat.limits.fanout_concurrency,
-        Audience::room_except(&subject.room, &subject.connection_id),
+        Audience::room_except(room, &changes.newcomers),
         FanoutKind::Presence,
     )
     .await;
     metrics::counter!(metric::PRESENCE_FRAMES_SENT).increment(report.delivered as u64);
-    report.delivered
+    info!(%room, joined, left, delivered = report.delivered, "announced presence");
 }

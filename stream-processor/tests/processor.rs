@@ -68,24 +68,108 @@ async fn an_insert_welcomes_the_newcomer_and_tells_everyone_else() {
 
     let welcome = h.api.frames_for(NEWCOMER);
     assert_eq!(
-        welcome,
-        [json!({
-            "type": "welcome",
-            "message": format!("Welcome to lobby! You are {NEWCOMER}."),
-            "connection_id": NEWCOMER,
-            "connected_at": "2026-11-28T00:13:36.123Z",
-            "room": "lobby",
-            "name": null,
-        })],
-        "the newcomer gets its welcome, and no joined about itself"
+        welcome.len(),
+        1,
+        "the welcome, and no presence about itself"
     );
+    let welcome = &welcome[0];
+    assert_eq!(welcome["type"], "welcome");
+    assert_eq!(
+        welcome["message"],
+        format!("Welcome to lobby! You are {NEWCOMER}. 3 other people are here.")
+    );
+    assert_eq!(welcome["connection_id"], NEWCOMER);
+    assert_eq!(welcome["connected_at"], "2026-11-28T00:13:36.123Z");
+    assert_eq!(welcome["room"], "lobby");
+    assert_eq!(welcome["online_count"], 4);
+    let mut online: Vec<&str> = welcome["online"]
+        .as_array()
+        .expect("who is online")
+        .iter()
+        .filter_map(|member| member["connection_id"].as_str())
+        .collect();
+    online.sort_unstable();
+    assert_eq!(online, [NEWCOMER, "alice", "bob", "carol"]);
     for id in ["alice", "bob", "carol"] {
         let frames = h.api.frames_for(id);
-        assert_eq!(frames.len(), 1, "{id}: {frames:?}");
-        assert_eq!(frames[0]["type"], "joined");
-        assert_eq!(frames[0]["connection_id"], NEWCOMER);
-        assert_eq!(frames[0]["connected_at"], "2026-11-28T00:13:36.123Z");
+        assert_eq!(
+            frames,
+            [json!({
+                "type": "presence",
+                "message": format!("{NEWCOMER} joined."),
+                "room": "lobby",
+                "joined": [{
+                    "connection_id": NEWCOMER,
+                    "name": null,
+                    "connected_at": "2026-11-28T00:13:36.123Z",
+                }],
+                "left": [],
+            })],
+            "{id}"
+        );
     }
+}
+
+#[tokio::test]
+async fn a_batch_of_joins_costs_one_presence_frame_per_member_not_one_per_join() {
+    let h = Harness::start().await;
+    let members = ["alice", "bob"];
+    let newcomers: Vec<String> = (0..5).map(|i| format!("Newcomer{i:02}AAAA=")).collect();
+    for id in members
+        .iter()
+        .copied()
+        .chain(newcomers.iter().map(String::as_str))
+    {
+        h.connected(id).await;
+    }
+    let records = newcomers
+        .iter()
+        .map(|id| {
+            let mut insert = record("insert.json");
+            insert.change.new_image = serde_dynamo::to_item(handlers::records::Session::opened(
+                id.clone(),
+                None,
+                "2026-11-28T00:13:36.123Z".parse().expect("a time"),
+                handlers::Room::lobby(),
+            ))
+            .expect("an image");
+            insert
+        })
+        .collect();
+    let response = handle(&h.chat, batch(records)).await.expect("handled");
+    assert!(response.batch_item_failures.is_empty());
+    for id in members {
+        let frames = h.api.frames_for(id);
+        assert_eq!(
+            frames.len(),
+            1,
+            "{id}: one frame for five joins: {frames:?}"
+        );
+        let joined: Vec<&str> = frames[0]["joined"]
+            .as_array()
+            .expect("joined")
+            .iter()
+            .filter_map(|member| member["connection_id"].as_str())
+            .collect();
+        assert_eq!(
+            joined,
+            newcomers.iter().map(String::as_str).collect::<Vec<_>>()
+        );
+        assert_eq!(
+            frames[0]["message"]
+                .as_str()
+                .map(|m| m.matches("joined").count()),
+            Some(5)
+        );
+    }
+    for id in &newcomers {
+        let frames = h.api.frames_for(id);
+        assert_eq!(frames.len(), 1, "{id}: its welcome only");
+        assert_eq!(frames[0]["type"], "welcome");
+        assert_eq!(frames[0]["online_count"], 7);
+    }
+    // 5 welcomes + 2 presence frames, where one frame per join was 5 + 5 * 6.
+    assert_eq!(h.api.posts().len(), 7);
 }
 
 #[tokio::test]
@@ -150,18 +234,22 @@ async fn a_disconnect_gets_its_duration_once_and_a_single_left_frame() {
 
     for id in ["alice", "bob"] {
         let frames = h.api.frames_for(id);
-        assert_eq!(frames.len(), 1, "{id}: exactly one left: {frames:?}");
+        assert_eq!(frames.len(), 1, "{id}: exactly one frame: {frames:?}");
         assert_eq!(
             frames[0],
             json!({
-                "type": "left",
+                "type": "presence",
                 "message": format!("{NEWCOMER} left after 84.877 s."),
-                "connection_id": NEWCOMER,
-                "disconnected_at": "2026-11-28T00:15:01.000Z",
-                "duration_seconds": 84.877,
                 "room": "lobby",
-                "name": null,
-            })
+                "joined": [],
+                "left": [{
+                    "connection_id": NEWCOMER,
+                    "name": null,
+                    "disconnected_at": "2026-11-28T00:15:01.000Z",
+                    "duration_seconds": 84.877,
+                }],
+            }),
+            "one departure, though the batch held the close twice"
         );
     }
 
@@ -225,13 +313,10 @@ async fn a_poison_record_is_reported_and_does_not_block_the_batch() {
             .expect("the session")
             .contains_key("duration_seconds")
     );
-    let kinds: Vec<String> = h
-        .api
-        .frames_for("alice")
-        .iter()
-        .map(|frame| frame["type"].as_str().expect("typed").to_owned())
-        .collect();
-    assert_eq!(kinds, ["joined", "left"]);
+    let frames = h.api.frames_for("alice");
+    assert_eq!(frames.len(), 1, "{frames:?}");
+    assert_eq!(frames[0]["joined"][0]["connection_id"], NEWCOMER);
+    assert_eq!(frames[0]["left"][0]["connection_id"], NEWCOMER);
 }
 
 #[test]

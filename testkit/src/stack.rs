@@ -79,6 +79,8 @@ pub struct Client {
     pub socket: Socket,
     /// This connection's id, learned from its `welcome` frame.
     pub id: String,
+    /// The `welcome` frame.
+    pub welcome: Value,
     /// Frames received but not yet asked for.
     backlog: Vec<Value>,
 }
@@ -92,6 +94,7 @@ impl Client {
         let mut client = Self {
             socket,
             id: String::new(),
+            welcome: Value::Null,
             backlog: Vec::new(),
         };
         let welcome = client.next_of_type("welcome").await;
@@ -99,6 +102,7 @@ impl Client {
             .as_str()
             .expect("welcome names the connection")
             .to_owned();
+        client.welcome = welcome;
         client
     }
 
