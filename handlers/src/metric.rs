@@ -133,7 +133,7 @@ pub const ALL: [Metric; 13] = [
         kind: MetricKind::Counter,
         unit: Unit::Count,
         per_fanout_kind: false,
-        description: "welcome, joined and left frames delivered",
+        description: "welcome and presence frames delivered",
     },
     Metric {
         name: STREAM_RECORDS_FAILED,
