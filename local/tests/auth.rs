@@ -62,6 +62,17 @@ async fn a_good_token_signs_in_and_its_name_wins_over_the_query() {
     );
 
     let tables = &t.stack.tables;
+    // No row of any table holds the token, or any piece of it.
+    let signature = token.rsplit('.').next().expect("a signature");
+    for table in [
+        &tables.active_connections,
+        &tables.session_history,
+        &tables.message_history,
+    ] {
+        for row in scan(&t.dynamodb, table).await {
+            assert!(!format!("{row:?}").contains(signature), "{table}: {row:?}");
+        }
+    }
     let session = connection_row(&t.dynamodb, &tables.session_history, &ada.id)
         .await
         .expect("the session");
