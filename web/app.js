@@ -55,6 +55,8 @@
   const params = new URLSearchParams(window.location.search);
   const HEARTBEAT_MS = Math.round(numberParam('heartbeat', 30, 0.1) * 1000);
   const MAX_LINES = Math.floor(numberParam('max-lines', 500, 10));
+  // Entries the online list shows; the rest are counted ("and 12 more").
+  const ONLINE_SHOWN = 200;
 
   const $ = (id) => document.getElementById(id);
   const ui = {
@@ -87,6 +89,10 @@
     topText: $('log-top-text'),
     loadOlder: $('load-older'),
     log: $('log'),
+    online: $('online'),
+    onlineHeading: $('online-heading'),
+    onlineList: $('online-list'),
+    onlineMore: $('online-more'),
     sendForm: $('send-form'),
     message: $('message'),
     send: $('send'),
@@ -122,6 +128,9 @@
     autoAt: 0,
     maxBytes: DEFAULT_MAX_MESSAGE_BYTES,
     seen: new Set(), // presence and message keys already shown
+    // Who is in the room, for this socket: from its `welcome`, kept current
+    // by `presence` frames.
+    online: newOnline(),
     pings: 0,
     pongs: 0,
     reconnects: 0,
@@ -132,6 +141,15 @@
     // history shown above the marker.
     segment: null,
   };
+
+  function newOnline() {
+    return {
+      known: false, // a `welcome` with an `online` list came on this socket
+      members: new Map(), // connection id -> display name ('' for none)
+      unlisted: 0, // counted by the welcome's `online_count` but not listed
+      gone: new Set(), // connection ids seen leaving, so a repeat never re-adds
+    };
+  }
 
   function newHistory(room) {
     return {
@@ -1214,6 +1232,8 @@
     state.openedAt = 0;
     state.ownId = '';
     state.pending = [];
+    state.online = newOnline();
+    renderOnline();
     delete ui.app.dataset.openedAt;
     counters();
   }
@@ -1318,11 +1338,8 @@
       case 'welcome':
         onWelcome(frame);
         break;
-      case 'joined':
-        if (!otherRoom(frame)) onJoined(frame);
-        break;
-      case 'left':
-        if (!otherRoom(frame)) onLeft(frame);
+      case 'presence':
+        if (!otherRoom(frame)) onPresence(frame);
         break;
       case 'pong':
         state.pongs += 1;
@@ -1370,24 +1387,143 @@
     remarkOwnLines();
     const room = typeof frame.room === 'string' ? frame.room : state.room;
     addPresence(`Welcome to #${room}! You are `, id, nameOf(frame), '.');
+    welcomeOnline(frame, id);
     render();
     askLatest();
   }
 
-  function onJoined(frame) {
-    const id = str(frame.connection_id);
-    if (!id || state.ownIds.has(id) || !firstTime(`joined:${id}`)) return;
-    state.others.add(id);
-    addPresence('', id, nameOf(frame), ' joined.');
+  // `presence`: who joined and who left the room since the last one, one
+  // frame per stream batch. Delivered at least once, so a join or a leave
+  // may come again: each is shown once and changes the online list once.
+  function onPresence(frame) {
+    const joined = Array.isArray(frame.joined) ? frame.joined : null;
+    const left = Array.isArray(frame.left) ? frame.left : null;
+    if (joined === null && left === null) {
+      if (typeof frame.message === 'string') addSystem(frame.message);
+      return;
+    }
+    for (const member of joined || []) {
+      if (isRecord(member)) onJoined(member);
+    }
+    for (const departure of left || []) {
+      if (isRecord(departure)) onLeft(departure);
+    }
+    renderOnline();
   }
 
-  function onLeft(frame) {
-    const id = str(frame.connection_id);
-    if (!id || !firstTime(`left:${id}`)) return;
-    const duration = humanSeconds(Number(frame.duration_seconds));
+  function isRecord(value) {
+    return value !== null && typeof value === 'object' && !Array.isArray(value);
+  }
+
+  function onJoined(member) {
+    const id = str(member.connection_id);
+    if (!id) return;
+    // Someone the welcome already listed was here before us: no news.
+    const listed = state.online.known && state.online.members.has(id);
+    addOnline(id, nameOf(member));
+    if (listed || state.ownIds.has(id) || !firstTime(`joined:${id}`)) return;
+    state.others.add(id);
+    addPresence('', id, nameOf(member), ' joined.');
+  }
+
+  function onLeft(departure) {
+    const id = str(departure.connection_id);
+    if (!id) return;
+    removeOnline(id);
+    if (!firstTime(`left:${id}`)) return;
+    const duration = humanSeconds(Number(departure.duration_seconds));
     const after = duration ? ` left after ${duration}.` : ' left.';
     if (state.ownIds.has(id)) addPresence('You (earlier connection ', id, '', `)${after}`);
-    else addPresence('', id, nameOf(frame), after);
+    else addPresence('', id, nameOf(departure), after);
+  }
+
+  // ----------------------------------------------------------- online list
+  //
+  // The welcome lists who is in the room (the newcomer included, at most
+  // 200, `online_count` in all); presence frames add and remove people by
+  // connection id. A leave is remembered, so a repeated join of someone who
+  // left never brings them back.
+
+  function welcomeOnline(frame, ownId) {
+    const online = state.online; // may hold presence that came before the welcome
+    const listed = Array.isArray(frame.online) ? frame.online.filter(isRecord) : null;
+    const count = Number.isInteger(frame.online_count) ? frame.online_count : 0;
+    // No list (an older server), or an empty one because the server could
+    // not read the room (`online_count` 0 never counts the newcomer): unknown.
+    online.known = listed !== null && count > 0;
+    const members = new Map([[ownId, nameOf(frame)]]); // yourself first
+    const ids = new Set([ownId]);
+    for (const member of listed || []) {
+      const id = str(member.connection_id);
+      if (!id) continue;
+      ids.add(id);
+      if (!online.gone.has(id)) members.set(id, members.has(id) ? members.get(id) : nameOf(member));
+    }
+    for (const [id, name] of online.members) {
+      if (!members.has(id)) members.set(id, name);
+    }
+    online.members = members;
+    online.unlisted = online.known ? Math.max(0, count - ids.size) : 0;
+    renderOnline();
+  }
+
+  function addOnline(id, name) {
+    const online = state.online;
+    if (!online.gone.has(id)) online.members.set(id, name);
+  }
+
+  function removeOnline(id) {
+    const online = state.online;
+    if (online.gone.has(id)) return;
+    online.gone.add(id);
+    if (online.gone.size > 5000) online.gone.delete(online.gone.values().next().value);
+    // Someone not listed leaves: one fewer of those the count alone told of.
+    if (!online.members.delete(id) && online.unlisted > 0) online.unlisted -= 1;
+  }
+
+  function renderOnline() {
+    const online = state.online;
+    ui.online.hidden = !online.known;
+    const items = [];
+    if (online.known) {
+      for (const [id, name] of online.members) {
+        if (items.length === ONLINE_SHOWN) break;
+        items.push(onlineItem(id, name));
+      }
+    }
+    const total = online.known ? online.members.size + online.unlisted : 0;
+    ui.onlineList.replaceChildren(...items);
+    ui.onlineHeading.textContent = `Online (${total}): `;
+    const more = total - items.length;
+    ui.onlineMore.textContent = more > 0 ? ` and ${more} more` : '';
+    ui.online.dataset.count = String(total);
+    ui.online.dataset.listed = String(items.length);
+  }
+
+  // "Ada", or the connection id without a name; your own entry marked.
+  function onlineItem(id, name) {
+    const li = document.createElement('li');
+    li.dataset.connectionId = id;
+    if (name) {
+      const bdi = document.createElement('bdi');
+      bdi.className = 'name';
+      bdi.textContent = name;
+      li.append(bdi);
+      li.title = id;
+    } else {
+      li.className = 'id';
+      li.textContent = id;
+    }
+    const own = id === state.ownId;
+    const earlier = !own && state.ownIds.has(id);
+    if (own || earlier) {
+      li.classList.add('own');
+      const you = document.createElement('span');
+      you.className = 'you';
+      you.textContent = own ? ' (you)' : ' (you, earlier connection)';
+      li.append(you);
+    }
+    return li;
   }
 
   function onError(frame) {

@@ -65,6 +65,20 @@ test('two pages chat: both see both messages in order, own ones marked, presence
   assert.notEqual(aliceId, bobId);
   assert.equal(await alice.textContent('#me'), aliceId);
   await waitForLine(alice, new RegExp(`^${escapeRegExp(bobId)} joined\\.$`));
+  // Bob's join came in a `presence` frame (per-person `joined` frames are gone);
+  // both are in Alice's online list, hers marked, Bob's by connection id.
+  const framesTo = (page) => page.sockets.flatMap((s) => s.received).flatMap((p) => {
+    try {
+      return [JSON.parse(p)];
+    } catch {
+      return [];
+    }
+  });
+  assert.ok(framesTo(alice).some((f) => f.type === 'presence' && f.joined.some((m) => m.connection_id === bobId)));
+  const onlineOf = (page) => page.$$eval('#online-list > li', (items) => items.map((li) => li.textContent));
+  await alice.waitForFunction((id) => document.querySelector(`#online-list > li[data-connection-id="${id}"]`) !== null, bobId);
+  assert.ok((await onlineOf(alice)).includes(`${aliceId} (you)`));
+  assert.ok((await onlineOf(alice)).includes(bobId));
 
   await send(alice, 'Hello from Alice');
   await waitForMessages(bob, 1);
@@ -117,6 +131,8 @@ test('two pages chat: both see both messages in order, own ones marked, presence
   // Bob leaves: Alice sees it, with how long he stayed.
   await bob.close();
   await waitForLine(alice, new RegExp(`^${escapeRegExp(bobId)} left after \\d+(\\.\\d)? s\\.$`));
+  await alice.waitForFunction((id) => document.querySelector(`#online-list > li[data-connection-id="${id}"]`) === null, bobId);
+  assert.ok(!framesTo(alice).some((f) => f.type === 'joined' || f.type === 'left'), 'no per-person presence frames');
   await assertClean(alice);
 });
 

@@ -386,6 +386,111 @@ test('names: shown on messages and presence, never trusted as identity; a hostil
   for (const page of [ada, mallory, otherAda, zoe]) await assertClean(page);
 });
 
+/** The online list as shown: each entry's connection id, text and whether it is marked as yours. */
+const onlineList = (page) => page.$$eval('#online-list > li', (items) => items.map((li) => ({
+  id: li.dataset.connectionId, text: li.textContent, own: li.classList.contains('own'),
+})));
+
+/** Waits until the online list holds exactly these connection ids. */
+async function waitForOnline(page, ids) {
+  await page.waitForFunction((wanted) => {
+    const shown = [...document.querySelectorAll('#online-list > li')].map((li) => li.dataset.connectionId).sort();
+    return JSON.stringify(shown) === JSON.stringify(wanted);
+  }, [...ids].sort(), { polling: 50 });
+}
+
+/** The page's `presence` and `welcome` frames, every one, from its sockets. */
+const framesOf = (page) => page.sockets.flatMap((s) => s.received).flatMap((payload) => {
+  try {
+    return [JSON.parse(payload)];
+  } catch {
+    return [];
+  }
+});
+
+test('online list: the welcome lists who is here, presence keeps it current, repeats change nothing, names stay text', { timeout: TEST_TIMEOUT }, async () => {
+  const room = 'online';
+  // Ada's page goes through a route that, once asked, plays every presence
+  // frame it has had again: at-least-once delivery, replayed late.
+  const ada = await openPage(await newContext(), `${stack.page}?room=${room}`);
+  const presenceToAda = [];
+  let toAda = null;
+  await ada.routeWebSocket(/.*/, (socket) => {
+    const server = socket.connectToServer();
+    toAda = socket;
+    server.onMessage((message) => {
+      socket.send(message);
+      if (String(message).includes('"type":"presence"')) presenceToAda.push(message);
+    });
+  });
+  await ada.fill('#name', 'Ada');
+  const adaId = await connect(ada);
+  await waitForOnline(ada, [adaId]);
+  assert.deepEqual(await onlineList(ada), [{ id: adaId, text: 'Ada (you)', own: true }]);
+
+  const mallory = await openPage(await newContext(), `${stack.page}?room=${room}`);
+  await mallory.fill('#name', HOSTILE);
+  const malloryId = await connect(mallory);
+
+  // The third, without a name, knows both from its welcome alone.
+  const third = await openPage(await newContext(), `${stack.page}?room=${room}`);
+  const thirdId = await connect(third);
+  const welcome = framesOf(third).find((f) => f.type === 'welcome');
+  assert.equal(welcome.online_count, 3);
+  assert.deepEqual(welcome.online.map((m) => m.connection_id).sort(), [adaId, malloryId, thirdId].sort());
+  assert.ok(!framesOf(third).some((f) => f.type === 'presence'), 'no presence frame needed to know who is here');
+  const shown = await onlineList(third);
+  assert.deepEqual(shown[0], { id: thirdId, text: `${thirdId} (you)`, own: true }, 'yourself first, by connection id without a name');
+  assert.deepEqual(shown.slice(1).sort((a, b) => a.id.localeCompare(b.id)), [
+    { id: adaId, text: 'Ada', own: false },
+    { id: malloryId, text: HOSTILE, own: false },
+  ].sort((a, b) => a.id.localeCompare(b.id)));
+  assert.equal(await third.textContent('#online-heading'), 'Online (3): ');
+  assert.equal(await third.textContent('#online-more'), '');
+  assert.equal(await third.getAttribute('#online', 'data-count'), '3');
+  assert.doesNotMatch(await third.textContent('#log'), /joined\./, 'people already here are listed, not announced');
+  // A hostile name is text in the list: no element, nothing ran.
+  assert.equal(await third.locator('#online img').count(), 0);
+  assert.equal(await third.locator(`#online-list > li[data-connection-id="${malloryId}"] bdi`).innerHTML(), '&lt;img src=x onerror=alert(1)&gt;');
+
+  // The earlier ones learn of the later ones from presence frames.
+  await waitForOnline(ada, [adaId, malloryId, thirdId]);
+  await waitForOnline(mallory, [adaId, malloryId, thirdId]);
+  await waitForLine(ada, new RegExp(`^${escapeRegExp(HOSTILE)} \\(${escapeRegExp(malloryId)}\\) joined\\.$`));
+  await waitForLine(ada, new RegExp(`^${escapeRegExp(thirdId)} joined\\.$`));
+  assert.equal((await mallory.textContent('#online-heading')), 'Online (3): ');
+  assert.equal(await ada.locator('#online img').count(), 0);
+
+  // Mallory leaves: every remaining list drops her, each says so once.
+  await mallory.close();
+  for (const page of [ada, third]) {
+    await waitForOnline(page, [adaId, thirdId]);
+    await waitForLine(page, new RegExp(`^${escapeRegExp(HOSTILE)} \\(${escapeRegExp(malloryId)}\\) left after \\d+(\\.\\d)? s\\.$`));
+    assert.equal(await page.textContent('#online-heading'), 'Online (2): ');
+  }
+  const presence = framesOf(third).filter((f) => f.type === 'presence');
+  assert.ok(presence.some((f) => f.left.some((d) => d.connection_id === malloryId && d.name === HOSTILE)));
+  assert.ok(!framesOf(ada).some((f) => f.type === 'joined' || f.type === 'left'), 'no per-person frames');
+
+  // Every presence frame Ada had, delivered again (her join after her
+  // leave among them): the list and the log stay as they were.
+  assert.ok(presenceToAda.length >= 2, `presence frames to Ada: ${presenceToAda.length}`);
+  const linesBefore = (await logLines(ada)).map((l) => l.text);
+  for (const message of presenceToAda) toAda.send(message);
+  await send(ada, 'after the replay');
+  await waitForText(ada, 'after the replay');
+  await waitForOnline(ada, [adaId, thirdId]);
+  assert.deepEqual((await logLines(ada)).map((l) => l.text), [...linesBefore, 'after the replay']);
+  assert.equal(await ada.getAttribute('#online', 'data-count'), '2');
+  await ada.screenshot({ path: path.join(artifacts, 'online.png') });
+
+  // Disconnected: no list (it would be stale); it comes back with the next welcome.
+  await third.click('#disconnect');
+  await waitForOnline(ada, [adaId]);
+  assert.equal(await third.isHidden('#online'), true);
+  for (const page of [ada, third]) await assertClean(page);
+});
+
 test('room and name are checked before connecting, as the server checks them, and say why', { timeout: TEST_TIMEOUT }, async () => {
   // A bad room typed in the page's address.
   const page = await openPage(await newContext(), `${stack.page}?room=bad!room`);
