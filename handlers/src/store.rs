@@ -249,13 +249,7 @@ impl Store {
         room: &Room,
     ) -> impl Stream<Item = Result<ConnectionPage, StoreError>> + use<> {
         let pages = self
-            .client
-            .query()
-            .table_name(&self.tables.active_connections)
-            .index_name(ROOM_INDEX)
-            .key_condition_expression("#room = :room")
-            .expression_attribute_names("#room", "room")
-            .expression_attribute_values(":room", AttributeValue::S(room.to_string()))
+            .room_query(&self.tables.active_connections, ROOM_INDEX, room)
             .set_limit(self.page_size)
             .into_paginator()
             .send();
@@ -282,13 +276,7 @@ impl Store {
         let mut members = Vec::new();
         let mut count = 0;
         let mut pages = self
-            .client
-            .query()
-            .table_name(&self.tables.active_connections)
-            .index_name(ROOM_INDEX)
-            .key_condition_expression("#room = :room")
-            .expression_attribute_names("#room", "room")
-            .expression_attribute_values(":room", AttributeValue::S(room.to_string()))
+            .room_query(&self.tables.active_connections, ROOM_INDEX, room)
             .set_limit(self.page_size)
             .into_paginator()
             .send();
@@ -336,13 +324,7 @@ impl Store {
         while messages.len() <= limit {
             let wanted = i32::try_from(limit + 1 - messages.len()).unwrap_or(i32::MAX);
             let output = self
-                .client
-                .query()
-                .table_name(&self.tables.message_history)
-                .index_name(HISTORY_INDEX)
-                .key_condition_expression("#room = :room")
-                .expression_attribute_names("#room", "room")
-                .expression_attribute_values(":room", AttributeValue::S(room.to_string()))
+                .room_query(&self.tables.message_history, HISTORY_INDEX, room)
                 .scan_index_forward(false)
                 .limit(wanted)
                 .set_exclusive_start_key(start.take())
@@ -359,6 +341,22 @@ impl Store {
         let more = messages.len() > limit;
         messages.truncate(limit);
         Ok((messages, more))
+    }
+
+    /// A Query of one room's entries of a room-keyed index.
+    fn room_query(
+        &self,
+        table: &str,
+        index: &str,
+        room: &Room,
+    ) -> aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder {
+        self.client
+            .query()
+            .table_name(table)
+            .index_name(index)
+            .key_condition_expression("#room = :room")
+            .expression_attribute_names("#room", "room")
+            .expression_attribute_values(":room", AttributeValue::S(room.to_string()))
     }
 
     /// `SET` every field of `changes` on the row keyed by `connection_id`,

@@ -136,8 +136,15 @@ pub async fn handle(
             }
         }
     }
+    // Each room is listed once per batch, however many joined it.
+    let mut rooms: BTreeMap<Room, (Vec<Member>, usize)> = BTreeMap::new();
     for newcomer in &newcomers {
-        Box::pin(welcome(chat, newcomer)).await;
+        if !rooms.contains_key(&newcomer.room) {
+            let members = list_room(chat, &newcomer.room).await;
+            rooms.insert(newcomer.room.clone(), members);
+        }
+        let (online, count) = rooms.get(&newcomer.room).cloned().unwrap_or_default();
+        Box::pin(welcome(chat, newcomer, online, count)).await;
     }
     for (room, room_changes) in changes {
         Box::pin(announce(chat, &room, room_changes)).await;
@@ -172,20 +179,20 @@ async fn process_record(chat: &Chat, record: &EventRecord) -> Result<Outcome, Re
     }
 }
 
-/// Sends the newcomer its `welcome`: who it is, and who is in the room.
-#[instrument(name = "welcome", skip_all, fields(connection_id = %session.connection_id))]
-async fn welcome(chat: &Chat, session: &Session) {
-    let (online, online_count) = match chat
-        .store
-        .room_members(&session.room, WELCOME_MAX_LISTED)
-        .await
-    {
+/// Who is in `room`, for welcomes; nobody listed when it cannot be read.
+async fn list_room(chat: &Chat, room: &Room) -> (Vec<Member>, usize) {
+    match chat.store.room_members(room, WELCOME_MAX_LISTED).await {
         Ok(members) => members,
         Err(failure) => {
-            warn!(error = %failure, "could not list the room; welcoming without it");
+            warn!(%room, error = %failure, "could not list the room; welcoming without it");
             (Vec::new(), 0)
         }
-    };
+    }
+}
+
+/// Sends the newcomer its `welcome`: who it is, and who is in the room.
+#[instrument(name = "welcome", skip_all, fields(connection_id = %session.connection_id))]
+async fn welcome(chat: &Chat, session: &Session, online: Vec<Member>, online_count: usize) {
     let frame = ServerFrame::welcome(session, online, online_count).to_json();
     let attempts = if is_recent(session.connected_at) {
         WELCOME_ATTEMPTS
