@@ -94,6 +94,12 @@ pub struct Args {
     #[arg(long, env = "CHAT_MANAGEMENT_API_KEY", hide_env_values = true)]
     pub management_api_key: Option<String>,
 
+    /// Delay every Management API call by this many milliseconds, to see the
+    /// chat as it behaves with AWS's PostToConnection round trip (benchmarks).
+    #[arg(long, env = "CHAT_MANAGEMENT_API_DELAY_MS", default_value_t = 0,
+          value_parser = clap::value_parser!(u64).range(0..=10_000))]
+    pub management_api_delay_ms: u64,
+
     /// Sign-in with HS256 tokens signed with this secret (off when no key is given).
     #[arg(long, env = "AUTH_JWT_SECRET", hide_env_values = true,
           conflicts_with_all = ["auth_jwt_public_key", "auth_jwks"])]
@@ -189,6 +195,7 @@ pub struct Config {
     /// Sign-in, when a key is given.
     pub auth: Option<AuthConfig>,
     pub management_api_key: Option<String>,
+    pub management_api_delay: Duration,
     pub max_connections_per_ip: usize,
 }
 
@@ -296,6 +303,7 @@ impl From<Args> for Config {
             web_dir: args.web_dir,
             auth,
             management_api_key: args.management_api_key.filter(|key| !key.is_empty()),
+            management_api_delay: Duration::from_millis(args.management_api_delay_ms),
             max_connections_per_ip: args.max_connections_per_ip,
         }
     }

@@ -246,6 +246,7 @@ fn gateway_config(config: &Config) -> gateway::GatewayConfig {
         max_connection: config.max_connection,
         web_dir: config.web_dir.clone(),
         management_api_key: config.management_api_key.clone(),
+        management_api_delay: config.management_api_delay,
         max_connections_per_ip: config.max_connections_per_ip,
     }
 }

@@ -53,6 +53,9 @@ async fn guard(
         gateway.config.management_api_key.as_deref(),
         given,
     ) {
+        if !gateway.config.management_api_delay.is_zero() {
+            tokio::time::sleep(gateway.config.management_api_delay).await;
+        }
         next.run(request).await
     } else {
         info!(%peer, "refused a Management API call from another machine");

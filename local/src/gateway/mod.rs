@@ -46,6 +46,8 @@ pub struct GatewayConfig {
     pub max_connections_per_ip: usize,
     /// Lets peers other than this machine use the Management API.
     pub management_api_key: Option<String>,
+    /// Added to every Management API call (a benchmark's simulated AWS).
+    pub management_api_delay: Duration,
 }
 
 /// Shared state of the gateway.

@@ -1,0 +1,95 @@
+//! Fan-out latency: one client posts, every client (the sender included)
+//! receives; per round, the time to the first, the median and the last
+//! recipient.
+
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use crate::client::Swarm;
+use crate::server::{Binaries, Server, Target};
+use crate::stats::Spread;
+
+/// Concurrent handshakes while the clients connect.
+const CONNECT_IN_FLIGHT: usize = 64;
+
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub clients: usize,
+    pub rounds: usize,
+    /// Longest wait for one round's last recipient.
+    pub patience: Duration,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Outcome {
+    pub target: String,
+    pub clients: usize,
+    pub rounds: usize,
+    /// Rounds in which some client never got the message.
+    pub incomplete_rounds: usize,
+    pub first: Spread,
+    pub median: Spread,
+    pub last: Spread,
+    pub server_rss_kib: Option<u64>,
+}
+
+pub async fn measure(target: &Target, binaries: &Binaries, plan: &Plan) -> Result<Outcome, String> {
+    let server = Server::start(target, binaries).await?;
+    let url = room_url(&server.url, target);
+    let mut swarm = Swarm::connect(&url, plan.clients, CONNECT_IN_FLIGHT).await?;
+    swarm
+        .settle(Duration::from_secs(120), Duration::from_secs(1))
+        .await?;
+    let (mut first, mut median, mut last) = (Vec::new(), Vec::new(), Vec::new());
+    let mut incomplete_rounds = 0;
+    for round in 0..plan.rounds {
+        let token = round as u64;
+        let sent = Instant::now();
+        // Senders take turns, so no one client's rate limit is in play.
+        swarm.send_token(round % swarm.len(), token);
+        let arrivals = swarm.await_deliveries(token, plan.patience).await;
+        if arrivals.len() < swarm.len() {
+            incomplete_rounds += 1;
+        }
+        if let (Some(earliest), Some(latest)) = (arrivals.iter().min(), arrivals.iter().max()) {
+            let mut sorted = arrivals.clone();
+            sorted.sort();
+            first.push(*earliest - sent);
+            median.push(sorted[sorted.len() / 2] - sent);
+            last.push(*latest - sent);
+        }
+        // Rounds do not overlap: late frames of this one are dropped.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        swarm.drain();
+    }
+    let outcome = Outcome {
+        target: target.label(),
+        clients: plan.clients,
+        rounds: plan.rounds,
+        incomplete_rounds,
+        first: Spread::of(&first),
+        median: Spread::of(&median),
+        last: Spread::of(&last),
+        server_rss_kib: server.rss_kib(),
+    };
+    eprintln!(
+        "  {:<36} {:>5} clients  last p50 {:>8.1} ms  p99 {:>8.1} ms  ({} incomplete)",
+        outcome.target,
+        outcome.clients,
+        outcome.last.p50_ms,
+        outcome.last.p99_ms,
+        outcome.incomplete_rounds
+    );
+    server.stop().await;
+    Ok(outcome)
+}
+
+/// Chat clients join one room; the floor ignores the query.
+pub fn room_url(base: &str, target: &Target) -> String {
+    if target.is_chat() {
+        format!("{base}?room=bench")
+    } else {
+        base.to_owned()
+    }
+}

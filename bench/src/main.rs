@@ -1,0 +1,220 @@
+//! `chat-bench`: measures chat-local against a bare broadcast server, with
+//! the clients in this process and each server in its own. See
+//! docs/performance.md for the commands and the figures.
+
+mod client;
+mod connect;
+mod fanout;
+mod floor;
+mod idle;
+mod report;
+mod server;
+mod stats;
+mod sustained;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use report::Report;
+use server::{Binaries, Target};
+
+#[derive(Parser)]
+#[command(name = "chat-bench", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+    /// The chat-local binary (default: the one beside this executable).
+    #[arg(long, global = true)]
+    chat_local: Option<PathBuf>,
+    /// Also write the results as JSON to this file.
+    #[arg(long, global = true)]
+    json: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Fan-out latency to N clients, per target.
+    Fanout {
+        #[arg(long, value_delimiter = ',', default_value = "10,100,1000")]
+        clients: Vec<usize>,
+        #[arg(long, default_value_t = 30)]
+        rounds: usize,
+        #[arg(long, value_delimiter = ',', default_value = "floor,chat,chat-serial")]
+        targets: Vec<TargetName>,
+        /// Delay chat-local adds to each Management API call, as AWS's
+        /// PostToConnection round trip would.
+        #[arg(long, default_value_t = 0)]
+        management_delay_ms: u64,
+    },
+    /// Connection rate and, for the chat, the time to the last welcome.
+    Connect {
+        #[arg(long, default_value_t = 1000)]
+        clients: usize,
+        #[arg(long, default_value_t = 100)]
+        in_flight: usize,
+        #[arg(long, value_delimiter = ',', default_value = "floor,chat")]
+        targets: Vec<TargetName>,
+    },
+    /// Start-up time and memory with N idle connections.
+    Idle {
+        #[arg(long, default_value_t = 1000)]
+        clients: usize,
+        #[arg(long, value_delimiter = ',', default_value = "floor,chat")]
+        targets: Vec<TargetName>,
+    },
+    /// M senders at a steady total rate to N clients; fails on any lost or
+    /// duplicated delivery. Long runs are the soak.
+    Sustained {
+        #[arg(long, default_value_t = 500)]
+        clients: usize,
+        #[arg(long, default_value_t = 10)]
+        senders: usize,
+        /// Messages per second, all senders together.
+        #[arg(long, default_value_t = 20.0)]
+        rate: f64,
+        #[arg(long, default_value_t = 120)]
+        duration_secs: u64,
+        #[arg(long, default_value = "chat")]
+        target: TargetName,
+    },
+    /// The bare broadcast server (the bench starts it in its own process).
+    Floor {
+        #[arg(long, default_value = "127.0.0.1:0")]
+        listen: String,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum TargetName {
+    /// The bare in-memory broadcast server.
+    Floor,
+    /// chat-local with its defaults.
+    Chat,
+    /// chat-local posting to one recipient at a time, as the tutorial does.
+    ChatSerial,
+}
+
+impl TargetName {
+    fn target(self, management_delay_ms: u64) -> Target {
+        match self {
+            Self::Floor => Target::Floor,
+            Self::Chat => Target::Chat {
+                fanout_concurrency: None,
+                management_delay_ms,
+            },
+            Self::ChatSerial => Target::Chat {
+                fanout_concurrency: Some(1),
+                management_delay_ms,
+            },
+        }
+    }
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Command::Floor { listen } = &cli.command {
+        return match floor::serve(listen).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(problem) => {
+                eprintln!("chat-bench floor: {problem}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    let binaries = match Binaries::locate(cli.chat_local.clone()) {
+        Ok(binaries) => binaries,
+        Err(problem) => {
+            eprintln!("chat-bench: {problem}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut report = Report::new();
+    if let Err(problem) = run(cli.command, &binaries, &mut report).await {
+        eprintln!("chat-bench: {problem}");
+        return ExitCode::FAILURE;
+    }
+    println!("{}", report.summary());
+    if let Some(path) = cli.json {
+        if let Err(problem) = report.write_json(&path) {
+            eprintln!("chat-bench: cannot write {}: {problem}", path.display());
+            return ExitCode::FAILURE;
+        }
+    }
+    if report.lost_or_duplicated() {
+        eprintln!("chat-bench: deliveries were lost or duplicated");
+        return ExitCode::FAILURE;
+    }
+    ExitCode::SUCCESS
+}
+
+async fn run(command: Command, binaries: &Binaries, report: &mut Report) -> Result<(), String> {
+    match command {
+        Command::Fanout {
+            clients,
+            rounds,
+            targets,
+            management_delay_ms,
+        } => {
+            for &count in &clients {
+                let plan = fanout::Plan {
+                    clients: count,
+                    rounds,
+                    patience: Duration::from_secs(30),
+                };
+                for name in &targets {
+                    let target = name.target(management_delay_ms);
+                    report
+                        .fanout
+                        .push(fanout::measure(&target, binaries, &plan).await?);
+                }
+            }
+        }
+        Command::Connect {
+            clients,
+            in_flight,
+            targets,
+        } => {
+            for name in targets {
+                let target = name.target(0);
+                report
+                    .connect
+                    .push(connect::measure(&target, binaries, clients, in_flight).await?);
+            }
+        }
+        Command::Idle { clients, targets } => {
+            for name in targets {
+                let target = name.target(0);
+                report
+                    .idle
+                    .push(idle::measure(&target, binaries, clients).await?);
+            }
+        }
+        Command::Sustained {
+            clients,
+            senders,
+            rate,
+            duration_secs,
+            target,
+        } => {
+            if !(rate.is_finite() && rate > 0.0) {
+                return Err("--rate must be a positive number of messages per second".into());
+            }
+            let plan = sustained::Plan {
+                clients,
+                senders,
+                rate,
+                duration: Duration::from_secs(duration_secs),
+                drain: Duration::from_secs(15),
+            };
+            report
+                .sustained
+                .push(sustained::measure(&target.target(0), binaries, &plan).await?);
+        }
+        Command::Floor { .. } => {}
+    }
+    Ok(())
+}

@@ -1,0 +1,180 @@
+//! The results of one invocation: a one-screen summary and JSON.
+
+use std::fmt::Write;
+use std::path::Path;
+
+use serde::Serialize;
+
+use crate::{connect, fanout, idle, sustained};
+
+#[derive(Debug, Serialize)]
+pub struct Report {
+    pub machine: Machine,
+    pub fanout: Vec<fanout::Outcome>,
+    pub connect: Vec<connect::Outcome>,
+    pub idle: Vec<idle::Outcome>,
+    pub sustained: Vec<sustained::Outcome>,
+}
+
+/// Where the figures came from.
+#[derive(Debug, Serialize)]
+pub struct Machine {
+    pub cpu: String,
+    pub cores: usize,
+    pub kernel: String,
+}
+
+impl Machine {
+    fn this() -> Self {
+        let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+        let cpu = cpuinfo
+            .lines()
+            .find_map(|line| line.strip_prefix("model name"))
+            .map(|rest| rest.trim_start_matches([' ', '\t', ':']).to_owned())
+            .unwrap_or_else(|| "unknown".into());
+        let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
+            .map(|release| release.trim().to_owned())
+            .unwrap_or_else(|_| "unknown".into());
+        Self {
+            cpu,
+            cores: std::thread::available_parallelism().map_or(1, usize::from),
+            kernel,
+        }
+    }
+}
+
+impl Report {
+    pub fn new() -> Self {
+        Self {
+            machine: Machine::this(),
+            fanout: Vec::new(),
+            connect: Vec::new(),
+            idle: Vec::new(),
+            sustained: Vec::new(),
+        }
+    }
+
+    pub fn lost_or_duplicated(&self) -> bool {
+        self.sustained
+            .iter()
+            .any(|run| run.lost > 0 || run.duplicated > 0)
+            || self.fanout.iter().any(|run| run.incomplete_rounds > 0)
+    }
+
+    pub fn write_json(&self, path: &Path) -> std::io::Result<()> {
+        let text = serde_json::to_string_pretty(self).map_err(std::io::Error::other)?;
+        std::fs::write(path, text + "\n")
+    }
+
+    /// One screen: a table per scenario that ran.
+    pub fn summary(&self) -> String {
+        let mut out = format!(
+            "\n{} ({} cores), Linux {}\n",
+            self.machine.cpu, self.machine.cores, self.machine.kernel
+        );
+        if !self.fanout.is_empty() {
+            out.push_str(
+                "\nfan-out (ms)                          clients  first p50  median p50  last p50  last p99  last p50 / floor\n",
+            );
+            for run in &self.fanout {
+                let floor = self
+                    .fanout
+                    .iter()
+                    .find(|other| other.target == "floor" && other.clients == run.clients)
+                    .map(|floor| floor.last.p50_ms);
+                let ratio = floor
+                    .filter(|floor| *floor > 0.0)
+                    .map_or_else(String::new, |floor| {
+                        format!("{:.1}x", run.last.p50_ms / floor)
+                    });
+                let _ = writeln!(
+                    out,
+                    "  {:<36} {:>5}  {:>9.1}  {:>10.1}  {:>8.1}  {:>8.1}  {:>8}{}",
+                    run.target,
+                    run.clients,
+                    run.first.p50_ms,
+                    run.median.p50_ms,
+                    run.last.p50_ms,
+                    run.last.p99_ms,
+                    ratio,
+                    incomplete(run.incomplete_rounds),
+                );
+            }
+        }
+        if !self.connect.is_empty() {
+            out.push_str("\nconnect                               clients  conn/s  last welcome ms  frames received\n");
+            for run in &self.connect {
+                let _ = writeln!(
+                    out,
+                    "  {:<36} {:>5}  {:>6}  {:>15}  {:>15}",
+                    run.target,
+                    run.clients,
+                    run.connections_per_second,
+                    run.last_welcome_ms
+                        .map_or_else(|| "-".into(), |ms| format!("{ms:.0}")),
+                    run.frames_received,
+                );
+            }
+        }
+        if !self.idle.is_empty() {
+            out.push_str("\nidle                                  ready ms  RSS ready KiB  clients  RSS KiB  KiB/conn\n");
+            for run in &self.idle {
+                let _ = writeln!(
+                    out,
+                    "  {:<36} {:>8.0}  {:>13}  {:>7}  {:>7}  {:>8}",
+                    run.target,
+                    run.ready_ms,
+                    show(run.rss_ready_kib),
+                    run.clients,
+                    show(run.rss_connected_kib),
+                    run.kib_per_connection
+                        .map_or_else(|| "-".into(), |kib| format!("{kib:.1}")),
+                );
+            }
+        }
+        for run in &self.sustained {
+            let _ = writeln!(
+                out,
+                "\nsustained: {}, {} clients, {} senders, {}/s for {} s\n  \
+                 sent {}, delivered {} of {} ({}/s), lost {}, duplicated {}, stored {}\n  \
+                 latency p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms; error frames {}, closed {}\n  \
+                 server RSS start {} KiB, end {} KiB, peak {} KiB; log lines WARN {}, ERROR {}",
+                run.target,
+                run.clients,
+                run.senders,
+                run.rate_per_second,
+                run.duration_seconds,
+                run.sent,
+                run.delivered,
+                run.expected_deliveries,
+                run.deliveries_per_second,
+                run.lost,
+                run.duplicated,
+                run.stored.map_or_else(|| "-".into(), |n| n.to_string()),
+                run.latency.p50_ms,
+                run.latency.p99_ms,
+                run.latency.max_ms,
+                run.error_frames,
+                run.closed_connections,
+                show(run.server_rss_start_kib),
+                show(run.server_rss_end_kib),
+                show(run.server_peak_rss_kib),
+                run.server_warnings,
+                run.server_errors,
+            );
+        }
+        out
+    }
+}
+
+fn show(kib: Option<u64>) -> String {
+    kib.map_or_else(|| "-".into(), |kib| kib.to_string())
+}
+
+fn incomplete(rounds: usize) -> String {
+    if rounds == 0 {
+        String::new()
+    } else {
+        format!("  ({rounds} rounds incomplete)")
+    }
+}

@@ -1,0 +1,216 @@
+//! The servers under test, each in its own process: the floor (this binary's
+//! `floor` subcommand) and chat-local with the flags a run asks for.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+use tokio::sync::oneshot;
+
+/// How long a server may take to print its WebSocket URL.
+const START_PATIENCE: Duration = Duration::from_secs(60);
+
+/// What to start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// The bare broadcast server.
+    Floor,
+    /// chat-local, in memory, with its defaults unless set here.
+    Chat {
+        fanout_concurrency: Option<usize>,
+        management_delay_ms: u64,
+    },
+}
+
+impl Target {
+    pub fn label(&self) -> String {
+        match self {
+            Self::Floor => "floor".into(),
+            Self::Chat {
+                fanout_concurrency,
+                management_delay_ms,
+            } => {
+                let mut label = String::from("chat-local");
+                if let Some(concurrency) = fanout_concurrency {
+                    label.push_str(&format!(" concurrency={concurrency}"));
+                }
+                if *management_delay_ms > 0 {
+                    label.push_str(&format!(" delay={management_delay_ms}ms"));
+                }
+                label
+            }
+        }
+    }
+
+    pub fn is_chat(&self) -> bool {
+        matches!(self, Self::Chat { .. })
+    }
+}
+
+/// Where the server binaries are.
+#[derive(Debug, Clone)]
+pub struct Binaries {
+    pub bench: PathBuf,
+    pub chat_local: PathBuf,
+}
+
+impl Binaries {
+    /// This executable, and chat-local beside it unless given.
+    pub fn locate(chat_local: Option<PathBuf>) -> Result<Self, String> {
+        let bench = std::env::current_exe()
+            .map_err(|problem| format!("cannot find this executable: {problem}"))?;
+        let chat_local = match chat_local {
+            Some(path) => path,
+            None => bench.with_file_name("chat-local"),
+        };
+        if !chat_local.is_file() {
+            return Err(format!(
+                "no chat-local binary at {}: build it first \
+                 (cargo build --release -p chat-local -p chat-bench) or pass --chat-local",
+                chat_local.display()
+            ));
+        }
+        Ok(Self { bench, chat_local })
+    }
+}
+
+/// A running server. Killed when dropped.
+pub struct Server {
+    child: Child,
+    pub url: String,
+    /// From spawning the process to its printing the WebSocket URL.
+    pub ready_after: Duration,
+    log: Arc<LogCounts>,
+}
+
+/// Lines the server logged at WARN and ERROR.
+#[derive(Debug, Default)]
+pub struct LogCounts {
+    warnings: AtomicU64,
+    errors: AtomicU64,
+}
+
+impl Server {
+    pub async fn start(target: &Target, binaries: &Binaries) -> Result<Self, String> {
+        let mut command = match target {
+            Target::Floor => {
+                let mut command = Command::new(&binaries.bench);
+                command.args(["floor", "--listen", "127.0.0.1:0"]);
+                command
+            }
+            Target::Chat {
+                fanout_concurrency,
+                management_delay_ms,
+            } => chat_command(
+                &binaries.chat_local,
+                *fanout_concurrency,
+                *management_delay_ms,
+            ),
+        };
+        let started = Instant::now();
+        let mut child = command
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|problem| format!("cannot start {}: {problem}", target.label()))?;
+        let log = Arc::new(LogCounts::default());
+        let (url_sender, url) = oneshot::channel();
+        if let Some(stdout) = child.stdout.take() {
+            tokio::spawn(watch_banner(stdout, url_sender));
+        }
+        if let Some(stderr) = child.stderr.take() {
+            tokio::spawn(count_log_levels(stderr, Arc::clone(&log)));
+        }
+        let url = match tokio::time::timeout(START_PATIENCE, url).await {
+            Ok(Ok(url)) => url,
+            _ => {
+                return Err(format!(
+                    "{} did not print its WebSocket URL",
+                    target.label()
+                ));
+            }
+        };
+        Ok(Self {
+            child,
+            url,
+            ready_after: started.elapsed(),
+            log,
+        })
+    }
+
+    /// Resident memory now, in KiB (Linux).
+    pub fn rss_kib(&self) -> Option<u64> {
+        self.status_field("VmRSS:")
+    }
+
+    /// Peak resident memory so far, in KiB (Linux).
+    pub fn peak_rss_kib(&self) -> Option<u64> {
+        self.status_field("VmHWM:")
+    }
+
+    fn status_field(&self, field: &str) -> Option<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()?)).ok()?;
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix(field))
+            .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
+    }
+
+    pub fn warnings(&self) -> u64 {
+        self.log.warnings.load(Ordering::Relaxed)
+    }
+
+    pub fn errors(&self) -> u64 {
+        self.log.errors.load(Ordering::Relaxed)
+    }
+
+    pub async fn stop(mut self) {
+        let _ = self.child.kill().await;
+    }
+}
+
+fn chat_command(binary: &Path, fanout_concurrency: Option<usize>, delay_ms: u64) -> Command {
+    let mut command = Command::new(binary);
+    command
+        .args(["--in-memory", "--listen", "127.0.0.1:0"])
+        .args(["--dynamodb-listen", "127.0.0.1:0"])
+        // The bench's clients all come from 127.0.0.1.
+        .args(["--max-connections-per-ip", "100000"])
+        .args(["--management-api-delay-ms", &delay_ms.to_string()])
+        .env("RUST_LOG", "warn");
+    if let Some(concurrency) = fanout_concurrency {
+        command.args(["--fanout-concurrency", &concurrency.to_string()]);
+    }
+    command
+}
+
+async fn watch_banner(stdout: tokio::process::ChildStdout, url: oneshot::Sender<String>) {
+    let mut url = Some(url);
+    let mut lines = BufReader::new(stdout).lines();
+    while let Ok(Some(line)) = lines.next_line().await {
+        if let Some(found) = line.trim().strip_prefix("WebSocket URL") {
+            if let Some(url) = url.take() {
+                let _ = url.send(found.trim().to_owned());
+            }
+        }
+    }
+}
+
+async fn count_log_levels(stderr: tokio::process::ChildStderr, log: Arc<LogCounts>) {
+    let mut lines = BufReader::new(stderr).lines();
+    while let Ok(Some(line)) = lines.next_line().await {
+        if line.contains(" ERROR ") {
+            log.errors.fetch_add(1, Ordering::Relaxed);
+            eprintln!("server: {line}");
+        } else if line.contains(" WARN ") {
+            log.warnings.fetch_add(1, Ordering::Relaxed);
+            eprintln!("server: {line}");
+        }
+    }
+}
