@@ -2,11 +2,26 @@
 //! placeholder credentials. Local engines accept any, and the real SDK
 //! clients never go looking for an AWS account.
 
+use std::time::Duration;
+
 use aws_config::SdkConfig;
+use aws_sdk_dynamodb::config::timeout::TimeoutConfig;
 use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region, SharedCredentialsProvider};
 
 /// Region of every local client and of the stream records the poller builds.
 pub const LOCAL_REGION: &str = "us-east-1";
+
+/// The longest one DynamoDB call may take, retries included. A stalled
+/// engine then refuses a `$connect` with 500 and answers `sendmessage` with
+/// an error, as the functions' timeout ends a stalled call on AWS, instead of
+/// leaving them waiting for ever. A call that timed out is not tried again:
+/// a write whose outcome is unknown is not sent twice.
+pub const DYNAMODB_CALL_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The longest one DynamoDB Streams request may take before the SDK tries
+/// it again (reads are safe to repeat), so a stalled request never stops
+/// the stream poller.
+pub const STREAMS_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(2);
 
 pub fn local_sdk_config() -> SdkConfig {
     SdkConfig::builder()
@@ -27,6 +42,11 @@ pub fn dynamodb_client(sdk: &SdkConfig, endpoint: &str) -> aws_sdk_dynamodb::Cli
     aws_sdk_dynamodb::Client::from_conf(
         aws_sdk_dynamodb::config::Builder::from(sdk)
             .endpoint_url(endpoint)
+            .timeout_config(
+                TimeoutConfig::builder()
+                    .operation_timeout(DYNAMODB_CALL_TIMEOUT)
+                    .build(),
+            )
             .build(),
     )
 }
@@ -37,6 +57,11 @@ pub fn streams_client(sdk: &SdkConfig, endpoint: &str) -> aws_sdk_dynamodbstream
     aws_sdk_dynamodbstreams::Client::from_conf(
         aws_sdk_dynamodbstreams::config::Builder::from(sdk)
             .endpoint_url(endpoint)
+            .timeout_config(
+                TimeoutConfig::builder()
+                    .operation_attempt_timeout(STREAMS_ATTEMPT_TIMEOUT)
+                    .build(),
+            )
             .build(),
     )
 }

@@ -85,17 +85,43 @@ impl Poller {
         })
     }
 
-    /// Polls until `stop` is cancelled, then drains what is left.
+    /// Polls until `stop` is cancelled, then drains what is left. While the
+    /// stream cannot be read, polls further and further apart (see
+    /// [`pause_after_failures`]); a failed poll consumes nothing, so the
+    /// next good one resumes where the stream was left.
     pub async fn run(mut self, stop: CancellationToken) {
+        let mut failures = 0;
         loop {
-            let seen = self.poll_logged().await;
-            if seen == 0 {
-                tokio::select! {
-                    () = stop.cancelled() => break,
-                    () = tokio::time::sleep(self.config.poll_interval) => {}
+            let pause = match self.poll_once().await {
+                Ok(0) => {
+                    failures = 0;
+                    self.config.poll_interval
                 }
-            } else if stop.is_cancelled() {
-                break;
+                Ok(_) => {
+                    failures = 0;
+                    Duration::ZERO
+                }
+                Err(failure) => {
+                    failures += 1;
+                    let pause = pause_after_failures(self.config.poll_interval, failures);
+                    warn!(
+                        error = %failure,
+                        failures,
+                        next_poll_ms = pause.as_millis() as u64,
+                        "stream poll failed"
+                    );
+                    pause
+                }
+            };
+            if pause.is_zero() {
+                if stop.is_cancelled() {
+                    break;
+                }
+                continue;
+            }
+            tokio::select! {
+                () = stop.cancelled() => break,
+                () = tokio::time::sleep(pause) => {}
             }
         }
         // Sessions closed during shutdown still get their durations.
@@ -269,6 +295,20 @@ impl Poller {
             Checkpoint::of(&self.stream_arn, &self.shards).save(path);
         }
     }
+}
+
+/// The longest pause between polls of a stream that cannot be read.
+const MAX_FAILURE_PAUSE: Duration = Duration::from_secs(5);
+
+/// The pause after `failures` failed polls in a row: the poll interval,
+/// doubled for each failure, at most [`MAX_FAILURE_PAUSE`] (or the poll
+/// interval, if longer), so an endpoint that is down is not hammered. Each
+/// call of a poll is already retried by the SDK, with jittered backoff.
+fn pause_after_failures(poll_interval: Duration, failures: u32) -> Duration {
+    poll_interval
+        .saturating_mul(2_u32.saturating_pow(failures))
+        .min(MAX_FAILURE_PAUSE)
+        .max(poll_interval)
 }
 
 /// Shards to read now, in id order: unfinished ones whose parent (if it is
@@ -554,6 +594,26 @@ mod tests {
             }
         );
         assert_eq!(calls, 3, "the first try and two retries");
+    }
+
+    #[test]
+    fn failed_polls_back_off_doubling_up_to_a_bound() {
+        let interval = Duration::from_millis(250);
+        let pauses: Vec<u128> = (1..=6)
+            .map(|failures| pause_after_failures(interval, failures).as_millis())
+            .collect();
+        assert_eq!(pauses, [500, 1000, 2000, 4000, 5000, 5000]);
+        assert_eq!(
+            pause_after_failures(interval, u32::MAX),
+            MAX_FAILURE_PAUSE,
+            "no overflow"
+        );
+        let slow = Duration::from_secs(30);
+        assert_eq!(
+            pause_after_failures(slow, 3),
+            slow,
+            "never below the interval"
+        );
     }
 
     #[test]

@@ -330,3 +330,154 @@ fn the_response_serializes_as_lambda_expects() {
         json!({"batchItemFailures": [{"itemIdentifier": "200000000000000000001"}]})
     );
 }
+
+/// Every `connection_id` listed in `list` (`joined` or `left`) of the
+/// presence frames `id` received, in order.
+fn listed(h: &Harness, id: &str, list: &str) -> Vec<String> {
+    h.api
+        .frames_for(id)
+        .iter()
+        .filter(|frame| frame["type"] == "presence")
+        .flat_map(|frame| frame[list].as_array().cloned().unwrap_or_default())
+        .filter_map(|member| member["connection_id"].as_str().map(str::to_owned))
+        .collect()
+}
+
+/// An INSERT of a session opened at the fixtures' time.
+fn insert_of(id: &str) -> aws_lambda_events::dynamodb::EventRecord {
+    let mut insert = record("insert.json");
+    insert.change.new_image = serde_dynamo::to_item(handlers::records::Session::opened(
+        id.to_owned(),
+        None,
+        FIXTURE_CONNECTED_AT.parse().expect("a time"),
+        handlers::Room::lobby(),
+    ))
+    .expect("an image");
+    insert
+}
+
+#[tokio::test]
+async fn a_batch_of_joins_and_leaves_delivered_twice_writes_and_announces_each_leave_once() {
+    let h = Harness::start().await;
+    let joiner = "Joiner1234567A=";
+    for id in ["alice", NEWCOMER, joiner] {
+        h.connected(id).await;
+    }
+    h.disconnected(NEWCOMER).await;
+    let records = || vec![insert_of(joiner), record("modify_disconnected.json")];
+
+    let response = handle(&h.chat, batch(records())).await.expect("handled");
+    assert!(response.batch_item_failures.is_empty());
+    let closed = h.session_item(NEWCOMER).await.expect("the session");
+    assert_eq!(
+        closed.get("duration_seconds"),
+        Some(&AttributeValue::N("84.877".into()))
+    );
+    let opened = h.session_item(joiner).await.expect("the session");
+
+    // Lambda delivers the same batch again.
+    let response = handle(&h.chat, batch(records())).await.expect("handled");
+    assert!(response.batch_item_failures.is_empty());
+    assert_eq!(h.session_item(NEWCOMER).await.expect("the session"), closed);
+    assert_eq!(h.session_item(joiner).await.expect("the session"), opened);
+    // The departure (and its duration) follows the one write that happened;
+    // the join repeats, as documented: clients treat presence as idempotent.
+    assert_eq!(listed(&h, "alice", "left"), [NEWCOMER]);
+    assert_eq!(listed(&h, "alice", "joined"), [joiner, joiner]);
+    let welcomes = h.api.frames_for(joiner);
+    assert_eq!(welcomes.len(), 2, "{welcomes:?}");
+    assert!(welcomes.iter().all(|frame| frame["type"] == "welcome"));
+}
+
+#[tokio::test]
+async fn a_close_processed_before_its_late_insert_is_measured_once_and_the_insert_changes_no_row() {
+    let h = Harness::start().await;
+    for id in ["alice", NEWCOMER] {
+        h.connected(id).await;
+    }
+    h.disconnected(NEWCOMER).await;
+    h.api.mark_gone(NEWCOMER);
+
+    // The close arrives first, without its INSERT.
+    let response = handle(&h.chat, batch(vec![record("modify_disconnected.json")]))
+        .await
+        .expect("handled");
+    assert!(response.batch_item_failures.is_empty());
+    let measured = h.session_item(NEWCOMER).await.expect("the session");
+    assert_eq!(
+        measured.get("duration_seconds"),
+        Some(&AttributeValue::N("84.877".into()))
+    );
+
+    // The INSERT comes late, then the close once more.
+    for late in ["insert.json", "modify_disconnected.json"] {
+        let response = handle(&h.chat, batch(vec![record(late)]))
+            .await
+            .expect("handled");
+        assert!(response.batch_item_failures.is_empty(), "{late}");
+        assert_eq!(
+            h.session_item(NEWCOMER).await.expect("the session"),
+            measured,
+            "{late} changes no row"
+        );
+    }
+    assert!(
+        h.connection_item(NEWCOMER).await.is_none(),
+        "the late INSERT recreates no connection row"
+    );
+    assert_eq!(
+        h.api.attempts(NEWCOMER),
+        1,
+        "one welcome attempt for the long-gone newcomer, no stalling"
+    );
+    assert_eq!(listed(&h, "alice", "left"), [NEWCOMER], "measured once");
+    // The late join is still announced after the leave (clients remember a
+    // leave, so it brings nobody back: web/app.js, onJoined).
+    assert_eq!(listed(&h, "alice", "joined"), [NEWCOMER]);
+}
+
+#[tokio::test]
+async fn a_close_without_connected_at_is_reported_and_gets_no_duration() {
+    let h = Harness::start().await;
+    for id in ["alice", NEWCOMER] {
+        h.connected(id).await;
+    }
+    h.disconnected(NEWCOMER).await;
+    // A closed session whose row never had `connected_at`.
+    let broken = "NoStart123456A=";
+    h.db.client
+        .put_item()
+        .table_name(&h.db.tables.session_history)
+        .item("connection_id", AttributeValue::S(broken.into()))
+        .item(
+            "disconnected_at",
+            AttributeValue::S(FIXTURE_DISCONNECTED_AT.into()),
+        )
+        .send()
+        .await
+        .expect("seed the session");
+    let mut close = record("modify_disconnected.json");
+    let image = &mut close.change.new_image;
+    image.remove("connected_at");
+    image.insert(
+        "connection_id".into(),
+        serde_dynamo::AttributeValue::S(broken.into()),
+    );
+    let why = classify(&close).expect_err("no connected_at").to_string();
+    assert!(why.contains("connected_at"), "names the field: {why}");
+
+    let response = handle(
+        &h.chat,
+        batch(vec![close, record("modify_disconnected.json")]),
+    )
+    .await
+    .expect("handled, no panic");
+    assert_eq!(
+        failed_sequence_numbers(&response),
+        ["200000000000000000000"],
+        "reported, for Lambda to retry and then send to the failure queue"
+    );
+    let row = h.session_item(broken).await.expect("the session");
+    assert!(!row.contains_key("duration_seconds"), "no bogus duration");
+    assert_eq!(listed(&h, "alice", "left"), [NEWCOMER], "the rest went on");
+}

@@ -13,6 +13,8 @@
 //! - [`item`]: reading raw items, to check the data contract's field names
 //!   and types;
 //! - [`failing`]: an endpoint answering every request with one AWS error;
+//! - [`proxy`]: a proxy in front of DynamoDB that fails chosen operations,
+//!   holds them unanswered, or refuses connections, on demand;
 //! - [`tokens`]: good and bad JWTs for the sign-in tests.
 
 #![allow(clippy::expect_used, clippy::unwrap_used)] // test support stops the test loudly
@@ -23,6 +25,7 @@ pub mod fixtures;
 pub mod harness;
 pub mod item;
 pub mod management;
+pub mod proxy;
 pub mod stack;
 pub mod tokens;
 

@@ -1,7 +1,8 @@
 //! A real HTTP endpoint standing in for the API Gateway Management API, so
 //! code under test uses the real `aws-sdk-apigatewaymanagement` client. It
-//! records every post, answers 410 GoneException for ids marked gone and
-//! 403 ForbiddenException for ids marked failing, with the
+//! records every post, answers 410 GoneException for ids marked gone,
+//! 403 ForbiddenException for ids marked failing, and 429 or 5xx for the
+//! next posts to ids given [`FakeManagementApi::fail_next`], with the
 //! `x-amzn-ErrorType` header the SDK maps errors by.
 
 use std::collections::{HashMap, HashSet};
@@ -24,6 +25,8 @@ struct FakeState {
     attempts: HashMap<String, usize>,
     gone: HashSet<String>,
     failing: HashSet<String>,
+    /// Status and how many more posts get it, by connection id.
+    transient: HashMap<String, (u16, usize)>,
 }
 
 impl FakeManagementApi {
@@ -36,6 +39,21 @@ impl FakeManagementApi {
         ) -> Response {
             let mut state = state.lock().expect("fake state");
             *state.attempts.entry(id.clone()).or_default() += 1;
+            if let Some((status, left)) = state.transient.get_mut(&id).filter(|(_, n)| *n > 0) {
+                *left -= 1;
+                let code = match *status {
+                    429 => "LimitExceededException",
+                    500 => "InternalServerError",
+                    _ => "ServiceUnavailableException",
+                };
+                let status = StatusCode::from_u16(*status).expect("a status");
+                return (
+                    status,
+                    [("x-amzn-ErrorType", code)],
+                    r#"{"message":"try again later"}"#,
+                )
+                    .into_response();
+            }
             if state.gone.contains(&id) {
                 return (
                     StatusCode::GONE,
@@ -80,6 +98,15 @@ impl FakeManagementApi {
 
     pub fn mark_failing(&self, connection_id: &str) {
         self.lock().failing.insert(connection_id.to_owned());
+    }
+
+    /// The next `times` posts to `connection_id` are answered `status`
+    /// (429 `LimitExceededException`, 500 `InternalServerError`, other 5xx
+    /// `ServiceUnavailableException`); later ones as before.
+    pub fn fail_next(&self, connection_id: &str, status: u16, times: usize) {
+        self.lock()
+            .transient
+            .insert(connection_id.to_owned(), (status, times));
     }
 
     /// Every successful post so far, as (connection id, frame).

@@ -42,6 +42,17 @@ impl TestStack {
 /// Starts a stack on port 0 with its data in `data_dir`, a table prefix of
 /// its own, a fast stream poll, and `extra` flags.
 pub async fn start_stack(data_dir: &Path, table_prefix: &str, extra: &[&str]) -> TestStack {
+    start_stack_on(external_endpoint(), data_dir, table_prefix, extra).await
+}
+
+/// [`start_stack`] with its DynamoDB at `dynamodb_endpoint` (e.g. a
+/// [`crate::proxy::FaultProxy`]), or the embedded one when `None`.
+pub async fn start_stack_on(
+    dynamodb_endpoint: Option<String>,
+    data_dir: &Path,
+    table_prefix: &str,
+    extra: &[&str],
+) -> TestStack {
     let mut argv: Vec<String> = [
         "chat-local",
         "--listen",
@@ -58,7 +69,7 @@ pub async fn start_stack(data_dir: &Path, table_prefix: &str, extra: &[&str]) ->
     .collect();
     argv.push("--data-dir".into());
     argv.push(data_dir.display().to_string());
-    if let Some(endpoint) = external_endpoint() {
+    if let Some(endpoint) = dynamodb_endpoint {
         argv.push("--dynamodb-endpoint".into());
         argv.push(endpoint);
     }
@@ -88,22 +99,33 @@ pub struct Client {
 impl Client {
     /// Connects and waits for the `welcome` frame.
     pub async fn connect(url: &str) -> Self {
+        let mut client = Self::open(url).await;
+        client.await_welcome().await;
+        client
+    }
+
+    /// Connects without waiting for the `welcome` (the stream processor
+    /// sends it): `id` stays empty until [`Self::await_welcome`].
+    pub async fn open(url: &str) -> Self {
         let (socket, _) = tokio_tungstenite::connect_async(url)
             .await
             .expect("connects");
-        let mut client = Self {
+        Self {
             socket,
             id: String::new(),
             welcome: Value::Null,
             backlog: Vec::new(),
-        };
-        let welcome = client.next_of_type("welcome").await;
-        client.id = welcome["connection_id"]
+        }
+    }
+
+    /// Waits for the `welcome` frame; learns the connection's id from it.
+    pub async fn await_welcome(&mut self) {
+        let welcome = self.next_of_type("welcome").await;
+        self.id = welcome["connection_id"]
             .as_str()
             .expect("welcome names the connection")
             .to_owned();
-        client.welcome = welcome;
-        client
+        self.welcome = welcome;
     }
 
     pub async fn send_text(&mut self, text: &str) {
