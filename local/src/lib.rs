@@ -14,6 +14,7 @@ pub mod dynamo;
 pub mod error;
 pub mod filter;
 mod gateway;
+mod in_process;
 pub mod poller;
 pub mod tables;
 pub mod telemetry;
@@ -21,6 +22,7 @@ pub mod telemetry;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use axum::serve::ListenerExt;
 use handlers::{Chat, Management, Store};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -131,9 +133,15 @@ pub async fn start(config: Config) -> Result<Stack, StartError> {
         address: config.listen,
         source,
     })?;
+    let management_transport = in_process::InProcess::default();
     let chat = Chat {
         store,
-        management: Management::new(&sdk, &format!("http://{address}/{}", config.stage)),
+        management: Management::new(
+            &sdk.to_builder()
+                .http_client(management_transport.clone())
+                .build(),
+            &format!("http://{address}/{}", config.stage),
+        ),
         limits: config.limits,
         retention: config.retention,
     };
@@ -145,6 +153,7 @@ pub async fn start(config: Config) -> Result<Stack, StartError> {
         }
     };
     let gateway = gateway::Gateway::new(chat.clone(), gateway_config(&config), verifier, address);
+    management_transport.serve(gateway.management_router());
     let (stop_server, server) = serve(listener, &gateway);
 
     let poller = poller::Poller::new(
@@ -263,6 +272,10 @@ fn serve(
     let tasks = TaskTracker::new();
     let stopped = stop.clone();
     tasks.spawn(async move {
+        // Chat frames are small and must not wait for Nagle's algorithm.
+        let listener = listener.tap_io(|tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
         let serve = axum::serve(listener, app)
             .with_graceful_shutdown(async move { stopped.cancelled().await });
         if let Err(error) = serve.await {

@@ -32,6 +32,11 @@ use tracing::{error, info, warn};
 
 use connections::{Connection, Registry};
 
+/// Bytes read from a socket at a time. Frames larger than this are read in
+/// several steps; tungstenite's default (128 KiB, zero-filled up front) would
+/// make every idle connection hold 128 KiB.
+const SOCKET_READ_BUFFER_BYTES: usize = 4 * 1024;
+
 /// The gateway's settings.
 #[derive(Clone, Debug)]
 pub struct GatewayConfig {
@@ -117,6 +122,17 @@ impl Gateway {
             .with_state(Arc::clone(self))
     }
 
+    /// The Management API alone, at the path the chat's own client uses
+    /// (`/{stage}/@connections`), for the in-process transport.
+    pub fn management_router(self: &Arc<Self>) -> Router {
+        Router::new()
+            .nest(
+                &format!("/{}/@connections", self.config.stage),
+                management::routes(self),
+            )
+            .with_state(Arc::clone(self))
+    }
+
     pub fn connection_count(&self) -> usize {
         self.connections.len()
     }
@@ -197,6 +213,9 @@ impl Gateway {
         let gateway = Arc::clone(&self);
         ws.max_frame_size(GATEWAY_MAX_FRAME_BYTES)
             .max_message_size(GATEWAY_MAX_MESSAGE_BYTES)
+            .read_buffer_size(SOCKET_READ_BUFFER_BYTES)
+            // Each frame goes to the socket as it is sent, not batched.
+            .write_buffer_size(0)
             .on_failed_upgrade(move |error| {
                 warn!(connection_id = %failed_connection.id, %error, "upgrade failed after $connect");
                 let gateway = failed_gateway;

@@ -154,7 +154,9 @@ pub(super) async fn run(
     drop(inbound);
     let _ = worker.await;
     info!(connection_id = %id, code, reason = %reason, "connection closed");
-    gateway.disconnect(&connection, code, &reason).await;
+    // Boxed, like the routes below: the handlers' SDK futures are large, and
+    // inline they would make every idle connection's task as large as them.
+    Box::pin(gateway.disconnect(&connection, code, &reason)).await;
 }
 
 async fn route_frames(
@@ -163,7 +165,7 @@ async fn route_frames(
     mut queue: mpsc::UnboundedReceiver<(String, i64)>,
 ) {
     while let Some((body, received_at_ms)) = queue.recv().await {
-        if let Some(reply) = gateway.route(&connection, &body, received_at_ms).await {
+        if let Some(reply) = Box::pin(gateway.route(&connection, &body, received_at_ms)).await {
             // A full or closed outbox drops the reply, as API Gateway would.
             let _ = connection.send(Outbound::Frame(Message::Text(reply.into())));
         }

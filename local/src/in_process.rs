@@ -1,0 +1,88 @@
+//! An HTTP client for the AWS SDK that hands each request to an axum router
+//! in this process. The chat's own Management API calls still go through the
+//! real SDK (serialization, SigV4, retries, error mapping) and the real
+//! Management API handlers, without a TCP round trip and HTTP parsing on both
+//! sides for every post of a fan-out. Other programs reach the same API over
+//! HTTP as before.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::{Arc, OnceLock};
+
+use aws_smithy_runtime_api::client::http::{
+    HttpClient, HttpConnector, HttpConnectorFuture, HttpConnectorSettings, SharedHttpConnector,
+};
+use aws_smithy_runtime_api::client::orchestrator::{HttpRequest, HttpResponse};
+use aws_smithy_runtime_api::client::result::ConnectorError;
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
+use aws_smithy_types::body::SdkBody;
+use axum::Router;
+use axum::body::Body;
+use axum::extract::ConnectInfo;
+use tower::ServiceExt;
+
+/// The Management API's largest answer is a GetConnection document; this
+/// bounds what the transport buffers.
+const MAX_RESPONSE_BYTES: usize = 64 * 1024;
+
+/// Calls `router` in place of the network. Built before the router exists
+/// (the chat's clients come before the gateway that serves them), so the
+/// router is set once with [`InProcess::serve`].
+#[derive(Clone, Debug, Default)]
+pub struct InProcess {
+    router: Arc<OnceLock<Router>>,
+}
+
+impl InProcess {
+    /// Routes requests to `router` from now on; false if one was set already.
+    pub fn serve(&self, router: Router) -> bool {
+        self.router.set(router).is_ok()
+    }
+}
+
+impl HttpClient for InProcess {
+    fn http_connector(
+        &self,
+        _settings: &HttpConnectorSettings,
+        _components: &RuntimeComponents,
+    ) -> SharedHttpConnector {
+        SharedHttpConnector::new(self.clone())
+    }
+}
+
+impl HttpConnector for InProcess {
+    fn call(&self, request: HttpRequest) -> HttpConnectorFuture {
+        let router = self.router.get().cloned();
+        HttpConnectorFuture::new(async move {
+            let router = router.ok_or_else(|| {
+                ConnectorError::io("the in-process Management API is not serving yet".into())
+            })?;
+            let request = request
+                .try_into_http1x()
+                .map_err(|problem| ConnectorError::other(problem.into(), None))?;
+            let (mut parts, body) = request.into_parts();
+            let body = body
+                .bytes()
+                .map(bytes::Bytes::copy_from_slice)
+                .ok_or_else(|| {
+                    ConnectorError::other(
+                        "the in-process transport takes in-memory bodies only".into(),
+                        None,
+                    )
+                })?;
+            // The caller is this machine, as a loopback TCP peer would be.
+            parts
+                .extensions
+                .insert(ConnectInfo(SocketAddr::from((Ipv4Addr::LOCALHOST, 0))));
+            let response = router
+                .oneshot(axum::http::Request::from_parts(parts, Body::from(body)))
+                .await
+                .map_err(|never| match never {})?;
+            let (parts, body) = response.into_parts();
+            let body = axum::body::to_bytes(body, MAX_RESPONSE_BYTES)
+                .await
+                .map_err(|problem| ConnectorError::io(problem.into()))?;
+            HttpResponse::try_from(axum::http::Response::from_parts(parts, SdkBody::from(body)))
+                .map_err(|problem| ConnectorError::other(problem.into(), None))
+        })
+    }
+}
