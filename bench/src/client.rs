@@ -1,11 +1,12 @@
 //! The clients: one real WebSocket connection each, all in this process,
 //! reporting what they receive to one collector with the time it arrived.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures::{SinkExt, StreamExt, stream};
+use serde::Deserialize;
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
 
@@ -37,18 +38,33 @@ pub struct Swarm {
     pub events: mpsc::UnboundedReceiver<Event>,
     /// Every frame any client received, whatever it was.
     frames: Arc<AtomicU64>,
+    /// Each client's `welcome`, once it came.
+    welcomes: Welcomes,
 }
+
+/// Who the chat said a client is, in its `welcome` frame.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Welcome {
+    pub connection_id: String,
+    /// RFC 3339, as the chat wrote it.
+    pub connected_at: String,
+    pub room: String,
+}
+
+type Welcomes = Arc<Mutex<Vec<Option<Welcome>>>>;
 
 impl Swarm {
     /// Opens `clients` connections, at most `in_flight` handshakes at a time.
     pub async fn connect(url: &str, clients: usize, in_flight: usize) -> Result<Self, String> {
         let (events, receiver) = mpsc::unbounded_channel();
         let frames = Arc::new(AtomicU64::new(0));
+        let welcomes: Welcomes = Arc::new(Mutex::new(vec![None; clients]));
         let opened: Vec<_> = stream::iter(0..clients)
             .map(|client| {
                 let events = events.clone();
                 let frames = Arc::clone(&frames);
-                async move { (client, open(url, client, events, frames).await) }
+                let welcomes = Arc::clone(&welcomes);
+                async move { (client, open(url, client, events, frames, welcomes).await) }
             })
             .buffer_unordered(in_flight.max(1))
             .collect()
@@ -71,7 +87,16 @@ impl Swarm {
             writers: writers.into_iter().flatten().collect(),
             events: receiver,
             frames,
+            welcomes,
         })
+    }
+
+    /// The client's `welcome`, if it has come.
+    pub fn welcome(&self, client: usize) -> Option<Welcome> {
+        self.welcomes
+            .lock()
+            .ok()
+            .and_then(|welcomes| welcomes.get(client).cloned().flatten())
     }
 
     pub fn len(&self) -> usize {
@@ -97,19 +122,21 @@ impl Swarm {
         self.frames.load(Ordering::Relaxed)
     }
 
-    /// Waits until one message reaches every client, retrying with a fresh
-    /// token each `round` (joins take a moment to become visible to the
-    /// chat's fan-out), then lets in-flight presence settle for `quiet`.
-    pub async fn settle(&mut self, patience: Duration, quiet: Duration) -> Result<(), String> {
+    /// Waits until one message reaches every client within `per_probe`,
+    /// retrying with a fresh token (joins take a moment to become visible to
+    /// the chat's fan-out), then lets in-flight presence settle for `quiet`.
+    pub async fn settle(
+        &mut self,
+        patience: Duration,
+        per_probe: Duration,
+        quiet: Duration,
+    ) -> Result<(), String> {
         let deadline = Instant::now() + patience;
         let mut token = SETTLE_TOKENS;
         while Instant::now() < deadline {
             token += 1;
             self.send_token(0, token);
-            let reached = self
-                .await_deliveries(token, Duration::from_secs(5))
-                .await
-                .len();
+            let reached = self.await_deliveries(token, per_probe).await.len();
             if reached == self.len() {
                 tokio::time::sleep(quiet).await;
                 self.drain();
@@ -160,6 +187,7 @@ async fn open(
     client: usize,
     events: mpsc::UnboundedSender<Event>,
     frames: Arc<AtomicU64>,
+    welcomes: Welcomes,
 ) -> Result<mpsc::UnboundedSender<Message>, String> {
     // Small frames go out at once, as a browser's do.
     let (socket, _) = tokio_tungstenite::connect_async_with_config(url, None, true)
@@ -179,6 +207,14 @@ async fn open(
         while let Some(Ok(frame)) = source.next().await {
             let at = Instant::now();
             frames.fetch_add(1, Ordering::Relaxed);
+            if let Message::Text(text) = &frame
+                && text.starts_with(WELCOME_PREFIX)
+                && let Ok(welcome) = serde_json::from_str::<Welcome>(text.as_str())
+                && let Ok(mut welcomes) = welcomes.lock()
+                && let Some(slot) = welcomes.get_mut(client)
+            {
+                *slot = Some(welcome);
+            }
             if let Message::Text(text) = frame
                 && let Some(event) = classify(client, text.as_str(), at)
                 && events.send(event).is_err()
@@ -191,8 +227,11 @@ async fn open(
     Ok(writer)
 }
 
+/// How the chat's `welcome` frames begin.
+const WELCOME_PREFIX: &str = r#"{"type":"welcome""#;
+
 fn classify(client: usize, text: &str, at: Instant) -> Option<Event> {
-    if text.starts_with(r#"{"type":"welcome""#) {
+    if text.starts_with(WELCOME_PREFIX) {
         return Some(Event::Welcome { client, at });
     }
     if text.starts_with(r#"{"type":"history""#) {

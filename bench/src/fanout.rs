@@ -32,6 +32,8 @@ pub struct Outcome {
     pub median: Spread,
     pub last: Spread,
     pub server_rss_kib: Option<u64>,
+    /// Server CPU time (user + system) per round: what one message cost.
+    pub server_cpu_ms_per_round: Option<f64>,
 }
 
 pub async fn measure(target: &Target, binaries: &Binaries, plan: &Plan) -> Result<Outcome, String> {
@@ -39,10 +41,15 @@ pub async fn measure(target: &Target, binaries: &Binaries, plan: &Plan) -> Resul
     let url = room_url(&server.url, target);
     let mut swarm = Swarm::connect(&url, plan.clients, CONNECT_IN_FLIGHT).await?;
     swarm
-        .settle(Duration::from_secs(120), Duration::from_secs(1))
+        .settle(
+            Duration::from_secs(120),
+            plan.patience,
+            Duration::from_secs(1),
+        )
         .await?;
     let (mut first, mut median, mut last) = (Vec::new(), Vec::new(), Vec::new());
     let mut incomplete_rounds = 0;
+    let cpu_before = server.cpu_time();
     for round in 0..plan.rounds {
         let token = round as u64;
         let sent = Instant::now();
@@ -63,6 +70,9 @@ pub async fn measure(target: &Target, binaries: &Binaries, plan: &Plan) -> Resul
         tokio::time::sleep(Duration::from_millis(20)).await;
         swarm.drain();
     }
+    let cpu_per_round = cpu_before
+        .zip(server.cpu_time())
+        .map(|(before, after)| (after - before).as_secs_f64() * 1e3 / plan.rounds.max(1) as f64);
     let outcome = Outcome {
         target: target.label(),
         clients: plan.clients,
@@ -72,13 +82,15 @@ pub async fn measure(target: &Target, binaries: &Binaries, plan: &Plan) -> Resul
         median: Spread::of(&median),
         last: Spread::of(&last),
         server_rss_kib: server.rss_kib(),
+        server_cpu_ms_per_round: cpu_per_round.map(|ms| (ms * 100.0).round() / 100.0),
     };
     eprintln!(
-        "  {:<36} {:>5} clients  last p50 {:>8.1} ms  p99 {:>8.1} ms  ({} incomplete)",
+        "  {:<36} {:>5} clients  last p50 {:>8.1} ms  p99 {:>8.1} ms  server CPU/round {:?} ms  ({} incomplete)",
         outcome.target,
         outcome.clients,
         outcome.last.p50_ms,
         outcome.last.p99_ms,
+        outcome.server_cpu_ms_per_round,
         outcome.incomplete_rounds
     );
     server.stop().await;

@@ -10,6 +10,7 @@ use futures::{SinkExt, StreamExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 type Peers = Arc<Mutex<HashMap<u64, mpsc::UnboundedSender<Message>>>>;
 
@@ -29,7 +30,11 @@ pub async fn serve(listen: &str) -> std::io::Result<()> {
 
 async fn peer(stream: TcpStream, id: u64, peers: Peers) {
     let _ = stream.set_nodelay(true);
-    let Ok(socket) = tokio_tungstenite::accept_async(stream).await else {
+    // The same per-socket buffers as chat-local's, so memory compares too.
+    let config = WebSocketConfig::default()
+        .read_buffer_size(4 * 1024)
+        .write_buffer_size(0);
+    let Ok(socket) = tokio_tungstenite::accept_async_with_config(stream, Some(config)).await else {
         return;
     };
     let (mut sink, mut source) = socket.split();

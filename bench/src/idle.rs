@@ -32,7 +32,11 @@ pub async fn measure(
     let rss_ready = server.rss_kib();
     let mut swarm = Swarm::connect(&room_url(&server.url, target), clients, 64).await?;
     swarm
-        .settle(Duration::from_secs(120), Duration::from_secs(2))
+        .settle(
+            Duration::from_secs(120),
+            Duration::from_secs(10),
+            Duration::from_secs(2),
+        )
         .await?;
     let rss_connected = server.rss_kib();
     let per_connection = rss_ready.zip(rss_connected).map(|(ready, connected)| {

@@ -7,6 +7,7 @@ mod connect;
 mod fanout;
 mod floor;
 mod idle;
+mod lambda;
 mod report;
 mod server;
 mod stats;
@@ -80,6 +81,36 @@ enum Command {
         #[arg(long, default_value = "chat")]
         target: TargetName,
     },
+    /// The Lambda functions' cold starts (on a Runtime API stub) and
+    /// sendmessage's instructions per delivered post (callgrind), against
+    /// chat-local's DynamoDB and Management API.
+    Lambda {
+        /// The function binaries, `<dir>/<function>` or
+        /// `<dir>/<function>/bootstrap` (default: beside this executable).
+        #[arg(long)]
+        functions_dir: Option<PathBuf>,
+        /// cargo lambda's zips, `<dir>/<function>/bootstrap.zip` (default:
+        /// the `lambda` directory beside the functions').
+        #[arg(long)]
+        zips_dir: Option<PathBuf>,
+        #[arg(long, value_delimiter = ',', default_value = lambda::ALL_FUNCTIONS)]
+        functions: Vec<lambda::Function>,
+        /// Cold starts per function, each a fresh process.
+        #[arg(long, default_value_t = 5)]
+        runs: usize,
+        /// Clients sendmessage fans out to under callgrind (0: no count).
+        #[arg(long, default_value_t = 100)]
+        recipients: usize,
+        /// Invocations of the longer callgrind run (the shorter has one).
+        #[arg(long, default_value_t = 11)]
+        invocations: usize,
+        #[arg(long, default_value = "valgrind")]
+        valgrind: PathBuf,
+        /// Keep the callgrind profiles in this directory (for
+        /// callgrind_annotate); by default they are deleted.
+        #[arg(long)]
+        profiles_dir: Option<PathBuf>,
+    },
     /// The bare broadcast server (the bench starts it in its own process).
     Floor {
         #[arg(long, default_value = "127.0.0.1:0")]
@@ -138,11 +169,11 @@ async fn main() -> ExitCode {
         return ExitCode::FAILURE;
     }
     println!("{}", report.summary());
-    if let Some(path) = cli.json {
-        if let Err(problem) = report.write_json(&path) {
-            eprintln!("chat-bench: cannot write {}: {problem}", path.display());
-            return ExitCode::FAILURE;
-        }
+    if let Some(path) = cli.json
+        && let Err(problem) = report.write_json(&path)
+    {
+        eprintln!("chat-bench: cannot write {}: {problem}", path.display());
+        return ExitCode::FAILURE;
     }
     if report.lost_or_duplicated() {
         eprintln!("chat-bench: deliveries were lost or duplicated");
@@ -213,6 +244,28 @@ async fn run(command: Command, binaries: &Binaries, report: &mut Report) -> Resu
             report
                 .sustained
                 .push(sustained::measure(&target.target(0), binaries, &plan).await?);
+        }
+        Command::Lambda {
+            functions_dir,
+            zips_dir,
+            functions,
+            runs,
+            recipients,
+            invocations,
+            valgrind,
+            profiles_dir,
+        } => {
+            let plan = lambda::Plan {
+                functions_dir,
+                zips_dir,
+                functions,
+                runs,
+                recipients,
+                invocations,
+                valgrind,
+                profiles_dir,
+            };
+            report.lambda.push(lambda::measure(&plan, binaries).await?);
         }
         Command::Floor { .. } => {}
     }

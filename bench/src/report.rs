@@ -5,7 +5,7 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use crate::{connect, fanout, idle, sustained};
+use crate::{connect, fanout, idle, lambda, sustained};
 
 #[derive(Debug, Serialize)]
 pub struct Report {
@@ -14,6 +14,7 @@ pub struct Report {
     pub connect: Vec<connect::Outcome>,
     pub idle: Vec<idle::Outcome>,
     pub sustained: Vec<sustained::Outcome>,
+    pub lambda: Vec<lambda::Outcome>,
 }
 
 /// Where the figures came from.
@@ -51,6 +52,7 @@ impl Report {
             connect: Vec::new(),
             idle: Vec::new(),
             sustained: Vec::new(),
+            lambda: Vec::new(),
         }
     }
 
@@ -59,6 +61,7 @@ impl Report {
             .iter()
             .any(|run| run.lost > 0 || run.duplicated > 0)
             || self.fanout.iter().any(|run| run.incomplete_rounds > 0)
+            || self.lambda.iter().any(lambda::Outcome::lost_or_duplicated)
     }
 
     pub fn write_json(&self, path: &Path) -> std::io::Result<()> {
@@ -74,7 +77,7 @@ impl Report {
         );
         if !self.fanout.is_empty() {
             out.push_str(
-                "\nfan-out (ms)                          clients  first p50  median p50  last p50  last p99  last p50 / floor\n",
+                "\nfan-out (ms)                          clients  first p50  median p50  last p50  last p99  server CPU/msg  last p50 / floor\n",
             );
             for run in &self.fanout {
                 let floor = self
@@ -89,13 +92,15 @@ impl Report {
                     });
                 let _ = writeln!(
                     out,
-                    "  {:<36} {:>5}  {:>9.1}  {:>10.1}  {:>8.1}  {:>8.1}  {:>8}{}",
+                    "  {:<36} {:>5}  {:>9.1}  {:>10.1}  {:>8.1}  {:>8.1}  {:>14}  {:>8}{}",
                     run.target,
                     run.clients,
                     run.first.p50_ms,
                     run.median.p50_ms,
                     run.last.p50_ms,
                     run.last.p99_ms,
+                    run.server_cpu_ms_per_round
+                        .map_or_else(|| "-".into(), |ms| format!("{ms:.1}")),
                     ratio,
                     incomplete(run.incomplete_rounds),
                 );
@@ -163,7 +168,54 @@ impl Report {
                 run.server_errors,
             );
         }
+        for run in &self.lambda {
+            lambda_tables(&mut out, run);
+        }
         out
+    }
+}
+
+fn lambda_tables(out: &mut String, run: &lambda::Outcome) {
+    if !run.cold_starts.is_empty() {
+        let _ = writeln!(
+            out,
+            "\nlambda cold start (ms), {}\n  \
+             function          MB  to next p50  to end p50  to end max  peak RSS KiB  binary KiB  zip KiB",
+            run.functions_dir
+        );
+        for cold in &run.cold_starts {
+            let _ = writeln!(
+                out,
+                "  {:<16} {:>3}  {:>11.1}  {:>10.1}  {:>10.1}  {:>11}  {:>10}  {:>7}",
+                cold.function,
+                cold.memory_mb,
+                cold.to_first_next.p50_ms,
+                cold.to_first_response.p50_ms,
+                cold.to_first_response.max_ms,
+                show(cold.peak_rss_kib),
+                cold.binary_bytes / 1024,
+                show(cold.zip_bytes.map(|bytes| bytes / 1024)),
+            );
+        }
+    }
+    if let Some(count) = &run.instructions {
+        let _ = writeln!(
+            out,
+            "\nlambda {} to {} recipients ({}): 1 invocation {} instructions, {} invocations {}\n  \
+             per warm invocation {:.0}, per delivered post {:.0}; delivered {} of {}, lost {}, duplicated {}",
+            count.function,
+            count.recipients,
+            count.tool,
+            count.instructions_one_invocation,
+            count.invocations,
+            count.instructions_all_invocations,
+            count.per_invocation,
+            count.per_delivered_post,
+            count.delivered,
+            count.expected_deliveries,
+            count.lost,
+            count.duplicated,
+        );
     }
 }
 

@@ -82,6 +82,10 @@ impl Binaries {
 pub struct Server {
     child: Child,
     pub url: String,
+    /// chat-local's Management API endpoint (`http://…/dev`), from its banner.
+    pub management_endpoint: Option<String>,
+    /// chat-local's DynamoDB endpoint, from its banner.
+    pub dynamodb_endpoint: Option<String>,
     /// From spawning the process to its printing the WebSocket URL.
     pub ready_after: Duration,
     log: Arc<LogCounts>,
@@ -120,25 +124,32 @@ impl Server {
             .spawn()
             .map_err(|problem| format!("cannot start {}: {problem}", target.label()))?;
         let log = Arc::new(LogCounts::default());
-        let (url_sender, url) = oneshot::channel();
+        let (banner_sender, banner) = oneshot::channel();
         if let Some(stdout) = child.stdout.take() {
-            tokio::spawn(watch_banner(stdout, url_sender));
+            tokio::spawn(watch_banner(stdout, target.is_chat(), banner_sender));
         }
         if let Some(stderr) = child.stderr.take() {
             tokio::spawn(count_log_levels(stderr, Arc::clone(&log)));
         }
-        let url = match tokio::time::timeout(START_PATIENCE, url).await {
-            Ok(Ok(url)) => url,
+        let banner = match tokio::time::timeout(START_PATIENCE, banner).await {
+            Ok(Ok(banner)) => banner,
             _ => {
                 return Err(format!(
-                    "{} did not print its WebSocket URL",
-                    target.label()
+                    "{} did not print its WebSocket URL{}",
+                    target.label(),
+                    if target.is_chat() {
+                        ", Management API and DynamoDB endpoint"
+                    } else {
+                        ""
+                    }
                 ));
             }
         };
         Ok(Self {
             child,
-            url,
+            url: banner.url,
+            management_endpoint: banner.management_endpoint,
+            dynamodb_endpoint: banner.dynamodb_endpoint,
             ready_after: started.elapsed(),
             log,
         })
@@ -155,11 +166,19 @@ impl Server {
     }
 
     fn status_field(&self, field: &str) -> Option<u64> {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()?)).ok()?;
-        status
-            .lines()
-            .find_map(|line| line.strip_prefix(field))
-            .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
+        proc_status_kib(self.child.id()?, field)
+    }
+
+    /// CPU time the server has used so far, user and system (Linux).
+    pub fn cpu_time(&self) -> Option<Duration> {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id()?)).ok()?;
+        // Fields after the command name (which may hold spaces); utime and
+        // stime are the 14th and 15th fields, in clock ticks of 1/100 s.
+        let after_name = &stat[stat.rfind(')')? + 2..];
+        let mut fields = after_name.split_whitespace().skip(11);
+        let user: u64 = fields.next()?.parse().ok()?;
+        let system: u64 = fields.next()?.parse().ok()?;
+        Some(Duration::from_millis((user + system) * 10))
     }
 
     pub fn warnings(&self) -> u64 {
@@ -173,6 +192,15 @@ impl Server {
     pub async fn stop(mut self) {
         let _ = self.child.kill().await;
     }
+}
+
+/// A `kB` field of `/proc/<pid>/status` (Linux), e.g. `VmHWM:`.
+pub fn proc_status_kib(pid: u32, field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix(field))
+        .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
 }
 
 fn chat_command(binary: &Path, fanout_concurrency: Option<usize>, delay_ms: u64) -> Command {
@@ -190,14 +218,51 @@ fn chat_command(binary: &Path, fanout_concurrency: Option<usize>, delay_ms: u64)
     command
 }
 
-async fn watch_banner(stdout: tokio::process::ChildStdout, url: oneshot::Sender<String>) {
-    let mut url = Some(url);
+/// What a server's banner says: the floor prints its WebSocket URL,
+/// chat-local its Management API and DynamoDB endpoint too.
+#[derive(Debug, Default)]
+struct Banner {
+    url: String,
+    management_endpoint: Option<String>,
+    dynamodb_endpoint: Option<String>,
+}
+
+/// Reads the banner, and sends it once it has the WebSocket URL and, with
+/// `endpoints`, chat-local's two endpoints (printed after the URL).
+async fn watch_banner(
+    stdout: tokio::process::ChildStdout,
+    endpoints: bool,
+    banner: oneshot::Sender<Banner>,
+) {
+    let mut sender = Some(banner);
+    let mut seen = Banner::default();
+    let mut url = None;
     let mut lines = BufReader::new(stdout).lines();
     while let Ok(Some(line)) = lines.next_line().await {
-        if let Some(found) = line.trim().strip_prefix("WebSocket URL") {
-            if let Some(url) = url.take() {
-                let _ = url.send(found.trim().to_owned());
-            }
+        let line = line.trim();
+        if let Some(found) = line.strip_prefix("WebSocket URL") {
+            url.get_or_insert_with(|| found.trim().to_owned());
+        } else if let Some(found) = line.strip_prefix("Management API") {
+            // `http://127.0.0.1:8080/dev/@connections/{id}`
+            let found = found.trim();
+            let endpoint = found.split("/@connections").next().unwrap_or(found);
+            seen.management_endpoint
+                .get_or_insert_with(|| endpoint.to_owned());
+        } else if let Some(found) = line.strip_prefix("DynamoDB") {
+            seen.dynamodb_endpoint
+                .get_or_insert_with(|| found.trim().to_owned());
+        }
+        let complete =
+            !endpoints || (seen.management_endpoint.is_some() && seen.dynamodb_endpoint.is_some());
+        if complete
+            && let Some(url) = url.take()
+            && let Some(sender) = sender.take()
+        {
+            let _ = sender.send(Banner {
+                url,
+                management_endpoint: seen.management_endpoint.take(),
+                dynamodb_endpoint: seen.dynamodb_endpoint.take(),
+            });
         }
     }
 }

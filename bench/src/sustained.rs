@@ -53,7 +53,11 @@ pub async fn measure(target: &Target, binaries: &Binaries, plan: &Plan) -> Resul
     let server = Server::start(target, binaries).await?;
     let mut swarm = Swarm::connect(&room_url(&server.url, target), plan.clients, 64).await?;
     swarm
-        .settle(Duration::from_secs(120), Duration::from_secs(1))
+        .settle(
+            Duration::from_secs(120),
+            Duration::from_secs(10),
+            Duration::from_secs(1),
+        )
         .await?;
     let rss_start = server.rss_kib();
     let clients = swarm.len();
