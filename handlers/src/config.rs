@@ -8,8 +8,10 @@ use crate::auth::{AuthSettings, DEFAULT_NAME_CLAIM, KeySource};
 use crate::error::ConfigError;
 use crate::limits::{
     CHAT_MESSAGE_BYTES_RANGE, ChatLimits, DEFAULT_CHAT_MESSAGE_BYTES, DEFAULT_FANOUT_CONCURRENCY,
-    FANOUT_CONCURRENCY_RANGE, RETENTION_DAYS_RANGE,
+    DEFAULT_MESSAGE_BURST, DEFAULT_MESSAGES_PER_SECOND, FANOUT_CONCURRENCY_RANGE,
+    MESSAGE_BURST_RANGE, MESSAGES_PER_SECOND_RANGE, RETENTION_DAYS_RANGE,
 };
+use crate::rate::MessageRate;
 use crate::records::Retention;
 
 /// The three tables, named by environment variables (infra/tables.json says
@@ -49,7 +51,8 @@ impl Tables {
 }
 
 impl ChatLimits {
-    /// `MAX_MESSAGE_BYTES` and `FANOUT_CONCURRENCY`, each within its range.
+    /// `MAX_MESSAGE_BYTES`, `FANOUT_CONCURRENCY`, `MESSAGE_RATE_PER_SECOND`
+    /// (0: off) and `MESSAGE_RATE_BURST`, each within its range.
     fn from_vars(vars: &impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let in_range = |name: &'static str, default: usize, range: RangeInclusive<usize>| {
             vars(name).map_or(Ok(default), |value| parse_in_range(name, &value, range))
@@ -65,6 +68,18 @@ impl ChatLimits {
                 DEFAULT_FANOUT_CONCURRENCY,
                 FANOUT_CONCURRENCY_RANGE,
             )?,
+            message_rate: MessageRate::from_setting(
+                in_range(
+                    "MESSAGE_RATE_PER_SECOND",
+                    DEFAULT_MESSAGES_PER_SECOND as usize,
+                    MESSAGES_PER_SECOND_RANGE,
+                )?,
+                in_range(
+                    "MESSAGE_RATE_BURST",
+                    DEFAULT_MESSAGE_BURST as usize,
+                    MESSAGE_BURST_RANGE,
+                )?,
+            ),
         })
     }
 }

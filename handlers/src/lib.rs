@@ -16,6 +16,7 @@ pub mod management;
 pub mod metric;
 pub mod name;
 pub mod protocol;
+pub mod rate;
 pub mod reconcile;
 pub mod records;
 pub mod room;

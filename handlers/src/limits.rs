@@ -4,6 +4,8 @@
 
 use std::time::Duration;
 
+use crate::rate::MessageRate;
+
 // ---- API Gateway WebSocket APIs (AWS quotas; not configurable on AWS)
 
 /// Largest WebSocket frame a client may send: 32 KB.
@@ -75,6 +77,14 @@ pub const CHAT_MESSAGE_BYTES_RANGE: std::ops::RangeInclusive<usize> = 1..=GATEWA
 pub const DEFAULT_FANOUT_CONCURRENCY: usize = 64;
 pub const FANOUT_CONCURRENCY_RANGE: std::ops::RangeInclusive<usize> = 1..=1024;
 
+/// `MESSAGE_RATE_PER_SECOND`: a connection's sustained chat messages per
+/// second; 0 turns the rate limit off.
+pub const DEFAULT_MESSAGES_PER_SECOND: u32 = 5;
+pub const MESSAGES_PER_SECOND_RANGE: std::ops::RangeInclusive<usize> = 0..=1000;
+/// `MESSAGE_RATE_BURST`: messages a quiet connection may send at once.
+pub const DEFAULT_MESSAGE_BURST: u32 = 20;
+pub const MESSAGE_BURST_RANGE: std::ops::RangeInclusive<usize> = 1..=1000;
+
 /// `MESSAGE_RETENTION_DAYS`, `SESSION_RETENTION_DAYS`: unset keeps for ever.
 pub const RETENTION_DAYS_RANGE: std::ops::RangeInclusive<usize> = 1..=36_500;
 
@@ -87,6 +97,8 @@ pub struct ChatLimits {
     /// Management API posts in flight during one fan-out
     /// ([`FANOUT_CONCURRENCY_RANGE`]).
     pub fanout_concurrency: usize,
+    /// Each connection's chat message rate; `None`: unlimited.
+    pub message_rate: Option<MessageRate>,
 }
 
 impl Default for ChatLimits {
@@ -94,6 +106,10 @@ impl Default for ChatLimits {
         Self {
             max_chat_message_bytes: DEFAULT_CHAT_MESSAGE_BYTES,
             fanout_concurrency: DEFAULT_FANOUT_CONCURRENCY,
+            message_rate: Some(MessageRate {
+                per_second: DEFAULT_MESSAGES_PER_SECOND,
+                burst: DEFAULT_MESSAGE_BURST,
+            }),
         }
     }
 }

@@ -8,6 +8,7 @@ use serde_json::Value;
 
 use crate::limits::{HISTORY_DEFAULT_LIMIT, HISTORY_MAX_LIMIT, MAX_CURSOR_CHARS};
 use crate::name::DisplayName;
+use crate::rate::MessageRate;
 use crate::records::{Departure, Member, Session};
 use crate::room::Room;
 use crate::time::Timestamp;
@@ -146,6 +147,9 @@ pub enum ServerFrame {
         valid_actions: Vec<String>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         example: Option<String>,
+        /// With `rate_limited`: when a message would be accepted again.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        retry_after_ms: Option<u64>,
     },
     /// Sent to a new connection: who it is, where, and who is there.
     Welcome {
@@ -194,6 +198,9 @@ pub enum ErrorCode {
     InvalidRoom,
     /// `?name=` on connect is not a display name.
     InvalidName,
+    /// More messages than the connection's rate limit allows; nothing was
+    /// stored or sent.
+    RateLimited,
     /// The server failed; nothing was stored.
     Internal,
 }
@@ -246,6 +253,7 @@ impl ServerFrame {
             limit_bytes: None,
             valid_actions: Vec::new(),
             example: None,
+            retry_after_ms: None,
         }
     }
 
@@ -263,6 +271,25 @@ impl ServerFrame {
                 .map(|action| action.name().to_owned())
                 .collect(),
             example: Some(EXAMPLE_FRAME.to_owned()),
+            retry_after_ms: None,
+        }
+    }
+
+    /// A message over the connection's rate: nothing was stored or sent.
+    pub fn rate_limited(rate: &MessageRate, retry_after_ms: u64) -> Self {
+        Self::Error {
+            code: ErrorCode::RateLimited,
+            message: format!(
+                "too many messages: at most {} a second, {} at once; nothing was sent. \
+                 Try again in {:.1} s",
+                rate.per_second,
+                rate.burst,
+                retry_after_ms as f64 / 1000.0
+            ),
+            limit_bytes: None,
+            valid_actions: Vec::new(),
+            example: None,
+            retry_after_ms: Some(retry_after_ms),
         }
     }
 
@@ -273,6 +300,7 @@ impl ServerFrame {
             limit_bytes: Some(limit),
             valid_actions: Vec::new(),
             example: None,
+            retry_after_ms: None,
         }
     }
 
@@ -593,6 +621,7 @@ mod tests {
                 limit_bytes: Some(8),
                 valid_actions: vec![],
                 example: None,
+                retry_after_ms: None,
             }
         );
     }

@@ -28,6 +28,10 @@ pub struct ActiveConnection {
     /// The signed-in user (the token's `sub`), when sign-in is on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user_id: Option<String>,
+    /// The message rate limit's mark, epoch ms (see [`crate::rate`]); set by
+    /// `sendmessage`, absent before the first message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_allowed_at: Option<i64>,
 }
 
 impl ActiveConnection {
@@ -42,6 +46,7 @@ impl ActiveConnection {
             room,
             name: None,
             user_id: None,
+            rate_allowed_at: None,
         }
     }
 }

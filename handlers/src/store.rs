@@ -63,6 +63,10 @@ pub struct Sender {
     pub name: Option<DisplayName>,
     #[serde(default)]
     pub user_id: Option<String>,
+    /// The rate limit's mark (see [`crate::rate`]); `None` before the
+    /// connection's first message.
+    #[serde(default)]
+    pub rate_allowed_at: Option<i64>,
 }
 
 /// Whether a conditional write happened.
@@ -300,7 +304,7 @@ impl Store {
             .get_item()
             .table_name(&self.tables.active_connections)
             .key("connection_id", AttributeValue::S(connection_id.to_owned()))
-            .projection_expression("#room, #name, user_id")
+            .projection_expression("#room, #name, user_id, rate_allowed_at")
             .expression_attribute_names("#room", "room")
             .expression_attribute_names("#name", "name")
             .consistent_read(true)
@@ -308,6 +312,37 @@ impl Store {
             .await
             .map_err(StoreError::call("GetItem"))?;
         output.item.map(from_item).transpose().map_err(Into::into)
+    }
+
+    /// Moves a connection's rate-limit mark from `seen` (what its row said)
+    /// to `next`, unless another message moved it since or the row is gone:
+    /// the rate limit's one conditional write.
+    pub async fn advance_rate_mark(
+        &self,
+        connection_id: &str,
+        seen: Option<i64>,
+        next: i64,
+    ) -> Result<WriteOutcome, StoreError> {
+        let mut update = self
+            .client
+            .update_item()
+            .table_name(&self.tables.active_connections)
+            .key("connection_id", AttributeValue::S(connection_id.to_owned()))
+            .update_expression("SET rate_allowed_at = :next")
+            .expression_attribute_values(":next", AttributeValue::N(next.to_string()));
+        update = match seen {
+            Some(seen) => update
+                .condition_expression("attribute_exists(connection_id) AND rate_allowed_at = :seen")
+                .expression_attribute_values(":seen", AttributeValue::N(seen.to_string())),
+            None => update.condition_expression(
+                "attribute_exists(connection_id) AND attribute_not_exists(rate_allowed_at)",
+            ),
+        };
+        match update.send().await {
+            Ok(_) => Ok(WriteOutcome::Written),
+            Err(error) if is_condition_failure(&error) => Ok(WriteOutcome::ConditionFailed),
+            Err(error) => Err(StoreError::call("UpdateItem")(error)),
+        }
     }
 
     /// Up to `limit` messages of `room`, newest first, older than `before`

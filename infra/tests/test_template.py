@@ -122,6 +122,8 @@ PERMISSIONS: dict[str, set[tuple[str, str]]] = {
     "sendmessage": LOGS
     | {
         ("dynamodb:GetItem", "ActiveConnections"),
+        # The rate limit's mark (handlers/src/rate.rs).
+        ("dynamodb:UpdateItem", "ActiveConnections"),
         ("dynamodb:PutItem", "MessageHistory"),
         ("dynamodb:Query", ROOM_INDEX),
         ("dynamodb:DeleteItem", "ActiveConnections"),

@@ -10,9 +10,11 @@ use clap::builder::RangedU64ValueParser;
 use handlers::auth::{AuthSettings, KeySource};
 use handlers::limits::{
     CHAT_MESSAGE_BYTES_RANGE, DEFAULT_CHAT_MESSAGE_BYTES, DEFAULT_FANOUT_CONCURRENCY,
-    FANOUT_CONCURRENCY_RANGE, GATEWAY_IDLE_TIMEOUT, GATEWAY_MAX_CONNECTION_DURATION,
-    RETENTION_DAYS_RANGE,
+    DEFAULT_MESSAGE_BURST, DEFAULT_MESSAGES_PER_SECOND, FANOUT_CONCURRENCY_RANGE,
+    GATEWAY_IDLE_TIMEOUT, GATEWAY_MAX_CONNECTION_DURATION, MESSAGE_BURST_RANGE,
+    MESSAGES_PER_SECOND_RANGE, RETENTION_DAYS_RANGE,
 };
+use handlers::rate::MessageRate;
 use handlers::{ChatLimits, Retention, Tables};
 
 /// Runs the whole chat on this machine: an API Gateway WebSocket and
@@ -75,6 +77,16 @@ pub struct Args {
     #[arg(long, env = "FANOUT_CONCURRENCY", default_value_t = DEFAULT_FANOUT_CONCURRENCY,
           value_parser = usize_in(FANOUT_CONCURRENCY_RANGE))]
     pub fanout_concurrency: usize,
+
+    /// A connection's sustained chat messages per second (0: no limit).
+    #[arg(long, env = "MESSAGE_RATE_PER_SECOND", default_value_t = DEFAULT_MESSAGES_PER_SECOND as usize,
+          value_parser = usize_in(MESSAGES_PER_SECOND_RANGE))]
+    pub message_rate_per_second: usize,
+
+    /// Messages a quiet connection may send at once before the rate applies.
+    #[arg(long, env = "MESSAGE_RATE_BURST", default_value_t = DEFAULT_MESSAGE_BURST as usize,
+          value_parser = usize_in(MESSAGE_BURST_RANGE))]
+    pub message_rate_burst: usize,
 
     /// Days MessageHistory keeps a message (DynamoDB TTL); unset keeps them all.
     #[arg(long, env = "MESSAGE_RETENTION_DAYS", value_parser = usize_in(RETENTION_DAYS_RANGE))]
@@ -283,6 +295,10 @@ impl From<Args> for Config {
             limits: ChatLimits {
                 max_chat_message_bytes: args.max_message_bytes,
                 fanout_concurrency: args.fanout_concurrency,
+                message_rate: MessageRate::from_setting(
+                    args.message_rate_per_second,
+                    args.message_rate_burst,
+                ),
             },
             retention: Retention {
                 message_days: args

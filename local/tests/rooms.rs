@@ -134,7 +134,9 @@ async fn history(client: &mut Client, request: Value) -> Value {
 #[tokio::test]
 async fn history_pages_are_complete_ordered_and_never_overlap_while_others_write() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let t = start_stack(dir.path(), &unique_prefix(), &[]).await;
+    // One writer sends faster than the message rate limit allows.
+    let unlimited = ["--message-rate-per-second", "0"];
+    let t = start_stack(dir.path(), &unique_prefix(), &unlimited).await;
     let url = in_room(&t.stack.websocket_url(), "books");
     let mut writer = Client::connect(&url).await;
     let mut written = Vec::new();

@@ -15,7 +15,13 @@ async fn a_client_that_stops_reading_is_dropped_and_holds_up_nobody() {
     let t = start_stack(
         dir.path(),
         &unique_prefix(),
-        &["--slow-client-timeout-secs", "1"],
+        // The sender floods on purpose: no message rate limit.
+        &[
+            "--slow-client-timeout-secs",
+            "1",
+            "--message-rate-per-second",
+            "0",
+        ],
     )
     .await;
     let url = t.stack.websocket_url();

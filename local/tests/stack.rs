@@ -82,7 +82,14 @@ async fn two_clients_chat_and_each_receives_every_message_exactly_once() {
     for connection in &connections {
         assert_eq!(
             field_names(connection),
-            ["connected_at", "connection_id", "room", "ttl"]
+            // rate_allowed_at: the message rate limit's mark, once it sent.
+            [
+                "connected_at",
+                "connection_id",
+                "rate_allowed_at",
+                "room",
+                "ttl"
+            ]
         );
     }
     let session = get(&t.dynamodb, &tables.session_history, &alice.id)
@@ -555,4 +562,44 @@ async fn http_get(url: &str) -> String {
     let (head, body) = response.split_once("\r\n\r\n").expect("a response");
     assert!(head.starts_with("HTTP/1.1 200"), "{head}");
     body.to_owned()
+}
+
+#[tokio::test]
+async fn a_flooding_client_gets_its_burst_then_rate_limited_errors_and_others_hear_only_the_burst()
+{
+    let dir = tempfile::tempdir().expect("temp dir");
+    let limit = [
+        "--message-rate-burst",
+        "5",
+        "--message-rate-per-second",
+        "1",
+    ];
+    let t = start_stack(dir.path(), &unique_prefix(), &limit).await;
+    let url = t.stack.websocket_url();
+    let mut flooder = Client::connect(&url).await;
+    let mut listener = Client::connect(&url).await;
+    for n in 0..8 {
+        flooder.say(&format!("flood {n}")).await;
+    }
+    for _ in 0..3 {
+        let refusal = flooder.next_of_type("error").await;
+        assert_eq!(refusal["code"], "rate_limited", "{refusal}");
+        assert!(refusal["retry_after_ms"].as_u64().is_some_and(|ms| ms > 0));
+    }
+    for n in 0..5 {
+        let heard = listener.next_of_type("message").await;
+        assert_eq!(heard["text"], format!("flood {n}"));
+    }
+    // A marker after a pause proves nothing else arrived in between.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    flooder.say("after a pause").await;
+    assert_eq!(
+        listener.next_of_type("message").await["text"],
+        "after a pause"
+    );
+    let stored = scan(&t.dynamodb, &t.stack.tables.message_history)
+        .await
+        .len();
+    assert_eq!(stored, 6, "the burst and the marker, nothing refused");
+    t.stack.shutdown().await;
 }

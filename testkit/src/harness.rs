@@ -121,7 +121,15 @@ impl Harness {
     }
 
     pub async fn send(&self, id: &str, body: &str) -> ApiGatewayProxyResponse {
-        let mut event = self.event("message.json", id, |_| {});
+        self.send_at(id, body, 0).await
+    }
+
+    /// A `sendmessage` frame received `offset_ms` after the fixture's time.
+    pub async fn send_at(&self, id: &str, body: &str, offset_ms: i64) -> ApiGatewayProxyResponse {
+        let mut event = self.event("message.json", id, |context| {
+            let at = context["requestTimeEpoch"].as_i64().expect("a time") + offset_ms;
+            context["requestTimeEpoch"] = json!(at);
+        });
         event.payload.body = Some(body.to_owned());
         handlers::sendmessage(&self.chat, event)
             .await

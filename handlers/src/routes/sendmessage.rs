@@ -3,12 +3,14 @@ use tracing::{error, info, instrument, warn};
 
 use super::{WebSocketEvent, connection_id, reply, span_id};
 use crate::Chat;
-use crate::error::Error;
+use crate::error::{Error, StoreError};
 use crate::fanout::{Audience, FanoutReport, broadcast};
 use crate::management::Delivery;
 use crate::metric::{self, FanoutKind};
 use crate::protocol::{ErrorCode, SendMessage, ServerFrame, validate_send_message};
+use crate::rate::Decision;
 use crate::records::{Message, Retention};
+use crate::store::{Sender, WriteOutcome};
 use crate::time::Timestamp;
 
 /// `sendmessage`: validate, store, then fan out to every connection in the
@@ -55,6 +57,25 @@ pub async fn sendmessage(
             return Ok(reply(500, None));
         }
     };
+    match rate_refusal(chat, id, &sender, timestamp.epoch_millis()).await {
+        Ok(None) => {}
+        Ok(Some(refusal)) => {
+            metrics::counter!(metric::MESSAGES_REJECTED).increment(1);
+            info!("refused a message over the rate limit");
+            answer(chat, id, &refusal).await;
+            return Ok(reply(200, None));
+        }
+        Err(failure) => {
+            error!(
+                error.code = failure.code(),
+                error.request_id = failure.request_id(),
+                error = %failure,
+                "could not record the message against the rate limit"
+            );
+            answer(chat, id, &not_stored()).await;
+            return Ok(reply(500, None));
+        }
+    }
     let message = Message {
         ttl: Retention::expiry(chat.retention.message_days, timestamp),
         name: sender.name,
@@ -88,6 +109,48 @@ pub async fn sendmessage(
         .await;
     }
     Ok(reply(200, None))
+}
+
+/// Tries to move the sender's rate mark this often when other messages of
+/// the same connection move it at the same time (concurrent invocations).
+const RATE_MARK_ATTEMPTS: usize = 2;
+
+/// The frame refusing this message under the connection's rate limit, or
+/// `None` when it may go (and the mark has moved: one conditional write).
+async fn rate_refusal(
+    chat: &Chat,
+    id: &str,
+    sender: &Sender,
+    now_ms: i64,
+) -> Result<Option<ServerFrame>, StoreError> {
+    let Some(rate) = chat.limits.message_rate else {
+        return Ok(None);
+    };
+    let mut seen = sender.rate_allowed_at;
+    for _ in 0..RATE_MARK_ATTEMPTS {
+        let next = match rate.decide(seen, now_ms) {
+            Decision::Allow { next } => next,
+            Decision::Refuse { retry_after_ms } => {
+                return Ok(Some(ServerFrame::rate_limited(
+                    &rate,
+                    retry_after_ms.unsigned_abs(),
+                )));
+            }
+        };
+        match chat.store.advance_rate_mark(id, seen, next).await? {
+            WriteOutcome::Written => return Ok(None),
+            // Another message moved the mark, or the connection closed.
+            WriteOutcome::ConditionFailed => match chat.store.sender(id).await? {
+                Some(fresh) => seen = fresh.rate_allowed_at,
+                None => return Ok(Some(not_stored())),
+            },
+        }
+    }
+    // Messages of one connection racing each other are a burst.
+    Ok(Some(ServerFrame::rate_limited(
+        &rate,
+        rate.interval_ms().unsigned_abs(),
+    )))
 }
 
 /// Posts `frame` to the sender alone.
