@@ -47,14 +47,7 @@ pub async fn sendmessage(
             return Ok(reply(200, None));
         }
         Err(failure) => {
-            error!(
-                error.code = failure.code(),
-                error.request_id = failure.request_id(),
-                error = %failure,
-                "could not read the sender's row"
-            );
-            answer(chat, id, &not_stored()).await;
-            return Ok(reply(500, None));
+            return Ok(store_failed(chat, id, &failure, "could not read the sender's row").await);
         }
     };
     match rate_refusal(chat, id, &sender, timestamp.epoch_millis()).await {
@@ -66,14 +59,13 @@ pub async fn sendmessage(
             return Ok(reply(200, None));
         }
         Err(failure) => {
-            error!(
-                error.code = failure.code(),
-                error.request_id = failure.request_id(),
-                error = %failure,
-                "could not record the message against the rate limit"
-            );
-            answer(chat, id, &not_stored()).await;
-            return Ok(reply(500, None));
+            return Ok(store_failed(
+                chat,
+                id,
+                &failure,
+                "could not record the message against the rate limit",
+            )
+            .await);
         }
     }
     let message = Message {
@@ -89,14 +81,7 @@ pub async fn sendmessage(
         )
     };
     if let Err(failure) = chat.store.put_message(&message).await {
-        error!(
-            error.code = failure.code(),
-            error.request_id = failure.request_id(),
-            error = %failure,
-            "could not store the message"
-        );
-        answer(chat, id, &not_stored()).await;
-        return Ok(reply(500, None));
+        return Ok(store_failed(chat, id, &failure, "could not store the message").await);
     }
     metrics::counter!(metric::MESSAGES_SENT).increment(1);
     let report = fan_out(chat, &message).await;
@@ -151,6 +136,25 @@ async fn rate_refusal(
         &rate,
         rate.interval_ms().unsigned_abs(),
     )))
+}
+
+/// A DynamoDB call failed before anything was sent: logged with its AWS
+/// code and request id, the sender told nothing was stored, and a 500 so the
+/// failure shows in API Gateway's integration metrics.
+async fn store_failed(
+    chat: &Chat,
+    id: &str,
+    failure: &StoreError,
+    what: &'static str,
+) -> ApiGatewayProxyResponse {
+    error!(
+        error.code = failure.code(),
+        error.request_id = failure.request_id(),
+        error = %failure,
+        "{what}"
+    );
+    answer(chat, id, &not_stored()).await;
+    reply(500, None)
 }
 
 /// Posts `frame` to the sender alone.
