@@ -159,21 +159,33 @@ impl Function {
 pub const ALL_FUNCTIONS: &str =
     "authorizer,default,connect,disconnect,sendmessage,history,stream-processor";
 
-#[derive(Debug, Clone)]
+/// What `chat-bench lambda` measures (its flags).
+#[derive(Debug, Clone, clap::Args)]
 pub struct Plan {
-    /// The binaries: `<dir>/<function>` or `<dir>/<function>/bootstrap`.
+    /// The function binaries, `<dir>/<function>` or
+    /// `<dir>/<function>/bootstrap` (default: beside this executable).
+    #[arg(long)]
     pub functions_dir: Option<PathBuf>,
-    /// cargo lambda's output: `<dir>/<function>/bootstrap.zip`.
+    /// cargo lambda's zips, `<dir>/<function>/bootstrap.zip` (default: the
+    /// `lambda` directory beside the functions').
+    #[arg(long)]
     pub zips_dir: Option<PathBuf>,
+    #[arg(long, value_delimiter = ',', default_value = ALL_FUNCTIONS)]
     pub functions: Vec<Function>,
     /// Cold starts per function, each a fresh process.
+    #[arg(long, default_value_t = 5)]
     pub runs: usize,
-    /// Clients in the room `sendmessage` fans out to; 0 skips the count.
+    /// Clients sendmessage fans out to under callgrind (0: no count).
+    #[arg(long, default_value_t = 100)]
     pub recipients: usize,
     /// Invocations of the longer callgrind run (the shorter has one).
+    #[arg(long, default_value_t = 11)]
     pub invocations: usize,
+    #[arg(long, default_value = "valgrind")]
     pub valgrind: PathBuf,
-    /// Keep the callgrind profiles here (default: a temporary file, deleted).
+    /// Keep the callgrind profiles in this directory (for
+    /// callgrind_annotate); by default they are deleted.
+    #[arg(long)]
     pub profiles_dir: Option<PathBuf>,
 }
 

@@ -84,33 +84,7 @@ enum Command {
     /// The Lambda functions' cold starts (on a Runtime API stub) and
     /// sendmessage's instructions per delivered post (callgrind), against
     /// chat-local's DynamoDB and Management API.
-    Lambda {
-        /// The function binaries, `<dir>/<function>` or
-        /// `<dir>/<function>/bootstrap` (default: beside this executable).
-        #[arg(long)]
-        functions_dir: Option<PathBuf>,
-        /// cargo lambda's zips, `<dir>/<function>/bootstrap.zip` (default:
-        /// the `lambda` directory beside the functions').
-        #[arg(long)]
-        zips_dir: Option<PathBuf>,
-        #[arg(long, value_delimiter = ',', default_value = lambda::ALL_FUNCTIONS)]
-        functions: Vec<lambda::Function>,
-        /// Cold starts per function, each a fresh process.
-        #[arg(long, default_value_t = 5)]
-        runs: usize,
-        /// Clients sendmessage fans out to under callgrind (0: no count).
-        #[arg(long, default_value_t = 100)]
-        recipients: usize,
-        /// Invocations of the longer callgrind run (the shorter has one).
-        #[arg(long, default_value_t = 11)]
-        invocations: usize,
-        #[arg(long, default_value = "valgrind")]
-        valgrind: PathBuf,
-        /// Keep the callgrind profiles in this directory (for
-        /// callgrind_annotate); by default they are deleted.
-        #[arg(long)]
-        profiles_dir: Option<PathBuf>,
-    },
+    Lambda(lambda::Plan),
     /// The bare broadcast server (the bench starts it in its own process).
     Floor {
         #[arg(long, default_value = "127.0.0.1:0")]
@@ -245,26 +219,7 @@ async fn run(command: Command, binaries: &Binaries, report: &mut Report) -> Resu
                 .sustained
                 .push(sustained::measure(&target.target(0), binaries, &plan).await?);
         }
-        Command::Lambda {
-            functions_dir,
-            zips_dir,
-            functions,
-            runs,
-            recipients,
-            invocations,
-            valgrind,
-            profiles_dir,
-        } => {
-            let plan = lambda::Plan {
-                functions_dir,
-                zips_dir,
-                functions,
-                runs,
-                recipients,
-                invocations,
-                valgrind,
-                profiles_dir,
-            };
+        Command::Lambda(plan) => {
             report.lambda.push(lambda::measure(&plan, binaries).await?);
         }
         Command::Floor { .. } => {}
