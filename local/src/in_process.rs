@@ -6,7 +6,7 @@
 //! HTTP as before.
 
 use std::net::{Ipv4Addr, SocketAddr};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, PoisonError, RwLock};
 
 use aws_smithy_runtime_api::client::http::{
     HttpClient, HttpConnector, HttpConnectorFuture, HttpConnectorSettings, SharedHttpConnector,
@@ -26,16 +26,23 @@ const MAX_RESPONSE_BYTES: usize = 64 * 1024;
 
 /// Calls `router` in place of the network. Built before the router exists
 /// (the chat's clients come before the gateway that serves them), so the
-/// router is set once with [`InProcess::serve`].
+/// router is set with [`InProcess::serve`], and taken away again with
+/// [`InProcess::stop`]: the router holds the gateway, which holds the chat's
+/// clients, which hold this transport, a cycle only `stop` breaks.
 #[derive(Clone, Debug, Default)]
 pub struct InProcess {
-    router: Arc<OnceLock<Router>>,
+    router: Arc<RwLock<Option<Router>>>,
 }
 
 impl InProcess {
-    /// Routes requests to `router` from now on; false if one was set already.
-    pub fn serve(&self, router: Router) -> bool {
-        self.router.set(router).is_ok()
+    /// Routes requests to `router` from now on.
+    pub fn serve(&self, router: Router) {
+        *self.router.write().unwrap_or_else(PoisonError::into_inner) = Some(router);
+    }
+
+    /// Refuses requests from now on, as a closed port would.
+    pub fn stop(&self) {
+        *self.router.write().unwrap_or_else(PoisonError::into_inner) = None;
     }
 }
 
@@ -51,10 +58,14 @@ impl HttpClient for InProcess {
 
 impl HttpConnector for InProcess {
     fn call(&self, request: HttpRequest) -> HttpConnectorFuture {
-        let router = self.router.get().cloned();
+        let router = self
+            .router
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
         HttpConnectorFuture::new(async move {
             let router = router.ok_or_else(|| {
-                ConnectorError::io("the in-process Management API is not serving yet".into())
+                ConnectorError::io("the in-process Management API is not serving".into())
             })?;
             let request = request
                 .try_into_http1x()

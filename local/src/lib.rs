@@ -44,6 +44,7 @@ pub struct Stack {
     pub stage: String,
     pub tables: handlers::Tables,
     gateway: Arc<gateway::Gateway>,
+    management_transport: in_process::InProcess,
     stop_poller: CancellationToken,
     poller: tokio::task::JoinHandle<()>,
     stop_server: CancellationToken,
@@ -98,6 +99,7 @@ impl Stack {
         self.stop_server.cancel();
         self.server.close();
         self.server.wait().await;
+        self.management_transport.stop();
         if let Engine::Embedded(embedded) = self.engine {
             embedded.shutdown().await;
         }
@@ -172,6 +174,7 @@ pub async fn start(config: Config) -> Result<Stack, StartError> {
         stage: config.stage,
         tables: config.tables,
         gateway,
+        management_transport,
         stop_poller,
         poller,
         stop_server,
