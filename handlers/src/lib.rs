@@ -49,7 +49,10 @@ impl Chat {
     /// Builds the clients from a loaded AWS configuration and the settings.
     pub fn from_sdk_config(sdk: &aws_config::SdkConfig, settings: Settings) -> Self {
         Self {
-            store: Store::new(aws_sdk_dynamodb::Client::new(sdk), settings.tables),
+            store: Store::new(
+                aws_sdk_dynamodb::Client::from_conf(store::dynamodb_config(sdk).build()),
+                settings.tables,
+            ),
             management: Management::new(sdk, &settings.management_endpoint),
             limits: settings.limits,
             retention: settings.retention,

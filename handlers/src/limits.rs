@@ -20,6 +20,14 @@ pub const GATEWAY_MAX_CONNECTION_DURATION: Duration = Duration::from_secs(2 * 60
 
 // ---- The chat's data
 
+/// The longest one DynamoDB call may take, retries included. Below every
+/// function's timeout (10 s at the least for those that use DynamoDB), so a
+/// stalled table ends in the function's own error handling (an `error` frame,
+/// a refused handshake, a reported stream record) instead of a Lambda
+/// timeout; the local stack uses it too. A call that timed out is not tried
+/// again: a write whose outcome is unknown is not sent twice.
+pub const DYNAMODB_CALL_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// An ActiveConnections row outlives its connection's 2-hour limit by this
 /// much before DynamoDB's TTL may delete it, so a live row is never expired.
 pub const CONNECTION_TTL_MARGIN: Duration = Duration::from_secs(15 * 60);

@@ -78,6 +78,16 @@ pub enum WriteOutcome {
     ConditionFailed,
 }
 
+/// The DynamoDB client configuration every part of the chat uses: `sdk`'s,
+/// with [`crate::limits::DYNAMODB_CALL_TIMEOUT`] on each call.
+pub fn dynamodb_config(sdk: &aws_config::SdkConfig) -> aws_sdk_dynamodb::config::Builder {
+    aws_sdk_dynamodb::config::Builder::from(sdk).timeout_config(
+        aws_sdk_dynamodb::config::timeout::TimeoutConfig::builder()
+            .operation_timeout(crate::limits::DYNAMODB_CALL_TIMEOUT)
+            .build(),
+    )
+}
+
 /// The chat's tables, reached through the real DynamoDB client.
 #[derive(Clone, Debug)]
 pub struct Store {

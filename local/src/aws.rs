@@ -11,13 +11,6 @@ use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region, SharedCrede
 /// Region of every local client and of the stream records the poller builds.
 pub const LOCAL_REGION: &str = "us-east-1";
 
-/// The longest one DynamoDB call may take, retries included. A stalled
-/// engine then refuses a `$connect` with 500 and answers `sendmessage` with
-/// an error, as the functions' timeout ends a stalled call on AWS, instead of
-/// leaving them waiting for ever. A call that timed out is not tried again:
-/// a write whose outcome is unknown is not sent twice.
-pub const DYNAMODB_CALL_TIMEOUT: Duration = Duration::from_secs(5);
-
 /// The longest one DynamoDB Streams request may take before the SDK tries
 /// it again (reads are safe to repeat), so a stalled request never stops
 /// the stream poller.
@@ -39,14 +32,12 @@ pub fn local_sdk_config() -> SdkConfig {
 
 /// A DynamoDB client for `endpoint`.
 pub fn dynamodb_client(sdk: &SdkConfig, endpoint: &str) -> aws_sdk_dynamodb::Client {
+    // The deployed functions' timeout (handlers::limits::DYNAMODB_CALL_TIMEOUT):
+    // a stalled engine refuses a `$connect` with 500 and answers
+    // `sendmessage` with an error instead of leaving them waiting for ever.
     aws_sdk_dynamodb::Client::from_conf(
-        aws_sdk_dynamodb::config::Builder::from(sdk)
+        handlers::store::dynamodb_config(sdk)
             .endpoint_url(endpoint)
-            .timeout_config(
-                TimeoutConfig::builder()
-                    .operation_timeout(DYNAMODB_CALL_TIMEOUT)
-                    .build(),
-            )
             .build(),
     )
 }
