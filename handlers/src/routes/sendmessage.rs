@@ -112,7 +112,7 @@ async fn rate_refusal(
         return Ok(None);
     };
     let mut seen = sender.rate_allowed_at;
-    for _ in 0..RATE_MARK_ATTEMPTS {
+    for attempt in 1..=RATE_MARK_ATTEMPTS {
         let next = match rate.decide(seen, now_ms) {
             Decision::Allow { next } => next,
             Decision::Refuse { retry_after_ms } => {
@@ -124,6 +124,7 @@ async fn rate_refusal(
         };
         match chat.store.advance_rate_mark(id, seen, next).await? {
             WriteOutcome::Written => return Ok(None),
+            WriteOutcome::ConditionFailed if attempt == RATE_MARK_ATTEMPTS => break,
             // Another message moved the mark, or the connection closed.
             WriteOutcome::ConditionFailed => match chat.store.sender(id).await? {
                 Some(fresh) => seen = fresh.rate_allowed_at,
