@@ -124,14 +124,10 @@ impl Swarm {
 
     /// Waits until one message reaches every client within `per_probe`,
     /// retrying with a fresh token (joins take a moment to become visible to
-    /// the chat's fan-out), then lets in-flight presence settle for `quiet`.
-    pub async fn settle(
-        &mut self,
-        patience: Duration,
-        per_probe: Duration,
-        quiet: Duration,
-    ) -> Result<(), String> {
-        let deadline = Instant::now() + patience;
+    /// the chat's fan-out) for up to [`SETTLE_PATIENCE`], then lets in-flight
+    /// presence settle for `quiet`.
+    pub async fn settle(&mut self, per_probe: Duration, quiet: Duration) -> Result<(), String> {
+        let deadline = Instant::now() + SETTLE_PATIENCE;
         let mut token = SETTLE_TOKENS;
         while Instant::now() < deadline {
             token += 1;
@@ -144,7 +140,7 @@ impl Swarm {
             }
         }
         Err(format!(
-            "a message never reached all {} clients within {patience:?}",
+            "a message never reached all {} clients within {SETTLE_PATIENCE:?}",
             self.len()
         ))
     }
@@ -178,6 +174,11 @@ impl Swarm {
         while self.events.try_recv().is_ok() {}
     }
 }
+
+/// The longest [`Swarm::settle`] waits for the clients to be reachable.
+const SETTLE_PATIENCE: Duration = Duration::from_secs(120);
+/// How long one settle probe waits for every client, unless a run says.
+pub const PROBE_PATIENCE: Duration = Duration::from_secs(10);
 
 /// Tokens at or above this are the settle probes'.
 const SETTLE_TOKENS: u64 = u64::MAX / 2;

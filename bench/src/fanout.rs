@@ -40,13 +40,7 @@ pub async fn measure(target: &Target, binaries: &Binaries, plan: &Plan) -> Resul
     let server = Server::start(target, binaries).await?;
     let url = room_url(&server.url, target);
     let mut swarm = Swarm::connect(&url, plan.clients, CONNECT_IN_FLIGHT).await?;
-    swarm
-        .settle(
-            Duration::from_secs(120),
-            plan.patience,
-            Duration::from_secs(1),
-        )
-        .await?;
+    swarm.settle(plan.patience, Duration::from_secs(1)).await?;
     let (mut first, mut median, mut last) = (Vec::new(), Vec::new(), Vec::new());
     let mut incomplete_rounds = 0;
     let cpu_before = server.cpu_time();
@@ -55,15 +49,14 @@ pub async fn measure(target: &Target, binaries: &Binaries, plan: &Plan) -> Resul
         let sent = Instant::now();
         // Senders take turns, so no one client's rate limit is in play.
         swarm.send_token(round % swarm.len(), token);
-        let arrivals = swarm.await_deliveries(token, plan.patience).await;
+        let mut arrivals = swarm.await_deliveries(token, plan.patience).await;
         if arrivals.len() < swarm.len() {
             incomplete_rounds += 1;
         }
-        if let (Some(earliest), Some(latest)) = (arrivals.iter().min(), arrivals.iter().max()) {
-            let mut sorted = arrivals.clone();
-            sorted.sort();
+        arrivals.sort();
+        if let (Some(earliest), Some(latest)) = (arrivals.first(), arrivals.last()) {
             first.push(*earliest - sent);
-            median.push(sorted[sorted.len() / 2] - sent);
+            median.push(arrivals[arrivals.len() / 2] - sent);
             last.push(*latest - sent);
         }
         // Rounds do not overlap: late frames of this one are dropped.

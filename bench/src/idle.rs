@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::client::Swarm;
+use crate::client::{PROBE_PATIENCE, Swarm};
 use crate::fanout::room_url;
 use crate::server::{Binaries, Server, Target};
 use crate::stats::ms;
@@ -31,13 +31,7 @@ pub async fn measure(
     tokio::time::sleep(Duration::from_secs(1)).await;
     let rss_ready = server.rss_kib();
     let mut swarm = Swarm::connect(&room_url(&server.url, target), clients, 64).await?;
-    swarm
-        .settle(
-            Duration::from_secs(120),
-            Duration::from_secs(10),
-            Duration::from_secs(2),
-        )
-        .await?;
+    swarm.settle(PROBE_PATIENCE, Duration::from_secs(2)).await?;
     let rss_connected = server.rss_kib();
     let per_connection = rss_ready.zip(rss_connected).map(|(ready, connected)| {
         (connected.saturating_sub(ready) as f64 / clients as f64 * 10.0).round() / 10.0

@@ -30,7 +30,7 @@ use serde::Serialize;
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::process::{Child, Command};
 
-use crate::client::{Event, Swarm, TOKEN_PREFIX, Welcome};
+use crate::client::{Event, PROBE_PATIENCE, Swarm, TOKEN_PREFIX, Welcome};
 use crate::server::{Binaries, Server, Target, proc_status_kib};
 use crate::stats::ms;
 use runtime_api::{Invocation, Record, RuntimeApi};
@@ -914,13 +914,7 @@ async fn count_instructions(
 ) -> Result<Instructions, String> {
     let mut swarm =
         Swarm::connect(&format!("{url}?room={FANOUT_ROOM}"), plan.recipients, 64).await?;
-    swarm
-        .settle(
-            Duration::from_secs(120),
-            Duration::from_secs(10),
-            Duration::from_secs(1),
-        )
-        .await?;
+    swarm.settle(PROBE_PATIENCE, Duration::from_secs(1)).await?;
     let sender = await_welcome(&swarm, 0, Duration::from_secs(30))
         .await?
         .connection_id;

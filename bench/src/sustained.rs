@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::client::{Event, Swarm};
+use crate::client::{Event, PROBE_PATIENCE, Swarm};
 use crate::fanout::room_url;
 use crate::server::{Binaries, Server, Target};
 use crate::stats::Spread;
@@ -52,13 +52,7 @@ pub struct Outcome {
 pub async fn measure(target: &Target, binaries: &Binaries, plan: &Plan) -> Result<Outcome, String> {
     let server = Server::start(target, binaries).await?;
     let mut swarm = Swarm::connect(&room_url(&server.url, target), plan.clients, 64).await?;
-    swarm
-        .settle(
-            Duration::from_secs(120),
-            Duration::from_secs(10),
-            Duration::from_secs(1),
-        )
-        .await?;
+    swarm.settle(PROBE_PATIENCE, Duration::from_secs(1)).await?;
     let rss_start = server.rss_kib();
     let clients = swarm.len();
     let senders = plan.senders.clamp(1, clients);
