@@ -11,6 +11,7 @@ use crate::limits::{
     DEFAULT_MESSAGE_BURST, DEFAULT_MESSAGES_PER_SECOND, FANOUT_CONCURRENCY_RANGE,
     MESSAGE_BURST_RANGE, MESSAGES_PER_SECOND_RANGE, RETENTION_DAYS_RANGE,
 };
+use crate::management::ManagementEndpoint;
 use crate::rate::MessageRate;
 use crate::records::Retention;
 
@@ -96,7 +97,7 @@ pub struct Settings {
     /// `MANAGEMENT_API_ENDPOINT`: `https://{api}.execute-api.{region}.{suffix}/{stage}`
     /// on AWS (infra builds it with the partition's URL suffix), the local
     /// stack's URL offline.
-    pub management_endpoint: String,
+    pub management_endpoint: ManagementEndpoint,
 }
 
 impl Settings {
@@ -113,10 +114,12 @@ impl Settings {
                 message_days: days(vars, "MESSAGE_RETENTION_DAYS")?,
                 session_days: days(vars, "SESSION_RETENTION_DAYS")?,
             },
-            management_endpoint: vars("MANAGEMENT_API_ENDPOINT").ok_or(ConfigError::Missing {
-                name: "MANAGEMENT_API_ENDPOINT",
-                why: "the Management API endpoint to post frames to (infra/serverless.yml sets it)",
-            })?,
+            management_endpoint: vars("MANAGEMENT_API_ENDPOINT")
+                .ok_or(ConfigError::Missing {
+                    name: "MANAGEMENT_API_ENDPOINT",
+                    why: "the Management API endpoint to post frames to (infra/serverless.yml sets it)",
+                })?
+                .parse()?,
         })
     }
 }
@@ -253,7 +256,7 @@ mod tests {
         ]));
         let settings = settings.expect("valid");
         assert_eq!(
-            settings.management_endpoint,
+            settings.management_endpoint.as_str(),
             "https://abc.execute-api.cn-north-1.amazonaws.com.cn/dev"
         );
         assert_eq!(settings.tables.session_history, "chat-dev-SessionHistory");

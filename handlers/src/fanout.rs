@@ -4,6 +4,7 @@
 
 use std::time::Instant;
 
+use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt, stream};
 use tracing::{info, warn};
 
@@ -89,6 +90,8 @@ pub async fn broadcast(
     kind: FanoutKind,
 ) -> FanoutReport {
     let started = Instant::now();
+    // One copy, shared by every post.
+    let frame = Bytes::copy_from_slice(frame);
     let mut incomplete = false;
     let mut read = 0;
     let skip = audience.except;
@@ -116,7 +119,7 @@ pub async fn broadcast(
         .filter_map(|id| futures::future::ready(id.ok()))
         .filter(|id| futures::future::ready(!skip.contains(id)));
     let report = ids
-        .map(|id| post_one(store, api, frame, id, kind))
+        .map(|id| post_one(store, api, frame.clone(), id, kind))
         .buffer_unordered(concurrency.max(1))
         .fold(FanoutReport::default(), |report, outcome| {
             futures::future::ready(report.add(outcome))
@@ -140,7 +143,7 @@ pub async fn broadcast(
 async fn post_one(
     store: &Store,
     api: &Management,
-    frame: &[u8],
+    frame: Bytes,
     connection_id: String,
     kind: FanoutKind,
 ) -> PostOutcome {

@@ -21,13 +21,14 @@ pub mod reconcile;
 pub mod records;
 pub mod room;
 pub mod routes;
+pub mod sigv4;
 pub mod store;
 pub mod time;
 
 pub use config::{Settings, Tables};
 pub use error::Error;
 pub use limits::ChatLimits;
-pub use management::Management;
+pub use management::{Management, ManagementEndpoint};
 pub use name::DisplayName;
 pub use records::Retention;
 pub use room::Room;

@@ -37,6 +37,9 @@ pub const CONNECTION_TTL_MARGIN: Duration = Duration::from_secs(15 * 60);
 pub const CONNECT_GRACE: Duration = Duration::from_secs(10);
 /// A PostToConnection that hangs must not hold up a whole fan-out.
 pub const POST_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long connecting to the Management API may take (as the SDK's
+/// default); a post's whole budget is [`POST_TIMEOUT`].
+pub const MANAGEMENT_CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 /// Tries of one post that is throttled (429) or fails on the server (5xx).
 pub const POST_ATTEMPTS: u32 = 3;
 /// The first retry's backoff (jittered, doubling) and the longest.

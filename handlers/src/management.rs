@@ -1,17 +1,48 @@
-//! The API Gateway Management API adapter: posts frames to connections
-//! through the real `aws-sdk-apigatewaymanagement` client, at the endpoint
-//! the deployment configures (`MANAGEMENT_API_ENDPOINT`).
+//! The API Gateway Management API adapter: posts frames to connections at
+//! the endpoint the deployment configures (`MANAGEMENT_API_ENDPOINT`).
+//!
+//! `PostToConnection` runs once per recipient of every message, so it has a
+//! path of its own: one signed HTTP request ([`crate::sigv4`]) over the SDK's
+//! HTTP connector, with the SDK's retry policy for this API (429 and 5xx,
+//! bounded and jittered) and its error mapping (`x-amzn-ErrorType`,
+//! `x-amzn-RequestId`). The SDK's per-operation machinery (interceptors,
+//! endpoint rules, runtime components) cost about three quarters of a post's
+//! instructions; docs/performance.md has the figures. The rare calls
+//! (`GetConnection`) go through the SDK client.
+
+use std::fmt;
+use std::str::FromStr;
+use std::time::{Duration, SystemTime};
 
 use aws_config::SdkConfig;
 use aws_sdk_apigatewaymanagement::Client;
-use aws_sdk_apigatewaymanagement::config::retry::RetryConfig;
 use aws_sdk_apigatewaymanagement::config::timeout::TimeoutConfig;
-use aws_sdk_apigatewaymanagement::primitives::Blob;
+use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
+use aws_smithy_runtime_api::client::http::{
+    HttpConnector, HttpConnectorSettings, SharedHttpConnector,
+};
+use aws_smithy_runtime_api::client::orchestrator::{HttpRequest, HttpResponse};
+use aws_smithy_runtime_api::client::result::ConnectorError;
+use aws_smithy_types::body::SdkBody;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Limited};
+use percent_encoding::utf8_percent_encode;
+use std::sync::Arc;
 
-use crate::error::AwsError;
-use crate::limits::{POST_ATTEMPTS, POST_RETRY_BACKOFF, POST_RETRY_MAX_BACKOFF, POST_TIMEOUT};
+use crate::error::{AwsError, ConfigError, causes};
+use crate::limits::{
+    MANAGEMENT_CONNECT_TIMEOUT, POST_ATTEMPTS, POST_RETRY_BACKOFF, POST_RETRY_MAX_BACKOFF,
+    POST_TIMEOUT,
+};
+use crate::sigv4::{Signer, UNRESERVED};
 
 const SERVICE: &str = "Management API";
+const OPERATION: &str = "PostToConnection";
+/// SigV4's name for API Gateway's execute API, the Management API's signing
+/// name.
+const SIGNING_NAME: &str = "execute-api";
+/// An error answer is a short JSON document; anything longer is cut here.
+const MAX_ERROR_BODY_BYTES: usize = 16 * 1024;
 
 /// What happened to one post.
 #[derive(Debug)]
@@ -22,33 +53,123 @@ pub enum Delivery {
     Failed(AwsError),
 }
 
+/// `MANAGEMENT_API_ENDPOINT`: `https://{api}.execute-api.{region}.{suffix}/{stage}`
+/// on AWS, the local stack's `http://127.0.0.1:{port}/{stage}` offline.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ManagementEndpoint {
+    /// As configured, without a trailing `/`.
+    url: String,
+    /// `host[:port]`, as signed and sent in `host`.
+    authority: String,
+    /// The stage's path, `/dev`, or empty.
+    base_path: String,
+}
+
+impl ManagementEndpoint {
+    pub fn as_str(&self) -> &str {
+        &self.url
+    }
+}
+
+impl fmt::Display for ManagementEndpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.url)
+    }
+}
+
+impl FromStr for ManagementEndpoint {
+    type Err = ConfigError;
+
+    fn from_str(value: &str) -> Result<Self, Self::Err> {
+        let invalid = || ConfigError::Invalid {
+            name: "MANAGEMENT_API_ENDPOINT",
+            value: value.to_owned(),
+            expected: "an http:// or https:// URL with a host, an optional stage path and no query"
+                .to_owned(),
+        };
+        let url = value.trim().trim_end_matches('/');
+        let rest = url
+            .strip_prefix("https://")
+            .or_else(|| url.strip_prefix("http://"))
+            .ok_or_else(invalid)?;
+        let (authority, base_path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+        let well_formed = !authority.is_empty()
+            && !authority.contains('@')
+            && !rest.contains(['?', '#'])
+            && !rest.contains(char::is_whitespace)
+            && base_path.split('/').skip(1).all(|segment| {
+                !segment.is_empty()
+                    && segment != "."
+                    && segment != ".."
+                    && utf8_percent_encode(segment, UNRESERVED).to_string() == segment
+            });
+        if !well_formed {
+            return Err(invalid());
+        }
+        Ok(Self {
+            url: url.to_owned(),
+            authority: authority.to_owned(),
+            base_path: base_path.to_owned(),
+        })
+    }
+}
+
 /// The Management API of one WebSocket API stage.
 #[derive(Clone, Debug)]
 pub struct Management {
     client: Client,
+    posts: Arc<Posts>,
+}
+
+/// The hot path: signed posts over one connector.
+#[derive(Debug)]
+struct Posts {
+    endpoint: ManagementEndpoint,
+    connector: SharedHttpConnector,
+    signer: Signer,
 }
 
 impl Management {
-    pub fn new(sdk: &SdkConfig, endpoint: &str) -> Self {
+    /// Over HTTPS (and plain HTTP for `http://` endpoints), with the
+    /// credentials and region of `sdk`.
+    pub fn new(sdk: &SdkConfig, endpoint: &ManagementEndpoint) -> Self {
+        let connector = aws_smithy_http_client::Connector::builder()
+            .connector_settings(
+                HttpConnectorSettings::builder()
+                    .connect_timeout(MANAGEMENT_CONNECT_TIMEOUT)
+                    .build(),
+            )
+            .tls_provider(tls::Provider::Rustls(CryptoMode::AwsLc))
+            .build();
+        Self::with_connector(sdk, endpoint, SharedHttpConnector::new(connector))
+    }
+
+    /// Posts through `connector` (the local stack's in-process transport);
+    /// `sdk`'s HTTP client serves the SDK's calls.
+    pub fn with_connector(
+        sdk: &SdkConfig,
+        endpoint: &ManagementEndpoint,
+        connector: SharedHttpConnector,
+    ) -> Self {
         let config = aws_sdk_apigatewaymanagement::config::Builder::from(sdk)
-            .endpoint_url(endpoint)
+            .endpoint_url(endpoint.as_str())
             .timeout_config(
                 TimeoutConfig::builder()
                     .operation_timeout(POST_TIMEOUT)
                     .build(),
             )
-            // Throttling (429) and 5xx are retried a bounded number of times
-            // with jittered backoff (410 and 403 never are); the backoff is
-            // short because one slow recipient must not stall a fan-out.
-            .retry_config(
-                RetryConfig::standard()
-                    .with_max_attempts(POST_ATTEMPTS)
-                    .with_initial_backoff(POST_RETRY_BACKOFF)
-                    .with_max_backoff(POST_RETRY_MAX_BACKOFF),
-            )
             .build();
         Self {
             client: Client::from_conf(config),
+            posts: Arc::new(Posts {
+                endpoint: endpoint.clone(),
+                connector,
+                signer: Signer::new(
+                    SIGNING_NAME,
+                    sdk.region().map(|region| region.as_ref().to_owned()),
+                    sdk.credentials_provider(),
+                ),
+            }),
         }
     }
 
@@ -73,25 +194,278 @@ impl Management {
         }
     }
 
-    /// Posts one frame to one connection.
-    pub async fn post(&self, connection_id: &str, frame: &[u8]) -> Delivery {
-        let result = self
-            .client
-            .post_to_connection()
-            .connection_id(connection_id)
-            .data(Blob::new(frame))
-            .send()
-            .await;
-        match result {
-            Ok(_) => Delivery::Delivered,
-            Err(error)
-                if error
-                    .as_service_error()
-                    .is_some_and(|e| e.is_gone_exception()) =>
-            {
-                Delivery::Gone
+    /// Posts one frame to one connection. Throttling (429), server errors
+    /// (5xx) and failed connections are tried again, at most
+    /// [`POST_ATTEMPTS`] times within [`POST_TIMEOUT`], after a short
+    /// jittered backoff: one slow recipient must not stall a fan-out. 410 and
+    /// 403 are answers, never retried.
+    pub async fn post(&self, connection_id: &str, frame: Bytes) -> Delivery {
+        let posts = &self.posts;
+        let path = format!(
+            "{}/@connections/{}",
+            posts.endpoint.base_path,
+            utf8_percent_encode(connection_id, UNRESERVED)
+        );
+        let attempts = async {
+            let mut attempt = 1;
+            loop {
+                match posts.attempt(&path, &frame).await {
+                    Attempt::Done(delivery) => return delivery,
+                    Attempt::Retry(error) if attempt >= POST_ATTEMPTS => {
+                        return Delivery::Failed(error);
+                    }
+                    Attempt::Retry(_) => {
+                        tokio::time::sleep(backoff(attempt)).await;
+                        attempt += 1;
+                    }
+                }
             }
-            Err(error) => Delivery::Failed(AwsError::new(SERVICE, "PostToConnection", &error)),
+        };
+        match tokio::time::timeout(POST_TIMEOUT, attempts).await {
+            Ok(delivery) => delivery,
+            Err(_) => Delivery::Failed(failure(
+                None,
+                None,
+                None,
+                format!("no answer within {POST_TIMEOUT:?}"),
+            )),
         }
+    }
+}
+
+enum Attempt {
+    Done(Delivery),
+    Retry(AwsError),
+}
+
+impl Posts {
+    async fn attempt(&self, path: &str, frame: &Bytes) -> Attempt {
+        let host = &self.endpoint.authority;
+        let signature = match self
+            .signer
+            .sign_post(host, path, frame, SystemTime::now())
+            .await
+        {
+            Ok(signature) => signature,
+            Err(error) => {
+                return Attempt::Done(Delivery::Failed(failure(
+                    None,
+                    None,
+                    None,
+                    error.to_string(),
+                )));
+            }
+        };
+        let mut request = HttpRequest::new(SdkBody::from(frame.clone()));
+        let built = request
+            .set_method("POST")
+            .map_err(|error| causes(&error))
+            .and_then(|()| {
+                request
+                    .set_uri(format!("{}{path}", self.endpoint.url_origin()))
+                    .map_err(|error| causes(&error))
+            });
+        if let Err(detail) = built {
+            return Attempt::Done(Delivery::Failed(failure(None, None, None, detail)));
+        }
+        let headers = request.headers_mut();
+        headers.insert("host", host.clone());
+        headers.insert("content-length", frame.len().to_string());
+        headers.insert("x-amz-date", signature.amz_date);
+        headers.insert("authorization", signature.authorization);
+        if let Some(token) = signature.security_token {
+            headers.insert("x-amz-security-token", token);
+        }
+        match self.connector.call(request).await {
+            Ok(response) => answer(response).await,
+            Err(error) => Attempt::Retry(connection_failure(&error)),
+        }
+    }
+}
+
+impl ManagementEndpoint {
+    /// `scheme://authority`, what the path is appended to.
+    fn url_origin(&self) -> &str {
+        &self.url[..self.url.len() - self.base_path.len()]
+    }
+}
+
+/// Maps the Management API's answer: 2xx delivered, 410 gone, 429 and 5xx
+/// worth another try, anything else a failure.
+async fn answer(response: HttpResponse) -> Attempt {
+    let status = response.status().as_u16();
+    match status {
+        200..=299 => return Attempt::Done(Delivery::Delivered),
+        410 => return Attempt::Done(Delivery::Gone),
+        _ => {}
+    }
+    let header = |name: &str| response.headers().get(name).map(str::to_owned);
+    // `x-amzn-ErrorType: GoneException:http://internal.amazon.com/...`
+    let header_code = header("x-amzn-errortype")
+        .map(|value| value.split(':').next().unwrap_or_default().to_owned());
+    let request_id = header("x-amzn-requestid").or_else(|| header("x-amz-request-id"));
+    let body = Limited::new(response.into_body(), MAX_ERROR_BODY_BYTES)
+        .collect()
+        .await
+        .map(|body| body.to_bytes())
+        .unwrap_or_default();
+    let document: Option<ErrorDocument> = serde_json::from_slice(&body).ok();
+    let code = header_code
+        .filter(|code| !code.is_empty())
+        .or_else(|| document.as_ref().and_then(ErrorDocument::code));
+    let message = document
+        .and_then(|document| document.message.or(document.capital_message))
+        .unwrap_or_else(|| String::from_utf8_lossy(&body).into_owned());
+    let detail = match (&code, message.is_empty()) {
+        (Some(code), false) => format!("{code} ({status}): {message}"),
+        (Some(code), true) => format!("{code} ({status})"),
+        (None, false) => format!("HTTP {status}: {message}"),
+        (None, true) => format!("HTTP {status}"),
+    };
+    let error = failure(code, request_id, Some(status), detail);
+    if status == 429 || status >= 500 {
+        Attempt::Retry(error)
+    } else {
+        Attempt::Done(Delivery::Failed(error))
+    }
+}
+
+/// The JSON body of an error answer (restJson1).
+#[derive(serde::Deserialize)]
+struct ErrorDocument {
+    message: Option<String>,
+    #[serde(rename = "Message")]
+    capital_message: Option<String>,
+    #[serde(rename = "__type")]
+    kind: Option<String>,
+    code: Option<String>,
+}
+
+impl ErrorDocument {
+    /// `aws.protocoltests#GoneException` names `GoneException`.
+    fn code(&self) -> Option<String> {
+        let code = self.kind.as_deref().or(self.code.as_deref())?;
+        let code = code.rsplit('#').next().unwrap_or(code);
+        Some(code.split(':').next().unwrap_or(code).to_owned())
+    }
+}
+
+fn connection_failure(error: &ConnectorError) -> AwsError {
+    let kind = if error.is_timeout() {
+        "timeout"
+    } else if error.is_io() {
+        "io error"
+    } else {
+        "dispatch failure"
+    };
+    failure(None, None, None, format!("{kind}: {}", causes(error)))
+}
+
+fn failure(
+    code: Option<String>,
+    request_id: Option<String>,
+    status: Option<u16>,
+    detail: String,
+) -> AwsError {
+    AwsError {
+        service: SERVICE,
+        operation: OPERATION,
+        code,
+        request_id,
+        status,
+        detail,
+    }
+}
+
+/// Full jitter: a random wait up to the attempt's doubling cap.
+fn backoff(attempt: u32) -> Duration {
+    let cap = POST_RETRY_BACKOFF
+        .saturating_mul(1 << attempt.saturating_sub(1).min(16))
+        .min(POST_RETRY_MAX_BACKOFF);
+    cap.mul_f64(fastrand::f64())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoints_keep_their_stage_and_port() {
+        let aws: ManagementEndpoint = "https://abc.execute-api.eu-west-1.amazonaws.com/prod/"
+            .parse()
+            .expect("valid");
+        assert_eq!(aws.authority, "abc.execute-api.eu-west-1.amazonaws.com");
+        assert_eq!(aws.base_path, "/prod");
+        assert_eq!(
+            aws.url_origin(),
+            "https://abc.execute-api.eu-west-1.amazonaws.com"
+        );
+        assert_eq!(
+            aws.to_string(),
+            "https://abc.execute-api.eu-west-1.amazonaws.com/prod"
+        );
+        let local: ManagementEndpoint = "http://127.0.0.1:8080/dev".parse().expect("valid");
+        assert_eq!(local.authority, "127.0.0.1:8080");
+        assert_eq!(local.url_origin(), "http://127.0.0.1:8080");
+        let bare: ManagementEndpoint = "http://localhost:3001".parse().expect("valid");
+        assert_eq!(bare.base_path, "");
+    }
+
+    #[test]
+    fn malformed_endpoints_are_refused() {
+        for bad in [
+            "",
+            "abc.execute-api.eu-west-1.amazonaws.com/prod",
+            "ftp://host/dev",
+            "https:///dev",
+            "https://host/dev?x=1",
+            "https://host/a//b",
+            "https://host/../dev",
+            "https://user@host/dev",
+            "https://host/my stage",
+            "https://host/d%20v",
+        ] {
+            assert!(
+                matches!(
+                    bad.parse::<ManagementEndpoint>(),
+                    Err(ConfigError::Invalid {
+                        name: "MANAGEMENT_API_ENDPOINT",
+                        ..
+                    })
+                ),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn backoff_doubles_up_to_its_cap() {
+        for attempt in 1..=40 {
+            let cap = POST_RETRY_BACKOFF
+                .saturating_mul(1 << (attempt - 1).min(16))
+                .min(POST_RETRY_MAX_BACKOFF);
+            for _ in 0..50 {
+                assert!(backoff(attempt) <= cap, "attempt {attempt}");
+            }
+        }
+        assert_eq!(
+            POST_RETRY_BACKOFF
+                .saturating_mul(1 << 16)
+                .min(POST_RETRY_MAX_BACKOFF),
+            POST_RETRY_MAX_BACKOFF
+        );
+    }
+
+    #[test]
+    fn error_documents_name_their_code() {
+        let document: ErrorDocument = serde_json::from_str(
+            r#"{"__type":"com.amazonaws#LimitExceededException","message":"slow down"}"#,
+        )
+        .expect("json");
+        assert_eq!(document.code().as_deref(), Some("LimitExceededException"));
+        let document: ErrorDocument =
+            serde_json::from_str(r#"{"Message":"Forbidden"}"#).expect("json");
+        assert_eq!(document.code(), None);
+        assert_eq!(document.capital_message.as_deref(), Some("Forbidden"));
     }
 }

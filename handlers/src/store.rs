@@ -264,6 +264,9 @@ impl Store {
     ) -> impl Stream<Item = Result<ConnectionPage, StoreError>> + use<> {
         let pages = self
             .room_query(&self.tables.active_connections, ROOM_INDEX, room)
+            // The key alone: a third of the bytes to encode, send and parse
+            // per recipient than the index's projection.
+            .projection_expression("connection_id")
             .set_limit(self.page_size)
             .into_paginator()
             .send();

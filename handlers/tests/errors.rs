@@ -130,8 +130,14 @@ async fn a_failed_condition_is_named_as_such() {
 async fn a_management_api_403_is_named_and_not_retried() {
     let api = FakeManagementApi::start().await;
     api.mark_failing("alice");
-    let management = handlers::Management::new(&chat_local::aws::local_sdk_config(), &api.endpoint);
-    let Delivery::Failed(error) = management.post("alice", b"{}").await else {
+    let management = handlers::Management::new(
+        &chat_local::aws::local_sdk_config(),
+        &api.endpoint.parse().expect("an endpoint"),
+    );
+    let Delivery::Failed(error) = management
+        .post("alice", bytes::Bytes::from_static(b"{}"))
+        .await
+    else {
         panic!("a 403 is a failure");
     };
     assert_eq!(error.code.as_deref(), Some("ForbiddenException"));
@@ -153,8 +159,12 @@ async fn throttled_and_failing_posts_are_retried_a_bounded_number_of_times() {
         (500, "InternalServerError"),
     ] {
         let fake = FailingEndpoint::start(status, code, "try later").await;
-        let management = handlers::Management::new(&sdk, &fake.endpoint);
-        let Delivery::Failed(error) = management.post("alice", b"{}").await else {
+        let management =
+            handlers::Management::new(&sdk, &fake.endpoint.parse().expect("an endpoint"));
+        let Delivery::Failed(error) = management
+            .post("alice", bytes::Bytes::from_static(b"{}"))
+            .await
+        else {
             panic!("{code} is a failure");
         };
         assert_eq!(error.code.as_deref(), Some(code));
@@ -167,9 +177,11 @@ async fn throttled_and_failing_posts_are_retried_a_bounded_number_of_times() {
     // 410 is an answer, not a failure to retry.
     let gone = FakeManagementApi::start().await;
     gone.mark_gone("alice");
-    let management = handlers::Management::new(&sdk, &gone.endpoint);
+    let management = handlers::Management::new(&sdk, &gone.endpoint.parse().expect("an endpoint"));
     assert!(matches!(
-        management.post("alice", b"{}").await,
+        management
+            .post("alice", bytes::Bytes::from_static(b"{}"))
+            .await,
         Delivery::Gone
     ));
     assert_eq!(gone.attempts("alice"), 1);

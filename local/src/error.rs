@@ -40,6 +40,8 @@ pub enum StartError {
     AuthKeyFile(#[source] std::io::Error),
     #[error("sign-in: {0}")]
     Auth(#[from] handlers::auth::AuthConfigError),
+    #[error("the gateway's Management API endpoint: {0}; check --stage")]
+    ManagementEndpoint(#[from] handlers::error::ConfigError),
 }
 
 impl StartError {

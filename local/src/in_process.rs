@@ -1,9 +1,9 @@
-//! An HTTP client for the AWS SDK that hands each request to an axum router
-//! in this process. The chat's own Management API calls still go through the
-//! real SDK (serialization, SigV4, retries, error mapping) and the real
-//! Management API handlers, without a TCP round trip and HTTP parsing on both
-//! sides for every post of a fan-out. Other programs reach the same API over
-//! HTTP as before.
+//! An HTTP connector that hands each request to an axum router in this
+//! process. The chat's own Management API calls (its signed posts, and the
+//! SDK client's `GetConnection`) still reach the real Management API
+//! handlers as HTTP requests, without a TCP round trip and HTTP parsing on
+//! both sides for every post of a fan-out. Other programs reach the same API
+//! over HTTP as before.
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::{Arc, PoisonError, RwLock};

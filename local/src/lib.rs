@@ -22,6 +22,7 @@ pub mod telemetry;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use aws_smithy_runtime_api::client::http::SharedHttpConnector;
 use axum::serve::ListenerExt;
 use handlers::{Chat, Management, Store};
 use tokio_util::sync::CancellationToken;
@@ -136,13 +137,15 @@ pub async fn start(config: Config) -> Result<Stack, StartError> {
         source,
     })?;
     let management_transport = in_process::InProcess::default();
+    let management_endpoint = format!("http://{address}/{}", config.stage).parse()?;
     let chat = Chat {
         store,
-        management: Management::new(
+        management: Management::with_connector(
             &sdk.to_builder()
                 .http_client(management_transport.clone())
                 .build(),
-            &format!("http://{address}/{}", config.stage),
+            &management_endpoint,
+            SharedHttpConnector::new(management_transport.clone()),
         ),
         limits: config.limits,
         retention: config.retention,

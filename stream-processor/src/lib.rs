@@ -17,6 +17,8 @@ use aws_lambda_events::dynamodb::{Event, EventRecord};
 use aws_lambda_events::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
 use std::collections::BTreeMap;
 
+use bytes::Bytes;
+
 use handlers::fanout::{Audience, broadcast};
 use handlers::limits::{CONNECT_GRACE, WELCOME_ATTEMPTS, WELCOME_MAX_LISTED, WELCOME_RETRY_STEP};
 use handlers::management::Delivery;
@@ -207,8 +209,9 @@ async fn welcome(chat: &Chat, session: &Session, online: Vec<Member>, online_cou
 /// `$connect` has written the session but API Gateway has not yet opened the
 /// connection. True when delivered.
 async fn welcome_newcomer(chat: &Chat, connection_id: &str, frame: &[u8], attempts: u32) -> bool {
+    let frame = Bytes::copy_from_slice(frame);
     for attempt in 1..=attempts {
-        match chat.management.post(connection_id, frame).await {
+        match chat.management.post(connection_id, frame.clone()).await {
             Delivery::Delivered => return true,
             Delivery::Gone if attempt < attempts => {
                 tokio::time::sleep(WELCOME_RETRY_STEP * attempt).await;

@@ -43,7 +43,7 @@ impl Harness {
         let store = Store::new(db.client.clone(), db.tables.clone()).with_page_size(2);
         let chat = Chat {
             store,
-            management: Management::new(&db.sdk, &api.endpoint),
+            management: Management::new(&db.sdk, &api.endpoint.parse().expect("a local endpoint")),
             limits,
             retention: Retention::default(),
         };

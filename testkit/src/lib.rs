@@ -5,7 +5,7 @@
 //!   embedded one on 127.0.0.1 port 0, or `CHAT_TEST_DYNAMODB_ENDPOINT`
 //!   (DynamoDB Local in CI's second pass);
 //! - [`FakeManagementApi`]: a real HTTP endpoint standing in for the
-//!   Management API, for the real `aws-sdk-apigatewaymanagement` client;
+//!   Management API, posted to over real HTTP;
 //! - [`fixtures`]: API Gateway and DynamoDB stream events as AWS sends them;
 //! - [`Harness`]: a [`handlers::Chat`] wired to both, with the handlers'
 //!   routes as calls;

@@ -1,9 +1,9 @@
 //! A real HTTP endpoint standing in for the API Gateway Management API, so
-//! code under test uses the real `aws-sdk-apigatewaymanagement` client. It
+//! code under test posts over real HTTP as on AWS. It
 //! records every post, answers 410 GoneException for ids marked gone,
 //! 403 ForbiddenException for ids marked failing, and 429 or 5xx for the
 //! next posts to ids given [`FakeManagementApi::fail_next`], with the
-//! `x-amzn-ErrorType` header the SDK maps errors by.
+//! `x-amzn-ErrorType` header errors are mapped by.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};

@@ -160,11 +160,7 @@ async fn store_failed(
 
 /// Posts `frame` to the sender alone.
 async fn answer(chat: &Chat, sender: &str, frame: &ServerFrame) {
-    match chat
-        .management
-        .post(sender, frame.to_json().as_bytes())
-        .await
-    {
+    match chat.management.post(sender, frame.to_json().into()).await {
         Delivery::Delivered => {}
         Delivery::Gone => info!("the sender left before its answer"),
         Delivery::Failed(failure) => warn!(
