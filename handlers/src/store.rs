@@ -5,7 +5,10 @@
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+use aws_sdk_dynamodb::types::{
+    AttributeValue, Put, ReturnValue, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
+};
 use futures::Stream;
 use serde::{Deserialize, Serialize};
 use serde_dynamo::{from_item, from_items, to_item};
@@ -69,6 +72,16 @@ pub struct Sender {
     pub rate_allowed_at: Option<i64>,
 }
 
+/// What [`Store::claim_on_schedule`] found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Claim {
+    /// The sender was on schedule: its mark has moved; its row as it is now.
+    Moved(Sender),
+    /// The sender's mark is ahead of now (a burst): nothing was written; its
+    /// row as it is. `None`: the connection has no row.
+    Ahead(Option<Sender>),
+}
+
 /// Whether a conditional write happened.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum WriteOutcome {
@@ -80,7 +93,7 @@ pub enum WriteOutcome {
 
 /// The DynamoDB client configuration every part of the chat uses: `sdk`'s,
 /// with [`crate::limits::DYNAMODB_CALL_TIMEOUT`] on each call.
-pub fn dynamodb_config(sdk: &aws_config::SdkConfig) -> aws_sdk_dynamodb::config::Builder {
+pub fn dynamodb_config(sdk: &aws_types::SdkConfig) -> aws_sdk_dynamodb::config::Builder {
     aws_sdk_dynamodb::config::Builder::from(sdk).timeout_config(
         aws_sdk_dynamodb::config::timeout::TimeoutConfig::builder()
             .operation_timeout(crate::limits::DYNAMODB_CALL_TIMEOUT)
@@ -325,6 +338,53 @@ impl Store {
             .await
             .map_err(StoreError::call("GetItem"))?;
         output.item.map(from_item).transpose().map_err(Into::into)
+    }
+
+    /// Reads the sender's row and, when its rate-limit mark is not after
+    /// `now_ms` (or unset: a sender on schedule, the usual case), moves the
+    /// mark to `next` in the same conditional write. A message then costs
+    /// one call instead of a read and a write; a burst gets the row back
+    /// from the refused condition and goes on with
+    /// [`Store::advance_rate_mark`].
+    pub async fn claim_on_schedule(
+        &self,
+        connection_id: &str,
+        now_ms: i64,
+        next: i64,
+    ) -> Result<Claim, StoreError> {
+        let written = self
+            .client
+            .update_item()
+            .table_name(&self.tables.active_connections)
+            .key("connection_id", AttributeValue::S(connection_id.to_owned()))
+            .update_expression("SET rate_allowed_at = :next")
+            .condition_expression(
+                "attribute_exists(connection_id) AND (attribute_not_exists(rate_allowed_at) OR rate_allowed_at <= :now)",
+            )
+            .expression_attribute_values(":next", AttributeValue::N(next.to_string()))
+            .expression_attribute_values(":now", AttributeValue::N(now_ms.to_string()))
+            .return_values(ReturnValue::AllNew)
+            .return_values_on_condition_check_failure(
+                ReturnValuesOnConditionCheckFailure::AllOld,
+            )
+            .send()
+            .await;
+        match written {
+            Ok(output) => {
+                let row = output.attributes.unwrap_or_default();
+                Ok(Claim::Moved(from_item(row)?))
+            }
+            Err(error) => match error.as_service_error() {
+                Some(UpdateItemError::ConditionalCheckFailedException(refused)) => {
+                    match refused.item() {
+                        Some(row) => Ok(Claim::Ahead(Some(from_item(row.clone())?))),
+                        // No row, or an engine that does not return it.
+                        None => Ok(Claim::Ahead(self.sender(connection_id).await?)),
+                    }
+                }
+                _ => Err(StoreError::call("UpdateItem")(error)),
+            },
+        }
     }
 
     /// Moves a connection's rate-limit mark from `seen` (what its row said)

@@ -119,3 +119,46 @@ async fn without_a_rate_nothing_is_refused() {
     assert!(errors(&h, "alice").is_empty());
     assert_eq!(h.messages().await.len(), 30);
 }
+
+#[tokio::test]
+async fn one_write_reads_an_on_schedule_sender_and_moves_its_mark() {
+    use handlers::store::Claim;
+    let h = limited().await;
+    h.connect("alice").await;
+    let store = &h.chat.store;
+    let Claim::Moved(sender) = store
+        .claim_on_schedule("alice", 1_000, 1_200)
+        .await
+        .expect("claimed")
+    else {
+        panic!("a first message is on schedule");
+    };
+    assert_eq!(sender.rate_allowed_at, Some(1_200));
+    assert_eq!(sender.room.to_string(), "lobby");
+    // Before the mark: nothing is written, and the row comes back as it is.
+    assert_eq!(
+        store
+            .claim_on_schedule("alice", 1_100, 1_300)
+            .await
+            .expect("read"),
+        Claim::Ahead(Some(sender.clone()))
+    );
+    assert_eq!(
+        store.sender("alice").await.expect("read"),
+        Some(sender.clone())
+    );
+    // At the mark it is on schedule again.
+    assert!(matches!(
+        store.claim_on_schedule("alice", 1_200, 1_400).await,
+        Ok(Claim::Moved(moved)) if moved.rate_allowed_at == Some(1_400)
+    ));
+    assert_eq!(
+        store
+            .claim_on_schedule("nobody", 1_000, 1_200)
+            .await
+            .expect("read"),
+        Claim::Ahead(None),
+        "no row is made for a connection that has none"
+    );
+    assert_eq!(store.sender("nobody").await.expect("read"), None);
+}

@@ -8,9 +8,9 @@ use crate::fanout::{Audience, FanoutReport, broadcast};
 use crate::management::Delivery;
 use crate::metric::{self, FanoutKind};
 use crate::protocol::{ErrorCode, SendMessage, ServerFrame, validate_send_message};
-use crate::rate::Decision;
+use crate::rate::{Decision, MessageRate};
 use crate::records::{Message, Retention};
-use crate::store::{Sender, WriteOutcome};
+use crate::store::{Claim, Sender, WriteOutcome};
 use crate::time::Timestamp;
 
 /// `sendmessage`: validate, store, then fan out to every connection in the
@@ -39,20 +39,14 @@ pub async fn sendmessage(
         }
     };
     let timestamp = Timestamp::from_epoch_millis(event.payload.request_context.request_time_epoch)?;
-    let sender = match chat.store.sender(id).await {
-        Ok(Some(sender)) => sender,
-        Ok(None) => {
+    let sender = match admit(chat, id, timestamp.epoch_millis()).await {
+        Ok(Admission::Allowed(sender)) => sender,
+        Ok(Admission::NoRow) => {
             info!("a message from a connection without a row");
             answer(chat, id, &not_stored()).await;
             return Ok(reply(200, None));
         }
-        Err(failure) => {
-            return Ok(store_failed(chat, id, &failure, "could not read the sender's row").await);
-        }
-    };
-    match rate_refusal(chat, id, &sender, timestamp.epoch_millis()).await {
-        Ok(None) => {}
-        Ok(Some(refusal)) => {
+        Ok(Admission::Refused(refusal)) => {
             metrics::counter!(metric::MESSAGES_REJECTED).increment(1);
             info!("refused a message over the rate limit");
             answer(chat, id, &refusal).await;
@@ -63,11 +57,11 @@ pub async fn sendmessage(
                 chat,
                 id,
                 &failure,
-                "could not record the message against the rate limit",
+                "could not read the sender's row or record the message against the rate limit",
             )
             .await);
         }
-    }
+    };
     let message = Message {
         ttl: Retention::expiry(chat.retention.message_days, timestamp),
         name: sender.name,
@@ -96,21 +90,52 @@ pub async fn sendmessage(
     Ok(reply(200, None))
 }
 
+/// Whether a message may go, and who sent it.
+enum Admission {
+    Allowed(Sender),
+    /// Over the rate limit: the frame that says so.
+    Refused(ServerFrame),
+    /// The connection has no row (closed, or pruned).
+    NoRow,
+}
+
+/// Reads the sender and applies the rate limit: one conditional write for a
+/// sender on schedule, which also returns its row.
+async fn admit(chat: &Chat, id: &str, now_ms: i64) -> Result<Admission, StoreError> {
+    let Some(rate) = chat.limits.message_rate else {
+        return Ok(match chat.store.sender(id).await? {
+            Some(sender) => Admission::Allowed(sender),
+            None => Admission::NoRow,
+        });
+    };
+    let sender = match chat
+        .store
+        .claim_on_schedule(id, now_ms, now_ms + rate.interval_ms())
+        .await?
+    {
+        Claim::Moved(sender) => return Ok(Admission::Allowed(sender)),
+        Claim::Ahead(None) => return Ok(Admission::NoRow),
+        Claim::Ahead(Some(sender)) => sender,
+    };
+    Ok(match rate_refusal(chat, rate, id, &sender, now_ms).await? {
+        None => Admission::Allowed(sender),
+        Some(refusal) => Admission::Refused(refusal),
+    })
+}
+
 /// Tries to move the sender's rate mark this often when other messages of
 /// the same connection move it at the same time (concurrent invocations).
 const RATE_MARK_ATTEMPTS: usize = 2;
 
-/// The frame refusing this message under the connection's rate limit, or
-/// `None` when it may go (and the mark has moved: one conditional write).
+/// The frame refusing this message of a sender whose mark is ahead of now,
+/// or `None` when it may go (and the mark has moved: one conditional write).
 async fn rate_refusal(
     chat: &Chat,
+    rate: MessageRate,
     id: &str,
     sender: &Sender,
     now_ms: i64,
 ) -> Result<Option<ServerFrame>, StoreError> {
-    let Some(rate) = chat.limits.message_rate else {
-        return Ok(None);
-    };
     let mut seen = sender.rate_allowed_at;
     for attempt in 1..=RATE_MARK_ATTEMPTS {
         let next = match rate.decide(seen, now_ms) {
