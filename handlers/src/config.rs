@@ -166,10 +166,6 @@ pub(crate) fn env_value(name: &str) -> Option<String> {
     env::var(name).ok().filter(|value| !value.trim().is_empty())
 }
 
-pub(crate) fn env_or(name: &str, default: String) -> String {
-    env_value(name).unwrap_or(default)
-}
-
 /// A retention in days, within [`RETENTION_DAYS_RANGE`]; unset: `None`.
 fn days(
     vars: &impl Fn(&str) -> Option<String>,

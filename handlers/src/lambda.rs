@@ -9,7 +9,7 @@ use lambda_runtime::{LambdaEvent, service_fn};
 use metrics_cloudwatch_embedded::Collector;
 use serde::{Serialize, de::DeserializeOwned};
 
-use crate::config::env_or;
+use crate::config::env_value;
 use crate::{Chat, Settings};
 
 /// CloudWatch namespace of the product's metrics, unless `METRICS_NAMESPACE`
@@ -29,8 +29,9 @@ impl MetricsSettings {
     /// `STAGE` (default `dev`).
     pub fn from_env() -> Self {
         Self {
-            namespace: env_or("METRICS_NAMESPACE", DEFAULT_METRICS_NAMESPACE.to_owned()),
-            stage: env_or("STAGE", "dev".to_owned()),
+            namespace: env_value("METRICS_NAMESPACE")
+                .unwrap_or(DEFAULT_METRICS_NAMESPACE.to_owned()),
+            stage: env_value("STAGE").unwrap_or("dev".to_owned()),
         }
     }
 }

@@ -10,6 +10,7 @@ pub mod config;
 pub mod cursor;
 pub mod error;
 pub mod fanout;
+#[cfg(feature = "aws")]
 pub mod lambda;
 pub mod limits;
 pub mod management;
@@ -48,7 +49,7 @@ pub struct Chat {
 
 impl Chat {
     /// Builds the clients from a loaded AWS configuration and the settings.
-    pub fn from_sdk_config(sdk: &aws_config::SdkConfig, settings: Settings) -> Self {
+    pub fn from_sdk_config(sdk: &aws_types::SdkConfig, settings: Settings) -> Self {
         Self {
             store: Store::new(
                 aws_sdk_dynamodb::Client::from_conf(store::dynamodb_config(sdk).build()),

@@ -14,16 +14,15 @@ use std::fmt;
 use std::str::FromStr;
 use std::time::{Duration, SystemTime};
 
-use aws_config::SdkConfig;
 use aws_sdk_apigatewaymanagement::Client;
 use aws_sdk_apigatewaymanagement::config::timeout::TimeoutConfig;
-use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
 use aws_smithy_runtime_api::client::http::{
     HttpConnector, HttpConnectorSettings, SharedHttpConnector,
 };
 use aws_smithy_runtime_api::client::orchestrator::{HttpRequest, HttpResponse};
 use aws_smithy_runtime_api::client::result::ConnectorError;
 use aws_smithy_types::body::SdkBody;
+use aws_types::SdkConfig;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Limited};
 use percent_encoding::utf8_percent_encode;
@@ -130,17 +129,22 @@ struct Posts {
 }
 
 impl Management {
-    /// Over HTTPS (and plain HTTP for `http://` endpoints), with the
-    /// credentials and region of `sdk`.
+    /// Over HTTPS and HTTP with the `aws` feature, plain HTTP (local
+    /// endpoints) without it; with the credentials and region of `sdk`.
     pub fn new(sdk: &SdkConfig, endpoint: &ManagementEndpoint) -> Self {
-        let connector = aws_smithy_http_client::Connector::builder()
-            .connector_settings(
-                HttpConnectorSettings::builder()
-                    .connect_timeout(MANAGEMENT_CONNECT_TIMEOUT)
-                    .build(),
-            )
-            .tls_provider(tls::Provider::Rustls(CryptoMode::AwsLc))
+        let builder = aws_smithy_http_client::Connector::builder().connector_settings(
+            HttpConnectorSettings::builder()
+                .connect_timeout(MANAGEMENT_CONNECT_TIMEOUT)
+                .build(),
+        );
+        #[cfg(feature = "aws")]
+        let connector = builder
+            .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
+                aws_smithy_http_client::tls::rustls_provider::CryptoMode::AwsLc,
+            ))
             .build();
+        #[cfg(not(feature = "aws"))]
+        let connector = builder.build_http();
         Self::with_connector(sdk, endpoint, SharedHttpConnector::new(connector))
     }
 

@@ -1,8 +1,8 @@
 //! A real DynamoDB engine with the chat's tables under names of their own,
 //! so tests can share one external engine.
 
-use aws_config::SdkConfig;
 use aws_sdk_dynamodb::Client;
+use aws_types::SdkConfig;
 use chat_local::EmbeddedDynamo;
 use handlers::Tables;
 
