@@ -1,21 +1,20 @@
-//! The API Gateway Management API adapter: posts frames to connections at
-//! the endpoint the deployment configures (`MANAGEMENT_API_ENDPOINT`).
+//! The API Gateway Management API adapter: posts frames to connections, and
+//! asks whether one is still there, at the endpoint the deployment
+//! configures (`MANAGEMENT_API_ENDPOINT`).
 //!
-//! `PostToConnection` runs once per recipient of every message, so it has a
-//! path of its own: one signed HTTP request ([`crate::sigv4`]) over the SDK's
-//! HTTP connector, with the SDK's retry policy for this API (429 and 5xx,
-//! bounded and jittered) and its error mapping (`x-amzn-ErrorType`,
-//! `x-amzn-RequestId`). The SDK's per-operation machinery (interceptors,
-//! endpoint rules, runtime components) cost about three quarters of a post's
-//! instructions; docs/performance.md has the figures. The rare calls
-//! (`GetConnection`) go through the SDK client.
+//! `PostToConnection` runs once per recipient of every message, so each call
+//! is one signed HTTP request ([`crate::sigv4`]) over the SDK's HTTP
+//! connector, with the SDK's retry policy for this API (429 and 5xx, bounded
+//! and jittered) and its error mapping (`x-amzn-ErrorType`,
+//! `x-amzn-RequestId`), but without the SDK client: its per-operation
+//! machinery (interceptors, endpoint rules, runtime components, signing)
+//! was about three quarters of a post's instructions; docs/performance.md
+//! has the figures. `GetConnection` takes the same path.
 
 use std::fmt;
 use std::str::FromStr;
 use std::time::{Duration, SystemTime};
 
-use aws_sdk_apigatewaymanagement::Client;
-use aws_sdk_apigatewaymanagement::config::timeout::TimeoutConfig;
 use aws_smithy_runtime_api::client::http::{
     HttpConnector, HttpConnectorSettings, SharedHttpConnector,
 };
@@ -36,7 +35,6 @@ use crate::limits::{
 use crate::sigv4::{Signer, UNRESERVED};
 
 const SERVICE: &str = "Management API";
-const OPERATION: &str = "PostToConnection";
 /// SigV4's name for API Gateway's execute API, the Management API's signing
 /// name.
 const SIGNING_NAME: &str = "execute-api";
@@ -116,16 +114,37 @@ impl FromStr for ManagementEndpoint {
 /// The Management API of one WebSocket API stage.
 #[derive(Clone, Debug)]
 pub struct Management {
-    client: Client,
-    posts: Arc<Posts>,
+    api: Arc<Api>,
 }
 
-/// The hot path: signed posts over one connector.
 #[derive(Debug)]
-struct Posts {
+struct Api {
     endpoint: ManagementEndpoint,
     connector: SharedHttpConnector,
     signer: Signer,
+}
+
+/// The operations the chat calls.
+#[derive(Clone, Copy, Debug)]
+enum Operation {
+    PostToConnection,
+    GetConnection,
+}
+
+impl Operation {
+    fn method(self) -> &'static str {
+        match self {
+            Self::PostToConnection => "POST",
+            Self::GetConnection => "GET",
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Self::PostToConnection => "PostToConnection",
+            Self::GetConnection => "GetConnection",
+        }
+    }
 }
 
 impl Management {
@@ -148,24 +167,14 @@ impl Management {
         Self::with_connector(sdk, endpoint, SharedHttpConnector::new(connector))
     }
 
-    /// Posts through `connector` (the local stack's in-process transport);
-    /// `sdk`'s HTTP client serves the SDK's calls.
+    /// Calls through `connector` (the local stack's in-process transport).
     pub fn with_connector(
         sdk: &SdkConfig,
         endpoint: &ManagementEndpoint,
         connector: SharedHttpConnector,
     ) -> Self {
-        let config = aws_sdk_apigatewaymanagement::config::Builder::from(sdk)
-            .endpoint_url(endpoint.as_str())
-            .timeout_config(
-                TimeoutConfig::builder()
-                    .operation_timeout(POST_TIMEOUT)
-                    .build(),
-            )
-            .build();
         Self {
-            client: Client::from_conf(config),
-            posts: Arc::new(Posts {
+            api: Arc::new(Api {
                 endpoint: endpoint.clone(),
                 connector,
                 signer: Signer::new(
@@ -180,40 +189,45 @@ impl Management {
     /// Whether API Gateway still has the connection (`GetConnection`).
     pub async fn is_connected(&self, connection_id: &str) -> Result<bool, AwsError> {
         match self
-            .client
-            .get_connection()
-            .connection_id(connection_id)
-            .send()
+            .api
+            .call(Operation::GetConnection, connection_id, Bytes::new())
             .await
         {
-            Ok(_) => Ok(true),
-            Err(error)
-                if error
-                    .as_service_error()
-                    .is_some_and(|e| e.is_gone_exception()) =>
-            {
-                Ok(false)
-            }
-            Err(error) => Err(AwsError::new(SERVICE, "GetConnection", &error)),
+            Delivery::Delivered => Ok(true),
+            Delivery::Gone => Ok(false),
+            Delivery::Failed(error) => Err(error),
         }
     }
 
-    /// Posts one frame to one connection. Throttling (429), server errors
-    /// (5xx) and failed connections are tried again, at most
-    /// [`POST_ATTEMPTS`] times within [`POST_TIMEOUT`], after a short
-    /// jittered backoff: one slow recipient must not stall a fan-out. 410 and
-    /// 403 are answers, never retried.
+    /// Posts one frame to one connection (`PostToConnection`).
     pub async fn post(&self, connection_id: &str, frame: Bytes) -> Delivery {
-        let posts = &self.posts;
+        self.api
+            .call(Operation::PostToConnection, connection_id, frame)
+            .await
+    }
+}
+
+enum Attempt {
+    Done(Delivery),
+    Retry(AwsError),
+}
+
+impl Api {
+    /// One operation on one connection. Throttling (429), server errors (5xx)
+    /// and failed connections are tried again, at most [`POST_ATTEMPTS`]
+    /// times within [`POST_TIMEOUT`], after a short jittered backoff: one
+    /// slow recipient must not stall a fan-out. 410 and 403 are answers,
+    /// never retried.
+    async fn call(&self, operation: Operation, connection_id: &str, body: Bytes) -> Delivery {
         let path = format!(
             "{}/@connections/{}",
-            posts.endpoint.base_path,
+            self.endpoint.base_path,
             utf8_percent_encode(connection_id, UNRESERVED)
         );
         let attempts = async {
             let mut attempt = 1;
             loop {
-                match posts.attempt(&path, &frame).await {
+                match self.attempt(operation, &path, &body).await {
                     Attempt::Done(delivery) => return delivery,
                     Attempt::Retry(error) if attempt >= POST_ATTEMPTS => {
                         return Delivery::Failed(error);
@@ -228,41 +242,33 @@ impl Management {
         match tokio::time::timeout(POST_TIMEOUT, attempts).await {
             Ok(delivery) => delivery,
             Err(_) => Delivery::Failed(failure(
-                None,
-                None,
-                None,
+                operation,
+                Answer::none(),
                 format!("no answer within {POST_TIMEOUT:?}"),
             )),
         }
     }
-}
 
-enum Attempt {
-    Done(Delivery),
-    Retry(AwsError),
-}
-
-impl Posts {
-    async fn attempt(&self, path: &str, frame: &Bytes) -> Attempt {
+    async fn attempt(&self, operation: Operation, path: &str, body: &Bytes) -> Attempt {
         let host = &self.endpoint.authority;
+        let method = operation.method();
         let signature = match self
             .signer
-            .sign_post(host, path, frame, SystemTime::now())
+            .sign(method, host, path, body, SystemTime::now())
             .await
         {
             Ok(signature) => signature,
             Err(error) => {
                 return Attempt::Done(Delivery::Failed(failure(
-                    None,
-                    None,
-                    None,
+                    operation,
+                    Answer::none(),
                     error.to_string(),
                 )));
             }
         };
-        let mut request = HttpRequest::new(SdkBody::from(frame.clone()));
+        let mut request = HttpRequest::new(SdkBody::from(body.clone()));
         let built = request
-            .set_method("POST")
+            .set_method(method)
             .map_err(|error| causes(&error))
             .and_then(|()| {
                 request
@@ -270,19 +276,19 @@ impl Posts {
                     .map_err(|error| causes(&error))
             });
         if let Err(detail) = built {
-            return Attempt::Done(Delivery::Failed(failure(None, None, None, detail)));
+            return Attempt::Done(Delivery::Failed(failure(operation, Answer::none(), detail)));
         }
         let headers = request.headers_mut();
         headers.insert("host", host.clone());
-        headers.insert("content-length", frame.len().to_string());
+        headers.insert("content-length", body.len().to_string());
         headers.insert("x-amz-date", signature.amz_date);
         headers.insert("authorization", signature.authorization);
         if let Some(token) = signature.security_token {
             headers.insert("x-amz-security-token", token);
         }
         match self.connector.call(request).await {
-            Ok(response) => answer(response).await,
-            Err(error) => Attempt::Retry(connection_failure(&error)),
+            Ok(response) => answer(operation, response).await,
+            Err(error) => Attempt::Retry(connection_failure(operation, &error)),
         }
     }
 }
@@ -296,7 +302,7 @@ impl ManagementEndpoint {
 
 /// Maps the Management API's answer: 2xx delivered, 410 gone, 429 and 5xx
 /// worth another try, anything else a failure.
-async fn answer(response: HttpResponse) -> Attempt {
+async fn answer(operation: Operation, response: HttpResponse) -> Attempt {
     let status = response.status().as_u16();
     match status {
         200..=299 => return Attempt::Done(Delivery::Delivered),
@@ -326,7 +332,15 @@ async fn answer(response: HttpResponse) -> Attempt {
         (None, false) => format!("HTTP {status}: {message}"),
         (None, true) => format!("HTTP {status}"),
     };
-    let error = failure(code, request_id, Some(status), detail);
+    let error = failure(
+        operation,
+        Answer {
+            code,
+            request_id,
+            status: Some(status),
+        },
+        detail,
+    );
     if status == 429 || status >= 500 {
         Attempt::Retry(error)
     } else {
@@ -354,7 +368,7 @@ impl ErrorDocument {
     }
 }
 
-fn connection_failure(error: &ConnectorError) -> AwsError {
+fn connection_failure(operation: Operation, error: &ConnectorError) -> AwsError {
     let kind = if error.is_timeout() {
         "timeout"
     } else if error.is_io() {
@@ -362,21 +376,37 @@ fn connection_failure(error: &ConnectorError) -> AwsError {
     } else {
         "dispatch failure"
     };
-    failure(None, None, None, format!("{kind}: {}", causes(error)))
+    failure(
+        operation,
+        Answer::none(),
+        format!("{kind}: {}", causes(error)),
+    )
 }
 
-fn failure(
+/// What the service said about a failed call, when it answered.
+struct Answer {
     code: Option<String>,
     request_id: Option<String>,
     status: Option<u16>,
-    detail: String,
-) -> AwsError {
+}
+
+impl Answer {
+    fn none() -> Self {
+        Self {
+            code: None,
+            request_id: None,
+            status: None,
+        }
+    }
+}
+
+fn failure(operation: Operation, answer: Answer, detail: String) -> AwsError {
     AwsError {
         service: SERVICE,
-        operation: OPERATION,
-        code,
-        request_id,
-        status,
+        operation: operation.name(),
+        code: answer.code,
+        request_id: answer.request_id,
+        status: answer.status,
         detail,
     }
 }

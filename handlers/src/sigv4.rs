@@ -97,10 +97,12 @@ impl Signer {
         }
     }
 
-    /// Signs `POST` of `body` to `path` (already percent-encoded as it will
-    /// be sent, without a query) on `host`, at `now`.
-    pub async fn sign_post(
+    /// Signs `method` (`POST`, `GET`) of `body` to `path` (already
+    /// percent-encoded as it will be sent, without a query) on `host`, at
+    /// `now`.
+    pub async fn sign(
         &self,
+        method: &str,
         host: &str,
         path: &str,
         body: &[u8],
@@ -117,7 +119,8 @@ impl Signer {
         };
 
         let mut canonical = String::with_capacity(256 + path.len());
-        canonical.push_str("POST\n");
+        canonical.push_str(method);
+        canonical.push('\n');
         canonical.extend(utf8_percent_encode(path, UNRESERVED_AND_SLASH));
         canonical.push_str("\n\nhost:");
         canonical.push_str(host.trim());
@@ -321,6 +324,7 @@ mod tests {
 
     /// What the SDK's signer puts in `authorization` for the same request.
     fn reference(
+        method: &str,
         credentials: &Credentials,
         host: &str,
         path: &str,
@@ -338,7 +342,7 @@ mod tests {
             .expect("complete signing params");
         let uri = format!("https://{host}{path}");
         let request = SignableRequest::new(
-            "POST",
+            method,
             &uri,
             [("host", host)].into_iter(),
             SignableBody::Bytes(body),
@@ -375,12 +379,12 @@ mod tests {
         for (token, body, secs) in cases {
             let credentials = credentials(token);
             let ours = signer(credentials.clone())
-                .sign_post(host, &path, body, at(secs))
+                .sign("POST", host, &path, body, at(secs))
                 .await
                 .expect("signed");
             assert_eq!(
                 ours.authorization,
-                reference(&credentials, host, &path, body, at(secs))
+                reference("POST", &credentials, host, &path, body, at(secs))
             );
             assert_eq!(ours.security_token.as_deref(), token);
         }
@@ -392,14 +396,23 @@ mod tests {
         let host = "127.0.0.1:8080";
         let path = "/dev/@connections/abc_DEF-1";
         let ours = signer(credentials.clone())
-            .sign_post(host, path, b"{}", at(1_764_288_000))
+            .sign("POST", host, path, b"{}", at(1_764_288_000))
             .await
             .expect("signed");
         assert_eq!(
             ours.authorization,
-            reference(&credentials, host, path, b"{}", at(1_764_288_000))
+            reference("POST", &credentials, host, path, b"{}", at(1_764_288_000))
         );
         assert_eq!(ours.amz_date, "20251128T000000Z");
+        // GetConnection: a GET without a body.
+        let ours = signer(credentials.clone())
+            .sign("GET", host, path, b"", at(1_764_288_000))
+            .await
+            .expect("signed");
+        assert_eq!(
+            ours.authorization,
+            reference("GET", &credentials, host, path, b"", at(1_764_288_000))
+        );
     }
 
     #[tokio::test]
@@ -411,12 +424,12 @@ mod tests {
         let after_midnight = at(1_764_374_400);
         for now in [before_midnight, after_midnight, before_midnight] {
             let ours = signer
-                .sign_post("h", path, b"x", now)
+                .sign("POST", "h", path, b"x", now)
                 .await
                 .expect("signed");
             assert_eq!(
                 ours.authorization,
-                reference(&credentials, "h", path, b"x", now)
+                reference("POST", &credentials, "h", path, b"x", now)
             );
         }
     }
@@ -458,15 +471,15 @@ mod tests {
                 .expect("a credential")
         };
         let early = signer
-            .sign_post("h", "/p", b"", at(1_764_288_000))
+            .sign("POST", "h", "/p", b"", at(1_764_288_000))
             .await
             .expect("signed");
         let still = signer
-            .sign_post("h", "/p", b"", at(1_764_288_000 + 60))
+            .sign("POST", "h", "/p", b"", at(1_764_288_000 + 60))
             .await
             .expect("signed");
         let near_expiry = signer
-            .sign_post("h", "/p", b"", at(1_764_288_000 + 3600 - 60))
+            .sign("POST", "h", "/p", b"", at(1_764_288_000 + 3600 - 60))
             .await
             .expect("signed");
         assert_eq!(key_id(early), "KEY0");
@@ -482,12 +495,12 @@ mod tests {
             Some(SharedCredentialsProvider::new(credentials(None))),
         );
         assert!(matches!(
-            no_region.sign_post("h", "/p", b"", at(0)).await,
+            no_region.sign("POST", "h", "/p", b"", at(0)).await,
             Err(SignError::NoRegion)
         ));
         let no_credentials = Signer::new(SERVICE, Some(REGION.to_owned()), None);
         assert!(matches!(
-            no_credentials.sign_post("h", "/p", b"", at(0)).await,
+            no_credentials.sign("POST", "h", "/p", b"", at(0)).await,
             Err(SignError::NoCredentialsProvider)
         ));
     }

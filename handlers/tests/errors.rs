@@ -186,3 +186,36 @@ async fn throttled_and_failing_posts_are_retried_a_bounded_number_of_times() {
     ));
     assert_eq!(gone.attempts("alice"), 1);
 }
+
+#[tokio::test]
+async fn posts_are_signed_as_the_sdks_signer_signs_them() {
+    use aws_sdk_dynamodb::config::{Credentials, SharedCredentialsProvider};
+    let api = FakeManagementApi::start().await;
+    let endpoint = api.endpoint.parse().expect("an endpoint");
+    let sdk = chat_local::aws::local_sdk_config();
+    // Connection ids carry `=`, which the path and the signature encode.
+    let signed = handlers::Management::new(&sdk, &endpoint);
+    assert!(matches!(
+        signed
+            .post("L0SM9cOFvHcCIhw=", bytes::Bytes::from_static(b"{}"))
+            .await,
+        Delivery::Delivered
+    ));
+    assert_eq!(api.frames_for("L0SM9cOFvHcCIhw=").len(), 1);
+    // The fake checks: a wrong secret is refused, and nothing is delivered.
+    let wrong = sdk
+        .to_builder()
+        .credentials_provider(SharedCredentialsProvider::new(Credentials::new(
+            "local", "wrong", None, None, "test",
+        )))
+        .build();
+    let Delivery::Failed(error) = handlers::Management::new(&wrong, &endpoint)
+        .post("bob", bytes::Bytes::from_static(b"{}"))
+        .await
+    else {
+        panic!("a bad signature is refused");
+    };
+    assert_eq!(error.code.as_deref(), Some("InvalidSignatureException"));
+    assert_eq!(error.status, Some(403));
+    assert!(api.frames_for("bob").is_empty());
+}

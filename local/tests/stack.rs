@@ -433,6 +433,20 @@ async fn message_history_survives_a_restart() {
 }
 
 #[tokio::test]
+async fn the_chats_own_client_asks_the_management_api_whether_a_connection_is_there() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let t = start_stack(dir.path(), &unique_prefix(), &[]).await;
+    let management = handlers::Management::new(
+        &chat_local::aws::local_sdk_config(),
+        &t.stack.management_endpoint().parse().expect("an endpoint"),
+    );
+    let client = Client::connect(&t.stack.websocket_url()).await;
+    assert_eq!(management.is_connected(&client.id).await, Ok(true));
+    assert_eq!(management.is_connected("L0SM9cOFvHcCIhw=").await, Ok(false));
+    t.stack.shutdown().await;
+}
+
+#[tokio::test]
 async fn the_management_api_answers_like_api_gateway() {
     use aws_sdk_apigatewaymanagement::primitives::Blob;
 

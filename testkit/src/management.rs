@@ -3,14 +3,29 @@
 //! records every post, answers 410 GoneException for ids marked gone,
 //! 403 ForbiddenException for ids marked failing, and 429 or 5xx for the
 //! next posts to ids given [`FakeManagementApi::fail_next`], with the
-//! `x-amzn-ErrorType` header errors are mapped by.
+//! `x-amzn-ErrorType` header errors are mapped by. Like API Gateway, it
+//! refuses a post whose SigV4 signature is not what the SDK's own signer
+//! (`aws-sigv4`) computes for the request as received: 403
+//! `InvalidSignatureException`, and the post is not recorded.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use std::time::SystemTime;
+
+use aws_credential_types::Credentials;
+use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
+use aws_sigv4::sign::v4::SigningParams;
+use aws_smithy_runtime_api::client::identity::Identity;
+use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
+
+/// What `chat_local::aws::local_sdk_config` signs with.
+const ACCESS_KEY_ID: &str = "local";
+const SECRET_ACCESS_KEY: &str = "local";
+const REGION: &str = chat_local::aws::LOCAL_REGION;
 
 pub struct FakeManagementApi {
     /// The endpoint to configure, stage path included.
@@ -35,8 +50,19 @@ impl FakeManagementApi {
         async fn post(
             State(state): State<Shared>,
             Path((_stage, id)): Path<(String, String)>,
-            body: String,
+            uri: Uri,
+            headers: HeaderMap,
+            body: Bytes,
         ) -> Response {
+            if let Some(problem) = signature_problem(&headers, &uri, &body) {
+                return (
+                    StatusCode::FORBIDDEN,
+                    [("x-amzn-ErrorType", "InvalidSignatureException")],
+                    serde_json::json!({ "message": problem }).to_string(),
+                )
+                    .into_response();
+            }
+            let body = String::from_utf8_lossy(&body).into_owned();
             let mut state = state.lock().expect("fake state");
             *state.attempts.entry(id.clone()).or_default() += 1;
             if let Some((status, left)) = state.transient.get_mut(&id).filter(|(_, n)| *n > 0) {
@@ -150,4 +176,54 @@ impl Drop for FakeManagementApi {
     fn drop(&mut self) {
         self.server.abort();
     }
+}
+
+/// Why the request's `authorization` is not the signature `aws-sigv4`
+/// computes for it (`None`: it is).
+fn signature_problem(headers: &HeaderMap, uri: &Uri, body: &[u8]) -> Option<String> {
+    let header = |name: &str| headers.get(name).and_then(|value| value.to_str().ok());
+    let (Some(given), Some(date), Some(host)) = (
+        header("authorization"),
+        header("x-amz-date"),
+        header("host"),
+    ) else {
+        return Some("the request is not signed".to_owned());
+    };
+    let Ok(time) = chrono::NaiveDateTime::parse_from_str(date, "%Y%m%dT%H%M%SZ") else {
+        return Some(format!("x-amz-date {date:?} is not a SigV4 date"));
+    };
+    let identity = Identity::from(Credentials::new(
+        ACCESS_KEY_ID,
+        SECRET_ACCESS_KEY,
+        header("x-amz-security-token").map(str::to_owned),
+        None,
+        "fake-management-api",
+    ));
+    let params = SigningParams::builder()
+        .identity(&identity)
+        .region(REGION)
+        .name("execute-api")
+        .time(SystemTime::from(time.and_utc()))
+        .settings(SigningSettings::default())
+        .build()
+        .expect("complete signing parameters");
+    let url = format!("http://{host}{}", uri.path());
+    let signed = SignableRequest::new(
+        "POST",
+        &url,
+        [("host", host)].into_iter(),
+        SignableBody::Bytes(body),
+    )
+    .and_then(|request| sign(request, &params.into()));
+    let expected = match signed {
+        Ok(output) => output
+            .into_parts()
+            .0
+            .headers()
+            .find(|(name, _)| *name == "authorization")
+            .map(|(_, value)| value.to_owned()),
+        Err(error) => return Some(format!("the request cannot be signed: {error}")),
+    };
+    (expected.as_deref() != Some(given))
+        .then(|| format!("signature mismatch: expected {expected:?}, got {given:?}"))
 }
