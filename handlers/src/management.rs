@@ -15,6 +15,8 @@ use std::fmt;
 use std::str::FromStr;
 use std::time::{Duration, SystemTime};
 
+use std::sync::Arc;
+
 use aws_smithy_runtime_api::client::http::{
     HttpConnector, HttpConnectorSettings, SharedHttpConnector,
 };
@@ -25,7 +27,6 @@ use aws_types::SdkConfig;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Limited};
 use percent_encoding::utf8_percent_encode;
-use std::sync::Arc;
 
 use crate::error::{AwsError, ConfigError, causes};
 use crate::limits::{
@@ -243,7 +244,7 @@ impl Api {
             Ok(delivery) => delivery,
             Err(_) => Delivery::Failed(failure(
                 operation,
-                Answer::none(),
+                Answer::default(),
                 format!("no answer within {POST_TIMEOUT:?}"),
             )),
         }
@@ -261,7 +262,7 @@ impl Api {
             Err(error) => {
                 return Attempt::Done(Delivery::Failed(failure(
                     operation,
-                    Answer::none(),
+                    Answer::default(),
                     error.to_string(),
                 )));
             }
@@ -276,7 +277,11 @@ impl Api {
                     .map_err(|error| causes(&error))
             });
         if let Err(detail) = built {
-            return Attempt::Done(Delivery::Failed(failure(operation, Answer::none(), detail)));
+            return Attempt::Done(Delivery::Failed(failure(
+                operation,
+                Answer::default(),
+                detail,
+            )));
         }
         let headers = request.headers_mut();
         headers.insert("host", host.clone());
@@ -378,26 +383,18 @@ fn connection_failure(operation: Operation, error: &ConnectorError) -> AwsError 
     };
     failure(
         operation,
-        Answer::none(),
+        Answer::default(),
         format!("{kind}: {}", causes(error)),
     )
 }
 
-/// What the service said about a failed call, when it answered.
+/// What the service said about a failed call; nothing when it did not
+/// answer.
+#[derive(Default)]
 struct Answer {
     code: Option<String>,
     request_id: Option<String>,
     status: Option<u16>,
-}
-
-impl Answer {
-    fn none() -> Self {
-        Self {
-            code: None,
-            request_id: None,
-            status: None,
-        }
-    }
 }
 
 fn failure(operation: Operation, answer: Answer, detail: String) -> AwsError {

@@ -395,24 +395,20 @@ mod tests {
         let credentials = credentials(None);
         let host = "127.0.0.1:8080";
         let path = "/dev/@connections/abc_DEF-1";
-        let ours = signer(credentials.clone())
-            .sign("POST", host, path, b"{}", at(1_764_288_000))
-            .await
-            .expect("signed");
-        assert_eq!(
-            ours.authorization,
-            reference("POST", &credentials, host, path, b"{}", at(1_764_288_000))
-        );
-        assert_eq!(ours.amz_date, "20251128T000000Z");
-        // GetConnection: a GET without a body.
-        let ours = signer(credentials.clone())
-            .sign("GET", host, path, b"", at(1_764_288_000))
-            .await
-            .expect("signed");
-        assert_eq!(
-            ours.authorization,
-            reference("GET", &credentials, host, path, b"", at(1_764_288_000))
-        );
+        let now = at(1_764_288_000);
+        // PostToConnection, and GetConnection: a GET without a body.
+        for (method, body) in [("POST", &b"{}"[..]), ("GET", &b""[..])] {
+            let ours = signer(credentials.clone())
+                .sign(method, host, path, body, now)
+                .await
+                .expect("signed");
+            assert_eq!(
+                ours.authorization,
+                reference(method, &credentials, host, path, body, now),
+                "{method}"
+            );
+            assert_eq!(ours.amz_date, "20251128T000000Z");
+        }
     }
 
     #[tokio::test]
