@@ -9,6 +9,7 @@
 //! gets its `$disconnect`), lets the poller drain, then stops the servers.
 
 pub mod aws;
+pub mod cli;
 pub mod config;
 pub mod dynamo;
 pub mod error;
