@@ -1,9 +1,10 @@
 //! The per-connection message rate limit, as GCRA (the generic cell rate
 //! algorithm): one number per connection, the time from which its next
 //! message is on schedule (`rate_allowed_at` on its ActiveConnections row).
-//! `sendmessage` reads it with the sender's row (a read it makes anyway) and
-//! moves it with one conditional write, so the limit holds across Lambda
-//! invocations without a counter table or a second read.
+//! `sendmessage` moves it with a conditional write that also returns the
+//! sender's row it needs anyway (`Store::claim_on_schedule`): a message on
+//! schedule costs one call, and the limit holds across Lambda invocations
+//! without a counter table.
 
 /// A sustained rate with a burst allowance: `burst` messages at once, then
 /// one per `1 / per_second` seconds.
