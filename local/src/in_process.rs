@@ -1,19 +1,16 @@
 //! An HTTP connector that hands each request to an axum router in this
-//! process. The chat's own Management API calls (its signed posts, and the
-//! SDK client's `GetConnection`) still reach the real Management API
-//! handlers as HTTP requests, without a TCP round trip and HTTP parsing on
+//! process. The chat's own Management API calls (its signed
+//! `PostToConnection` and `GetConnection`) still reach the real Management
+//! API handlers as HTTP requests, without a TCP round trip and HTTP parsing on
 //! both sides for every post of a fan-out. Other programs reach the same API
 //! over HTTP as before.
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::{Arc, PoisonError, RwLock};
 
-use aws_smithy_runtime_api::client::http::{
-    HttpClient, HttpConnector, HttpConnectorFuture, HttpConnectorSettings, SharedHttpConnector,
-};
+use aws_smithy_runtime_api::client::http::{HttpConnector, HttpConnectorFuture};
 use aws_smithy_runtime_api::client::orchestrator::{HttpRequest, HttpResponse};
 use aws_smithy_runtime_api::client::result::ConnectorError;
-use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::body::SdkBody;
 use axum::Router;
 use axum::body::Body;
@@ -43,16 +40,6 @@ impl InProcess {
     /// Refuses requests from now on, as a closed port would.
     pub fn stop(&self) {
         *self.router.write().unwrap_or_else(PoisonError::into_inner) = None;
-    }
-}
-
-impl HttpClient for InProcess {
-    fn http_connector(
-        &self,
-        _settings: &HttpConnectorSettings,
-        _components: &RuntimeComponents,
-    ) -> SharedHttpConnector {
-        SharedHttpConnector::new(self.clone())
     }
 }
 

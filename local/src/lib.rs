@@ -142,9 +142,7 @@ pub async fn start(config: Config) -> Result<Stack, StartError> {
     let chat = Chat {
         store,
         management: Management::with_connector(
-            &sdk.to_builder()
-                .http_client(management_transport.clone())
-                .build(),
+            &sdk,
             &management_endpoint,
             SharedHttpConnector::new(management_transport.clone()),
         ),
