@@ -353,15 +353,10 @@ impl Store {
         next: i64,
     ) -> Result<Claim, StoreError> {
         let written = self
-            .client
-            .update_item()
-            .table_name(&self.tables.active_connections)
-            .key("connection_id", AttributeValue::S(connection_id.to_owned()))
-            .update_expression("SET rate_allowed_at = :next")
+            .set_rate_mark(connection_id, next)
             .condition_expression(
                 "attribute_exists(connection_id) AND (attribute_not_exists(rate_allowed_at) OR rate_allowed_at <= :now)",
             )
-            .expression_attribute_values(":next", AttributeValue::N(next.to_string()))
             .expression_attribute_values(":now", AttributeValue::N(now_ms.to_string()))
             .return_values(ReturnValue::AllNew)
             .return_values_on_condition_check_failure(
@@ -396,14 +391,8 @@ impl Store {
         seen: Option<i64>,
         next: i64,
     ) -> Result<WriteOutcome, StoreError> {
-        let mut update = self
-            .client
-            .update_item()
-            .table_name(&self.tables.active_connections)
-            .key("connection_id", AttributeValue::S(connection_id.to_owned()))
-            .update_expression("SET rate_allowed_at = :next")
-            .expression_attribute_values(":next", AttributeValue::N(next.to_string()));
-        update = match seen {
+        let update = self.set_rate_mark(connection_id, next);
+        let update = match seen {
             Some(seen) => update
                 .condition_expression("attribute_exists(connection_id) AND rate_allowed_at = :seen")
                 .expression_attribute_values(":seen", AttributeValue::N(seen.to_string())),
@@ -416,6 +405,21 @@ impl Store {
             Err(error) if is_condition_failure(&error) => Ok(WriteOutcome::ConditionFailed),
             Err(error) => Err(StoreError::call("UpdateItem")(error)),
         }
+    }
+
+    /// An UpdateItem moving a connection's rate-limit mark to `next`; the
+    /// caller adds its condition.
+    fn set_rate_mark(
+        &self,
+        connection_id: &str,
+        next: i64,
+    ) -> aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder {
+        self.client
+            .update_item()
+            .table_name(&self.tables.active_connections)
+            .key("connection_id", AttributeValue::S(connection_id.to_owned()))
+            .update_expression("SET rate_allowed_at = :next")
+            .expression_attribute_values(":next", AttributeValue::N(next.to_string()))
     }
 
     /// Up to `limit` messages of `room`, newest first, older than `before`
