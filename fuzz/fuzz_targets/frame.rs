@@ -27,7 +27,6 @@ use handlers::protocol::{
     ErrorCode, LEGACY_HEARTBEAT, Route, SendMessage, ServerFrame, parse_history_request,
     validate_send_message,
 };
-use lambda_runtime::LambdaEvent;
 use libfuzzer_sys::fuzz_target;
 use serde_json::Value;
 
@@ -142,9 +141,8 @@ fn default(body: &str, is_object: bool, action: Option<&str>) {
     let mut request = ApiGatewayWebsocketProxyRequest::default();
     request.request_context.connection_id = Some("fuzz-connection".to_owned());
     request.body = Some(body.to_owned());
-    let event = LambdaEvent::new(request, lambda_runtime::Context::default());
     let Poll::Ready(result) =
-        pin!(handlers::default(event)).poll(&mut Context::from_waker(Waker::noop()))
+        pin!(handlers::default(request)).poll(&mut Context::from_waker(Waker::noop()))
     else {
         panic!("$default waited for something");
     };

@@ -7,6 +7,10 @@ use aws_sdk_dynamodb::error::{BuildError, ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::RequestId;
 use thiserror::Error;
 
+/// What a function returns when its invocation fails; Lambda reports the
+/// message to the caller (`lambda_runtime::Error` is this same type).
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
 /// A configuration value that cannot be used.
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum ConfigError {

@@ -59,19 +59,21 @@ pub async fn start() -> Result<Chat, lambda_runtime::Error> {
     Ok(Chat::from_sdk_config(&sdk, settings))
 }
 
-/// Runs `handler` for every invocation, flushing EMF metrics after each.
+/// Runs `handler` on every invocation's payload, flushing EMF metrics (with
+/// the invocation's request id) after each.
 pub async fn run<E, R, F, Fut, Err>(handler: F) -> Result<(), lambda_runtime::Error>
 where
     E: DeserializeOwned + Send + 'static,
     R: Serialize + Send + 'static,
-    F: Fn(LambdaEvent<E>) -> Fut + Send,
+    F: Fn(E) -> Fut + Send,
     Fut: Future<Output = Result<R, Err>> + Send,
     Err: Into<lambda_runtime::Error> + std::fmt::Debug,
 {
     let collector = init_metrics(&MetricsSettings::from_env())?;
     lambda_runtime::run(service_fn(|event: LambdaEvent<E>| {
-        let request_id = event.context.request_id.clone();
-        let outcome = handler(event);
+        let LambdaEvent { payload, context } = event;
+        let request_id = context.request_id;
+        let outcome = handler(payload);
         async move {
             let outcome = outcome.await.map_err(Into::into);
             if let Err(error) = collector

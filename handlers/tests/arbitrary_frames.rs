@@ -85,7 +85,7 @@ proptest! {
             }
             Route::Default => {
                 let mut event = testkit::fixtures::websocket_event("message.json", "a", |_| {});
-                event.payload.body = Some(body.clone());
+                event.body = Some(body.clone());
                 let runtime = tokio::runtime::Builder::new_current_thread().build().expect("rt");
                 let response = runtime.block_on(handlers::default(event)).expect("answered");
                 prop_assert_eq!(response.status_code, 200);

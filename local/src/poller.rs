@@ -17,7 +17,6 @@ use aws_sdk_dynamodbstreams::types::{Record, ShardIteratorType};
 use chrono::{DateTime, Utc};
 use handlers::Chat;
 use handlers::metric;
-use lambda_runtime::{Context, LambdaEvent};
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
@@ -329,23 +328,17 @@ fn ready_shards(shards: &BTreeMap<String, Shard>) -> Vec<String> {
 }
 
 /// One stream-processor invocation, as Lambda makes it; the sequence numbers
-/// it reported as failed (`None`: the whole batch failed).
+/// it reported as failed (`None`: an unidentified failure, which fails the
+/// whole batch).
 async fn invoke(chat: &Chat, records: Vec<EventRecord>) -> Vec<Option<String>> {
     let mut event = Event::default();
     event.records = records;
-    let mut context = Context::default();
-    context.request_id = uuid::Uuid::new_v4().to_string();
-    match stream_processor::handle(chat, LambdaEvent::new(event, context)).await {
-        Ok(response) => response
-            .batch_item_failures
-            .into_iter()
-            .map(|failure| failure.item_identifier)
-            .collect(),
-        Err(failure) => {
-            error!(error = %failure, "stream processor failed the whole batch");
-            vec![None]
-        }
-    }
+    stream_processor::handle(chat, event)
+        .await
+        .batch_item_failures
+        .into_iter()
+        .map(|failure| failure.item_identifier)
+        .collect()
 }
 
 /// How a batch ended.

@@ -28,7 +28,6 @@ use handlers::records::{Departure, Member, Session, SessionDuration};
 use handlers::store::WriteOutcome;
 use handlers::time::Timestamp;
 use handlers::{Chat, Room};
-use lambda_runtime::LambdaEvent;
 use thiserror::Error;
 use tracing::{error, info, instrument, warn};
 
@@ -102,14 +101,11 @@ fn decode(image: &serde_dynamo::Item, which: &'static str) -> Result<Session, Re
 /// Lambda retries from the first of them), then one `welcome` per newcomer
 /// and one `presence` frame per room and recipient for the whole batch: N
 /// joins cost N welcomes and one frame per member, not N² posts.
-pub async fn handle(
-    chat: &Chat,
-    event: LambdaEvent<Event>,
-) -> Result<DynamoDbEventResponse, lambda_runtime::Error> {
+pub async fn handle(chat: &Chat, event: Event) -> DynamoDbEventResponse {
     let mut response = DynamoDbEventResponse::default();
     let mut changes: BTreeMap<Room, RoomChanges> = BTreeMap::new();
     let mut newcomers = Vec::new();
-    for record in &event.payload.records {
+    for record in &event.records {
         match Box::pin(process_record(chat, record)).await {
             Ok(Outcome::Joined(session)) => {
                 let room = changes.entry(session.room.clone()).or_default();
@@ -151,7 +147,7 @@ pub async fn handle(
     for (room, room_changes) in changes {
         Box::pin(announce(chat, &room, room_changes)).await;
     }
-    Ok(response)
+    response
 }
 
 /// What one record changed in its room.

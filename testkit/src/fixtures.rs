@@ -4,7 +4,6 @@
 
 use aws_lambda_events::apigw::ApiGatewayWebsocketProxyRequest;
 use aws_lambda_events::dynamodb::{Event, EventRecord};
-use lambda_runtime::{Context, LambdaEvent};
 use serde_json::{Value, json};
 
 fn read(relative: &str) -> String {
@@ -23,12 +22,11 @@ pub fn websocket_event(
     name: &str,
     id: &str,
     adjust: impl FnOnce(&mut Value),
-) -> LambdaEvent<ApiGatewayWebsocketProxyRequest> {
+) -> ApiGatewayWebsocketProxyRequest {
     let mut json: Value = serde_json::from_str(&read(&format!("websocket/{name}"))).expect("JSON");
     json["requestContext"]["connectionId"] = json!(id);
     adjust(&mut json["requestContext"]);
-    let request = serde_json::from_value(json).expect("a WebSocket event");
-    LambdaEvent::new(request, Context::default())
+    serde_json::from_value(json).expect("a WebSocket event")
 }
 
 /// The one record of a stream fixture.
@@ -41,7 +39,7 @@ pub fn stream_record(name: &str) -> EventRecord {
 
 /// A batch of records, renumbered so sequence numbers are unique and
 /// increasing in batch order.
-pub fn stream_batch(records: Vec<EventRecord>) -> LambdaEvent<Event> {
+pub fn stream_batch(records: Vec<EventRecord>) -> Event {
     let mut event = Event::default();
     event.records = records
         .into_iter()
@@ -51,7 +49,7 @@ pub fn stream_batch(records: Vec<EventRecord>) -> LambdaEvent<Event> {
             record
         })
         .collect();
-    LambdaEvent::new(event, Context::default())
+    event
 }
 
 /// The REQUEST authorizer's event for `$connect`, with `token` as the query
@@ -59,7 +57,7 @@ pub fn stream_batch(records: Vec<EventRecord>) -> LambdaEvent<Event> {
 pub fn authorizer_event(
     query_token: Option<&str>,
     header: Option<&str>,
-) -> LambdaEvent<aws_lambda_events::apigw::ApiGatewayCustomAuthorizerRequestTypeRequest> {
+) -> aws_lambda_events::apigw::ApiGatewayCustomAuthorizerRequestTypeRequest {
     let mut json: Value = serde_json::from_str(&read("websocket/authorizer.json")).expect("JSON");
     if let Some(token) = query_token {
         json["queryStringParameters"]["token"] = json!(token);
@@ -69,6 +67,5 @@ pub fn authorizer_event(
         json["headers"]["Authorization"] = json!(value);
         json["multiValueHeaders"]["Authorization"] = json!([value]);
     }
-    let request = serde_json::from_value(json).expect("an authorizer event");
-    LambdaEvent::new(request, Context::default())
+    serde_json::from_value(json).expect("an authorizer event")
 }

@@ -6,7 +6,6 @@ use aws_lambda_events::encodings::Body;
 use handlers::records::{ActiveConnection, Session, SessionClose};
 use handlers::time::Timestamp;
 use handlers::{Chat, ChatLimits, Management, Retention, Room, Store};
-use lambda_runtime::LambdaEvent;
 use serde_json::{Value, json};
 
 use crate::item::{self, Item};
@@ -70,7 +69,7 @@ impl Harness {
         fixture: &str,
         id: &str,
         adjust: impl FnOnce(&mut Value),
-    ) -> LambdaEvent<ApiGatewayWebsocketProxyRequest> {
+    ) -> ApiGatewayWebsocketProxyRequest {
         let base = self.base;
         fixtures::websocket_event(fixture, id, |context| {
             let since_connect = context["requestTimeEpoch"].as_i64().expect("a time")
@@ -90,7 +89,7 @@ impl Harness {
     /// `$connect` with `?room=` (any text: the handler validates it).
     pub async fn connect_to(&self, id: &str, room: &str) -> ApiGatewayProxyResponse {
         let mut event = self.event("connect.json", id, |_| {});
-        event.payload.query_string_parameters =
+        event.query_string_parameters =
             std::collections::HashMap::from([("room".to_owned(), room.to_owned())]).into();
         handlers::connect(&self.chat, event)
             .await
@@ -102,7 +101,7 @@ impl Harness {
         let mut event = self.event("message.json", id, |context| {
             context["routeKey"] = json!("history");
         });
-        event.payload.body = Some(body.to_owned());
+        event.body = Some(body.to_owned());
         let response = handlers::history(&self.chat, event)
             .await
             .expect("history handled");
@@ -130,7 +129,7 @@ impl Harness {
             let at = context["requestTimeEpoch"].as_i64().expect("a time") + offset_ms;
             context["requestTimeEpoch"] = json!(at);
         });
-        event.payload.body = Some(body.to_owned());
+        event.body = Some(body.to_owned());
         handlers::sendmessage(&self.chat, event)
             .await
             .expect("sendmessage handled")
@@ -140,7 +139,7 @@ impl Harness {
         let mut event = self.event("message.json", id, |context| {
             context["routeKey"] = json!("$default");
         });
-        event.payload.body = Some(body.to_owned());
+        event.body = Some(body.to_owned());
         handlers::default(event).await.expect("default handled")
     }
 

@@ -3,14 +3,14 @@ use aws_lambda_events::apigw::{
     ApiGatewayCustomAuthorizerResponse,
 };
 use aws_lambda_events::iam::{IamPolicyEffect, IamPolicyStatement};
-use lambda_runtime::LambdaEvent;
 use serde_json::{Value, json};
 use tracing::{info, instrument};
 
 use crate::auth::{Denial, Identity, Verifier, token_of};
+use crate::error::BoxError;
 
 /// What API Gateway hands a REQUEST authorizer.
-pub type AuthorizerEvent = LambdaEvent<ApiGatewayCustomAuthorizerRequestTypeRequest>;
+pub type AuthorizerEvent = ApiGatewayCustomAuthorizerRequestTypeRequest;
 
 /// The error message API Gateway turns into 401 Unauthorized.
 pub const UNAUTHORIZED: &str = "Unauthorized";
@@ -25,8 +25,8 @@ pub const UNAUTHORIZED: &str = "Unauthorized";
 pub async fn authorize(
     verifier: &Verifier,
     event: AuthorizerEvent,
-) -> Result<ApiGatewayCustomAuthorizerResponse, lambda_runtime::Error> {
-    let request = &event.payload;
+) -> Result<ApiGatewayCustomAuthorizerResponse, BoxError> {
+    let request = &event;
     let resource = request.method_arn.clone().unwrap_or_default();
     let Some(token) = token_of(&request.headers, &request.query_string_parameters) else {
         info!(reason = %Denial::Missing, "refused a connection");

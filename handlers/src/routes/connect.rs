@@ -16,9 +16,9 @@ use crate::time::Timestamp;
 #[instrument(name = "$connect", skip_all, fields(connection_id = span_id(&event)))]
 pub async fn connect(chat: &Chat, event: WebSocketEvent) -> Result<ApiGatewayProxyResponse, Error> {
     let id = connection_id(&event)?;
-    let context = &event.payload.request_context;
+    let context = &event.request_context;
     let connected_at = Timestamp::from_epoch_millis(context.connected_at)?;
-    let query = &event.payload.query_string_parameters;
+    let query = &event.query_string_parameters;
     let signed_in = signed_in_user(&event);
     // A signed-in name is the token's; `?name=` is then ignored.
     let asked_name = if signed_in.is_some() {
@@ -76,7 +76,7 @@ pub async fn connect(chat: &Chat, event: WebSocketEvent) -> Result<ApiGatewayPro
 /// The user the `$connect` authorizer let in (`requestContext.authorizer`,
 /// set by API Gateway, never by the client), with the name from their token.
 fn signed_in_user(event: &WebSocketEvent) -> Option<(String, Option<DisplayName>)> {
-    let fields = &event.payload.request_context.authorizer.fields;
+    let fields = &event.request_context.authorizer.fields;
     let user_id = fields.get("user_id")?.as_str()?.to_owned();
     let name = fields
         .get("name")

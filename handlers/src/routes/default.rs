@@ -12,7 +12,7 @@ use crate::protocol::{Action, ErrorCode, Inbound, ServerFrame};
 #[instrument(name = "$default", skip_all, fields(connection_id = span_id(&event)))]
 pub async fn default(event: WebSocketEvent) -> Result<ApiGatewayProxyResponse, Error> {
     connection_id(&event)?;
-    let frame = match Inbound::parse(event.payload.body.as_deref()) {
+    let frame = match Inbound::parse(event.body.as_deref()) {
         Inbound::Object {
             action: Some(action),
             ..

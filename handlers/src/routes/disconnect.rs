@@ -16,7 +16,7 @@ pub async fn disconnect(
     event: WebSocketEvent,
 ) -> Result<ApiGatewayProxyResponse, Error> {
     let id = connection_id(&event)?;
-    let context = &event.payload.request_context;
+    let context = &event.request_context;
     let close = SessionClose {
         disconnected_at: Timestamp::from_epoch_millis(context.request_time_epoch)?,
         disconnect_status_code: context.disconnect_status_code,

@@ -16,7 +16,7 @@ use crate::store::HistoryKey;
 #[instrument(name = "history", skip_all, fields(connection_id = span_id(&event)))]
 pub async fn history(chat: &Chat, event: WebSocketEvent) -> Result<ApiGatewayProxyResponse, Error> {
     let id = connection_id(&event)?;
-    let request = match parse_history_request(event.payload.body.as_deref()) {
+    let request = match parse_history_request(event.body.as_deref()) {
         Ok(request) => request,
         Err(frame) => return Ok(reply(200, Some(&frame))),
     };

@@ -16,7 +16,6 @@ mod sendmessage;
 
 use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
 use aws_lambda_events::encodings::Body;
-use lambda_runtime::LambdaEvent;
 
 pub use authorize::{AuthorizerEvent, UNAUTHORIZED, authorize, context_of};
 pub use connect::connect;
@@ -28,8 +27,8 @@ pub use sendmessage::sendmessage;
 use crate::error::Error;
 use crate::protocol::ServerFrame;
 
-/// What API Gateway hands a route handler.
-pub type WebSocketEvent = LambdaEvent<ApiGatewayWebsocketProxyRequest>;
+/// What API Gateway hands a route handler (the Lambda invocation's payload).
+pub type WebSocketEvent = ApiGatewayWebsocketProxyRequest;
 
 /// A proxy response with an optional frame for the caller.
 pub fn reply(status_code: i64, frame: Option<&ServerFrame>) -> ApiGatewayProxyResponse {
@@ -42,7 +41,6 @@ pub fn reply(status_code: i64, frame: Option<&ServerFrame>) -> ApiGatewayProxyRe
 /// The caller's connection id, which API Gateway always sends.
 fn connection_id(event: &WebSocketEvent) -> Result<&str, Error> {
     event
-        .payload
         .request_context
         .connection_id
         .as_deref()
@@ -53,7 +51,6 @@ fn connection_id(event: &WebSocketEvent) -> Result<&str, Error> {
 /// The connection id for a route's log span, before it is validated.
 fn span_id(event: &WebSocketEvent) -> &str {
     event
-        .payload
         .request_context
         .connection_id
         .as_deref()

@@ -24,7 +24,7 @@ pub async fn sendmessage(
     event: WebSocketEvent,
 ) -> Result<ApiGatewayProxyResponse, Error> {
     let id = connection_id(&event)?;
-    let body = event.payload.body.as_deref();
+    let body = event.body.as_deref();
     let text = match validate_send_message(body, chat.limits.max_chat_message_bytes) {
         Ok(SendMessage::Heartbeat) => {
             answer(chat, id, &ServerFrame::pong()).await;
@@ -38,7 +38,7 @@ pub async fn sendmessage(
             return Ok(reply(200, None));
         }
     };
-    let timestamp = Timestamp::from_epoch_millis(event.payload.request_context.request_time_epoch)?;
+    let timestamp = Timestamp::from_epoch_millis(event.request_context.request_time_epoch)?;
     let sender = match admit(chat, id, timestamp.epoch_millis()).await {
         Ok(Admission::Allowed(sender)) => sender,
         Ok(Admission::NoRow) => {

@@ -10,7 +10,6 @@ use aws_lambda_events::http::{HeaderMap, HeaderName, HeaderValue};
 use aws_lambda_events::query_map::QueryMap;
 use chrono::{DateTime, Utc};
 use handlers::protocol::Route;
-use lambda_runtime::{Context, LambdaEvent};
 use serde_json::Value;
 
 use super::connections::Connection;
@@ -29,7 +28,7 @@ pub fn connect(
     connection: &Connection,
     headers: &HeaderMap,
     query: &[(String, String)],
-) -> LambdaEvent<ApiGatewayWebsocketProxyRequest> {
+) -> ApiGatewayWebsocketProxyRequest {
     let mut headers = headers.clone();
     insert(&mut headers, "x-forwarded-for", &connection.source_ip);
     insert(&mut headers, "x-forwarded-proto", "http");
@@ -52,7 +51,7 @@ pub fn connect(
         "CONNECT",
         connection.connected_at_ms,
     );
-    into_event(request)
+    request
 }
 
 /// A frame routed to `route` (`sendmessage` or `$default`).
@@ -62,12 +61,12 @@ pub fn message(
     route: Route,
     body: &str,
     received_at_ms: i64,
-) -> LambdaEvent<ApiGatewayWebsocketProxyRequest> {
+) -> ApiGatewayWebsocketProxyRequest {
     let mut request = ApiGatewayWebsocketProxyRequest::default();
     request.request_context = context(api, connection, route, "MESSAGE", received_at_ms);
     request.request_context.message_id = Some(new_id());
     request.body = Some(body.to_owned());
-    into_event(request)
+    request
 }
 
 /// `$disconnect`, with the close code and reason.
@@ -77,7 +76,7 @@ pub fn disconnect(
     status_code: u16,
     reason: &str,
     at_ms: i64,
-) -> LambdaEvent<ApiGatewayWebsocketProxyRequest> {
+) -> ApiGatewayWebsocketProxyRequest {
     let mut request = ApiGatewayWebsocketProxyRequest::default();
     // What API Gateway sends on `$disconnect`: the host and empty values.
     let mut headers = HeaderMap::new();
@@ -90,7 +89,7 @@ pub fn disconnect(
     request.request_context = context(api, connection, Route::Disconnect, "DISCONNECT", at_ms);
     request.request_context.disconnect_status_code = Some(i64::from(status_code));
     request.request_context.disconnect_reason = Some(reason.to_owned());
-    into_event(request)
+    request
 }
 
 fn context(
@@ -146,14 +145,6 @@ fn insert(headers: &mut HeaderMap, name: &'static str, value: &str) {
     }
 }
 
-fn into_event(
-    request: ApiGatewayWebsocketProxyRequest,
-) -> LambdaEvent<ApiGatewayWebsocketProxyRequest> {
-    let mut context = Context::default();
-    context.request_id = uuid::Uuid::new_v4().to_string();
-    LambdaEvent::new(request, context)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -184,14 +175,13 @@ mod tests {
             ("room".to_owned(), "a".to_owned()),
             ("room".to_owned(), "b".to_owned()),
         ];
-        let event = connect(&api, &connection, &HeaderMap::new(), &query);
-        let request = &event.payload;
+        let request = connect(&api, &connection, &HeaderMap::new(), &query);
         assert_eq!(request.query_string_parameters.first("room"), Some("b"));
         assert_eq!(
             request.multi_value_query_string_parameters.all("room"),
             Some(vec!["a", "b"])
         );
-        let json = serde_json::to_value(request).expect("serializes");
+        let json = serde_json::to_value(&request).expect("serializes");
         assert_eq!(json["requestContext"]["routeKey"], "$connect");
         assert_eq!(json["requestContext"]["connectedAt"], 1_795_824_816_123_i64);
         assert_eq!(json["requestContext"]["identity"]["sourceIp"], "127.0.0.1");
@@ -203,8 +193,8 @@ mod tests {
             Some("L0SM9cOFvHcCIhw=")
         );
 
-        let event = disconnect(&api, &connection, 1001, "Going away", 1_795_824_901_000);
-        let context = &event.payload.request_context;
+        let request = disconnect(&api, &connection, 1001, "Going away", 1_795_824_901_000);
+        let context = &request.request_context;
         assert_eq!(context.route_key.as_deref(), Some("$disconnect"));
         assert_eq!(context.disconnect_status_code, Some(1001));
         assert_eq!(context.request_time_epoch, 1_795_824_901_000);
