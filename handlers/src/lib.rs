@@ -49,6 +49,7 @@ pub struct Chat {
 
 impl Chat {
     /// Builds the clients from a loaded AWS configuration and the settings.
+    #[cfg(feature = "aws")]
     pub fn from_sdk_config(sdk: &aws_types::SdkConfig, settings: Settings) -> Self {
         Self {
             store: Store::new(

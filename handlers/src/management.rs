@@ -17,9 +17,7 @@ use std::time::{Duration, SystemTime};
 
 use std::sync::Arc;
 
-use aws_smithy_runtime_api::client::http::{
-    HttpConnector, HttpConnectorSettings, SharedHttpConnector,
-};
+use aws_smithy_runtime_api::client::http::{HttpConnector, SharedHttpConnector};
 use aws_smithy_runtime_api::client::orchestrator::{HttpRequest, HttpResponse};
 use aws_smithy_runtime_api::client::result::ConnectorError;
 use aws_smithy_types::body::SdkBody;
@@ -29,10 +27,7 @@ use http_body_util::{BodyExt, Limited};
 use percent_encoding::utf8_percent_encode;
 
 use crate::error::{AwsError, ConfigError, causes};
-use crate::limits::{
-    MANAGEMENT_CONNECT_TIMEOUT, POST_ATTEMPTS, POST_RETRY_BACKOFF, POST_RETRY_MAX_BACKOFF,
-    POST_TIMEOUT,
-};
+use crate::limits::{POST_ATTEMPTS, POST_RETRY_BACKOFF, POST_RETRY_MAX_BACKOFF, POST_TIMEOUT};
 use crate::sigv4::{Signer, UNRESERVED};
 
 const SERVICE: &str = "Management API";
@@ -149,26 +144,24 @@ impl Operation {
 }
 
 impl Management {
-    /// Over HTTPS and HTTP with the `aws` feature, plain HTTP (local
-    /// endpoints) without it; with the credentials and region of `sdk`.
+    /// Over HTTPS (or HTTP), with the credentials and region of `sdk`.
+    #[cfg(feature = "aws")]
     pub fn new(sdk: &SdkConfig, endpoint: &ManagementEndpoint) -> Self {
-        let builder = aws_smithy_http_client::Connector::builder().connector_settings(
-            HttpConnectorSettings::builder()
-                .connect_timeout(MANAGEMENT_CONNECT_TIMEOUT)
-                .build(),
-        );
-        #[cfg(feature = "aws")]
-        let connector = builder
+        let connector = aws_smithy_http_client::Connector::builder()
+            .connector_settings(
+                aws_smithy_runtime_api::client::http::HttpConnectorSettings::builder()
+                    .connect_timeout(crate::limits::MANAGEMENT_CONNECT_TIMEOUT)
+                    .build(),
+            )
             .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
                 aws_smithy_http_client::tls::rustls_provider::CryptoMode::AwsLc,
             ))
             .build();
-        #[cfg(not(feature = "aws"))]
-        let connector = builder.build_http();
         Self::with_connector(sdk, endpoint, SharedHttpConnector::new(connector))
     }
 
-    /// Calls through `connector` (the local stack's in-process transport).
+    /// Calls through `connector` (the local stack's in-process transport, or
+    /// plain HTTP in tests).
     pub fn with_connector(
         sdk: &SdkConfig,
         endpoint: &ManagementEndpoint,

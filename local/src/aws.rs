@@ -8,6 +8,8 @@ use aws_sdk_dynamodb::config::timeout::TimeoutConfig;
 use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region, SharedCredentialsProvider};
 use aws_types::SdkConfig;
 
+use crate::plain_http::PlainHttp;
+
 /// Region of every local client and of the stream records the poller builds.
 pub const LOCAL_REGION: &str = "us-east-1";
 
@@ -20,8 +22,8 @@ pub fn local_sdk_config() -> SdkConfig {
     SdkConfig::builder()
         .behavior_version(BehaviorVersion::latest())
         .region(Region::new(LOCAL_REGION))
-        // Plain HTTP: every local endpoint is on this machine.
-        .http_client(aws_smithy_http_client::Builder::new().build_http())
+        // Plain HTTP: every local endpoint is on this machine or network.
+        .http_client(PlainHttp::default())
         .credentials_provider(SharedCredentialsProvider::new(Credentials::new(
             "local",
             "local",

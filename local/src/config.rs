@@ -44,7 +44,8 @@ pub struct Args {
     pub dynamodb_listen: SocketAddr,
 
     /// Use this DynamoDB-compatible endpoint (e.g. DynamoDB Local) instead of the embedded one.
-    #[arg(long, env = "CHAT_DYNAMODB_ENDPOINT", conflicts_with_all = ["in_memory"])]
+    #[arg(long, env = "CHAT_DYNAMODB_ENDPOINT", conflicts_with_all = ["in_memory"],
+          value_parser = plain_http_endpoint)]
     pub dynamodb_endpoint: Option<String>,
 
     /// Table name prefix, e.g. `test-` for `test-ActiveConnections`.
@@ -175,6 +176,16 @@ fn stage_name(value: &str) -> Result<String, String> {
         Ok(value.to_owned())
     } else {
         Err("use letters, digits, '-' and '_'".to_owned())
+    }
+}
+
+/// An `http://HOST[:PORT]` endpoint: the local stack's SDK clients speak
+/// plain HTTP (crate::plain_http).
+fn plain_http_endpoint(value: &str) -> Result<String, String> {
+    let expected = "expected http://HOST:PORT, e.g. http://127.0.0.1:8000 (plain HTTP only)";
+    match value.parse::<hyper::Uri>() {
+        Ok(uri) if uri.scheme_str() == Some("http") && uri.host().is_some() => Ok(value.to_owned()),
+        _ => Err(expected.to_owned()),
     }
 }
 
@@ -347,6 +358,11 @@ mod tests {
             ["--message-retention-days", "0"],
             ["--stage", "a/b"],
             ["--stage", ""],
+            [
+                "--dynamodb-endpoint",
+                "https://dynamodb.us-east-1.amazonaws.com",
+            ],
+            ["--dynamodb-endpoint", "localhost:8000"],
         ];
         for flags in cases {
             let error = parse(&flags).expect_err(&flags.join(" "));
@@ -364,5 +380,10 @@ mod tests {
         assert_eq!(config.limits.fanout_concurrency, 1);
         assert_eq!(config.tables, Tables::default());
         assert_eq!(config.idle_timeout, GATEWAY_IDLE_TIMEOUT);
+        let external = parse(&["--dynamodb-endpoint", "http://127.0.0.1:8001"]).expect("valid");
+        assert!(matches!(
+            Config::from(external).storage,
+            Storage::External(endpoint) if endpoint == "http://127.0.0.1:8001"
+        ));
     }
 }

@@ -16,6 +16,7 @@ pub mod error;
 pub mod filter;
 mod gateway;
 mod in_process;
+pub mod plain_http;
 pub mod poller;
 pub mod tables;
 pub mod telemetry;

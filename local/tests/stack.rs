@@ -436,9 +436,9 @@ async fn message_history_survives_a_restart() {
 async fn the_chats_own_client_asks_the_management_api_whether_a_connection_is_there() {
     let dir = tempfile::tempdir().expect("temp dir");
     let t = start_stack(dir.path(), &unique_prefix(), &[]).await;
-    let management = handlers::Management::new(
+    let management = testkit::management::plain_http_management(
         &chat_local::aws::local_sdk_config(),
-        &t.stack.management_endpoint().parse().expect("an endpoint"),
+        &t.stack.management_endpoint(),
     );
     let client = Client::connect(&t.stack.websocket_url()).await;
     assert_eq!(management.is_connected(&client.id).await, Ok(true));

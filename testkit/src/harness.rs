@@ -5,10 +5,11 @@ use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxy
 use aws_lambda_events::encodings::Body;
 use handlers::records::{ActiveConnection, Session, SessionClose};
 use handlers::time::Timestamp;
-use handlers::{Chat, ChatLimits, Management, Retention, Room, Store};
+use handlers::{Chat, ChatLimits, Retention, Room, Store};
 use serde_json::{Value, json};
 
 use crate::item::{self, Item};
+use crate::management::plain_http_management;
 use crate::{FakeManagementApi, TestDynamo, fixtures};
 
 /// Offsets from `connectedAt` of the WebSocket fixtures' `requestTimeEpoch`.
@@ -42,7 +43,7 @@ impl Harness {
         let store = Store::new(db.client.clone(), db.tables.clone()).with_page_size(2);
         let chat = Chat {
             store,
-            management: Management::new(&db.sdk, &api.endpoint.parse().expect("a local endpoint")),
+            management: plain_http_management(&db.sdk, &api.endpoint),
             limits,
             retention: Retention::default(),
         };

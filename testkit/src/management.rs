@@ -227,3 +227,16 @@ fn signature_problem(headers: &HeaderMap, uri: &Uri, body: &[u8]) -> Option<Stri
     (expected.as_deref() != Some(given))
         .then(|| format!("signature mismatch: expected {expected:?}, got {given:?}"))
 }
+
+/// The chat's Management API adapter for a local `endpoint`, over the local
+/// stack's plain HTTP client (the deployed functions' HTTPS client is only in
+/// builds with the `aws` feature).
+pub fn plain_http_management(sdk: &aws_types::SdkConfig, endpoint: &str) -> handlers::Management {
+    let connector = chat_local::plain_http::PlainHttp::default()
+        .connector(&aws_smithy_runtime_api::client::http::HttpConnectorSettings::default());
+    handlers::Management::with_connector(
+        sdk,
+        &endpoint.parse().expect("a local endpoint"),
+        connector,
+    )
+}
