@@ -4,18 +4,41 @@
 use std::sync::OnceLock;
 
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use tracing_subscriber::filter::Targets;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
 
-/// Human-readable logs, filtered by `RUST_LOG` (default `info`).
+/// The log filter unless `RUST_LOG` says otherwise.
+const DEFAULT_LOG_FILTER: &str = "info,aws_smithy_runtime=warn,aws_config=warn";
+
+/// Human-readable logs, filtered by `RUST_LOG`: comma-separated `level` and
+/// `target=level` directives (default `info`). A filter by target needs no
+/// regular expressions, which EnvFilter's span and field directives would
+/// add to every build.
 pub fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-        tracing_subscriber::EnvFilter::new("info,aws_smithy_runtime=warn,aws_config=warn")
-    });
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let requested = std::env::var("RUST_LOG")
+        .ok()
+        .filter(|value| !value.trim().is_empty());
+    let parsed = requested.as_deref().map(str::parse::<Targets>);
+    let filter = match &parsed {
+        Some(Ok(filter)) => filter.clone(),
+        None | Some(Err(_)) => DEFAULT_LOG_FILTER.parse().unwrap_or_default(),
+    };
+    let installed = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
         .with_target(false)
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .finish()
+        .with(filter)
         .try_init();
+    if let (Ok(()), Some(Err(error))) = (installed, parsed) {
+        tracing::warn!(
+            rust_log = requested.as_deref().unwrap_or_default(),
+            %error,
+            "RUST_LOG is not a list of level or target=level directives; using {DEFAULT_LOG_FILTER}"
+        );
+    }
 }
 
 /// Renders the metrics recorded so far.

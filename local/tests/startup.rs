@@ -15,11 +15,17 @@ fn dead_port() -> u16 {
 }
 
 fn run(args: &[&str]) -> (Option<i32>, String) {
-    let output = Command::new(env!("CARGO_BIN_EXE_chat-local"))
-        .args(args)
-        .env_remove("CHAT_DYNAMODB_ENDPOINT")
-        .output()
-        .expect("chat-local runs");
+    run_with_log_filter(args, None)
+}
+
+fn run_with_log_filter(args: &[&str], rust_log: Option<&str>) -> (Option<i32>, String) {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_chat-local"));
+    command.args(args).env_remove("CHAT_DYNAMODB_ENDPOINT");
+    match rust_log {
+        Some(filter) => command.env("RUST_LOG", filter),
+        None => command.env_remove("RUST_LOG"),
+    };
+    let output = command.output().expect("chat-local runs");
     (
         output.status.code(),
         String::from_utf8_lossy(&output.stderr).into_owned(),
@@ -40,6 +46,22 @@ fn an_unreachable_dynamodb_endpoint_is_named_with_the_cause_and_the_flag() {
         !stderr.contains("DispatchFailure {"),
         "no Debug dumps: {stderr}"
     );
+}
+
+#[test]
+fn a_log_filter_that_does_not_parse_is_named_and_the_default_used() {
+    let endpoint = format!("http://127.0.0.1:{}", dead_port());
+    let args = ["--dynamodb-endpoint", &endpoint, "--listen", "127.0.0.1:0"];
+    let (code, stderr) = run_with_log_filter(&args, Some("handlers=loud"));
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains("RUST_LOG is not a list of level or target=level directives"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("handlers=loud"), "{stderr}");
+
+    let (_, stderr) = run_with_log_filter(&args, Some("warn,handlers=debug"));
+    assert!(!stderr.contains("RUST_LOG"), "a good filter: {stderr}");
 }
 
 #[test]
