@@ -16,6 +16,8 @@
 use aws_lambda_events::dynamodb::{Event, EventRecord};
 use aws_lambda_events::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
 use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::Pin;
 
 use bytes::Bytes;
 
@@ -96,12 +98,22 @@ fn decode(image: &serde_dynamo::Item, which: &'static str) -> Result<Session, Re
     })
 }
 
+/// Processes a batch (`process_batch`, below). Boxed here, where it is defined,
+/// so its state machine and the SDK calls inside it are compiled with this
+/// crate, not again in the local stack (docs/performance.md, "Build time").
+pub fn handle(
+    chat: &Chat,
+    event: Event,
+) -> Pin<Box<dyn Future<Output = DynamoDbEventResponse> + Send + '_>> {
+    Box::pin(process_batch(chat, event))
+}
+
 /// Processes a batch: each record in order (a failing record never stops
 /// the rest, and comes back as a batch item failure, by sequence number, so
 /// Lambda retries from the first of them), then one `welcome` per newcomer
 /// and one `presence` frame per room and recipient for the whole batch: N
 /// joins cost N welcomes and one frame per member, not N² posts.
-pub async fn handle(chat: &Chat, event: Event) -> DynamoDbEventResponse {
+async fn process_batch(chat: &Chat, event: Event) -> DynamoDbEventResponse {
     let mut response = DynamoDbEventResponse::default();
     let mut changes: BTreeMap<Room, RoomChanges> = BTreeMap::new();
     let mut newcomers = Vec::new();

@@ -14,7 +14,10 @@ use crate::time::Timestamp;
 /// atomically. A non-2xx answer makes API Gateway reject the handshake; a
 /// bad room or name is a 400 that writes nothing.
 #[instrument(name = "$connect", skip_all, fields(connection_id = span_id(&event)))]
-pub async fn connect(chat: &Chat, event: WebSocketEvent) -> Result<ApiGatewayProxyResponse, Error> {
+pub(super) async fn connect(
+    chat: &Chat,
+    event: WebSocketEvent,
+) -> Result<ApiGatewayProxyResponse, Error> {
     let id = connection_id(&event)?;
     let context = &event.request_context;
     let connected_at = Timestamp::from_epoch_millis(context.connected_at)?;

@@ -11,7 +11,7 @@ use crate::time::Timestamp;
 /// `$disconnect`, kept minimal: forget the connection and close its session.
 /// Durations, presence and metrics follow from the SessionHistory stream.
 #[instrument(name = "$disconnect", skip_all, fields(connection_id = span_id(&event)))]
-pub async fn disconnect(
+pub(super) async fn disconnect(
     chat: &Chat,
     event: WebSocketEvent,
 ) -> Result<ApiGatewayProxyResponse, Error> {

@@ -14,7 +14,10 @@ use crate::store::HistoryKey;
 /// `history`: a page of the sender's room's messages, newest first, to the
 /// sender alone. A two-way route: it always answers with a body.
 #[instrument(name = "history", skip_all, fields(connection_id = span_id(&event)))]
-pub async fn history(chat: &Chat, event: WebSocketEvent) -> Result<ApiGatewayProxyResponse, Error> {
+pub(super) async fn history(
+    chat: &Chat,
+    event: WebSocketEvent,
+) -> Result<ApiGatewayProxyResponse, Error> {
     let id = connection_id(&event)?;
     let request = match parse_history_request(event.body.as_deref()) {
         Ok(request) => request,

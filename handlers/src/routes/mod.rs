@@ -14,18 +14,45 @@ mod disconnect;
 mod history;
 mod sendmessage;
 
+use std::future::Future;
+use std::pin::Pin;
+
 use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
 use aws_lambda_events::encodings::Body;
 
 pub use authorize::{AuthorizerEvent, UNAUTHORIZED, authorize, context_of};
-pub use connect::connect;
 pub use default::default;
-pub use disconnect::disconnect;
-pub use history::history;
-pub use sendmessage::sendmessage;
 
+use crate::Chat;
 use crate::error::Error;
 use crate::protocol::ServerFrame;
+
+/// The answer of a route that reaches AWS, to come. Boxed here, where the
+/// route is defined, so its state machine and the SDK calls inside it are
+/// compiled with this crate, not again in each crate that awaits it (the
+/// local stack, last in a build; docs/performance.md, "Build time").
+pub type Answer<'a> =
+    Pin<Box<dyn Future<Output = Result<ApiGatewayProxyResponse, Error>> + Send + 'a>>;
+
+/// `$connect` (routes/connect.rs).
+pub fn connect(chat: &Chat, event: WebSocketEvent) -> Answer<'_> {
+    Box::pin(connect::connect(chat, event))
+}
+
+/// `$disconnect` (routes/disconnect.rs).
+pub fn disconnect(chat: &Chat, event: WebSocketEvent) -> Answer<'_> {
+    Box::pin(disconnect::disconnect(chat, event))
+}
+
+/// `sendmessage` (routes/sendmessage.rs).
+pub fn sendmessage(chat: &Chat, event: WebSocketEvent) -> Answer<'_> {
+    Box::pin(sendmessage::sendmessage(chat, event))
+}
+
+/// `history` (routes/history.rs).
+pub fn history(chat: &Chat, event: WebSocketEvent) -> Answer<'_> {
+    Box::pin(history::history(chat, event))
+}
 
 /// What API Gateway hands a route handler (the Lambda invocation's payload).
 pub type WebSocketEvent = ApiGatewayWebsocketProxyRequest;

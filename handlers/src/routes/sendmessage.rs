@@ -19,7 +19,7 @@ use crate::time::Timestamp;
 /// is one-way, because with a route response API Gateway would send every
 /// body-less success to the client as an empty frame.
 #[instrument(name = "sendmessage", skip_all, fields(connection_id = span_id(&event)))]
-pub async fn sendmessage(
+pub(super) async fn sendmessage(
     chat: &Chat,
     event: WebSocketEvent,
 ) -> Result<ApiGatewayProxyResponse, Error> {
