@@ -65,3 +65,14 @@ pub fn metrics() -> Option<Metrics> {
         .clone()
         .map(Metrics)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_log_filter_parses() {
+        let filter: Targets = DEFAULT_LOG_FILTER.parse().expect("a valid filter");
+        assert_eq!(filter.default_level(), Some(tracing::Level::INFO.into()));
+    }
+}

@@ -24,9 +24,8 @@ pub const UNAUTHORIZED: &str = "Unauthorized";
 #[instrument(name = "authorizer", skip_all)]
 pub async fn authorize(
     verifier: &Verifier,
-    event: AuthorizerEvent,
+    request: AuthorizerEvent,
 ) -> Result<ApiGatewayCustomAuthorizerResponse, BoxError> {
-    let request = &event;
     let resource = request.method_arn.clone().unwrap_or_default();
     let Some(token) = token_of(&request.headers, &request.query_string_parameters) else {
         info!(reason = %Denial::Missing, "refused a connection");
