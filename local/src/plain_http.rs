@@ -60,6 +60,14 @@ enum Failure {
     },
 }
 
+impl Failure {
+    /// As the SDK takes it: a failure of the connection, which its retry
+    /// policy retries.
+    fn io(self) -> ConnectorError {
+        ConnectorError::io(self.into())
+    }
+}
+
 type Sender = SendRequest<SdkBody>;
 
 /// Kept-alive connections, by endpoint (`host:port`).
@@ -117,13 +125,8 @@ impl HttpConnector for Connector {
                     .collect()
                     .await
                     .map_err(|source| {
-                        ConnectorError::io(
-                            Failure::Body {
-                                endpoint: endpoint.clone(),
-                                source,
-                            }
-                            .into(),
-                        )
+                        let endpoint = endpoint.clone();
+                        Failure::Body { endpoint, source }.io()
                     })?
                     .to_bytes();
                 // The whole answer is read, so the connection is free again.
@@ -190,9 +193,7 @@ async fn send(
                 _ => {
                     let source = failed.into_error();
                     let endpoint = endpoint.to_owned();
-                    return Err(ConnectorError::io(
-                        Failure::Exchange { endpoint, source }.into(),
-                    ));
+                    return Err(Failure::Exchange { endpoint, source }.io());
                 }
             },
         }
@@ -226,7 +227,7 @@ fn keep(idle: &Idle, endpoint: &str, sender: Sender) {
 async fn connect(endpoint: &str, timeout: Option<Duration>) -> Result<Sender, ConnectorError> {
     let failed = |source| {
         let endpoint = endpoint.to_owned();
-        ConnectorError::io(Failure::Connect { endpoint, source }.into())
+        Failure::Connect { endpoint, source }.io()
     };
     let stream = within(timeout, TcpStream::connect(endpoint))
         .await?
@@ -237,7 +238,7 @@ async fn connect(endpoint: &str, timeout: Option<Duration>) -> Result<Sender, Co
         .await
         .map_err(|source| {
             let endpoint = endpoint.to_owned();
-            ConnectorError::io(Failure::Exchange { endpoint, source }.into())
+            Failure::Exchange { endpoint, source }.io()
         })?;
     let endpoint = endpoint.to_owned();
     tokio::spawn(async move {
