@@ -19,6 +19,7 @@ const FUNCTIONS = {
   History: 'history',
   Default: 'default',
   StreamProcessor: 'stream-processor',
+  Reconcile: 'reconcile',
 };
 // And those it has only with sign-in on (infra/auth.js).
 const SIGN_IN_FUNCTIONS = {

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds the seven Lambda artifacts the stack deploys and puts each in
+# Builds the eight Lambda artifacts the stack deploys and puts each in
 # infra/dist/<function>.zip (a zip holding one executable named `bootstrap`,
 # for the provided.al2023 runtime on arm64).
 #
@@ -21,10 +21,11 @@ cd "$root"
 profile="${LAMBDA_PROFILE:-lambda}"
 nice_level="${BUILD_NICE:-19}"
 target=aarch64-unknown-linux-gnu
-# The deployed binaries: one per WebSocket route, the stream consumer, and
-# the $connect authorizer (deployed only with sign-in on, built always).
-# (chat-local, the offline stack, is not deployed.)
-functions=(connect disconnect sendmessage history default stream-processor authorizer)
+# The deployed binaries: one per WebSocket route, the stream consumer, the
+# scheduled repair of sessions left open, and the $connect authorizer
+# (deployed only with sign-in on, built always). (chat-local, the offline
+# stack, is not deployed.)
+functions=(connect disconnect sendmessage history default stream-processor reconcile authorizer)
 
 # shellcheck source=tools.sh
 source "$infra/tools.sh"
@@ -37,8 +38,8 @@ if command -v rustup >/dev/null 2>&1 && ! rustup target list --installed | grep 
 fi
 
 started=$SECONDS
-# Only the deployed packages: chat-handlers has the five route binaries and
-# the authorizer, chat-stream-processor the stream consumer.
+# Only the deployed packages: chat-handlers has the five route binaries, the
+# repair and the authorizer, chat-stream-processor the stream consumer.
 nice -n "$nice_level" cargo lambda build \
     --profile "$profile" \
     --arm64 \

@@ -78,9 +78,10 @@ module.exports.body = async ({ resolveVariable }) => {
         `Product metrics (EMF, namespace \`${namespace}\`, dimension Stage=${stage}), then API Gateway, then each Lambda function.`
     ),
     // Product: sessions, messages, fan-out.
-    graph('Sessions: connects and disconnects', [
+    graph('Sessions: connects, disconnects and repairs', [
       product('connects'),
       product('disconnects'),
+      product('sessions_repaired'),
     ]),
     graph('Session duration (s)', percentiles('session_duration'), {
       stat: 'p50',

@@ -52,10 +52,10 @@
     },
     {
       id: 'sessions',
-      title: 'Sessions: connects and disconnects per second',
-      metrics: 'counters connects, disconnects',
+      title: 'Sessions: connects, disconnects and repairs per second',
+      metrics: 'counters connects, disconnects, sessions_repaired',
       unit: '/s',
-      series: [rate('connects'), rate('disconnects')],
+      series: [rate('connects'), rate('disconnects'), rate('sessions_repaired')],
     },
     {
       id: 'session-duration',

@@ -1,6 +1,6 @@
 //! Sends one frame to every connection in a room: pages of the room index
 //! are read as the posts go out, posts run with bounded concurrency, and a
-//! 410 Gone prunes the stale ActiveConnections row.
+//! 410 Gone closes the stale connection's session and deletes its row.
 
 use std::time::Instant;
 
@@ -12,6 +12,7 @@ use crate::error::StoreError;
 use crate::limits::CONNECT_GRACE;
 use crate::management::{Delivery, Management};
 use crate::metric::{self, FanoutKind};
+use crate::records::SessionClose;
 use crate::room::Room;
 use crate::store::{Store, WriteOutcome};
 use crate::time::Timestamp;
@@ -22,7 +23,7 @@ pub struct FanoutReport {
     /// Posts attempted.
     pub recipients: usize,
     pub delivered: usize,
-    /// Stale connections found (410) and deleted.
+    /// Stale connections found (410): sessions closed, rows deleted.
     pub pruned: usize,
     /// Connections that answered 410 but were kept: connected within
     /// [`CONNECT_GRACE`] (still completing `$connect`), or already removed.
@@ -163,15 +164,38 @@ async fn post_one(
     }
 }
 
-/// Deletes a connection that answered 410 Gone, unless it only just
-/// connected.
+/// The `disconnect_reason` of a session closed because a post to its
+/// connection answered 410.
+pub const PRUNED_REASON: &str = "Connection gone: a post to it answered 410";
+
+/// Closes the session of a connection that answered 410 Gone (as of now,
+/// code 1006, [`PRUNED_REASON`]: the stream processor then measures it and
+/// tells the room it left), then deletes its row; unless it connected
+/// within [`CONNECT_GRACE`]. The session first, so a failure leaves the row
+/// and the open session for the next 410 or the repair.
 async fn prune(store: &Store, connection_id: &str, kind: FanoutKind) -> PostOutcome {
-    let cutoff = Timestamp::now().minus(CONNECT_GRACE);
-    match store.prune_connection(connection_id, cutoff).await {
+    let seen = Timestamp::now();
+    let cutoff = seen.minus(CONNECT_GRACE);
+    let close = SessionClose::unseen(seen, PRUNED_REASON);
+    let pruned = match store
+        .close_session_opened_before(connection_id, &close, cutoff)
+        .await
+    {
+        Ok(WriteOutcome::Written) => store
+            .delete_connection(connection_id)
+            .await
+            .map(|()| WriteOutcome::Written),
+        // Connected within the grace period, or its session was closed
+        // already (a `$disconnect` that could not delete the row): the row
+        // goes if it is old enough.
+        Ok(WriteOutcome::ConditionFailed) => store.prune_connection(connection_id, cutoff).await,
+        Err(error) => Err(error),
+    };
+    match pruned {
         Ok(WriteOutcome::Written) => {
             metrics::counter!(metric::CONNECTIONS_PRUNED, metric::KIND => kind.as_str())
                 .increment(1);
-            info!(connection_id = %connection_id, "pruned stale connection");
+            info!(connection_id = %connection_id, "pruned a stale connection and closed its session");
             PostOutcome::Pruned
         }
         // Connected within the grace period, or already deleted.

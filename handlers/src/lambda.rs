@@ -50,6 +50,15 @@ pub fn init_metrics(
     Ok(collector)
 }
 
+/// Lambda's deadline (epoch milliseconds) as an instant of this process.
+fn deadline_of(deadline_epoch_ms: u64) -> tokio::time::Instant {
+    let now_ms = chrono::Utc::now().timestamp_millis();
+    let left = u64::try_from(now_ms)
+        .map(|now| deadline_epoch_ms.saturating_sub(now))
+        .unwrap_or_default();
+    tokio::time::Instant::now() + std::time::Duration::from_millis(left)
+}
+
 /// Logs and the shared context of a function that uses the tables and the
 /// Management API.
 pub async fn start() -> Result<Chat, lambda_runtime::Error> {
@@ -69,11 +78,23 @@ where
     Fut: Future<Output = Result<R, Err>> + Send,
     Err: Into<lambda_runtime::Error> + std::fmt::Debug,
 {
+    run_until_deadline(move |payload, _| handler(payload)).await
+}
+
+/// [`run`], telling `handler` when the invocation's time is up.
+pub async fn run_until_deadline<E, R, F, Fut, Err>(handler: F) -> Result<(), lambda_runtime::Error>
+where
+    E: DeserializeOwned + Send + 'static,
+    R: Serialize + Send + 'static,
+    F: Fn(E, tokio::time::Instant) -> Fut + Send,
+    Fut: Future<Output = Result<R, Err>> + Send,
+    Err: Into<lambda_runtime::Error> + std::fmt::Debug,
+{
     let collector = init_metrics(&MetricsSettings::from_env())?;
     lambda_runtime::run(service_fn(|event: LambdaEvent<E>| {
         let LambdaEvent { payload, context } = event;
         let request_id = context.request_id;
-        let outcome = handler(payload);
+        let outcome = handler(payload, deadline_of(context.deadline));
         async move {
             let outcome = outcome.await.map_err(Into::into);
             if let Err(error) = collector

@@ -35,6 +35,25 @@ pub const CONNECTION_TTL_MARGIN: Duration = Duration::from_secs(15 * 60);
 /// completing its `$connect` (API Gateway answers 410 until it returns): it is
 /// not pruned, and its `welcome` is retried.
 pub const CONNECT_GRACE: Duration = Duration::from_secs(10);
+/// SessionHistory's open sessions are indexed under this many keys
+/// (`open_shard`, from the connection id), so connects and closes spread
+/// over that many index partitions instead of one (a partition takes about
+/// 1,000 writes a second; API Gateway admits 500 new connections a second
+/// per region by default, each written twice: open, close).
+pub const OPEN_SESSION_SHARDS: u32 = 16;
+/// How often the repair of sessions left open runs: the deployed schedule
+/// (infra/serverless.yml, checked) and the local stack's default.
+pub const REPAIR_INTERVAL: Duration = Duration::from_secs(15 * 60);
+/// An open session older than API Gateway's connection limit plus this is
+/// closed by the repair without asking API Gateway: its connection is gone.
+/// Covers clock differences between API Gateway and the function.
+pub const REPAIR_MARGIN: Duration = Duration::from_secs(60);
+/// How long the repair waits between finding a connection gone and closing
+/// its session, so a `$disconnect` on its way closes it first, with its own
+/// close code and time.
+pub const REPAIR_SETTLE: Duration = Duration::from_secs(3);
+/// `GetConnection` calls the repair has in flight at once.
+pub const REPAIR_CONCURRENCY: usize = 32;
 /// A PostToConnection that hangs must not hold up a whole fan-out.
 pub const POST_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long connecting to the Management API may take (as the SDK's

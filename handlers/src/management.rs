@@ -193,6 +193,17 @@ impl Management {
         }
     }
 
+    /// [`Management::is_connected`], as the repair asks it.
+    pub async fn liveness(
+        &self,
+        connection_id: &str,
+    ) -> Result<crate::reconcile::Liveness, AwsError> {
+        Ok(match self.is_connected(connection_id).await? {
+            true => crate::reconcile::Liveness::Alive,
+            false => crate::reconcile::Liveness::Gone,
+        })
+    }
+
     /// Posts one frame to one connection (`PostToConnection`).
     pub async fn post(&self, connection_id: &str, frame: Bytes) -> Delivery {
         self.api

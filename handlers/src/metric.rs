@@ -60,11 +60,12 @@ pub const PRESENCE_FRAMES_SENT: &str = "presence_frames_sent";
 pub const STREAM_RECORDS_FAILED: &str = "stream_records_failed";
 pub const CONNECTIONS_OPEN: &str = "connections_open";
 pub const STREAM_ITERATOR_AGE: &str = "stream_iterator_age";
+pub const SESSIONS_REPAIRED: &str = "sessions_repaired";
 
 /// Every metric the product records. The last two exist only in the local
 /// stack, standing in for what AWS measures itself (API Gateway's
 /// connections, Lambda's IteratorAge).
-pub const ALL: [Metric; 13] = [
+pub const ALL: [Metric; 14] = [
     Metric {
         name: MESSAGES_SENT,
         kind: MetricKind::Counter,
@@ -105,7 +106,14 @@ pub const ALL: [Metric; 13] = [
         kind: MetricKind::Counter,
         unit: Unit::Count,
         per_fanout_kind: true,
-        description: "Stale connections deleted after 410 Gone",
+        description: "Stale connections whose session was closed and row deleted after 410 Gone",
+    },
+    Metric {
+        name: SESSIONS_REPAIRED,
+        kind: MetricKind::Counter,
+        unit: Unit::Count,
+        per_fanout_kind: false,
+        description: "Sessions left open (no $disconnect, or a failed close) that the repair closed",
     },
     Metric {
         name: CONNECTS,

@@ -5,7 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::limits::{CONNECTION_TTL_MARGIN, GATEWAY_MAX_CONNECTION_DURATION};
+use crate::limits::{CONNECTION_TTL_MARGIN, GATEWAY_MAX_CONNECTION_DURATION, OPEN_SESSION_SHARDS};
 use crate::name::DisplayName;
 use crate::room::Room;
 use crate::time::Timestamp;
@@ -32,6 +32,10 @@ pub struct ActiveConnection {
     /// `sendmessage`, absent before the first message.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rate_allowed_at: Option<i64>,
+    /// When the connection last sent a chat message (set with the rate
+    /// limit's mark): the repair's evidence that it was alive then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_seen_at: Option<Timestamp>,
 }
 
 impl ActiveConnection {
@@ -47,6 +51,7 @@ impl ActiveConnection {
             name: None,
             user_id: None,
             rate_allowed_at: None,
+            last_seen_at: None,
         }
     }
 }
@@ -135,6 +140,28 @@ pub struct Session {
     /// ([`Retention::session_days`]); absent: kept.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ttl: Option<i64>,
+    /// Present while the session is open, removed when it closes: the key
+    /// of the sparse `open-sessions-index`, through which the repair finds
+    /// sessions left open without scanning the table ([`open_shard`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub open_shard: Option<u32>,
+}
+
+/// The `open-sessions-index` key of a connection's session: FNV-1a of the
+/// id, modulo [`OPEN_SESSION_SHARDS`]. Stable across builds and platforms
+/// (std's hashers promise neither), since it is stored.
+pub fn open_shard(connection_id: &str) -> u32 {
+    let hash = connection_id.bytes().fold(0x811c_9dc5_u32, |hash, byte| {
+        (hash ^ u32::from(byte)).wrapping_mul(0x0100_0193)
+    });
+    hash % OPEN_SESSION_SHARDS
+}
+
+/// An open session, as the `open-sessions-index` holds it (keys only).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OpenSession {
+    pub connection_id: String,
+    pub connected_at: Timestamp,
 }
 
 impl Session {
@@ -146,6 +173,7 @@ impl Session {
         room: Room,
     ) -> Self {
         Self {
+            open_shard: Some(open_shard(&connection_id)),
             connection_id,
             source_ip,
             connected_at,
@@ -161,8 +189,8 @@ impl Session {
     }
 }
 
-/// What `$disconnect` sets on a session: written as one update, never as a
-/// new row.
+/// What `$disconnect` (or a prune, or the repair) sets on a session:
+/// written as one update that also removes `open_shard`, never as a new row.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SessionClose {
     pub disconnected_at: Timestamp,
@@ -170,6 +198,23 @@ pub struct SessionClose {
     pub disconnect_status_code: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub disconnect_reason: Option<String>,
+}
+
+/// The close code recorded for a connection that ended without a
+/// `$disconnect` saying how: 1006, what API Gateway records for a connection
+/// that ended without a close frame.
+pub const ABNORMAL_CLOSE_CODE: i64 = 1006;
+
+impl SessionClose {
+    /// The close of a connection found gone (by a 410, or by the repair),
+    /// as of `at`, for `reason`.
+    pub fn unseen(at: Timestamp, reason: &str) -> Self {
+        Self {
+            disconnected_at: at,
+            disconnect_status_code: Some(ABNORMAL_CLOSE_CODE),
+            disconnect_reason: Some(reason.to_owned()),
+        }
+    }
 }
 
 /// What the stream processor sets on a closed session.
@@ -285,8 +330,28 @@ mod tests {
         let item: Item = to_item(&session)?;
         let mut keys: Vec<_> = item.keys().cloned().collect();
         keys.sort();
-        assert_eq!(keys, ["connected_at", "connection_id", "room"]);
+        assert_eq!(
+            keys,
+            ["connected_at", "connection_id", "open_shard", "room"]
+        );
         Ok(())
+    }
+
+    #[test]
+    fn open_shards_are_stable_and_spread_over_every_shard() {
+        // Stored values: these must never change.
+        assert_eq!(open_shard("L0SM9cOFvHcCIhw="), 13);
+        assert_eq!(open_shard(""), 5);
+        let mut counts = [0_u32; OPEN_SESSION_SHARDS as usize];
+        for n in 0..16_000 {
+            counts[open_shard(&format!("conn{n:012}=")) as usize] += 1;
+        }
+        for (shard, count) in counts.iter().enumerate() {
+            assert!(
+                (800..1200).contains(count),
+                "shard {shard}: {count} of 16,000"
+            );
+        }
     }
 
     #[test]

@@ -17,7 +17,8 @@ use crate::config::Tables;
 use crate::error::StoreError;
 use crate::name::DisplayName;
 use crate::records::{
-    ActiveConnection, ConnectionKey, Member, Message, Session, SessionClose, SessionDuration,
+    ActiveConnection, ConnectionKey, Member, Message, OpenSession, Session, SessionClose,
+    SessionDuration,
 };
 use crate::room::Room;
 use crate::time::Timestamp;
@@ -28,6 +29,13 @@ use crate::time::Timestamp;
 pub const ROOM_INDEX: &str = "room-index";
 /// The global secondary index of MessageHistory by `room` and `time_order`.
 pub const HISTORY_INDEX: &str = "room-time-index";
+/// The sparse global secondary index of SessionHistory by `open_shard` and
+/// `connected_at`: open sessions only (keys only).
+pub const OPEN_SESSIONS_INDEX: &str = "open-sessions-index";
+
+/// Where a page of [`Store::open_sessions`] ended.
+#[derive(Clone, Debug, PartialEq)]
+pub struct OpenSessionKey(HashMap<String, AttributeValue>);
 
 /// One page of a room's connections.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -165,23 +173,50 @@ impl Store {
         Ok(())
     }
 
-    /// Every connection id in ActiveConnections, whatever its room: a Scan,
-    /// for reconciliation only (never on a message's path).
-    pub async fn all_connection_ids(&self) -> Result<Vec<String>, StoreError> {
-        let mut ids = Vec::new();
-        let mut pages = self
+    /// One page of the open sessions under `shard` (see
+    /// [`crate::records::open_shard`]) of the sparse `open-sessions-index`,
+    /// oldest first, from `start` (the previous page's end); and where the
+    /// next page starts, if there is one. A closed session has left the
+    /// index, so this reads what is open, not the table.
+    pub async fn open_sessions(
+        &self,
+        shard: u32,
+        start: Option<OpenSessionKey>,
+    ) -> Result<(Vec<OpenSession>, Option<OpenSessionKey>), StoreError> {
+        let output = self
             .client
-            .scan()
-            .table_name(&self.tables.active_connections)
-            .projection_expression("connection_id")
-            .into_paginator()
-            .send();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(StoreError::call("Scan"))?;
-            let keys: Vec<ConnectionKey> = from_items(page.items.unwrap_or_default())?;
-            ids.extend(keys.into_iter().map(|key| key.connection_id));
+            .query()
+            .table_name(&self.tables.session_history)
+            .index_name(OPEN_SESSIONS_INDEX)
+            .key_condition_expression("open_shard = :shard")
+            .expression_attribute_values(":shard", AttributeValue::N(shard.to_string()))
+            .set_exclusive_start_key(start.map(|key| key.0))
+            .set_limit(self.page_size)
+            .send()
+            .await
+            .map_err(StoreError::call("Query"))?;
+        let sessions = from_items(output.items.unwrap_or_default())?;
+        Ok((sessions, output.last_evaluated_key.map(OpenSessionKey)))
+    }
+
+    /// When a connection last sent a message, as its row says; `None` when
+    /// it has no row or never sent one.
+    pub async fn last_seen(&self, connection_id: &str) -> Result<Option<Timestamp>, StoreError> {
+        #[derive(Deserialize)]
+        struct Seen {
+            last_seen_at: Option<Timestamp>,
         }
-        Ok(ids)
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.tables.active_connections)
+            .key("connection_id", AttributeValue::S(connection_id.to_owned()))
+            .projection_expression("last_seen_at")
+            .send()
+            .await
+            .map_err(StoreError::call("GetItem"))?;
+        let seen: Option<Seen> = output.item.map(from_item).transpose()?;
+        Ok(seen.and_then(|seen| seen.last_seen_at))
     }
 
     /// Deletes a connection's ActiveConnections row; deleting a missing row
@@ -221,9 +256,10 @@ impl Store {
         }
     }
 
-    /// Sets the close attributes on an open session. Never creates a row and
-    /// never overwrites an earlier `disconnected_at`: the condition fails for
-    /// an unknown id or an already closed session.
+    /// Sets the close attributes on an open session and takes it out of the
+    /// open-sessions index. Never creates a row and never overwrites an
+    /// earlier `disconnected_at`: the condition fails for an unknown id or
+    /// an already closed session.
     pub async fn close_session(
         &self,
         connection_id: &str,
@@ -233,7 +269,30 @@ impl Store {
             &self.tables.session_history,
             connection_id,
             close,
+            Some("open_shard"),
             "attribute_exists(connection_id) AND attribute_not_exists(disconnected_at)",
+            None,
+        )
+        .await
+    }
+
+    /// [`Store::close_session`], only if the session opened before
+    /// `connected_before`: a connection that answers 410 within its first
+    /// moments may still be inside its `$connect`, and is not gone.
+    pub async fn close_session_opened_before(
+        &self,
+        connection_id: &str,
+        close: &SessionClose,
+        connected_before: Timestamp,
+    ) -> Result<WriteOutcome, StoreError> {
+        self.update_if(
+            &self.tables.session_history,
+            connection_id,
+            close,
+            Some("open_shard"),
+            "attribute_exists(connection_id) AND attribute_not_exists(disconnected_at) \
+             AND connected_at < :cutoff",
+            Some((":cutoff", AttributeValue::S(connected_before.to_string()))),
         )
         .await
     }
@@ -249,7 +308,9 @@ impl Store {
             &self.tables.session_history,
             connection_id,
             duration,
+            None,
             "attribute_exists(disconnected_at) AND attribute_not_exists(duration_seconds)",
+            None,
         )
         .await
     }
@@ -341,7 +402,7 @@ impl Store {
     }
 
     /// Reads the sender's row and, when its rate-limit mark is not after
-    /// `now_ms` (or unset: a sender on schedule, the usual case), moves the
+    /// `now` (or unset: a sender on schedule, the usual case), moves the
     /// mark to `next` in the same conditional write. A message then costs
     /// one call instead of a read and a write; a burst gets the row back
     /// from the refused condition and goes on with
@@ -349,15 +410,15 @@ impl Store {
     pub async fn claim_on_schedule(
         &self,
         connection_id: &str,
-        now_ms: i64,
+        now: Timestamp,
         next: i64,
     ) -> Result<Claim, StoreError> {
         let written = self
-            .set_rate_mark(connection_id, next)
+            .set_rate_mark(connection_id, next, now)
             .condition_expression(
                 "attribute_exists(connection_id) AND (attribute_not_exists(rate_allowed_at) OR rate_allowed_at <= :now)",
             )
-            .expression_attribute_values(":now", AttributeValue::N(now_ms.to_string()))
+            .expression_attribute_values(":now", AttributeValue::N(now.epoch_millis().to_string()))
             .return_values(ReturnValue::AllNew)
             .return_values_on_condition_check_failure(
                 ReturnValuesOnConditionCheckFailure::AllOld,
@@ -390,8 +451,9 @@ impl Store {
         connection_id: &str,
         seen: Option<i64>,
         next: i64,
+        now: Timestamp,
     ) -> Result<WriteOutcome, StoreError> {
-        let update = self.set_rate_mark(connection_id, next);
+        let update = self.set_rate_mark(connection_id, next, now);
         let update = match seen {
             Some(seen) => update
                 .condition_expression("attribute_exists(connection_id) AND rate_allowed_at = :seen")
@@ -407,19 +469,22 @@ impl Store {
         }
     }
 
-    /// An UpdateItem moving a connection's rate-limit mark to `next`; the
-    /// caller adds its condition.
+    /// An UpdateItem moving a connection's rate-limit mark to `next`, and
+    /// its `last_seen_at` to `now` (the message's time: evidence for the
+    /// repair that the connection was alive); the caller adds its condition.
     fn set_rate_mark(
         &self,
         connection_id: &str,
         next: i64,
+        now: Timestamp,
     ) -> aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder {
         self.client
             .update_item()
             .table_name(&self.tables.active_connections)
             .key("connection_id", AttributeValue::S(connection_id.to_owned()))
-            .update_expression("SET rate_allowed_at = :next")
+            .update_expression("SET rate_allowed_at = :next, last_seen_at = :seen_at")
             .expression_attribute_values(":next", AttributeValue::N(next.to_string()))
+            .expression_attribute_values(":seen_at", AttributeValue::S(now.to_string()))
     }
 
     /// Up to `limit` messages of `room`, newest first, older than `before`
@@ -471,14 +536,17 @@ impl Store {
             .expression_attribute_values(":room", AttributeValue::S(room.to_string()))
     }
 
-    /// `SET` every field of `changes` on the row keyed by `connection_id`,
-    /// if `condition` holds.
+    /// `SET` every field of `changes` (and `REMOVE` the attribute `remove`)
+    /// on the row keyed by `connection_id`, if `condition` (with its one
+    /// extra value, if any) holds.
     async fn update_if<T: Serialize>(
         &self,
         table: &str,
         connection_id: &str,
         changes: &T,
+        remove: Option<&str>,
         condition: &str,
+        condition_value: Option<(&str, AttributeValue)>,
     ) -> Result<WriteOutcome, StoreError> {
         let fields: HashMap<String, AttributeValue> = to_item(changes)?;
         let mut names = HashMap::new();
@@ -489,12 +557,20 @@ impl Store {
             names.insert(format!("#f{index}"), field);
             values.insert(format!(":v{index}"), value);
         }
+        let mut expression = format!("SET {}", assignments.join(", "));
+        if let Some(attribute) = remove {
+            expression.push_str(" REMOVE #removed");
+            names.insert("#removed".to_owned(), attribute.to_owned());
+        }
+        if let Some((name, value)) = condition_value {
+            values.insert(name.to_owned(), value);
+        }
         let result = self
             .client
             .update_item()
             .table_name(table)
             .key("connection_id", AttributeValue::S(connection_id.to_owned()))
-            .update_expression(format!("SET {}", assignments.join(", ")))
+            .update_expression(expression)
             .condition_expression(condition)
             .set_expression_attribute_names(Some(names))
             .set_expression_attribute_values(Some(values))

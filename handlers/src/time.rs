@@ -49,6 +49,14 @@ impl Timestamp {
             .and_then(|delta| self.0.checked_sub_signed(delta))
             .map_or(Self(DateTime::<Utc>::MIN_UTC), Self)
     }
+
+    /// `self + duration`, saturating at the latest representable time.
+    pub fn plus(self, duration: Duration) -> Self {
+        chrono::TimeDelta::from_std(duration)
+            .ok()
+            .and_then(|delta| self.0.checked_add_signed(delta))
+            .map_or(Self(DateTime::<Utc>::MAX_UTC), Self)
+    }
 }
 
 impl fmt::Display for Timestamp {

@@ -2,6 +2,8 @@
 //! DynamoDB engine: a burst, then the sustained rate; refused messages are
 //! answered and neither stored nor sent.
 
+#![allow(clippy::expect_used)] // a failed step fails the test
+
 use handlers::ChatLimits;
 use handlers::rate::MessageRate;
 use serde_json::Value;
@@ -120,6 +122,11 @@ async fn without_a_rate_nothing_is_refused() {
     assert_eq!(h.messages().await.len(), 30);
 }
 
+/// The timestamp `ms` after the epoch.
+fn at_ms(ms: i64) -> handlers::time::Timestamp {
+    handlers::time::Timestamp::from_epoch_millis(ms).expect("in range")
+}
+
 #[tokio::test]
 async fn one_write_reads_an_on_schedule_sender_and_moves_its_mark() {
     use handlers::store::Claim;
@@ -127,7 +134,7 @@ async fn one_write_reads_an_on_schedule_sender_and_moves_its_mark() {
     h.connect("alice").await;
     let store = &h.chat.store;
     let Claim::Moved(sender) = store
-        .claim_on_schedule("alice", 1_000, 1_200)
+        .claim_on_schedule("alice", at_ms(1_000), 1_200)
         .await
         .expect("claimed")
     else {
@@ -135,10 +142,15 @@ async fn one_write_reads_an_on_schedule_sender_and_moves_its_mark() {
     };
     assert_eq!(sender.rate_allowed_at, Some(1_200));
     assert_eq!(sender.room.to_string(), "lobby");
+    assert_eq!(
+        store.last_seen("alice").await.expect("read"),
+        Some(at_ms(1_000)),
+        "a message is the repair's evidence that its connection was alive"
+    );
     // Before the mark: nothing is written, and the row comes back as it is.
     assert_eq!(
         store
-            .claim_on_schedule("alice", 1_100, 1_300)
+            .claim_on_schedule("alice", at_ms(1_100), 1_300)
             .await
             .expect("read"),
         Claim::Ahead(Some(sender.clone()))
@@ -149,12 +161,12 @@ async fn one_write_reads_an_on_schedule_sender_and_moves_its_mark() {
     );
     // At the mark it is on schedule again.
     assert!(matches!(
-        store.claim_on_schedule("alice", 1_200, 1_400).await,
+        store.claim_on_schedule("alice", at_ms(1_200), 1_400).await,
         Ok(Claim::Moved(moved)) if moved.rate_allowed_at == Some(1_400)
     ));
     assert_eq!(
         store
-            .claim_on_schedule("nobody", 1_000, 1_200)
+            .claim_on_schedule("nobody", at_ms(1_000), 1_200)
             .await
             .expect("read"),
         Claim::Ahead(None),

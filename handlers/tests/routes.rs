@@ -39,7 +39,18 @@ async fn connect_writes_both_rows_with_the_contract_fields() {
         .expect("SessionHistory row");
     assert_eq!(
         field_names(&session),
-        ["connected_at", "connection_id", "room", "source_ip"]
+        [
+            "connected_at",
+            "connection_id",
+            "open_shard",
+            "room",
+            "source_ip"
+        ],
+        "open_shard: the session is in the open-sessions index until it closes"
+    );
+    assert_eq!(
+        n(&session, "open_shard"),
+        handlers::records::open_shard("L0SM9cOFvHcCIhw=").to_string()
     );
     assert_eq!(s(&session, "source_ip"), "203.0.113.7");
     assert_eq!(s(&session, "connected_at"), h.at(0));
@@ -119,7 +130,7 @@ async fn disconnect_closes_the_session_once_and_never_creates_one() {
             "room",
             "source_ip"
         ],
-        "no duration: the stream processor computes it"
+        "no duration (the stream processor computes it); out of the open-sessions index"
     );
     assert_eq!(s(&session, "disconnected_at"), h.at(DISCONNECT_AT));
     assert_eq!(n(&session, "disconnect_status_code"), "1001");
@@ -218,6 +229,13 @@ async fn a_gone_connection_is_pruned_and_others_still_receive() {
     assert_eq!(h.active_ids().await, ["alice", "bob"]);
     assert_eq!(h.api.frames_for("alice").len(), 1);
     assert_eq!(h.api.frames_for("bob").len(), 1);
+    let session = h.session_item("stale").await.expect("its session");
+    assert_eq!(n(&session, "disconnect_status_code"), "1006");
+    assert_eq!(
+        s(&session, "disconnect_reason"),
+        handlers::fanout::PRUNED_REASON
+    );
+    assert!(!session.contains_key("open_shard"), "out of the open index");
 }
 
 #[tokio::test]
@@ -236,6 +254,11 @@ async fn a_connection_still_in_its_handshake_is_not_pruned() {
         .await;
     assert!(response.body.is_none(), "not a delivery failure");
     assert_eq!(h.active_ids().await, ["alice", "newcomer"]);
+    let session = h.session_item("newcomer").await.expect("its session");
+    assert!(
+        !session.contains_key("disconnected_at"),
+        "its session stays open"
+    );
 }
 
 #[tokio::test]

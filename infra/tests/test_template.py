@@ -63,6 +63,7 @@ FUNCTIONS = {
     "history": ("history", "History"),
     "default": ("default", "Default"),
     "stream-processor": ("streamProcessor", "StreamProcessor"),
+    "reconcile": ("reconcile", "Reconcile"),
     "authorizer": ("authorizer", "Authorizer"),
 }
 # Deployed only with sign-in on (infra/auth.js; alarms.js's SIGN_IN_FUNCTIONS).
@@ -92,12 +93,14 @@ METRIC_SAFE_LOG_LEVELS = {"TRACE", "DEBUG", "INFO"}
 # Resource labels, as docs/deploy.md writes them.
 OWN_LOG_GROUP = "own log group"
 POST_TO_CONNECTIONS = "{api}/{stage}/POST/@connections/*"
+GET_CONNECTIONS = "{api}/{stage}/GET/@connections/*"
 SESSION_STREAM = "SessionHistory stream"
 FAILURES_QUEUE = "stream failures queue"
 # A global secondary index is written `<table>/index/<index>` (its ARN's
 # tail); infra/tables.json says which exist.
 ROOM_INDEX = "ActiveConnections/index/room-index"
 HISTORY_INDEX = "MessageHistory/index/room-time-index"
+OPEN_SESSIONS_INDEX = "SessionHistory/index/open-sessions-index"
 
 LOGS = {
     ("logs:CreateLogStream", OWN_LOG_GROUP),
@@ -126,6 +129,8 @@ PERMISSIONS: dict[str, set[tuple[str, str]]] = {
         ("dynamodb:UpdateItem", "ActiveConnections"),
         ("dynamodb:PutItem", "MessageHistory"),
         ("dynamodb:Query", ROOM_INDEX),
+        # A 410 Gone closes the connection's session, then deletes its row.
+        ("dynamodb:UpdateItem", "SessionHistory"),
         ("dynamodb:DeleteItem", "ActiveConnections"),
         ("execute-api:ManageConnections", POST_TO_CONNECTIONS),
     },
@@ -148,6 +153,16 @@ PERMISSIONS: dict[str, set[tuple[str, str]]] = {
         ("dynamodb:DeleteItem", "ActiveConnections"),
         ("execute-api:ManageConnections", POST_TO_CONNECTIONS),
         ("sqs:SendMessage", FAILURES_QUEUE),
+    },
+    # The repair (handlers/src/reconcile.rs): open sessions from their index,
+    # a connection's last sign of life, the close, the row, GetConnection.
+    "reconcile": LOGS
+    | {
+        ("dynamodb:Query", OPEN_SESSIONS_INDEX),
+        ("dynamodb:UpdateItem", "SessionHistory"),
+        ("dynamodb:GetItem", "ActiveConnections"),
+        ("dynamodb:DeleteItem", "ActiveConnections"),
+        ("execute-api:ManageConnections", GET_CONNECTIONS),
     },
 }
 
@@ -460,12 +475,14 @@ def resource_label(resource, binary: str, stage: str) -> str:
         }
         return known.get((name, attribute), f"{name}.{attribute}")
     if isinstance(resource, dict) and "Fn::Sub" in resource:
-        expected = (
+        connections = (
             "arn:${AWS::Partition}:execute-api:${AWS::Region}:${AWS::AccountId}:"
-            f"${{WebsocketsApi}}/{stage}/POST/@connections/*"
+            f"${{WebsocketsApi}}/{stage}/{{method}}/@connections/*"
         )
-        if resource["Fn::Sub"] == expected:
+        if resource["Fn::Sub"] == connections.format(method="POST"):
             return POST_TO_CONNECTIONS
+        if resource["Fn::Sub"] == connections.format(method="GET"):
+            return GET_CONNECTIONS
         if resource["Fn::Sub"] in index_labels():
             return index_labels()[resource["Fn::Sub"]]
     return json.dumps(resource)
@@ -553,7 +570,9 @@ def test_nothing_scans_and_queries_read_indexes_only(resources, stage, functions
     table: no role may Scan, and a Query is allowed on an index ARN only
     (a grant on the table ARN would allow querying the table itself)."""
     indexes = set(index_labels().values())
-    assert indexes == {ROOM_INDEX, HISTORY_INDEX}, "tables.json changed its indexes: update PERMISSIONS"
+    assert indexes == {ROOM_INDEX, HISTORY_INDEX, OPEN_SESSIONS_INDEX}, (
+        "tables.json changed its indexes: update PERMISSIONS"
+    )
     for binary, (_, prefix) in functions.items():
         grants = granted(resources[f"{prefix}Role"], binary, stage)
         assert not {resource for action, resource in grants if action == "dynamodb:Scan"}, binary
@@ -946,6 +965,39 @@ def test_api_gateway_may_invoke_each_function_from_its_own_route_only(resources,
     if sign_in:
         assert invoked.get(authorizer) == f"{api}/authorizers/*"
     assert len(invoked) == len(from_api_gateway) == len(ROUTES) + sign_in
+
+
+def repair_interval_minutes() -> int:
+    """handlers::limits::REPAIR_INTERVAL, the one home of the schedule."""
+    found = re.search(
+        r"pub const REPAIR_INTERVAL: Duration = Duration::from_secs\((\d+) \* 60\);",
+        LIMITS_PATH.read_text(),
+    )
+    assert found, "handlers/src/limits.rs: REPAIR_INTERVAL is no longer `from_secs(N * 60)`"
+    return int(found.group(1))
+
+
+def test_the_repair_runs_on_its_schedule_and_only_that_schedule_may_invoke_it(resources):
+    rules = of_type(resources, "AWS::Events::Rule")
+    assert len(rules) == 1, rules
+    ((rule_id, rule),) = rules.items()
+    properties = rule["Properties"]
+    assert properties["ScheduleExpression"] == f"rate({repair_interval_minutes()} minutes)"
+    assert properties.get("State", "ENABLED") == "ENABLED"
+    assert [target["Arn"] for target in properties["Targets"]] == [
+        {"Fn::GetAtt": ["ReconcileLambdaFunction", "Arn"]}
+    ]
+    from_events = [
+        p["Properties"]
+        for p in of_type(resources, "AWS::Lambda::Permission").values()
+        if p["Properties"]["Principal"] == "events.amazonaws.com"
+    ]
+    assert len(from_events) == 1, from_events
+    assert from_events[0]["FunctionName"] == {"Fn::GetAtt": ["ReconcileLambdaFunction", "Arn"]}
+    assert from_events[0]["SourceArn"] == {"Fn::GetAtt": [rule_id, "Arn"]}
+    # It must end its run before its schedule starts the next one.
+    timeout = function_properties(resources, "reconcile")["Timeout"]
+    assert timeout < repair_interval_minutes() * 60
 
 
 # ---------------------------------------------------------------- sign-in

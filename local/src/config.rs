@@ -152,6 +152,13 @@ pub struct Args {
           value_parser = clap::value_parser!(u64).range(1..))]
     pub stream_poll_ms: u64,
 
+    /// Seconds between repairs of sessions left open (a lost `$disconnect`,
+    /// a failed close), as the deployed schedule runs them; also once at start.
+    #[arg(long, env = "CHAT_REPAIR_INTERVAL_SECS",
+          default_value_t = handlers::limits::REPAIR_INTERVAL.as_secs(),
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub repair_interval_secs: u64,
+
     /// Retries of a failing stream batch before its failed records are skipped.
     #[arg(long, env = "CHAT_STREAM_MAX_RETRIES", default_value_t = 3)]
     pub stream_max_retries: u32,
@@ -213,6 +220,11 @@ pub struct Config {
     pub idle_timeout: Duration,
     pub slow_client_timeout: Duration,
     pub max_connection: Duration,
+    /// How often the repair of sessions left open runs.
+    pub repair_interval: Duration,
+    /// Where the liveness mark is written (`None` in memory: nothing
+    /// survives a restart there).
+    pub liveness_mark: Option<PathBuf>,
     pub stream: StreamConfig,
     pub web_dir: PathBuf,
     /// Sign-in, when a key is given.
@@ -295,7 +307,13 @@ impl From<Args> for Config {
         let storage = match (args.dynamodb_endpoint, args.in_memory) {
             (Some(endpoint), _) => Storage::External(endpoint),
             (None, true) => Storage::Memory,
-            (None, false) => Storage::Directory(args.data_dir),
+            (None, false) => Storage::Directory(args.data_dir.clone()),
+        };
+        let liveness_mark = match storage {
+            Storage::Memory => None,
+            Storage::Directory(_) | Storage::External(_) => {
+                Some(crate::repair::mark_path(&args.data_dir, &args.table_prefix))
+            }
         };
         Self {
             listen: args.listen,
@@ -322,6 +340,8 @@ impl From<Args> for Config {
             idle_timeout: Duration::from_secs(args.idle_timeout_secs),
             slow_client_timeout: Duration::from_secs(args.slow_client_timeout_secs),
             max_connection: Duration::from_secs(args.max_connection_secs),
+            repair_interval: Duration::from_secs(args.repair_interval_secs),
+            liveness_mark,
             stream: StreamConfig {
                 batch_size: args.stream_batch_size,
                 poll_interval: Duration::from_millis(args.stream_poll_ms),
@@ -355,6 +375,7 @@ mod tests {
             ["--max-connection-secs", "0"],
             ["--stream-batch-size", "10001"],
             ["--stream-poll-ms", "0"],
+            ["--repair-interval-secs", "0"],
             ["--message-retention-days", "0"],
             ["--stage", "a/b"],
             ["--stage", ""],

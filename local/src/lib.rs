@@ -5,8 +5,9 @@
 //! [`start`] brings up the embedded DynamoDB (or connects to an external
 //! one), creates the tables, starts the WebSocket gateway with its
 //! Management API and web client on one listener, and the stream poller that
-//! feeds the stream processor. [`Stack::shutdown`] closes every socket (each
-//! gets its `$disconnect`), lets the poller drain, then stops the servers.
+//! feeds the stream processor, and the repair of sessions left open (at start,
+//! then on a timer). [`Stack::shutdown`] closes every socket (each gets its
+//! `$disconnect`), lets the poller drain, then stops the servers.
 
 pub mod aws;
 pub mod cli;
@@ -18,6 +19,7 @@ mod gateway;
 mod in_process;
 pub mod plain_http;
 pub mod poller;
+pub mod repair;
 pub mod tables;
 pub mod telemetry;
 
@@ -50,6 +52,8 @@ pub struct Stack {
     management_transport: in_process::InProcess,
     stop_poller: CancellationToken,
     poller: tokio::task::JoinHandle<()>,
+    stop_repair: CancellationToken,
+    repair: tokio::task::JoinHandle<()>,
     stop_server: CancellationToken,
     server: TaskTracker,
     engine: Engine,
@@ -94,6 +98,10 @@ impl Stack {
     /// Closes every connection (each gets its `$disconnect`), drains the
     /// stream, then stops the server and the database.
     pub async fn shutdown(self) {
+        self.stop_repair.cancel();
+        if let Err(error) = self.repair.await {
+            warn!(%error, "the repair's schedule ended abnormally");
+        }
         self.gateway.close_all().await;
         self.stop_poller.cancel();
         if let Err(error) = self.poller.await {
@@ -129,7 +137,7 @@ pub async fn start(config: Config) -> Result<Stack, StartError> {
     let stream_arn = prepare_tables(&dynamodb, &config, &dynamodb_endpoint).await?;
 
     let store = Store::new(dynamodb.clone(), config.tables.clone());
-    close_connections_of_a_previous_run(&store, &config).await?;
+    close_sessions_of_a_previous_run(&store, &config).await?;
 
     let listener = bind(config.listen).await?;
     let address = listener.local_addr().map_err(|source| StartError::Bind {
@@ -164,12 +172,20 @@ pub async fn start(config: Config) -> Result<Stack, StartError> {
     let poller = poller::Poller::new(
         aws::streams_client(&sdk, &dynamodb_endpoint),
         stream_arn,
-        chat,
+        chat.clone(),
         config.stream.clone(),
         checkpoint_path,
     )?;
     let stop_poller = CancellationToken::new();
     let poller = tokio::spawn(poller.run(stop_poller.clone()));
+    let stop_repair = CancellationToken::new();
+    let repair = tokio::spawn(repair::run(
+        chat,
+        config.max_connection,
+        config.repair_interval,
+        config.liveness_mark.clone(),
+        stop_repair.clone(),
+    ));
 
     Ok(Stack {
         address,
@@ -180,6 +196,8 @@ pub async fn start(config: Config) -> Result<Stack, StartError> {
         management_transport,
         stop_poller,
         poller,
+        stop_repair,
+        repair,
         stop_server,
         server,
         engine,
@@ -188,35 +206,34 @@ pub async fn start(config: Config) -> Result<Stack, StartError> {
 
 /// Sessions still open in the tables belong to connections of a previous
 /// run that ended without closing them (`kill -9`, a crash): nothing of them
-/// survives in this new process, so each is closed as dead. A shared
-/// `--dynamodb-endpoint` must not have another running stack on the same
-/// tables (use `--table-prefix`).
-async fn close_connections_of_a_previous_run(
+/// survives in this new process, so each is closed as of that run's last
+/// liveness mark (or its own last message). A shared `--dynamodb-endpoint`
+/// must not have another running stack on the same tables (use
+/// `--table-prefix`).
+async fn close_sessions_of_a_previous_run(
     store: &Store,
     config: &Config,
 ) -> Result<(), StartError> {
-    let report = handlers::reconcile::close_dead_connections(
-        store,
-        handlers::time::Timestamp::now(),
-        "Connection lost: the local stack stopped without closing it",
-        |_| async { Ok::<bool, std::convert::Infallible>(false) },
-    )
-    .await
-    .map_err(|error| {
-        let endpoint = match &config.storage {
-            Storage::External(endpoint) => endpoint.as_str(),
-            _ => "the embedded DynamoDB",
-        };
-        StartError::dynamo(
-            endpoint,
-            matches!(config.storage, Storage::External(_)),
-            error.into(),
-        )
-    })?;
-    if report.closed > 0 {
+    let mark = config.liveness_mark.as_deref().and_then(repair::read_mark);
+    let report = repair::after_restart(store, config.max_connection, mark)
+        .await
+        .map_err(|error| {
+            let endpoint = match &config.storage {
+                Storage::External(endpoint) => endpoint.as_str(),
+                _ => "the embedded DynamoDB",
+            };
+            StartError::dynamo(
+                endpoint,
+                matches!(config.storage, Storage::External(_)),
+                error.into(),
+            )
+        })?;
+    let closed = report.expired + report.gone;
+    if closed > 0 {
         warn!(
-            closed = report.closed,
-            "closed the sessions of connections a previous run left open"
+            closed,
+            last_alive = %mark.map_or_else(|| "unknown".to_owned(), |mark| mark.to_string()),
+            "closed the sessions a previous run left open"
         );
     }
     Ok(())

@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
-    ProjectionType, ScalarAttributeType, StreamSpecification, StreamViewType, TableStatus,
-    TimeToLiveSpecification,
+    AttributeDefinition, BillingMode, CreateGlobalSecondaryIndexAction, GlobalSecondaryIndex,
+    GlobalSecondaryIndexUpdate, IndexStatus, KeySchemaElement, KeyType, Projection, ProjectionType,
+    ScalarAttributeType, StreamSpecification, StreamViewType, TableStatus, TimeToLiveSpecification,
 };
 use handlers::Tables;
 use handlers::error::StoreError;
@@ -98,7 +98,9 @@ pub async fn ensure(client: &Client, tables: &Tables) -> Result<(), TablesError>
     let existing = list_tables(client).await?;
     for (name, schema) in named(&schemas, tables) {
         let schema = schema.ok_or_else(|| TablesError::MissingSchema(name.to_owned()))?;
-        if !existing.iter().any(|table| table == name) {
+        if existing.iter().any(|table| table == name) {
+            add_missing_indexes(client, name, schema).await?;
+        } else {
             create(client, name, schema).await?;
             wait_until_active(client, name).await?;
         }
@@ -175,6 +177,60 @@ fn global_index(name: &str, index: &IndexSchema) -> Result<GlobalSecondaryIndex,
     builder.build().map_err(StoreError::request("CreateTable"))
 }
 
+/// Creates the indexes a table made by an earlier version lacks (in a data
+/// directory kept across an upgrade), one at a time, as DynamoDB requires.
+async fn add_missing_indexes(
+    client: &Client,
+    name: &str,
+    schema: &TableSchema,
+) -> Result<(), StoreError> {
+    let existing: Vec<String> = client
+        .describe_table()
+        .table_name(name)
+        .send()
+        .await
+        .map_err(StoreError::call("DescribeTable"))?
+        .table
+        .and_then(|table| table.global_secondary_indexes)
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|index| index.index_name)
+        .collect();
+    for (index_name, index) in &schema.indexes {
+        if existing.contains(index_name) {
+            continue;
+        }
+        let index = global_index(index_name, index)?;
+        let create = CreateGlobalSecondaryIndexAction::builder()
+            .index_name(index_name)
+            .set_key_schema(Some(index.key_schema))
+            .set_projection(index.projection)
+            .build()
+            .map_err(StoreError::request("UpdateTable"))?;
+        let mut request = client
+            .update_table()
+            .table_name(name)
+            .global_secondary_index_updates(
+                GlobalSecondaryIndexUpdate::builder().create(create).build(),
+            );
+        for (attribute, kind) in &schema.attributes {
+            request = request.attribute_definitions(
+                AttributeDefinition::builder()
+                    .attribute_name(attribute)
+                    .attribute_type(ScalarAttributeType::from(kind.as_str()))
+                    .build()
+                    .map_err(StoreError::request("UpdateTable"))?,
+            );
+        }
+        request
+            .send()
+            .await
+            .map_err(StoreError::call("UpdateTable"))?;
+        wait_until_active(client, name).await?;
+    }
+    Ok(())
+}
+
 async fn enable_ttl(client: &Client, table: &str, attribute: &str) -> Result<(), StoreError> {
     let result = client
         .update_time_to_live()
@@ -224,10 +280,21 @@ async fn wait_until_active(client: &Client, name: &str) -> Result<(), StoreError
             .send()
             .await
             .map_err(StoreError::call("DescribeTable"))?;
-        let active = output
-            .table
-            .and_then(|table| table.table_status)
-            .is_some_and(|status| status == TableStatus::Active);
+        // The table and every index being built on it (an engine that
+        // reports no index status has none being built).
+        let active = output.table.is_some_and(|table| {
+            table.table_status == Some(TableStatus::Active)
+                && table
+                    .global_secondary_indexes
+                    .unwrap_or_default()
+                    .iter()
+                    .all(|index| {
+                        index
+                            .index_status
+                            .as_ref()
+                            .is_none_or(|status| *status == IndexStatus::Active)
+                    })
+        });
         if active {
             return Ok(());
         }
@@ -304,6 +371,11 @@ mod tests {
         assert_eq!(
             history.projection, "ALL",
             "pages are read from the index alone"
+        );
+        let open = &schemas["SessionHistory"].indexes[handlers::store::OPEN_SESSIONS_INDEX];
+        assert_eq!(
+            (open.hash_key.as_str(), open.range_key.as_deref()),
+            ("open_shard", Some("connected_at"))
         );
         for (logical, schema) in &schemas {
             for (name, index) in &schema.indexes {

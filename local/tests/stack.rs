@@ -82,10 +82,12 @@ async fn two_clients_chat_and_each_receives_every_message_exactly_once() {
     for connection in &connections {
         assert_eq!(
             field_names(connection),
-            // rate_allowed_at: the message rate limit's mark, once it sent.
+            // rate_allowed_at: the message rate limit's mark, once it sent,
+            // and with it last_seen_at, the repair's evidence of life.
             [
                 "connected_at",
                 "connection_id",
+                "last_seen_at",
                 "rate_allowed_at",
                 "room",
                 "ttl"
@@ -97,7 +99,13 @@ async fn two_clients_chat_and_each_receives_every_message_exactly_once() {
         .expect("alice's session");
     assert_eq!(
         field_names(&session),
-        ["connected_at", "connection_id", "room", "source_ip"]
+        [
+            "connected_at",
+            "connection_id",
+            "open_shard",
+            "room",
+            "source_ip"
+        ]
     );
     assert_eq!(s(&session, "source_ip"), "127.0.0.1");
     t.stack.shutdown().await;

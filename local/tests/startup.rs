@@ -95,8 +95,9 @@ fn a_flag_out_of_range_is_refused_with_status_2() {
 }
 
 /// `kill -9` in the middle of a conversation, then a restart on the same
-/// data: history is intact, and the sessions the dead process left open are
-/// closed (1006, a reason, a duration) and their rows removed.
+/// data, seconds later: history is intact, and the sessions the dead process
+/// left open are closed (1006, a reason, a duration) as of when the process
+/// was last alive, not as of the restart, and their rows removed.
 #[test]
 fn a_restart_after_kill_9_closes_what_the_dead_process_left_open() {
     use testkit::item::{connection_row, n, s, scan};
@@ -123,14 +124,23 @@ fn a_restart_after_kill_9_closes_what_the_dead_process_left_open() {
     let mut child = command.spawn().expect("chat-local starts");
     let url = testkit::stack::banner_websocket_url(&mut child);
     let runtime = tokio::runtime::Runtime::new().expect("a runtime");
-    let id = runtime.block_on(async {
+    // The client stays connected until the process dies under it.
+    let client = runtime.block_on(async {
         let mut client = Client::connect(&url).await;
         client.say("said before the crash").await;
         client.next_of_type("message").await;
-        client.id.clone()
+        client
     });
+    let id = client.id.clone();
+    // Chat a little longer than one liveness mark, so the mark, not the
+    // message, is the last sign of life.
+    std::thread::sleep(std::time::Duration::from_millis(2_500));
+    let killed_at = handlers::time::Timestamp::now();
     child.kill().expect("kill -9");
     let _ = child.wait();
+    drop(client);
+    // The stack is down for a while: that is not chat time.
+    std::thread::sleep(std::time::Duration::from_secs(3));
 
     runtime.block_on(async {
         let t = start_stack(dir.path(), &prefix, &[]).await;
@@ -152,6 +162,25 @@ fn a_restart_after_kill_9_closes_what_the_dead_process_left_open() {
         .await;
         assert_eq!(n(&session, "disconnect_status_code"), "1006");
         assert!(s(&session, "disconnect_reason").contains("stopped without closing"));
+        let said_at: handlers::time::Timestamp =
+            s(&messages[0], "timestamp").parse().expect("a time");
+        let closed_at: handlers::time::Timestamp =
+            s(&session, "disconnected_at").parse().expect("a time");
+        assert!(
+            closed_at <= killed_at,
+            "closed at {closed_at}, after the kill at {killed_at}"
+        );
+        assert!(
+            closed_at >= said_at.plus(std::time::Duration::from_secs(1)),
+            "closed at {closed_at}: the liveness mark saw it alive after its message at {said_at}"
+        );
+        let connected_at: handlers::time::Timestamp =
+            s(&session, "connected_at").parse().expect("a time");
+        let duration: f64 = n(&session, "duration_seconds").parse().expect("a number");
+        assert!(
+            duration <= killed_at.seconds_since(connected_at),
+            "{duration} s: the downtime is not chat time"
+        );
         t.stack.shutdown().await;
 
         // A clean restart finds nothing to close: what was closed stays so.

@@ -8,8 +8,14 @@ use crate::records::SessionClose;
 use crate::store::WriteOutcome;
 use crate::time::Timestamp;
 
-/// `$disconnect`, kept minimal: forget the connection and close its session.
-/// Durations, presence and metrics follow from the SessionHistory stream.
+/// `$disconnect`, kept minimal: close the connection's session, then forget
+/// the connection. Durations, presence and metrics follow from the
+/// SessionHistory stream.
+///
+/// In that order, so a failure never loses a session: while the close has
+/// not happened, the session stays in the open-sessions index (where the
+/// repair finds it, [`crate::reconcile`]) and the connection row keeps its
+/// last sign of life for the repair to use.
 #[instrument(name = "$disconnect", skip_all, fields(connection_id = span_id(&event)))]
 pub(super) async fn disconnect(
     chat: &Chat,
@@ -25,34 +31,29 @@ pub(super) async fn disconnect(
             .clone()
             .filter(|reason| !reason.is_empty()),
     };
-    let (deleted, closed) = tokio::join!(
-        chat.store.delete_connection(id),
-        chat.store.close_session(id, &close)
-    );
-    let mut failed = false;
-    if let Err(failure) = deleted {
-        error!(
-            error.code = failure.code(),
-            error.request_id = failure.request_id(),
-            error = %failure,
-            "could not delete the connection; its ttl will"
-        );
-        failed = true;
-    }
-    match closed {
+    match chat.store.close_session(id, &close).await {
         Ok(WriteOutcome::Written) => info!("disconnected"),
         Ok(WriteOutcome::ConditionFailed) => {
-            info!("no open session to close (unknown or already closed)")
+            info!("no open session to close (unknown, or already closed by a prune or the repair)")
         }
         Err(failure) => {
             error!(
                 error.code = failure.code(),
                 error.request_id = failure.request_id(),
                 error = %failure,
-                "could not close the session"
+                "could not close the session; the repair will (the connection row is kept for it)"
             );
-            failed = true;
+            return Ok(reply(500, None));
         }
     }
-    Ok(reply(if failed { 500 } else { 200 }, None))
+    if let Err(failure) = chat.store.delete_connection(id).await {
+        error!(
+            error.code = failure.code(),
+            error.request_id = failure.request_id(),
+            error = %failure,
+            "could not delete the connection; a prune or its ttl will"
+        );
+        return Ok(reply(500, None));
+    }
+    Ok(reply(200, None))
 }

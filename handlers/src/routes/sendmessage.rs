@@ -39,7 +39,7 @@ pub(super) async fn sendmessage(
         }
     };
     let timestamp = Timestamp::from_epoch_millis(event.request_context.request_time_epoch)?;
-    let sender = match admit(chat, id, timestamp.epoch_millis()).await {
+    let sender = match admit(chat, id, timestamp).await {
         Ok(Admission::Allowed(sender)) => sender,
         Ok(Admission::NoRow) => {
             info!("a message from a connection without a row");
@@ -101,7 +101,8 @@ enum Admission {
 
 /// Reads the sender and applies the rate limit: one conditional write for a
 /// sender on schedule, which also returns its row.
-async fn admit(chat: &Chat, id: &str, now_ms: i64) -> Result<Admission, StoreError> {
+async fn admit(chat: &Chat, id: &str, now: Timestamp) -> Result<Admission, StoreError> {
+    let now_ms = now.epoch_millis();
     let Some(rate) = chat.limits.message_rate else {
         return Ok(match chat.store.sender(id).await? {
             Some(sender) => Admission::Allowed(sender),
@@ -110,14 +111,14 @@ async fn admit(chat: &Chat, id: &str, now_ms: i64) -> Result<Admission, StoreErr
     };
     let sender = match chat
         .store
-        .claim_on_schedule(id, now_ms, now_ms + rate.interval_ms())
+        .claim_on_schedule(id, now, now_ms + rate.interval_ms())
         .await?
     {
         Claim::Moved(sender) => return Ok(Admission::Allowed(sender)),
         Claim::Ahead(None) => return Ok(Admission::NoRow),
         Claim::Ahead(Some(sender)) => sender,
     };
-    Ok(match rate_refusal(chat, rate, id, &sender, now_ms).await? {
+    Ok(match rate_refusal(chat, rate, id, &sender, now).await? {
         None => Admission::Allowed(sender),
         Some(refusal) => Admission::Refused(refusal),
     })
@@ -134,8 +135,9 @@ async fn rate_refusal(
     rate: MessageRate,
     id: &str,
     sender: &Sender,
-    now_ms: i64,
+    now: Timestamp,
 ) -> Result<Option<ServerFrame>, StoreError> {
+    let now_ms = now.epoch_millis();
     let mut seen = sender.rate_allowed_at;
     for attempt in 1..=RATE_MARK_ATTEMPTS {
         let next = match rate.decide(seen, now_ms) {
@@ -147,7 +149,7 @@ async fn rate_refusal(
                 )));
             }
         };
-        match chat.store.advance_rate_mark(id, seen, next).await? {
+        match chat.store.advance_rate_mark(id, seen, next, now).await? {
             WriteOutcome::Written => return Ok(None),
             WriteOutcome::ConditionFailed if attempt == RATE_MARK_ATTEMPTS => break,
             // Another message moved the mark, or the connection closed.
