@@ -2,6 +2,7 @@
 //! the clients in this process and each server in its own. See
 //! docs/performance.md for the commands and the figures.
 
+mod churn;
 mod client;
 mod connect;
 mod fanout;
@@ -58,6 +59,19 @@ enum Command {
         in_flight: usize,
         #[arg(long, value_delimiter = ',', default_value = "floor,chat")]
         targets: Vec<TargetName>,
+    },
+    /// N clients connect at once, then all leave at once (a share by TCP
+    /// reset): every session must close and every row go, with no ERROR
+    /// line; fails otherwise.
+    Churn {
+        #[arg(long, default_value_t = 2000)]
+        clients: usize,
+        /// Of every hundred clients, how many leave by TCP reset.
+        #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u8).range(0..=100))]
+        reset_percent: u8,
+        /// Longest wait for the welcomes, and again for the departures.
+        #[arg(long, default_value_t = 120)]
+        patience_secs: u64,
     },
     /// Start-up time and memory with N idle connections.
     Idle {
@@ -118,6 +132,32 @@ impl TargetName {
     }
 }
 
+/// File descriptors a process needs besides one per connection.
+const SPARE_FILES: u64 = 256;
+
+/// Each client holds a socket here and one in the server, which inherits
+/// this process's limit: raises the soft limit to the hard one, and says
+/// exactly what to set when even that is too low for the run.
+fn check_open_file_limit(command: &Command) -> Result<(), String> {
+    let clients = match command {
+        Command::Fanout { clients, .. } => clients.iter().copied().max().unwrap_or(0),
+        Command::Connect { clients, .. }
+        | Command::Churn { clients, .. }
+        | Command::Idle { clients, .. }
+        | Command::Sustained { clients, .. } => *clients,
+        Command::Lambda(_) | Command::Floor { .. } => 0,
+    };
+    let needed = clients as u64 + SPARE_FILES;
+    let limit = rlimit::increase_nofile_limit(u64::MAX)
+        .map_err(|problem| format!("cannot raise the open-file limit: {problem}"))?;
+    if limit < needed {
+        return Err(format!(
+            "{clients} clients need about {needed} open files per process, and this              process may have {limit}: raise the hard limit first (`ulimit -Hn {needed}` as              root, or `LimitNOFILE=` for a service), then run again"
+        ));
+    }
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -138,6 +178,10 @@ async fn main() -> ExitCode {
         }
     };
     let mut report = Report::new();
+    if let Err(problem) = check_open_file_limit(&cli.command) {
+        eprintln!("chat-bench: {problem}");
+        return ExitCode::FAILURE;
+    }
     if let Err(problem) = run(cli.command, &binaries, &mut report).await {
         eprintln!("chat-bench: {problem}");
         return ExitCode::FAILURE;
@@ -188,6 +232,23 @@ async fn run(command: Command, binaries: &Binaries, report: &mut Report) -> Resu
                 report
                     .connect
                     .push(connect::measure(&target, binaries, clients, in_flight).await?);
+            }
+        }
+        Command::Churn {
+            clients,
+            reset_percent,
+            patience_secs,
+        } => {
+            let plan = churn::Plan {
+                clients,
+                reset_percent: usize::from(reset_percent),
+                patience: Duration::from_secs(patience_secs),
+            };
+            let outcome = churn::measure(&TargetName::Chat.target(0), binaries, &plan).await?;
+            let clean = outcome.clean();
+            report.churn.push(outcome);
+            if !clean {
+                return Err("sessions left open, rows left behind, handshakes unanswered or ERROR lines (above)".into());
             }
         }
         Command::Idle { clients, targets } => {

@@ -5,13 +5,14 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use crate::{connect, fanout, idle, lambda, sustained};
+use crate::{churn, connect, fanout, idle, lambda, sustained};
 
 #[derive(Debug, Serialize)]
 pub struct Report {
     pub machine: Machine,
     pub fanout: Vec<fanout::Outcome>,
     pub connect: Vec<connect::Outcome>,
+    pub churn: Vec<churn::Outcome>,
     pub idle: Vec<idle::Outcome>,
     pub sustained: Vec<sustained::Outcome>,
     pub lambda: Vec<lambda::Outcome>,
@@ -50,6 +51,7 @@ impl Report {
             machine: Machine::this(),
             fanout: Vec::new(),
             connect: Vec::new(),
+            churn: Vec::new(),
             idle: Vec::new(),
             sustained: Vec::new(),
             lambda: Vec::new(),
@@ -119,6 +121,32 @@ impl Report {
                         .map_or_else(|| "-".into(), |ms| format!("{ms:.0}")),
                     run.frames_received,
                 );
+            }
+        }
+        if !self.churn.is_empty() {
+            out.push_str("\nchurn        clients  connected  refused  unanswered  last welcome ms  departures  last departure ms  still listed  ERROR  WARN  peak RSS KiB\n");
+            for run in &self.churn {
+                let _ = writeln!(
+                    out,
+                    "  {:<10} {:>7}  {:>9}  {:>7}  {:>10}  {:>15}  {:>10}  {:>17}  {:>12}  {:>5}  {:>4}  {:>12}",
+                    run.target,
+                    run.clients,
+                    run.connected,
+                    run.refused.values().sum::<usize>(),
+                    run.unanswered,
+                    run.last_welcome_ms
+                        .map_or_else(|| "-".into(), |ms| format!("{ms:.0}")),
+                    run.departures_announced,
+                    run.last_departure_ms
+                        .map_or_else(|| "-".into(), |ms| format!("{ms:.0}")),
+                    show(run.still_listed),
+                    run.server_errors,
+                    run.server_warnings,
+                    show(run.server_peak_rss_kib),
+                );
+                for (reason, count) in &run.refused {
+                    let _ = writeln!(out, "    refused {count}: {reason}");
+                }
             }
         }
         if !self.idle.is_empty() {

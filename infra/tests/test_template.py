@@ -475,13 +475,15 @@ def resource_label(resource, binary: str, stage: str) -> str:
         }
         return known.get((name, attribute), f"{name}.{attribute}")
     if isinstance(resource, dict) and "Fn::Sub" in resource:
-        connections = (
-            "arn:${AWS::Partition}:execute-api:${AWS::Region}:${AWS::AccountId}:"
-            f"${{WebsocketsApi}}/{stage}/{{method}}/@connections/*"
-        )
-        if resource["Fn::Sub"] == connections.format(method="POST"):
+        def connections(method: str) -> str:
+            return (
+                "arn:${AWS::Partition}:execute-api:${AWS::Region}:${AWS::AccountId}:"
+                f"${{WebsocketsApi}}/{stage}/{method}/@connections/*"
+            )
+
+        if resource["Fn::Sub"] == connections("POST"):
             return POST_TO_CONNECTIONS
-        if resource["Fn::Sub"] == connections.format(method="GET"):
+        if resource["Fn::Sub"] == connections("GET"):
             return GET_CONNECTIONS
         if resource["Fn::Sub"] in index_labels():
             return index_labels()[resource["Fn::Sub"]]

@@ -102,6 +102,12 @@ pub struct Args {
           value_parser = usize_in(1..=1_000_000))]
     pub max_connections_per_ip: usize,
 
+    /// Route handler invocations running at once (Lambda's concurrency, for
+    /// the local stack); more wait their turn.
+    #[arg(long, env = "CHAT_INVOCATION_CONCURRENCY", default_value_t = DEFAULT_INVOCATION_CONCURRENCY,
+          value_parser = usize_in(1..=10_000))]
+    pub invocation_concurrency: usize,
+
     /// Let other machines use the Management API, with this key in `x-api-key`
     /// (without it only this machine may; the chat's own calls always can).
     #[arg(long, env = "CHAT_MANAGEMENT_API_KEY", hide_env_values = true)]
@@ -168,6 +174,13 @@ pub struct Args {
     pub web_dir: PathBuf,
 }
 
+/// Route handler invocations the local stack runs at once. Its embedded
+/// engine applies writes one at a time; past a few dozen callers, more in
+/// flight only lengthens each call's wait, until the calls at the back of
+/// a crowd run out of their 5 s (docs/performance.md, "Connecting and
+/// leaving at once").
+pub const DEFAULT_INVOCATION_CONCURRENCY: usize = 64;
+
 /// A `usize` flag limited to `range`.
 fn usize_in(range: std::ops::RangeInclusive<usize>) -> RangedU64ValueParser<usize> {
     RangedU64ValueParser::new().range(*range.start() as u64..=*range.end() as u64)
@@ -232,6 +245,7 @@ pub struct Config {
     pub management_api_key: Option<String>,
     pub management_api_delay: Duration,
     pub max_connections_per_ip: usize,
+    pub invocation_concurrency: usize,
 }
 
 /// Where sign-in's keys are; read when the stack starts.
@@ -352,6 +366,7 @@ impl From<Args> for Config {
             management_api_key: args.management_api_key.filter(|key| !key.is_empty()),
             management_api_delay: Duration::from_millis(args.management_api_delay_ms),
             max_connections_per_ip: args.max_connections_per_ip,
+            invocation_concurrency: args.invocation_concurrency,
         }
     }
 }

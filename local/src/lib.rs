@@ -280,6 +280,7 @@ fn gateway_config(config: &Config) -> gateway::GatewayConfig {
         management_api_key: config.management_api_key.clone(),
         management_api_delay: config.management_api_delay,
         max_connections_per_ip: config.max_connections_per_ip,
+        invocation_concurrency: config.invocation_concurrency,
     }
 }
 

@@ -49,6 +49,9 @@ pub struct GatewayConfig {
     pub web_dir: PathBuf,
     /// Connections one client address may hold at once.
     pub max_connections_per_ip: usize,
+    /// Route handler invocations running at once, as Lambda's concurrency
+    /// bounds them; more wait their turn instead of piling onto DynamoDB.
+    pub invocation_concurrency: usize,
     /// Lets peers other than this machine use the Management API.
     pub management_api_key: Option<String>,
     /// Added to every Management API call (a benchmark's simulated AWS).
@@ -68,6 +71,9 @@ pub struct Gateway {
     tasks: TaskTracker,
     /// The `$connect` authorizer, when sign-in is on.
     verifier: Option<Verifier>,
+    /// Permits for route handler invocations
+    /// ([`GatewayConfig::invocation_concurrency`]).
+    invocations: tokio::sync::Semaphore,
 }
 
 impl Gateway {
@@ -78,6 +84,7 @@ impl Gateway {
         address: SocketAddr,
     ) -> Arc<Self> {
         Arc::new(Self {
+            invocations: tokio::sync::Semaphore::new(config.invocation_concurrency.max(1)),
             chat,
             config,
             verifier,
@@ -146,6 +153,15 @@ impl Gateway {
         self.tasks.wait().await;
     }
 
+    /// Runs one route handler invocation once a permit is free: a crowd
+    /// connecting or leaving at once queues here, as it would for Lambda's
+    /// concurrency, instead of inside DynamoDB calls that would time out.
+    async fn invoke<T>(&self, invocation: impl std::future::Future<Output = T>) -> T {
+        // The semaphore is never closed, so a permit always comes.
+        let _permit = self.invocations.acquire().await.ok();
+        invocation.await
+    }
+
     fn api(&self) -> events::Api<'_> {
         events::Api {
             api_id: "local",
@@ -195,7 +211,7 @@ impl Gateway {
                 .into_response();
         }
         let event = events::connect(&self.api(), &connection, &headers, &query);
-        let answer = handlers::connect(&self.chat, event).await;
+        let answer = self.invoke(handlers::connect(&self.chat, event)).await;
         let status = status_of(&answer, &connection.id, Route::Connect);
         if !(200..300).contains(&status) {
             self.connections.remove(&connection.id);
@@ -269,7 +285,7 @@ impl Gateway {
     async fn disconnect(&self, connection: &Connection, code: u16, reason: &str) {
         let event = events::disconnect(&self.api(), connection, code, reason, now_ms());
         status_of(
-            &handlers::disconnect(&self.chat, event).await,
+            &self.invoke(handlers::disconnect(&self.chat, event)).await,
             &connection.id,
             Route::Disconnect,
         );
@@ -286,9 +302,11 @@ impl Gateway {
         let route = Route::select(body);
         let event = events::message(&self.api(), connection, route, body, received_at_ms);
         let result = match route {
-            Route::SendMessage => handlers::sendmessage(&self.chat, event).await,
-            Route::History => handlers::history(&self.chat, event).await,
-            Route::Default | Route::Connect | Route::Disconnect => handlers::default(event).await,
+            Route::SendMessage => self.invoke(handlers::sendmessage(&self.chat, event)).await,
+            Route::History => self.invoke(handlers::history(&self.chat, event)).await,
+            Route::Default | Route::Connect | Route::Disconnect => {
+                self.invoke(handlers::default(event)).await
+            }
         };
         if !route.is_two_way() {
             return None;

@@ -1,0 +1,309 @@
+//! Connecting and leaving at once: N clients open their connections all at
+//! once and wait for their `welcome`, then all leave at once, a share of them
+//! by TCP reset (no close frame) and the rest with a close frame. An observer
+//! in the room from the start counts the departures it is told of (the
+//! stream processor announces one only after the session is closed and
+//! measured); a second observer, arriving after, is told who is still there
+//! (the connection rows left). Every session must close and every row go,
+//! no handshake may be refused without a reason, and the server must log no
+//! ERROR line.
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::{SinkExt, StreamExt};
+use serde::Serialize;
+use serde_json::Value;
+use tokio::net::TcpStream;
+use tokio::sync::{Barrier, mpsc};
+use tokio_tungstenite::tungstenite::{Error as WsError, Message};
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, client_async};
+
+use crate::server::{Binaries, Server, Target};
+use crate::stats::ms;
+
+/// The room the run happens in.
+const ROOM: &str = "churn";
+
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub clients: usize,
+    /// Of every hundred clients, how many leave by TCP reset.
+    pub reset_percent: usize,
+    /// Longest wait for the welcomes, and again for the departures.
+    pub patience: Duration,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Outcome {
+    pub target: String,
+    pub clients: usize,
+    pub connected: usize,
+    /// Handshakes the server refused, by status and the reason it gave.
+    pub refused: BTreeMap<String, usize>,
+    /// Handshakes that failed with no answer at all (timeouts, resets).
+    pub unanswered: usize,
+    /// From the first handshake to the last `welcome`.
+    pub last_welcome_ms: Option<f64>,
+    pub missing_welcomes: usize,
+    pub left_by_reset: usize,
+    /// Departures the observer was told of, and when the last came (from
+    /// the moment everyone left).
+    pub departures_announced: usize,
+    pub last_departure_ms: Option<f64>,
+    /// Connections a newcomer is still told are in the room afterwards.
+    pub still_listed: Option<u64>,
+    pub server_errors: u64,
+    pub server_warnings: u64,
+    pub server_peak_rss_kib: Option<u64>,
+}
+
+impl Outcome {
+    /// Whether every session closed, every row went, every refusal had a
+    /// reason and the server logged no error.
+    pub fn clean(&self) -> bool {
+        self.unanswered == 0
+            && self.missing_welcomes == 0
+            && self.departures_announced == self.connected
+            && self.still_listed == Some(0)
+            && self.server_errors == 0
+    }
+}
+
+type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+pub async fn measure(target: &Target, binaries: &Binaries, plan: &Plan) -> Result<Outcome, String> {
+    let server = Server::start(target, binaries).await?;
+    let url = format!("{}?room={ROOM}", server.url);
+    let mut observer = handshake(&url, false)
+        .await
+        .map_err(|problem| format!("the observer could not connect: {problem:?}"))?;
+    next_of_type(&mut observer, "welcome", plan.patience).await?;
+
+    let started = Instant::now();
+    let leave = Arc::new(Barrier::new(plan.clients + 1));
+    let (reports, mut outcomes) = mpsc::unbounded_channel();
+    for client in 0..plan.clients {
+        let reset = client % 100 < plan.reset_percent;
+        tokio::spawn(member(
+            url.clone(),
+            reset,
+            plan.patience,
+            Arc::clone(&leave),
+            reports.clone(),
+        ));
+    }
+    drop(reports);
+    let mut refused = BTreeMap::new();
+    let mut unanswered = 0;
+    let mut connected = 0;
+    let mut left_by_reset = 0;
+    let mut missing_welcomes = 0;
+    let mut last_welcome = None;
+    for _ in 0..plan.clients {
+        match outcomes.recv().await {
+            Some(Joined::Welcomed { at, reset }) => {
+                connected += 1;
+                left_by_reset += usize::from(reset);
+                last_welcome = last_welcome.max(Some(at - started));
+            }
+            Some(Joined::NoWelcome) => {
+                connected += 1;
+                missing_welcomes += 1;
+            }
+            Some(Joined::Refused(reason)) => *refused.entry(reason).or_default() += 1,
+            Some(Joined::Unanswered) | None => unanswered += 1,
+        }
+    }
+    // Everyone who joined leaves at the same moment.
+    leave.wait().await;
+    let left_at = Instant::now();
+    let (departures_announced, last_departure) =
+        count_departures(&mut observer, connected, plan.patience).await;
+    let still_listed = match handshake(&url, false).await {
+        Ok(mut newcomer) => next_of_type(&mut newcomer, "welcome", plan.patience)
+            .await
+            .ok()
+            .and_then(|welcome| welcome["online_count"].as_u64())
+            // The two observers.
+            .map(|count| count.saturating_sub(2)),
+        Err(_) => None,
+    };
+    let outcome = Outcome {
+        target: target.label(),
+        clients: plan.clients,
+        connected,
+        refused,
+        unanswered,
+        last_welcome_ms: last_welcome.map(ms),
+        missing_welcomes,
+        left_by_reset,
+        departures_announced,
+        last_departure_ms: last_departure.map(|at: Instant| ms(at - left_at)),
+        still_listed,
+        server_errors: server.errors(),
+        server_warnings: server.warnings(),
+        server_peak_rss_kib: server.peak_rss_kib(),
+    };
+    eprintln!(
+        "  {:<12} {} clients: {} connected, {} refused, {} unanswered; last welcome {:?} ms; \
+         {} departures announced (last {:?} ms after leaving), {:?} still listed; {} ERROR, {} WARN lines",
+        outcome.target,
+        outcome.clients,
+        outcome.connected,
+        outcome.refused.values().sum::<usize>(),
+        outcome.unanswered,
+        outcome.last_welcome_ms,
+        outcome.departures_announced,
+        outcome.last_departure_ms,
+        outcome.still_listed,
+        outcome.server_errors,
+        outcome.server_warnings,
+    );
+    server.stop().await;
+    Ok(outcome)
+}
+
+/// How one client's joining went.
+enum Joined {
+    Welcomed { at: Instant, reset: bool },
+    /// Connected, but no `welcome` came in time.
+    NoWelcome,
+    /// The server refused the handshake: its status and reason.
+    Refused(String),
+    /// No answer: the handshake timed out or the socket broke.
+    Unanswered,
+}
+
+/// One client: joins, reports, waits for everyone, then leaves (by reset,
+/// or with a close frame).
+async fn member(
+    url: String,
+    reset: bool,
+    patience: Duration,
+    leave: Arc<Barrier>,
+    report: mpsc::UnboundedSender<Joined>,
+) {
+    let joined = tokio::time::timeout(patience, handshake(&url, reset)).await;
+    let mut socket = match joined {
+        Ok(Ok(socket)) => socket,
+        Ok(Err(Refusal::Refused(reason))) => {
+            let _ = report.send(Joined::Refused(reason));
+            return;
+        }
+        Ok(Err(Refusal::Unanswered(_))) | Err(_) => {
+            let _ = report.send(Joined::Unanswered);
+            return;
+        }
+    };
+    let welcome = next_of_type(&mut socket, "welcome", patience).await;
+    let _ = report.send(match welcome {
+        Ok(_) => Joined::Welcomed {
+            at: Instant::now(),
+            reset,
+        },
+        Err(_) => Joined::NoWelcome,
+    });
+    leave.wait().await;
+    if reset {
+        // SO_LINGER 0 (set before the handshake): dropping the socket
+        // sends a TCP reset, as a phone losing its network would.
+        drop(socket);
+    } else {
+        let _ = socket.close(None).await;
+        let _ = tokio::time::timeout(Duration::from_secs(5), async {
+            while let Some(Ok(_)) = socket.next().await {}
+        })
+        .await;
+    }
+}
+
+#[derive(Debug)]
+enum Refusal {
+    Refused(String),
+    Unanswered(String),
+}
+
+/// A WebSocket handshake over a TCP connection of our own, so a client that
+/// is to leave by reset can have SO_LINGER 0.
+async fn handshake(url: &str, reset: bool) -> Result<Socket, Refusal> {
+    let address = url
+        .strip_prefix("ws://")
+        .and_then(|rest| rest.split('/').next())
+        .ok_or_else(|| Refusal::Unanswered(format!("not a ws:// URL: {url}")))?;
+    let tcp = TcpStream::connect(address)
+        .await
+        .map_err(|problem| Refusal::Unanswered(problem.to_string()))?;
+    if reset {
+        tcp.set_linger(Some(Duration::ZERO))
+            .map_err(|problem| Refusal::Unanswered(problem.to_string()))?;
+    }
+    let _ = tcp.set_nodelay(true);
+    match client_async(url, MaybeTlsStream::Plain(tcp)).await {
+        Ok((socket, _)) => Ok(socket),
+        Err(WsError::Http(response)) => {
+            let body = response
+                .body()
+                .as_deref()
+                .map(String::from_utf8_lossy)
+                .unwrap_or_default();
+            Err(Refusal::Refused(format!(
+                "HTTP {}: {}",
+                response.status().as_u16(),
+                body.trim()
+            )))
+        }
+        Err(problem) => Err(Refusal::Unanswered(problem.to_string())),
+    }
+}
+
+/// The next JSON frame of `frame_type`.
+async fn next_of_type(
+    socket: &mut Socket,
+    frame_type: &str,
+    patience: Duration,
+) -> Result<Value, String> {
+    let deadline = tokio::time::Instant::now() + patience;
+    loop {
+        let frame = tokio::time::timeout_at(deadline, socket.next())
+            .await
+            .map_err(|_| format!("no {frame_type} frame within {patience:?}"))?;
+        match frame {
+            Some(Ok(Message::Text(text))) => {
+                if let Ok(value) = serde_json::from_str::<Value>(text.as_str())
+                    && value["type"] == frame_type
+                {
+                    return Ok(value);
+                }
+            }
+            Some(Ok(_)) => {}
+            Some(Err(problem)) => return Err(problem.to_string()),
+            None => return Err("the connection closed".into()),
+        }
+    }
+}
+
+/// Distinct departures announced to the observer until `expected` of them
+/// came or `patience` passed without a new one; and when the last came.
+async fn count_departures(
+    observer: &mut Socket,
+    expected: usize,
+    patience: Duration,
+) -> (usize, Option<Instant>) {
+    let mut left = HashSet::new();
+    let mut last = None;
+    while left.len() < expected {
+        let Ok(presence) = next_of_type(observer, "presence", patience).await else {
+            break;
+        };
+        for departure in presence["left"].as_array().into_iter().flatten() {
+            if let Some(id) = departure["connection_id"].as_str()
+                && left.insert(id.to_owned())
+            {
+                last = Some(Instant::now());
+            }
+        }
+    }
+    (left.len(), last)
+}
