@@ -9,16 +9,16 @@
 //! ERROR line.
 
 use std::collections::{BTreeMap, HashSet};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures::{SinkExt, StreamExt};
+use futures::StreamExt;
 use serde::Serialize;
 use serde_json::Value;
 use tokio::net::TcpStream;
-use tokio::sync::{Barrier, mpsc};
+use tokio::sync::{mpsc, watch};
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, client_async};
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, client_async_with_config};
 
 use crate::server::{Binaries, Server, Target};
 use crate::stats::ms;
@@ -42,8 +42,10 @@ pub struct Outcome {
     pub connected: usize,
     /// Handshakes the server refused, by status and the reason it gave.
     pub refused: BTreeMap<String, usize>,
-    /// Handshakes that failed with no answer at all (timeouts, resets).
+    /// Handshakes that failed with no answer at all (timeouts, resets),
+    /// and what the first of them was.
     pub unanswered: usize,
+    pub first_unanswered: Option<String>,
     /// From the first handshake to the last `welcome`.
     pub last_welcome_ms: Option<f64>,
     pub missing_welcomes: usize,
@@ -82,7 +84,7 @@ pub async fn measure(target: &Target, binaries: &Binaries, plan: &Plan) -> Resul
     next_of_type(&mut observer, "welcome", plan.patience).await?;
 
     let started = Instant::now();
-    let leave = Arc::new(Barrier::new(plan.clients + 1));
+    let (leave, leave_now) = watch::channel(false);
     let (reports, mut outcomes) = mpsc::unbounded_channel();
     for client in 0..plan.clients {
         let reset = client % 100 < plan.reset_percent;
@@ -90,13 +92,14 @@ pub async fn measure(target: &Target, binaries: &Binaries, plan: &Plan) -> Resul
             url.clone(),
             reset,
             plan.patience,
-            Arc::clone(&leave),
+            leave_now.clone(),
             reports.clone(),
         ));
     }
     drop(reports);
     let mut refused = BTreeMap::new();
     let mut unanswered = 0;
+    let mut first_unanswered = None;
     let mut connected = 0;
     let mut left_by_reset = 0;
     let mut missing_welcomes = 0;
@@ -113,11 +116,15 @@ pub async fn measure(target: &Target, binaries: &Binaries, plan: &Plan) -> Resul
                 missing_welcomes += 1;
             }
             Some(Joined::Refused(reason)) => *refused.entry(reason).or_default() += 1,
-            Some(Joined::Unanswered) | None => unanswered += 1,
+            Some(Joined::Unanswered(problem)) => {
+                unanswered += 1;
+                first_unanswered.get_or_insert(problem);
+            }
+            None => unanswered += 1,
         }
     }
     // Everyone who joined leaves at the same moment.
-    leave.wait().await;
+    let _ = leave.send(true);
     let left_at = Instant::now();
     let (departures_announced, last_departure) =
         count_departures(&mut observer, connected, plan.patience).await;
@@ -136,6 +143,7 @@ pub async fn measure(target: &Target, binaries: &Binaries, plan: &Plan) -> Resul
         connected,
         refused,
         unanswered,
+        first_unanswered,
         last_welcome_ms: last_welcome.map(ms),
         missing_welcomes,
         left_by_reset,
@@ -167,13 +175,16 @@ pub async fn measure(target: &Target, binaries: &Binaries, plan: &Plan) -> Resul
 
 /// How one client's joining went.
 enum Joined {
-    Welcomed { at: Instant, reset: bool },
+    Welcomed {
+        at: Instant,
+        reset: bool,
+    },
     /// Connected, but no `welcome` came in time.
     NoWelcome,
     /// The server refused the handshake: its status and reason.
     Refused(String),
     /// No answer: the handshake timed out or the socket broke.
-    Unanswered,
+    Unanswered(String),
 }
 
 /// One client: joins, reports, waits for everyone, then leaves (by reset,
@@ -182,7 +193,7 @@ async fn member(
     url: String,
     reset: bool,
     patience: Duration,
-    leave: Arc<Barrier>,
+    mut leave: watch::Receiver<bool>,
     report: mpsc::UnboundedSender<Joined>,
 ) {
     let joined = tokio::time::timeout(patience, handshake(&url, reset)).await;
@@ -192,8 +203,14 @@ async fn member(
             let _ = report.send(Joined::Refused(reason));
             return;
         }
-        Ok(Err(Refusal::Unanswered(_))) | Err(_) => {
-            let _ = report.send(Joined::Unanswered);
+        Ok(Err(Refusal::Unanswered(problem))) => {
+            let _ = report.send(Joined::Unanswered(problem));
+            return;
+        }
+        Err(_) => {
+            let _ = report.send(Joined::Unanswered(format!(
+                "no handshake within {patience:?}"
+            )));
             return;
         }
     };
@@ -205,7 +222,14 @@ async fn member(
         },
         Err(_) => Joined::NoWelcome,
     });
-    leave.wait().await;
+    // Frames that keep coming meanwhile (others joining) are read and
+    // dropped, as a client would.
+    loop {
+        tokio::select! {
+            _ = leave.wait_for(|now| *now) => break,
+            frame = socket.next() => if !matches!(frame, Some(Ok(_))) { return },
+        }
+    }
     if reset {
         // SO_LINGER 0 (set before the handshake): dropping the socket
         // sends a TCP reset, as a phone losing its network would.
@@ -236,11 +260,14 @@ async fn handshake(url: &str, reset: bool) -> Result<Socket, Refusal> {
         .await
         .map_err(|problem| Refusal::Unanswered(problem.to_string()))?;
     if reset {
+        // Deprecated because a non-zero linger blocks the thread on drop; a
+        // zero one does not: the kernel resets the connection at once.
+        #[allow(deprecated)]
         tcp.set_linger(Some(Duration::ZERO))
             .map_err(|problem| Refusal::Unanswered(problem.to_string()))?;
     }
     let _ = tcp.set_nodelay(true);
-    match client_async(url, MaybeTlsStream::Plain(tcp)).await {
+    match client_async_with_config(url, MaybeTlsStream::Plain(tcp), Some(small_buffers())).await {
         Ok((socket, _)) => Ok(socket),
         Err(WsError::Http(response)) => {
             let body = response
@@ -256,6 +283,14 @@ async fn handshake(url: &str, reset: bool) -> Result<Socket, Refusal> {
         }
         Err(problem) => Err(Refusal::Unanswered(problem.to_string())),
     }
+}
+
+/// Buffers sized for small chat frames: tungstenite's default 128 KiB read
+/// buffer per connection would make ten thousand clients hold over a GiB.
+fn small_buffers() -> WebSocketConfig {
+    WebSocketConfig::default()
+        .read_buffer_size(4 * 1024)
+        .write_buffer_size(0)
 }
 
 /// The next JSON frame of `frame_type`.

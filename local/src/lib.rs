@@ -259,15 +259,28 @@ async fn prepare_tables(
         })
 }
 
+/// Connections the kernel may hold for the gateway before it accepts them.
+/// std's and tokio's 128 drop the SYNs of a crowd connecting at once, and
+/// each dropped one waits a second or more to try again; the kernel caps
+/// this at `net.core.somaxconn` (4096 on current Linux).
+const LISTEN_BACKLOG: u32 = 4096;
+
 async fn bind(address: SocketAddr) -> Result<tokio::net::TcpListener, StartError> {
-    tokio::net::TcpListener::bind(address)
-        .await
-        .map_err(|source| StartError::Bind {
-            what: "the gateway",
-            flag: "--listen",
-            address,
-            source,
-        })
+    let failed = |source| StartError::Bind {
+        what: "the gateway",
+        flag: "--listen",
+        address,
+        source,
+    };
+    let socket = match address {
+        SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4(),
+        SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6(),
+    }
+    .map_err(failed)?;
+    // As std and tokio do: a restart may bind while old connections linger.
+    socket.set_reuseaddr(true).map_err(failed)?;
+    socket.bind(address).map_err(failed)?;
+    socket.listen(LISTEN_BACKLOG).map_err(failed)
 }
 
 fn gateway_config(config: &Config) -> gateway::GatewayConfig {

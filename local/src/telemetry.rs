@@ -11,6 +11,14 @@ use tracing_subscriber::util::SubscriberInitExt;
 /// The log filter unless `RUST_LOG` says otherwise.
 const DEFAULT_LOG_FILTER: &str = "info,aws_smithy_runtime=warn,aws_config=warn";
 
+/// Targets kept at this level whatever `RUST_LOG` says, unless it names
+/// them: the embedded engine logs every error answer at WARN, conditional
+/// writes that are meant to fail sometimes among them (a prune of a
+/// connection still in its `$connect`, a replayed close: one per client of
+/// a crowd joining), burying real warnings. The chat's store reports every
+/// failure that matters itself, saying what it means.
+const PINNED_TARGETS: [(&str, tracing::Level); 1] = [("dynoxide", tracing::Level::ERROR)];
+
 /// Human-readable logs, filtered by `RUST_LOG`: comma-separated `level` and
 /// `target=level` directives (default `info`). A filter by target needs no
 /// regular expressions, which EnvFilter's span and field directives would
@@ -24,6 +32,7 @@ pub fn init_logging() {
         Some(Ok(filter)) => filter.clone(),
         None | Some(Err(_)) => DEFAULT_LOG_FILTER.parse().unwrap_or_default(),
     };
+    let filter = with_pinned_targets(filter);
     let installed = tracing_subscriber::fmt()
         .with_max_level(tracing::Level::TRACE)
         .with_target(false)
@@ -39,6 +48,22 @@ pub fn init_logging() {
             "RUST_LOG is not a list of level or target=level directives; using {DEFAULT_LOG_FILTER}"
         );
     }
+}
+
+/// `filter` with each of [`PINNED_TARGETS`] it does not name.
+fn with_pinned_targets(filter: Targets) -> Targets {
+    PINNED_TARGETS
+        .iter()
+        .fold(filter, |filter, &(target, level)| {
+            let named = filter
+                .iter()
+                .any(|(named, _)| target.starts_with(named) || named.starts_with(target));
+            if named {
+                filter
+            } else {
+                filter.with_target(target, level)
+            }
+        })
 }
 
 /// Renders the metrics recorded so far.
@@ -69,6 +94,17 @@ pub fn metrics() -> Option<Metrics> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_engines_error_answers_stay_quiet_unless_asked_for() {
+        use tracing::Level;
+        let quiet = with_pinned_targets("warn".parse().expect("a filter"));
+        assert!(!quiet.would_enable("dynoxide::server", &Level::WARN));
+        assert!(quiet.would_enable("dynoxide::server", &Level::ERROR));
+        assert!(quiet.would_enable("handlers::fanout", &Level::WARN));
+        let asked = with_pinned_targets("warn,dynoxide=debug".parse().expect("a filter"));
+        assert!(asked.would_enable("dynoxide::server", &Level::DEBUG));
+    }
 
     #[test]
     fn the_default_log_filter_parses() {
