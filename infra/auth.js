@@ -36,6 +36,8 @@
 // Kind of key -> the variable the authorizer reads it from
 // (handlers/src/config.rs, `AuthSettings::from_vars`), where it is stored,
 // and the default name of the secret or parameter.
+const { level } = require('./log-level.js');
+
 const KINDS = {
   hs256: {
     variable: 'AUTH_JWT_SECRET',
@@ -247,7 +249,7 @@ async function resources({ resolveVariable }) {
         Properties: {
           LoggingConfig: {
             LogFormat: 'JSON',
-            ApplicationLogLevel: await resolveVariable('param:logLevel'),
+            ApplicationLogLevel: level(await resolveVariable('param:logLevel')),
             SystemLogLevel: 'INFO',
           },
         },

@@ -5,6 +5,7 @@
 
 use std::future::Future;
 
+use lambda_runtime::tracing::subscriber::filter::{LevelFilter, Targets};
 use lambda_runtime::{LambdaEvent, service_fn};
 use metrics_cloudwatch_embedded::Collector;
 use serde::{Serialize, de::DeserializeOwned};
@@ -36,6 +37,52 @@ impl MetricsSettings {
     }
 }
 
+/// The crates whose logs follow the function's log level. Every other
+/// target (the Lambda runtime, the AWS SDK, HTTP and TLS) logs at INFO at
+/// most, whatever the level: at TRACE `lambda_runtime` logs each raw event,
+/// `$connect`'s `?token=`, every chat message and `sourceIp` among them.
+const OWN_TARGETS: [&str; 2] = ["handlers", "stream_processor"];
+
+/// The most verbose level any log line is written at: our own code logs
+/// nothing below DEBUG, and nothing at DEBUG that a token, a message text
+/// or an address could be read from.
+const MOST_VERBOSE: LevelFilter = LevelFilter::DEBUG;
+
+/// The log filter for a function at Lambda's `AWS_LAMBDA_LOG_LEVEL`
+/// (`level`; INFO when unset or not a level): our crates at that level,
+/// never above [`MOST_VERBOSE`], everything else at INFO at most.
+pub fn log_filter(level: Option<&str>) -> Targets {
+    let requested = level
+        .and_then(|level| level.trim().parse::<LevelFilter>().ok())
+        .unwrap_or(LevelFilter::INFO);
+    let own = requested.min(MOST_VERBOSE);
+    OWN_TARGETS.iter().fold(
+        Targets::new().with_default(own.min(LevelFilter::INFO)),
+        |filter, target| filter.with_target(*target, own),
+    )
+}
+
+/// JSON lines to stdout when Lambda asks for JSON (`AWS_LAMBDA_LOG_FORMAT`),
+/// filtered by [`log_filter`]; Lambda drops lines below the function's
+/// level itself as well.
+pub fn init_logging() {
+    use lambda_runtime::tracing::subscriber::layer::SubscriberExt;
+    use lambda_runtime::tracing::subscriber::util::SubscriberInitExt;
+    let filter = log_filter(env_value("AWS_LAMBDA_LOG_LEVEL").as_deref());
+    let json = env_value("AWS_LAMBDA_LOG_FORMAT")
+        .is_some_and(|format| format.eq_ignore_ascii_case("json"));
+    let lines = lambda_runtime::tracing::subscriber::fmt::layer()
+        .with_target(false)
+        .without_time()
+        .with_writer(std::io::stdout);
+    let registry = lambda_runtime::tracing::subscriber::registry().with(filter);
+    let _ = if json {
+        registry.with(lines.json()).try_init()
+    } else {
+        registry.with(lines).try_init()
+    };
+}
+
 /// Installs the CloudWatch EMF recorder as the process's global metrics
 /// recorder. Call once per process; [`run`] does.
 pub fn init_metrics(
@@ -62,7 +109,7 @@ fn deadline_of(deadline_epoch_ms: u64) -> tokio::time::Instant {
 /// Logs and the shared context of a function that uses the tables and the
 /// Management API.
 pub async fn start() -> Result<Chat, lambda_runtime::Error> {
-    lambda_runtime::tracing::init_default_subscriber();
+    init_logging();
     let settings = Settings::from_env()?;
     let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
     Ok(Chat::from_sdk_config(&sdk, settings))
@@ -107,4 +154,54 @@ where
         }
     }))
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tracing::Level;
+
+    #[test]
+    fn no_level_lets_the_runtime_or_the_sdk_log_below_info() {
+        for level in [
+            Some("TRACE"),
+            Some("DEBUG"),
+            Some("INFO"),
+            Some("loud"),
+            None,
+        ] {
+            let filter = log_filter(level);
+            for target in [
+                "lambda_runtime::layers::api_response",
+                "lambda_runtime_api_client",
+                "aws_smithy_runtime::client::orchestrator",
+                "hyper_util::client",
+            ] {
+                assert!(
+                    !filter.would_enable(target, &Level::DEBUG),
+                    "{target} at {level:?}"
+                );
+                assert!(
+                    filter.would_enable(target, &Level::INFO),
+                    "{target} at {level:?}"
+                );
+            }
+            assert!(
+                !filter.would_enable("handlers::fanout", &Level::TRACE),
+                "{level:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn our_code_follows_the_level_up_to_debug() {
+        assert!(log_filter(Some("DEBUG")).would_enable("handlers::fanout", &Level::DEBUG));
+        assert!(log_filter(Some("trace")).would_enable("stream_processor", &Level::DEBUG));
+        assert!(!log_filter(Some("INFO")).would_enable("handlers::fanout", &Level::DEBUG));
+        assert!(!log_filter(None).would_enable("handlers::fanout", &Level::DEBUG));
+        let quiet = log_filter(Some("WARN"));
+        assert!(!quiet.would_enable("handlers::fanout", &Level::INFO));
+        assert!(!quiet.would_enable("lambda_runtime", &Level::INFO));
+        assert!(quiet.would_enable("lambda_runtime", &Level::WARN));
+    }
 }

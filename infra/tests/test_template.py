@@ -86,9 +86,10 @@ TWO_WAY_ROUTES = {"history", "$default"}
 # What every function is told where to post (infra builds it with the
 # partition's URL suffix; the code no longer derives it).
 MANAGEMENT_API_ENDPOINT = "https://${{WebsocketsApi}}.execute-api.${{AWS::Region}}.${{AWS::URLSuffix}}/{stage}"
-# Application log levels at which Lambda still passes the EMF lines (which
-# carry no level, so Lambda counts them as INFO).
-METRIC_SAFE_LOG_LEVELS = {"TRACE", "DEBUG", "INFO"}
+# The application log levels a deployment may set (infra/log-level.js): at
+# or below INFO, so Lambda still passes the EMF lines (which carry no level
+# and count as INFO), and not TRACE, where libraries log raw events.
+SAFE_LOG_LEVELS = {"DEBUG", "INFO"}
 
 # Resource labels, as docs/deploy.md writes them.
 OWN_LOG_GROUP = "own log group"
@@ -783,7 +784,7 @@ def test_logging_is_json_with_lambdas_level_filtering(resources, doc, stage, fun
         logging = function_properties(resources, binary)["LoggingConfig"]
         assert logging["LogFormat"] == "JSON", binary
         # The EMF metric lines carry no level: above INFO, Lambda drops them.
-        assert logging["ApplicationLogLevel"] in METRIC_SAFE_LOG_LEVELS, binary
+        assert logging["ApplicationLogLevel"] in SAFE_LOG_LEVELS, binary
         # platform.report (docs/deploy.md's memory query) is an INFO system log.
         assert logging["SystemLogLevel"] == "INFO", binary
     parameters = {row[0]: row for row in markdown_table(doc, "parameter", "how to set it", "default")}
@@ -800,6 +801,56 @@ def test_log_groups_have_a_retention(resources, doc, stage, functions):
     parameters = {row[0]: row for row in markdown_table(doc, "parameter", "how to set it", "default")}
     retention = groups["ConnectLogGroup"]["Properties"]["RetentionInDays"]
     assert documented_default(parameters["log retention (days)"][2], stage) == str(retention)
+
+
+LOG_LEVEL_PROBE = """
+const logLevel = require('./log-level.js');
+const values = JSON.parse(process.argv[1]);
+(async () => {
+  const out = { allowed: logLevel.ALLOWED, outcomes: [] };
+  for (const value of values) {
+    const resolveVariable = async (name) => {
+      if (name !== 'param:logLevel') throw new Error(`asked for ${name}`);
+      return value;
+    };
+    try {
+      out.outcomes.push({ value: await logLevel.logLevel({ resolveVariable }) });
+    } catch (error) {
+      out.outcomes.push({ error: error.message, stack: error.stack });
+    }
+  }
+  console.log(JSON.stringify(out));
+})();
+"""
+
+
+def test_only_safe_log_levels_can_be_deployed():
+    """infra/log-level.js refuses, when packaging, every level but INFO and
+    DEBUG: TRACE (libraries log raw events: tokens, messages, addresses)
+    and anything above INFO (Lambda would drop the metrics)."""
+    node = shutil.which("node")
+    assert node, "node is missing: infra/tools.sh installs it (infra/check.sh runs it)"
+    accepted = {"INFO": "INFO", "DEBUG": "DEBUG", " debug ": "DEBUG", "info": "INFO"}
+    refused = ["TRACE", "trace", "WARN", "ERROR", "FATAL", "", "LOUD"]
+    values = [*accepted, *refused]
+    result = subprocess.run(
+        [node, "-e", LOG_LEVEL_PROBE, json.dumps(values)],
+        cwd=INFRA,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    out = json.loads(result.stdout)
+    assert set(out["allowed"]) == SAFE_LOG_LEVELS
+    outcomes = dict(zip(values, out["outcomes"]))
+    for value, level in accepted.items():
+        assert outcomes[value] == {"value": level}, value
+    for value in refused:
+        assert "error" in outcomes[value], value
+        assert "INFO or DEBUG" in outcomes[value]["error"], value
+        assert outcomes[value]["stack"] == outcomes[value]["error"], "a stack would bury the message"
 
 
 # ---------------------------------------------------------------- retention

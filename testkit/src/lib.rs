@@ -15,7 +15,9 @@
 //! - [`failing`]: an endpoint answering every request with one AWS error;
 //! - [`proxy`]: a proxy in front of DynamoDB that fails chosen operations,
 //!   holds them unanswered, or refuses connections, on demand;
-//! - [`tokens`]: good and bad JWTs for the sign-in tests.
+//! - [`tokens`]: good and bad JWTs for the sign-in tests;
+//! - [`runtime_api`]: a Lambda Runtime API stand-in, to run the functions'
+//!   real binaries as Lambda does.
 
 #![allow(clippy::expect_used, clippy::unwrap_used)] // test support stops the test loudly
 
@@ -26,6 +28,7 @@ pub mod harness;
 pub mod item;
 pub mod management;
 pub mod proxy;
+pub mod runtime_api;
 pub mod stack;
 pub mod tokens;
 

@@ -2,6 +2,6 @@
 //! so it builds no AWS clients.
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    lambda_runtime::tracing::init_default_subscriber();
+    handlers::lambda::init_logging();
     handlers::lambda::run(handlers::default).await
 }
