@@ -78,11 +78,46 @@ function specs({ stage, namespace, functions }) {
       { ...lambda(prefix, 'Throttles'), ...anyInFiveMinutes },
     ]);
   }
+  // API Gateway counts every 4XX or 5XX answer of a route function as an
+  // IntegrationError, and `$connect` answers the client's own mistakes (a
+  // bad ?room= or ?name=) with 400: those are refusals, counted by the
+  // function itself (handshakes_refused), and subtracted here, so a client
+  // cannot page anyone while a failure of ours still does.
+  const sumOverFiveMinutes = (metric) => ({ Metric: metric, Period: FIVE_MINUTES, Stat: 'Sum' });
   list.push([
     'ApiIntegrationErrorAlarm',
     'api-integration-errors',
-    'A route function answered API Gateway with a 4XX/5XX status (IntegrationError); see docs/operations.md, "Alarms".',
-    { ...api('IntegrationError'), ...anyInFiveMinutes },
+    'A route function failed: IntegrationError (4XX/5XX answers) beyond the handshakes $connect refused for the client (handshakes_refused); see docs/operations.md, "Alarms".',
+    {
+      Metrics: [
+        {
+          Id: 'integration',
+          MetricStat: sumOverFiveMinutes({
+            Namespace: 'AWS/ApiGateway',
+            MetricName: 'IntegrationError',
+            Dimensions: api('IntegrationError').Dimensions,
+          }),
+          ReturnData: false,
+        },
+        {
+          Id: 'refused',
+          MetricStat: sumOverFiveMinutes({
+            Namespace: namespace,
+            MetricName: 'handshakes_refused',
+            Dimensions: [{ Name: 'Stage', Value: stage }],
+          }),
+          ReturnData: false,
+        },
+        {
+          Id: 'failures',
+          Expression: 'FILL(integration, 0) - FILL(refused, 0)',
+          Label: 'IntegrationError that are not refusals',
+          ReturnData: true,
+        },
+      ],
+      EvaluationPeriods: 1,
+      Threshold: 0,
+    },
   ]);
   list.push([
     'ApiExecutionErrorAlarm',

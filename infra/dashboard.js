@@ -78,8 +78,9 @@ module.exports.body = async ({ resolveVariable }) => {
         `Product metrics (EMF, namespace \`${namespace}\`, dimension Stage=${stage}), then API Gateway, then each Lambda function.`
     ),
     // Product: sessions, messages, fan-out.
-    graph('Sessions: connects, disconnects and repairs', [
+    graph('Sessions: connects, refusals, disconnects and repairs', [
       product('connects'),
+      product('handshakes_refused'),
       product('disconnects'),
       product('sessions_repaired'),
     ]),

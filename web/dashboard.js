@@ -52,10 +52,15 @@
     },
     {
       id: 'sessions',
-      title: 'Sessions: connects, disconnects and repairs per second',
-      metrics: 'counters connects, disconnects, sessions_repaired',
+      title: 'Sessions: connects, refusals, disconnects and repairs per second',
+      metrics: 'counters connects, handshakes_refused, disconnects, sessions_repaired',
       unit: '/s',
-      series: [rate('connects'), rate('disconnects'), rate('sessions_repaired')],
+      series: [
+        rate('connects'),
+        rate('handshakes_refused'),
+        rate('disconnects'),
+        rate('sessions_repaired'),
+      ],
     },
     {
       id: 'session-duration',

@@ -61,11 +61,12 @@ pub const STREAM_RECORDS_FAILED: &str = "stream_records_failed";
 pub const CONNECTIONS_OPEN: &str = "connections_open";
 pub const STREAM_ITERATOR_AGE: &str = "stream_iterator_age";
 pub const SESSIONS_REPAIRED: &str = "sessions_repaired";
+pub const HANDSHAKES_REFUSED: &str = "handshakes_refused";
 
 /// Every metric the product records. The last two exist only in the local
 /// stack, standing in for what AWS measures itself (API Gateway's
 /// connections, Lambda's IteratorAge).
-pub const ALL: [Metric; 14] = [
+pub const ALL: [Metric; 15] = [
     Metric {
         name: MESSAGES_SENT,
         kind: MetricKind::Counter,
@@ -107,6 +108,13 @@ pub const ALL: [Metric; 14] = [
         unit: Unit::Count,
         per_fanout_kind: true,
         description: "Stale connections whose session was closed and row deleted after 410 Gone",
+    },
+    Metric {
+        name: HANDSHAKES_REFUSED,
+        kind: MetricKind::Counter,
+        unit: Unit::Count,
+        per_fanout_kind: false,
+        description: "Handshakes $connect refused for the client's own mistake (4XX): API Gateway counts each as an IntegrationError",
     },
     Metric {
         name: SESSIONS_REPAIRED,

@@ -1403,7 +1403,11 @@ def expected_alarms(stage: str, functions: dict) -> dict[str, tuple[str, str, li
         function = [{"Name": "FunctionName", "Value": {"Ref": f"{prefix}LambdaFunction"}}]
         expected[f"{binary}-errors"] = ("AWS/Lambda", "Errors", function)
         expected[f"{binary}-throttles"] = ("AWS/Lambda", "Throttles", function)
-    expected["api-integration-errors"] = ("AWS/ApiGateway", "IntegrationError", api)
+    # IntegrationError minus the handshakes $connect refused for the client.
+    expected["api-integration-errors"] = [
+        ("AWS/ApiGateway", "IntegrationError", api),
+        (NAMESPACE, "handshakes_refused", [{"Name": "Stage", "Value": stage}]),
+    ]
     expected["api-execution-errors"] = ("AWS/ApiGateway", "ExecutionError", api)
     expected["api-client-errors"] = ("AWS/ApiGateway", "ClientError", api)
     for kind in FANOUT_KINDS:
@@ -1426,12 +1430,68 @@ def expected_alarms(stage: str, functions: dict) -> dict[str, tuple[str, str, li
     return expected
 
 
+def alarm_metrics(alarm: dict) -> list[tuple[str, str, list]]:
+    """(namespace, metric, dimensions) of each metric an alarm reads: its
+    one metric, or those of its metric math, in order."""
+    if "Metrics" not in alarm:
+        return [(alarm["Namespace"], alarm["MetricName"], alarm["Dimensions"])]
+    return [
+        (stat["Metric"]["Namespace"], stat["Metric"]["MetricName"], stat["Metric"]["Dimensions"])
+        for stat in (query["MetricStat"] for query in alarm["Metrics"] if "MetricStat" in query)
+    ]
+
+
+def alarm_statistic(alarm: dict) -> tuple[str, int]:
+    """The statistic and period an alarm reads its metrics with (the same
+    for each metric of a metric math alarm)."""
+    if "Metrics" not in alarm:
+        return alarm["Statistic"], alarm["Period"]
+    stats = {(q["MetricStat"]["Stat"], q["MetricStat"]["Period"]) for q in alarm["Metrics"] if "MetricStat" in q}
+    assert len(stats) == 1, f"one statistic and period for every metric: {stats}"
+    return stats.pop()
+
+
+def evaluate(expression: str, values: dict[str, float | None]) -> float:
+    """A metric math expression of the forms the alarms use, `a - b` of ids
+    and `FILL(id, constant)`, on one period's values (`None`: no data)."""
+    total, sign = 0.0, 1
+    for token in re.findall(r"FILL\(\w+, *-?[0-9.]+\)|\w+|-|\+", expression):
+        if token in "+-":
+            sign = 1 if token == "+" else -1
+            continue
+        filled = re.fullmatch(r"FILL\((\w+), *(-?[0-9.]+)\)", token)
+        value = values[filled.group(1)] if filled else values[token]
+        if value is None:
+            assert filled, f"{token} has no data and no FILL: the whole expression would be missing"
+            value = float(filled.group(2))
+        total += sign * value
+    return total
+
+
+def test_a_refusal_alone_cannot_raise_the_integration_alarm_and_a_failure_does(alarms):
+    alarm = alarms["api-integration-errors"]
+    (expression,) = [query["Expression"] for query in alarm["Metrics"] if query.get("ReturnData")]
+    ids = {query["MetricStat"]["Metric"]["MetricName"]: query["Id"] for query in alarm["Metrics"] if "MetricStat" in query}
+    integration, refused = ids["IntegrationError"], ids["handshakes_refused"]
+
+    def fires(errors, refusals):
+        value = evaluate(expression, {integration: errors, refused: refusals})
+        return value > alarm["Threshold"]
+
+    assert not fires(3, 3), "three bad ?room= handshakes, nothing else"
+    assert not fires(None, None), "no traffic"
+    assert fires(4, 3), "three refusals and one failure of ours"
+    assert fires(1, None), "a 5XX with no refusal at all"
+    assert not fires(None, 2), "refusals counted, API Gateway's datapoint not in yet"
+
+
 def test_alarms_watch_the_chat_path(alarms, stage, functions):
     expected = expected_alarms(stage, functions)
     assert set(alarms) == set(expected)
-    for suffix, (namespace, metric, dimensions) in expected.items():
+    for suffix, watched in expected.items():
         alarm = alarms[suffix]
-        assert (alarm["Namespace"], alarm["MetricName"], alarm["Dimensions"]) == (namespace, metric, dimensions), suffix
+        watched = watched if isinstance(watched, list) else [watched]
+        assert alarm_metrics(alarm) == watched, suffix
         assert alarm["ComparisonOperator"] == "GreaterThanThreshold", suffix
         assert alarm["TreatMissingData"] == "notBreaching", suffix
         assert alarm["AlarmActions"] == [{"Ref": "AlarmTopic"}], suffix
@@ -1444,12 +1504,13 @@ def test_alarms_watch_the_chat_path(alarms, stage, functions):
 
 def test_product_alarms_watch_metrics_the_code_writes(alarms, metrics, stage):
     for suffix, alarm in alarms.items():
-        if alarm["Namespace"] != NAMESPACE:
-            continue
-        metric = metrics.get(alarm["MetricName"])
-        assert metric is not None and metric.kind == "Counter", suffix
-        dimensions = tuple(part for d in alarm["Dimensions"] for part in (d["Name"], d["Value"]))
-        assert dimensions in product_dimensions(metric, stage), suffix
+        for namespace, name, watched_dimensions in alarm_metrics(alarm):
+            if namespace != NAMESPACE:
+                continue
+            metric = metrics.get(name)
+            assert metric is not None and metric.kind == "Counter", suffix
+            dimensions = tuple(part for d in watched_dimensions for part in (d["Name"], d["Value"]))
+            assert dimensions in product_dimensions(metric, stage), suffix
 
 
 def alarm_topic_problems(resources: dict) -> list[str]:
@@ -1541,9 +1602,9 @@ def test_alarm_topic_key(resources):
 
 def fires_when(alarm: dict) -> str:
     """An alarm's condition, as docs/operations.md writes it."""
-    minutes = alarm["Period"] // 60
-    period = f"{minutes} min"
-    condition = f"{alarm['Statistic']} > {alarm['Threshold']:g}"
+    statistic, seconds = alarm_statistic(alarm)
+    period = f"{seconds // 60} min"
+    condition = f"{statistic} > {alarm['Threshold']:g}"
     evaluated, needed = alarm["EvaluationPeriods"], alarm.get("DatapointsToAlarm", alarm["EvaluationPeriods"])
     if evaluated == 1:
         return f"{condition} over {period}"
@@ -1563,7 +1624,8 @@ def test_every_alarm_has_a_runbook_entry(alarms, operations, sign_in):
     assert set(documented) == set(alarms) | sign_in_only, "docs/operations.md, Alarms: one row per alarm, by name suffix"
     for suffix, alarm in alarms.items():
         _, metric, condition, means, action = documented[suffix][:5]
-        assert metric.split()[:2] == [alarm["Namespace"], alarm["MetricName"]], suffix
+        for namespace, name, _ in alarm_metrics(alarm):
+            assert f"{namespace} {name}" in metric, suffix
         assert condition == fires_when(alarm), suffix
         assert means and action, f"{suffix}: say what it means and what to do"
 

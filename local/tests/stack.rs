@@ -549,6 +549,15 @@ async fn serves_the_page_its_config_and_metrics() {
     let mut client = Client::connect(&t.stack.websocket_url()).await;
     client.say("count me").await;
     client.next_of_type("message").await;
+    // A client's mistake: refused, and counted as a refusal, not a failure.
+    let refused =
+        tokio_tungstenite::connect_async(format!("{}?room=a%20b", t.stack.websocket_url()))
+            .await
+            .expect_err("a bad room is refused");
+    assert!(
+        matches!(&refused, tokio_tungstenite::tungstenite::Error::Http(response) if response.status() == 400),
+        "{refused}"
+    );
 
     let base = t.stack.page_url();
     let page = http_get(&base).await;
@@ -563,6 +572,12 @@ async fn serves_the_page_its_config_and_metrics() {
     );
     let metrics = http_get(&format!("{base}metrics")).await;
     assert!(metrics.contains("messages_sent"), "{metrics}");
+    let refusals: f64 = metrics
+        .lines()
+        .find_map(|line| line.strip_prefix("handshakes_refused "))
+        .and_then(|value| value.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no handshakes_refused counter: {metrics}"));
+    assert!(refusals >= 1.0, "{metrics}");
     t.stack.shutdown().await;
 }
 

@@ -4,6 +4,7 @@ use tracing::{error, info, instrument};
 use super::{WebSocketEvent, connection_id, reply, span_id};
 use crate::Chat;
 use crate::error::Error;
+use crate::metric;
 use crate::name::DisplayName;
 use crate::protocol::parse_joining;
 use crate::records::{ActiveConnection, Retention, Session};
@@ -36,6 +37,9 @@ pub(super) async fn connect(
                 reason = refusal.message(),
                 "refused the handshake's parameters"
             );
+            // Not a failure: the alarms subtract these from API Gateway's
+            // IntegrationError (infra/alarms.js).
+            metrics::counter!(metric::HANDSHAKES_REFUSED).increment(1);
             return Ok(reply(400, Some(&refusal)));
         }
     };
