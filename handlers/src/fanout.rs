@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt, stream};
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use crate::error::StoreError;
 use crate::limits::CONNECT_GRACE;
@@ -198,8 +198,12 @@ async fn prune(store: &Store, connection_id: &str, kind: FanoutKind) -> PostOutc
             info!(connection_id = %connection_id, "pruned a stale connection and closed its session");
             PostOutcome::Pruned
         }
-        // Connected within the grace period, or already deleted.
-        Ok(WriteOutcome::ConditionFailed) => PostOutcome::StillConnecting,
+        // Expected: a connection inside its `$connect` answers 410 until it
+        // returns; or another fan-out pruned it first.
+        Ok(WriteOutcome::ConditionFailed) => {
+            debug!(connection_id = %connection_id, "a 410 from a connection that is still connecting, or already pruned: kept");
+            PostOutcome::StillConnecting
+        }
         Err(error) => {
             warn!(
                 connection_id = %connection_id,

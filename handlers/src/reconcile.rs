@@ -29,7 +29,7 @@ use std::time::Duration;
 
 use futures::{StreamExt, stream};
 use tokio::time::Instant;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use crate::Chat;
 use crate::error::StoreError;
@@ -276,6 +276,7 @@ async fn close_all(
     for outcome in outcomes {
         match outcome {
             Ok(WriteOutcome::Written) => closed += 1,
+            // Expected: its `$disconnect` (or a prune) closed it meanwhile.
             Ok(WriteOutcome::ConditionFailed) => report.closed_meanwhile += 1,
             Err(()) => report.unknown += 1,
         }
@@ -305,8 +306,13 @@ async fn close_one(
         .close_session(id, &SessionClose::unseen(at, reason))
         .await
         .map_err(logged)?;
-    if outcome == WriteOutcome::Written {
-        info!(connection_id = %id, disconnected_at = %at, reason, "closed a session left open");
+    match outcome {
+        WriteOutcome::Written => {
+            info!(connection_id = %id, disconnected_at = %at, reason, "closed a session left open")
+        }
+        WriteOutcome::ConditionFailed => {
+            debug!(connection_id = %id, "closed meanwhile, by its $disconnect or a prune: nothing to do")
+        }
     }
     store.delete_connection(id).await.map_err(logged)?;
     Ok(outcome)

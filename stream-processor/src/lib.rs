@@ -31,7 +31,7 @@ use handlers::store::WriteOutcome;
 use handlers::time::Timestamp;
 use handlers::{Chat, Room};
 use thiserror::Error;
-use tracing::{error, info, instrument, warn};
+use tracing::{debug, error, info, instrument, warn};
 
 /// Why one stream record could not be processed.
 #[derive(Debug, Error)]
@@ -224,7 +224,7 @@ async fn welcome_newcomer(chat: &Chat, connection_id: &str, frame: &[u8], attemp
             Delivery::Gone if attempt < attempts => {
                 tokio::time::sleep(WELCOME_RETRY_STEP * attempt).await;
             }
-            Delivery::Gone => info!("newcomer left before its welcome"),
+            Delivery::Gone => debug!("the newcomer left before its welcome"),
             Delivery::Failed(failure) => {
                 warn!(
                     error.code = failure.code.as_deref(),
@@ -261,7 +261,7 @@ async fn closed(
         )
         .await?;
     if written == WriteOutcome::ConditionFailed {
-        info!("duration already recorded (a replayed record)");
+        debug!("duration already recorded: a replayed record, nothing to do");
         return Ok(Outcome::Nothing);
     }
     metrics::counter!(metric::DISCONNECTS).increment(1);

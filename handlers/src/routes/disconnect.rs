@@ -1,5 +1,5 @@
 use aws_lambda_events::apigw::ApiGatewayProxyResponse;
-use tracing::{error, info, instrument};
+use tracing::{debug, error, info, instrument};
 
 use super::{WebSocketEvent, connection_id, reply, span_id};
 use crate::Chat;
@@ -33,8 +33,10 @@ pub(super) async fn disconnect(
     };
     match chat.store.close_session(id, &close).await {
         Ok(WriteOutcome::Written) => info!("disconnected"),
+        // Expected now and then: a replayed `$disconnect`, or a 410 or the
+        // repair that closed the session first.
         Ok(WriteOutcome::ConditionFailed) => {
-            info!("no open session to close (unknown, or already closed by a prune or the repair)")
+            debug!("no open session to close: unknown, or already closed by a prune or the repair")
         }
         Err(failure) => {
             error!(

@@ -1,5 +1,5 @@
 use aws_lambda_events::apigw::ApiGatewayProxyResponse;
-use tracing::{error, info, instrument, warn};
+use tracing::{debug, error, info, instrument, warn};
 
 use super::{WebSocketEvent, connection_id, reply, span_id};
 use crate::Chat;
@@ -189,7 +189,7 @@ async fn store_failed(
 async fn answer(chat: &Chat, sender: &str, frame: &ServerFrame) {
     match chat.management.post(sender, frame.to_json().into()).await {
         Delivery::Delivered => {}
-        Delivery::Gone => info!("the sender left before its answer"),
+        Delivery::Gone => debug!("the sender left before its answer"),
         Delivery::Failed(failure) => warn!(
             error.code = failure.code.as_deref(),
             error.request_id = failure.request_id.as_deref(),
