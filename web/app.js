@@ -10,7 +10,8 @@
 //                        the Token field), so it is not left in the address
 //                        bar, the history or a copied link
 // and, for tests and debugging:
-//   ?heartbeat=SECONDS   heartbeat interval (default 30)
+//   ?heartbeat=SECONDS   quiet time before a heartbeat (default: the server's
+//                        /config.json `heartbeat_secs`, else 300)
 //   ?max-lines=N         lines kept in the message log (default 500, at least 10)
 (function () {
   'use strict';
@@ -53,7 +54,16 @@
   };
 
   const params = new URLSearchParams(window.location.search);
-  const HEARTBEAT_MS = Math.round(numberParam('heartbeat', 30, 0.1) * 1000);
+  // A heartbeat goes only after this long without anything sent: API
+  // Gateway closes a connection idle for 10 minutes, and every heartbeat is
+  // two billed messages and a Lambda invocation (docs/web.md, "Heartbeat").
+  // The local stack's /config.json says the server's value
+  // (handlers::limits::HEARTBEAT_INTERVAL); this is the fallback.
+  const DEFAULT_HEARTBEAT_SECS = 300;
+  const HEARTBEAT_PARAM = numberParam('heartbeat', null, 0.1);
+  // How often the page checks whether a heartbeat is due, at most: a tab in
+  // the background may run it up to a minute late, well inside the 10.
+  const HEARTBEAT_CHECK_MS = 15000;
   const MAX_LINES = Math.floor(numberParam('max-lines', 500, 10));
   // Entries the online list shows; the rest are counted ("and 12 more").
   const ONLINE_SHOWN = 200;
@@ -123,6 +133,8 @@
     reconnectTimer: 0,
     reconnectAt: 0,
     heartbeatTimer: 0,
+    heartbeatMs: Math.round((HEARTBEAT_PARAM || DEFAULT_HEARTBEAT_SECS) * 1000),
+    lastSentAt: 0, // Date.now() when this page last sent a frame
     welcomeTimer: 0,
     autoTimer: 0,
     autoAt: 0,
@@ -369,6 +381,7 @@
   function sendFrame(object) {
     if (!isOpen()) return false;
     state.ws.send(JSON.stringify(object));
+    state.lastSentAt = Date.now();
     return true;
   }
 
@@ -1259,14 +1272,19 @@
 
   // -------------------------------------------------------------- heartbeat
 
+  // A ping once the page has sent nothing for `heartbeatMs`: a chatting
+  // page never sends one (its own frames keep the connection alive).
   function startHeartbeat() {
     stopHeartbeat();
+    state.lastSentAt = Date.now();
+    const check = Math.min(state.heartbeatMs, HEARTBEAT_CHECK_MS);
     state.heartbeatTimer = window.setInterval(() => {
+      if (Date.now() - state.lastSentAt < state.heartbeatMs) return;
       if (sendFrame({ action: 'ping' })) {
         state.pings += 1;
         counters();
       }
-    }, HEARTBEAT_MS);
+    }, check);
   }
 
   function stopHeartbeat() {
@@ -1570,6 +1588,7 @@
       return;
     }
     state.ws.send(frame);
+    state.lastSentAt = Date.now();
     if (!state.ownId) {
       state.pending.push(text);
       if (state.pending.length > 100) state.pending.shift();
@@ -1706,6 +1725,10 @@
           ui.url.value = url;
         }
         setMaxBytes(config.max_message_bytes);
+        if (HEARTBEAT_PARAM === null && Number.isFinite(config.heartbeat_secs) && config.heartbeat_secs > 0) {
+          state.heartbeatMs = Math.round(config.heartbeat_secs * 1000);
+          if (state.heartbeatTimer) startHeartbeat();
+        }
         // Served by the local stack, which also serves the metrics dashboard.
         $('dashboard-link').hidden = false;
       }

@@ -15,6 +15,13 @@ pub const GATEWAY_MAX_FRAME_BYTES: usize = 32 * 1024;
 pub const GATEWAY_MAX_MESSAGE_BYTES: usize = 128 * 1024;
 /// API Gateway closes a connection idle this long.
 pub const GATEWAY_IDLE_TIMEOUT: Duration = Duration::from_secs(10 * 60);
+/// How long a client may stay quiet before it sends a heartbeat
+/// (`{"action":"ping"}`): half of [`GATEWAY_IDLE_TIMEOUT`], so a heartbeat
+/// run a minute late by a background tab still comes in time. Each costs
+/// two API Gateway messages and a Lambda invocation, so a client sends one
+/// only when it has sent nothing else for this long. The web client reads
+/// it from the local stack's `/config.json`.
+pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(5 * 60);
 /// API Gateway closes every connection after this long, busy or not.
 pub const GATEWAY_MAX_CONNECTION_DURATION: Duration = Duration::from_secs(2 * 60 * 60);
 
@@ -154,5 +161,7 @@ mod tests {
         assert!(*CHAT_MESSAGE_BYTES_RANGE.end() <= GATEWAY_MAX_FRAME_BYTES);
         assert!(FANOUT_CONCURRENCY_RANGE.contains(&DEFAULT_FANOUT_CONCURRENCY));
         assert!(CONNECT_GRACE < GATEWAY_IDLE_TIMEOUT);
+        // A heartbeat a minute late (a background tab) still comes in time.
+        assert!(HEARTBEAT_INTERVAL + Duration::from_secs(60) < GATEWAY_IDLE_TIMEOUT);
     }
 }

@@ -567,6 +567,10 @@ async fn serves_the_page_its_config_and_metrics() {
     assert_eq!(config["websocket_url"], t.stack.websocket_url());
     assert_eq!(config["max_message_bytes"], 8192);
     assert_eq!(
+        config["heartbeat_secs"],
+        handlers::limits::HEARTBEAT_INTERVAL.as_secs()
+    );
+    assert_eq!(
         config["sign_in"], false,
         "sign-in is off unless a key is given"
     );

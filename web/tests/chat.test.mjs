@@ -277,7 +277,7 @@ test('heartbeat keeps an idle connection open; pongs never show in the chat', { 
   const idle = await startStack({ args: ['--idle-timeout-secs', '2'] });
   try {
     const beating = await openPage(await newContext(), `${idle.page}?heartbeat=0.5`);
-    const quiet = await openPage(await newContext(), idle.page); // the default 30 s heartbeat
+    const quiet = await openPage(await newContext(), idle.page); // the default 300 s heartbeat
     const beatingId = await connect(beating);
     const quietId = await connect(quiet);
 
@@ -304,6 +304,22 @@ test('heartbeat keeps an idle connection open; pongs never show in the chat', { 
   } finally {
     await idle.stop();
   }
+});
+
+test('a page that is chatting sends no heartbeat; once quiet for the interval it does', { timeout: TEST_TIMEOUT }, async () => {
+  const page = await openPage(await newContext(), `${stack.page}?heartbeat=1`);
+  await connect(page);
+  // A message every 0.4 s for 3 s: its own frames keep the connection alive.
+  for (let n = 0; n < 8; n += 1) {
+    await send(page, `still talking ${n}`);
+    await page.waitForTimeout(400);
+  }
+  assert.equal(sentActions(page, 'ping').length, 0, 'no ping while messages go out');
+  assert.equal(await page.getAttribute('#app', 'data-pings'), '0');
+  // Quiet now: a ping about a second after the last message, then one a second.
+  await page.waitForFunction(() => Number(document.getElementById('app').dataset.pongs) >= 2, null, { timeout: 5_000, polling: 50 });
+  assert.ok(sentActions(page, 'ping').length >= 2);
+  await assertClean(page);
 });
 
 test('an empty frame (what API Gateway sends for a two-way reply without a body) shows nothing', { timeout: TEST_TIMEOUT }, async () => {

@@ -223,7 +223,7 @@ test('draws the stack\'s metrics live: connections, messages per second, fan-out
     // One leaves: a disconnect and a session duration.
     people[2].close();
     await waitForPanel(page, 'session-duration', (p) => p.series[0].values.some((v) => v > 0));
-    await waitForPanel(page, 'sessions', (p) => p.series[1].values.some((v) => v > 0));
+    await waitForPanel(page, 'sessions', (p) => p.series.find((s) => s.label === 'disconnects').values.some((v) => v > 0));
     await waitForPanel(page, 'connections', (p) => p.series[0].values[p.series[0].values.length - 1] === 2);
 
     // No batch failed: a metric never recorded reads "no data yet" next to those that were.

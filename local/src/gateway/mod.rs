@@ -415,6 +415,7 @@ async fn client_config(State(gateway): State<Arc<Gateway>>, headers: HeaderMap) 
     axum::Json(serde_json::json!({
         "websocket_url": format!("ws://{host}/{}", gateway.config.stage),
         "max_message_bytes": gateway.chat.limits.max_chat_message_bytes,
+        "heartbeat_secs": handlers::limits::HEARTBEAT_INTERVAL.as_secs(),
         "sign_in": gateway.verifier.is_some(),
     }))
     .into_response()
