@@ -1044,7 +1044,8 @@
       renderTop();
       return true;
     }
-    if (code === 'invalid_cursor' || code === 'invalid_limit' || (code === 'internal' && /history/i.test(message))) {
+    const refusedPage = code === 'rate_limited' && frame.action === 'history';
+    if (refusedPage || code === 'invalid_cursor' || code === 'invalid_limit' || (code === 'internal' && /history/i.test(message))) {
       historyFailed(message || code);
       return true;
     }

@@ -12,7 +12,7 @@ use crate::limits::{
     MESSAGE_BURST_RANGE, MESSAGES_PER_SECOND_RANGE, RETENTION_DAYS_RANGE,
 };
 use crate::management::ManagementEndpoint;
-use crate::rate::MessageRate;
+use crate::rate::Rate;
 use crate::records::Retention;
 
 /// The three tables, named by environment variables (infra/tables.json says
@@ -69,7 +69,7 @@ impl ChatLimits {
                 DEFAULT_FANOUT_CONCURRENCY,
                 FANOUT_CONCURRENCY_RANGE,
             )?,
-            message_rate: MessageRate::from_setting(
+            message_rate: Rate::from_setting(
                 in_range(
                     "MESSAGE_RATE_PER_SECOND",
                     DEFAULT_MESSAGES_PER_SECOND as usize,

@@ -5,6 +5,7 @@
 //! in-process in the local stack. Adapters: [`store`] (DynamoDB, the only
 //! module that sees attribute maps) and [`management`] (the Management API).
 
+pub mod admission;
 pub mod auth;
 pub mod config;
 pub mod cursor;

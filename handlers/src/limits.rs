@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use crate::rate::MessageRate;
+use crate::rate::Rate;
 
 // ---- API Gateway WebSocket APIs (AWS quotas; not configurable on AWS)
 
@@ -24,6 +24,39 @@ pub const GATEWAY_IDLE_TIMEOUT: Duration = Duration::from_secs(10 * 60);
 pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(5 * 60);
 /// API Gateway closes every connection after this long, busy or not.
 pub const GATEWAY_MAX_CONNECTION_DURATION: Duration = Duration::from_secs(2 * 60 * 60);
+
+// ---- Stage throttling (API Gateway route settings; the local gateway the same)
+
+/// A route's stage-wide throttle, as API Gateway applies it (a token bucket
+/// across every connection): requests per second, and the burst above it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RouteThrottle {
+    pub rate_per_second: u32,
+    pub burst: u32,
+}
+
+/// Every route's throttle unless a route has its own (`routeRateLimit`,
+/// `routeBurstLimit` in infra/serverless.yml): a tenth of the account's
+/// 10,000 requests a second, which the Management API's posts share, so no
+/// one route can take them all.
+pub const DEFAULT_ROUTE_THROTTLE: RouteThrottle = RouteThrottle {
+    rate_per_second: 1000,
+    burst: 2000,
+};
+/// `history`'s (`historyRateLimit`, `historyBurstLimit`): each page reads up
+/// to 101 messages (about 100 read units) and answers up to 128 KB.
+pub const HISTORY_ROUTE_THROTTLE: RouteThrottle = RouteThrottle {
+    rate_per_second: 200,
+    burst: 400,
+};
+/// `$connect`'s, at the account's level: connects are bounded by the
+/// account's new-connection quota (500 a second by default) instead, and a
+/// throttled handshake would send every client of a reconnect wave round
+/// again.
+pub const CONNECT_ROUTE_THROTTLE: RouteThrottle = RouteThrottle {
+    rate_per_second: 10_000,
+    burst: 5000,
+};
 
 // ---- The chat's data
 
@@ -114,6 +147,13 @@ pub const CHAT_MESSAGE_BYTES_RANGE: std::ops::RangeInclusive<usize> = 1..=GATEWA
 pub const DEFAULT_FANOUT_CONCURRENCY: usize = 64;
 pub const FANOUT_CONCURRENCY_RANGE: std::ops::RangeInclusive<usize> = 1..=1024;
 
+/// Each connection's `history` pages: a page load asks for one, a reconnect
+/// for up to four more to close its gap, scrolling back one at a time.
+pub const HISTORY_RATE: Rate = Rate {
+    per_second: 2,
+    burst: 10,
+};
+
 /// `MESSAGE_RATE_PER_SECOND`: a connection's sustained chat messages per
 /// second; 0 turns the rate limit off.
 pub const DEFAULT_MESSAGES_PER_SECOND: u32 = 5;
@@ -135,7 +175,7 @@ pub struct ChatLimits {
     /// ([`FANOUT_CONCURRENCY_RANGE`]).
     pub fanout_concurrency: usize,
     /// Each connection's chat message rate; `None`: unlimited.
-    pub message_rate: Option<MessageRate>,
+    pub message_rate: Option<Rate>,
 }
 
 impl Default for ChatLimits {
@@ -143,7 +183,7 @@ impl Default for ChatLimits {
         Self {
             max_chat_message_bytes: DEFAULT_CHAT_MESSAGE_BYTES,
             fanout_concurrency: DEFAULT_FANOUT_CONCURRENCY,
-            message_rate: Some(MessageRate {
+            message_rate: Some(Rate {
                 per_second: DEFAULT_MESSAGES_PER_SECOND,
                 burst: DEFAULT_MESSAGE_BURST,
             }),

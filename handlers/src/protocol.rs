@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use crate::limits::{HISTORY_DEFAULT_LIMIT, HISTORY_MAX_LIMIT, MAX_CURSOR_CHARS};
 use crate::name::DisplayName;
-use crate::rate::MessageRate;
+use crate::rate::{Allowance, Rate};
 use crate::records::{Departure, Member, Session};
 use crate::room::Room;
 use crate::time::Timestamp;
@@ -147,9 +147,13 @@ pub enum ServerFrame {
         valid_actions: Vec<String>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         example: Option<String>,
-        /// With `rate_limited`: when a message would be accepted again.
+        /// With `rate_limited`: when a request would be accepted again.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         retry_after_ms: Option<u64>,
+        /// With `rate_limited`: the action refused (`sendmessage` or
+        /// `history`), each with its own allowance.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        action: Option<String>,
     },
     /// Sent to a new connection: who it is, where, and who is there.
     Welcome {
@@ -198,8 +202,8 @@ pub enum ErrorCode {
     InvalidRoom,
     /// `?name=` on connect is not a display name.
     InvalidName,
-    /// More messages than the connection's rate limit allows; nothing was
-    /// stored or sent.
+    /// More messages (or history requests) than the connection's allowance;
+    /// nothing was done.
     RateLimited,
     /// The server failed; nothing was stored.
     Internal,
@@ -254,6 +258,7 @@ impl ServerFrame {
             valid_actions: Vec::new(),
             example: None,
             retry_after_ms: None,
+            action: None,
         }
     }
 
@@ -272,16 +277,24 @@ impl ServerFrame {
                 .collect(),
             example: Some(EXAMPLE_FRAME.to_owned()),
             retry_after_ms: None,
+            action: None,
         }
     }
 
-    /// A message over the connection's rate: nothing was stored or sent.
-    pub fn rate_limited(rate: &MessageRate, retry_after_ms: u64) -> Self {
+    /// A request over the connection's `allowance`: nothing was done.
+    pub fn rate_limited(allowance: Allowance, rate: &Rate, retry_after_ms: u64) -> Self {
+        let what = match allowance {
+            Allowance::Messages => "too many messages",
+            Allowance::History => "too many history requests",
+        };
+        let outcome = match allowance {
+            Allowance::Messages => "nothing was sent",
+            Allowance::History => "no page was read",
+        };
         Self::Error {
             code: ErrorCode::RateLimited,
             message: format!(
-                "too many messages: at most {} a second, {} at once; nothing was sent. \
-                 Try again in {:.1} s",
+                "{what}: at most {} a second, {} at once; {outcome}. Try again in {:.1} s",
                 rate.per_second,
                 rate.burst,
                 retry_after_ms as f64 / 1000.0
@@ -290,6 +303,7 @@ impl ServerFrame {
             valid_actions: Vec::new(),
             example: None,
             retry_after_ms: Some(retry_after_ms),
+            action: Some(allowance.action().to_owned()),
         }
     }
 
@@ -301,6 +315,7 @@ impl ServerFrame {
             valid_actions: Vec::new(),
             example: None,
             retry_after_ms: None,
+            action: None,
         }
     }
 
@@ -622,6 +637,7 @@ mod tests {
                 valid_actions: vec![],
                 example: None,
                 retry_after_ms: None,
+                action: None,
             }
         );
     }

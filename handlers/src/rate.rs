@@ -1,15 +1,44 @@
-//! The per-connection message rate limit, as GCRA (the generic cell rate
-//! algorithm): one number per connection, the time from which its next
-//! message is on schedule (`rate_allowed_at` on its ActiveConnections row).
+//! The per-connection rate limits (chat messages, history pages), as GCRA
+//! (the generic cell rate algorithm): one number per connection and
+//! [`Allowance`], the time from which its next request is on schedule
+//! (`rate_allowed_at`, `history_allowed_at` on its ActiveConnections row).
 //! `sendmessage` moves it with a conditional write that also returns the
 //! sender's row it needs anyway (`Store::claim_on_schedule`): a message on
 //! schedule costs one call, and the limit holds across Lambda invocations
 //! without a counter table.
 
+/// What a connection's request counts against. Each has its own mark on
+/// the connection's ActiveConnections row.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Allowance {
+    /// Chat messages (`sendmessage`): `rate_allowed_at`.
+    Messages,
+    /// History pages (`history`): `history_allowed_at`.
+    History,
+}
+
+impl Allowance {
+    /// The attribute holding the mark.
+    pub fn mark(self) -> &'static str {
+        match self {
+            Self::Messages => "rate_allowed_at",
+            Self::History => "history_allowed_at",
+        }
+    }
+
+    /// The action whose requests it counts, as clients name it.
+    pub fn action(self) -> &'static str {
+        match self {
+            Self::Messages => "sendmessage",
+            Self::History => "history",
+        }
+    }
+}
+
 /// A sustained rate with a burst allowance: `burst` messages at once, then
 /// one per `1 / per_second` seconds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct MessageRate {
+pub struct Rate {
     pub per_second: u32,
     pub burst: u32,
 }
@@ -23,7 +52,7 @@ pub enum Decision {
     Refuse { retry_after_ms: i64 },
 }
 
-impl MessageRate {
+impl Rate {
     /// The limit a deployment configured; `None` when `per_second` is 0.
     /// Both values come from ranges of at most 1000.
     pub fn from_setting(per_second: usize, burst: usize) -> Option<Self> {
@@ -60,7 +89,7 @@ impl MessageRate {
 mod tests {
     use super::*;
 
-    const RATE: MessageRate = MessageRate {
+    const RATE: Rate = Rate {
         per_second: 5,
         burst: 20,
     };

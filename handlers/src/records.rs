@@ -32,7 +32,10 @@ pub struct ActiveConnection {
     /// `sendmessage`, absent before the first message.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rate_allowed_at: Option<i64>,
-    /// When the connection last sent a chat message (set with the rate
+    /// The history allowance's mark, epoch ms; set by `history`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub history_allowed_at: Option<i64>,
+    /// When the connection last sent a chat message or asked for history (set with the rate
     /// limit's mark): the repair's evidence that it was alive then.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_seen_at: Option<Timestamp>,
@@ -51,6 +54,7 @@ impl ActiveConnection {
             name: None,
             user_id: None,
             rate_allowed_at: None,
+            history_allowed_at: None,
             last_seen_at: None,
         }
     }

@@ -16,6 +16,7 @@ use serde_dynamo::{from_item, from_items, to_item};
 use crate::config::Tables;
 use crate::error::StoreError;
 use crate::name::DisplayName;
+use crate::rate::Allowance;
 use crate::records::{
     ActiveConnection, ConnectionKey, Member, Message, OpenSession, Session, SessionClose,
     SessionDuration,
@@ -78,6 +79,19 @@ pub struct Sender {
     /// connection's first message.
     #[serde(default)]
     pub rate_allowed_at: Option<i64>,
+    /// The history allowance's mark; `None` before its first page.
+    #[serde(default)]
+    pub history_allowed_at: Option<i64>,
+}
+
+impl Sender {
+    /// Its mark for `allowance`.
+    pub fn mark(&self, allowance: Allowance) -> Option<i64> {
+        match allowance {
+            Allowance::Messages => self.rate_allowed_at,
+            Allowance::History => self.history_allowed_at,
+        }
+    }
 }
 
 /// What [`Store::claim_on_schedule`] found.
@@ -391,7 +405,7 @@ impl Store {
             .get_item()
             .table_name(&self.tables.active_connections)
             .key("connection_id", AttributeValue::S(connection_id.to_owned()))
-            .projection_expression("#room, #name, user_id, rate_allowed_at")
+            .projection_expression("#room, #name, user_id, rate_allowed_at, history_allowed_at")
             .expression_attribute_names("#room", "room")
             .expression_attribute_names("#name", "name")
             .consistent_read(true)
@@ -401,22 +415,23 @@ impl Store {
         output.item.map(from_item).transpose().map_err(Into::into)
     }
 
-    /// Reads the sender's row and, when its rate-limit mark is not after
+    /// Reads the sender's row and, when its `allowance` mark is not after
     /// `now` (or unset: a sender on schedule, the usual case), moves the
-    /// mark to `next` in the same conditional write. A message then costs
+    /// mark to `next` in the same conditional write. A request then costs
     /// one call instead of a read and a write; a burst gets the row back
     /// from the refused condition and goes on with
     /// [`Store::advance_rate_mark`].
     pub async fn claim_on_schedule(
         &self,
         connection_id: &str,
+        allowance: Allowance,
         now: Timestamp,
         next: i64,
     ) -> Result<Claim, StoreError> {
         let written = self
-            .set_rate_mark(connection_id, next, now)
+            .set_rate_mark(connection_id, allowance, next, now)
             .condition_expression(
-                "attribute_exists(connection_id) AND (attribute_not_exists(rate_allowed_at) OR rate_allowed_at <= :now)",
+                "attribute_exists(connection_id) AND (attribute_not_exists(#mark) OR #mark <= :now)",
             )
             .expression_attribute_values(":now", AttributeValue::N(now.epoch_millis().to_string()))
             .return_values(ReturnValue::AllNew)
@@ -443,23 +458,24 @@ impl Store {
         }
     }
 
-    /// Moves a connection's rate-limit mark from `seen` (what its row said)
-    /// to `next`, unless another message moved it since or the row is gone:
+    /// Moves a connection's `allowance` mark from `seen` (what its row said)
+    /// to `next`, unless another request moved it since or the row is gone:
     /// the rate limit's one conditional write.
     pub async fn advance_rate_mark(
         &self,
         connection_id: &str,
+        allowance: Allowance,
         seen: Option<i64>,
         next: i64,
         now: Timestamp,
     ) -> Result<WriteOutcome, StoreError> {
-        let update = self.set_rate_mark(connection_id, next, now);
+        let update = self.set_rate_mark(connection_id, allowance, next, now);
         let update = match seen {
             Some(seen) => update
-                .condition_expression("attribute_exists(connection_id) AND rate_allowed_at = :seen")
+                .condition_expression("attribute_exists(connection_id) AND #mark = :seen")
                 .expression_attribute_values(":seen", AttributeValue::N(seen.to_string())),
             None => update.condition_expression(
-                "attribute_exists(connection_id) AND attribute_not_exists(rate_allowed_at)",
+                "attribute_exists(connection_id) AND attribute_not_exists(#mark)",
             ),
         };
         match update.send().await {
@@ -469,12 +485,14 @@ impl Store {
         }
     }
 
-    /// An UpdateItem moving a connection's rate-limit mark to `next`, and
-    /// its `last_seen_at` to `now` (the message's time: evidence for the
-    /// repair that the connection was alive); the caller adds its condition.
+    /// An UpdateItem moving a connection's `allowance` mark (`#mark`) to
+    /// `next`, and its `last_seen_at` to `now` (the request's time: evidence
+    /// for the repair that the connection was alive); the caller adds its
+    /// condition.
     fn set_rate_mark(
         &self,
         connection_id: &str,
+        allowance: Allowance,
         next: i64,
         now: Timestamp,
     ) -> aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder {
@@ -482,7 +500,8 @@ impl Store {
             .update_item()
             .table_name(&self.tables.active_connections)
             .key("connection_id", AttributeValue::S(connection_id.to_owned()))
-            .update_expression("SET rate_allowed_at = :next, last_seen_at = :seen_at")
+            .update_expression("SET #mark = :next, last_seen_at = :seen_at")
+            .expression_attribute_names("#mark", allowance.mark())
             .expression_attribute_values(":next", AttributeValue::N(next.to_string()))
             .expression_attribute_values(":seen_at", AttributeValue::S(now.to_string()))
     }

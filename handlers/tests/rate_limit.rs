@@ -5,11 +5,11 @@
 #![allow(clippy::expect_used)] // a failed step fails the test
 
 use handlers::ChatLimits;
-use handlers::rate::MessageRate;
+use handlers::rate::{Allowance, Rate};
 use serde_json::Value;
 use testkit::Harness;
 
-const RATE: MessageRate = MessageRate {
+const RATE: Rate = Rate {
     per_second: 5,
     burst: 3,
 };
@@ -134,7 +134,7 @@ async fn one_write_reads_an_on_schedule_sender_and_moves_its_mark() {
     h.connect("alice").await;
     let store = &h.chat.store;
     let Claim::Moved(sender) = store
-        .claim_on_schedule("alice", at_ms(1_000), 1_200)
+        .claim_on_schedule("alice", Allowance::Messages, at_ms(1_000), 1_200)
         .await
         .expect("claimed")
     else {
@@ -150,7 +150,7 @@ async fn one_write_reads_an_on_schedule_sender_and_moves_its_mark() {
     // Before the mark: nothing is written, and the row comes back as it is.
     assert_eq!(
         store
-            .claim_on_schedule("alice", at_ms(1_100), 1_300)
+            .claim_on_schedule("alice", Allowance::Messages, at_ms(1_100), 1_300)
             .await
             .expect("read"),
         Claim::Ahead(Some(sender.clone()))
@@ -161,16 +161,51 @@ async fn one_write_reads_an_on_schedule_sender_and_moves_its_mark() {
     );
     // At the mark it is on schedule again.
     assert!(matches!(
-        store.claim_on_schedule("alice", at_ms(1_200), 1_400).await,
+        store.claim_on_schedule("alice", Allowance::Messages, at_ms(1_200), 1_400).await,
         Ok(Claim::Moved(moved)) if moved.rate_allowed_at == Some(1_400)
     ));
     assert_eq!(
         store
-            .claim_on_schedule("nobody", at_ms(1_000), 1_200)
+            .claim_on_schedule("nobody", Allowance::Messages, at_ms(1_000), 1_200)
             .await
             .expect("read"),
         Claim::Ahead(None),
         "no row is made for a connection that has none"
     );
     assert_eq!(store.sender("nobody").await.expect("read"), None);
+}
+
+#[tokio::test]
+async fn history_pages_have_an_allowance_of_their_own_per_connection() {
+    use handlers::limits::HISTORY_RATE;
+    let h = limited().await;
+    h.connect("alice").await;
+    h.connect("bob").await;
+    let ask = r#"{"action":"history"}"#;
+    for n in 0..HISTORY_RATE.burst {
+        let (status, page) = h.history("alice", ask).await;
+        assert_eq!(
+            (status, page["type"].as_str()),
+            (200, Some("history")),
+            "page {n}"
+        );
+    }
+    let (status, refusal) = h.history("alice", ask).await;
+    assert_eq!(status, 200, "a client's mistake, not ours");
+    assert_eq!(refusal["type"], "error");
+    assert_eq!(refusal["code"], "rate_limited");
+    assert_eq!(refusal["action"], "history", "{refusal}");
+    assert_eq!(
+        refusal["retry_after_ms"],
+        1000 / i64::from(HISTORY_RATE.per_second)
+    );
+    let text = refusal["message"].as_str().expect("a message");
+    assert!(text.contains("history"), "{text}");
+
+    // Another connection is not held back, nor are alice's messages.
+    let (_, page) = h.history("bob", ask).await;
+    assert_eq!(page["type"], "history");
+    h.send_at("alice", &chat("still allowed"), 0).await;
+    assert!(errors(&h, "alice").is_empty());
+    assert_eq!(h.messages().await.len(), 1);
 }

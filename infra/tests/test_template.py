@@ -138,6 +138,8 @@ PERMISSIONS: dict[str, set[tuple[str, str]]] = {
     "history": LOGS
     | {
         ("dynamodb:GetItem", "ActiveConnections"),
+        # The history allowance (handlers/src/admission.rs).
+        ("dynamodb:UpdateItem", "ActiveConnections"),
         ("dynamodb:Query", HISTORY_INDEX),
     },
     "default": set(LOGS),
@@ -1051,6 +1053,102 @@ def test_the_repair_runs_on_its_schedule_and_only_that_schedule_may_invoke_it(re
     # It must end its run before its schedule starts the next one.
     timeout = function_properties(resources, "reconcile")["Timeout"]
     assert timeout < repair_interval_minutes() * 60
+
+
+# ---------------------------------------------------------------- throttling
+
+
+def route_throttle(name: str) -> dict:
+    """handlers/src/limits.rs's `RouteThrottle` constant `name`, as the
+    stage's settings write it (the local stack applies the same)."""
+    found = re.search(
+        rf"pub const {name}: RouteThrottle = RouteThrottle \{{\s*rate_per_second: ([0-9_]+),\s*burst: ([0-9_]+),?\s*\}};",
+        LIMITS_PATH.read_text(),
+    )
+    assert found, f"handlers/src/limits.rs: no RouteThrottle {name}"
+    rate, burst = (int(value.replace("_", "")) for value in found.groups())
+    return {"ThrottlingRateLimit": rate, "ThrottlingBurstLimit": burst}
+
+
+def test_the_stage_throttles_every_route_history_more_and_connect_at_the_accounts_level(
+    resources, sign_in, sign_in_package, doc
+):
+    stage = resources["WebsocketsDeploymentStage"]["Properties"]
+    default, history = route_throttle("DEFAULT_ROUTE_THROTTLE"), route_throttle("HISTORY_ROUTE_THROTTLE")
+    if sign_in:
+        # Packaged with the parameters infra/tests/sign-in.json sets.
+        params = sign_in_package["params"]
+        history = {
+            "ThrottlingRateLimit": int(params["historyRateLimit"]),
+            "ThrottlingBurstLimit": int(params["historyBurstLimit"]),
+        }
+    assert stage["DefaultRouteSettings"] == default
+    assert stage["RouteSettings"] == {"history": history, "$connect": route_throttle("CONNECT_ROUTE_THROTTLE")}
+    # Tighter than the default, which stays inside the account's throttle.
+    assert history["ThrottlingRateLimit"] < default["ThrottlingRateLimit"] <= 10_000
+    parameters = {row[0]: row for row in markdown_table(doc, "parameter", "how to set it", "default")}
+    assert parameters["route rate limit"][2] == str(route_throttle("DEFAULT_ROUTE_THROTTLE")["ThrottlingRateLimit"])
+    assert parameters["history rate limit"][2] == str(route_throttle("HISTORY_ROUTE_THROTTLE")["ThrottlingRateLimit"])
+
+
+def test_connect_and_disconnect_have_reserved_concurrency_only_when_asked(resources, sign_in, sign_in_package):
+    reserved = {
+        binary: function_properties(resources, binary).get("ReservedConcurrentExecutions") for binary in FUNCTIONS
+        if f"{FUNCTIONS[binary][1]}LambdaFunction" in resources
+    }
+    asked = int(sign_in_package["params"]["reservedConcurrency"]) if sign_in else None
+    assert reserved.pop("connect") == asked
+    assert reserved.pop("disconnect") == asked
+    assert set(reserved.values()) == {None}, "no other function reserves concurrency"
+
+
+THROTTLES_PROBE = """
+const throttles = require('./throttles.js');
+const cases = JSON.parse(process.argv[1]);
+(async () => {
+  const out = [];
+  for (const [parameter, value] of cases) {
+    const resolveVariable = async (name) => {
+      if (name === `param:${parameter}`) return value;
+      const defaults = { routeRateLimit: 1000, routeBurstLimit: 2000, historyRateLimit: 200, historyBurstLimit: 400, reservedConcurrency: '' };
+      return defaults[name.replace('param:', '')];
+    };
+    try {
+      const resolver = parameter === 'reservedConcurrency' ? throttles.reservedConcurrency
+        : parameter.startsWith('history') ? throttles.routeSettings : throttles.defaultRouteSettings;
+      out.push({ value: await resolver({ resolveVariable }) });
+    } catch (error) {
+      out.push({ error: error.message, stack: error.stack });
+    }
+  }
+  console.log(JSON.stringify(out));
+})();
+"""
+
+
+def test_throttling_parameters_are_checked_when_packaging():
+    node = shutil.which("node")
+    assert node, "node is missing: infra/tools.sh installs it (infra/check.sh runs it)"
+    accepted = [("routeRateLimit", "500"), ("historyBurstLimit", " 10 "), ("reservedConcurrency", ""), ("reservedConcurrency", "25")]
+    refused = [
+        ("routeRateLimit", "0"), ("routeRateLimit", "10001"), ("routeBurstLimit", "5001"), ("historyRateLimit", "1.5"),
+        ("historyBurstLimit", "-1"), ("routeRateLimit", "lots"), ("reservedConcurrency", "0"), ("reservedConcurrency", "1001"),
+    ]
+    cases = [*accepted, *refused]
+    result = subprocess.run(
+        [node, "-e", THROTTLES_PROBE, json.dumps(cases)],
+        cwd=INFRA, capture_output=True, text=True, timeout=60, check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    outcomes = json.loads(result.stdout)
+    for case, outcome in zip(cases[: len(accepted)], outcomes):
+        assert "value" in outcome, (case, outcome)
+    assert outcomes[0]["value"]["ThrottlingRateLimit"] == 500
+    assert outcomes[1]["value"]["history"]["ThrottlingBurstLimit"] == 10
+    assert outcomes[2]["value"] is None and outcomes[3]["value"] == 25
+    for case, outcome in zip(refused, outcomes[len(accepted):]):
+        assert "error" in outcome and case[0] in outcome["error"], (case, outcome)
+        assert outcome["stack"] == outcome["error"], "a stack would bury the message"
 
 
 # ---------------------------------------------------------------- sign-in

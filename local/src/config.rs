@@ -9,12 +9,13 @@ use clap::Parser;
 use clap::builder::RangedU64ValueParser;
 use handlers::auth::{AuthSettings, KeySource};
 use handlers::limits::{
-    CHAT_MESSAGE_BYTES_RANGE, DEFAULT_CHAT_MESSAGE_BYTES, DEFAULT_FANOUT_CONCURRENCY,
-    DEFAULT_MESSAGE_BURST, DEFAULT_MESSAGES_PER_SECOND, FANOUT_CONCURRENCY_RANGE,
-    GATEWAY_IDLE_TIMEOUT, GATEWAY_MAX_CONNECTION_DURATION, MESSAGE_BURST_RANGE,
-    MESSAGES_PER_SECOND_RANGE, RETENTION_DAYS_RANGE,
+    CHAT_MESSAGE_BYTES_RANGE, CONNECT_ROUTE_THROTTLE, DEFAULT_CHAT_MESSAGE_BYTES,
+    DEFAULT_FANOUT_CONCURRENCY, DEFAULT_MESSAGE_BURST, DEFAULT_MESSAGES_PER_SECOND,
+    DEFAULT_ROUTE_THROTTLE, FANOUT_CONCURRENCY_RANGE, GATEWAY_IDLE_TIMEOUT,
+    GATEWAY_MAX_CONNECTION_DURATION, HISTORY_ROUTE_THROTTLE, MESSAGE_BURST_RANGE,
+    MESSAGES_PER_SECOND_RANGE, RETENTION_DAYS_RANGE, RouteThrottle,
 };
-use handlers::rate::MessageRate;
+use handlers::rate::Rate;
 use handlers::{ChatLimits, Retention, Tables};
 
 /// Runs the whole chat on this machine: an API Gateway WebSocket and
@@ -107,6 +108,27 @@ pub struct Args {
     #[arg(long, env = "CHAT_INVOCATION_CONCURRENCY", default_value_t = DEFAULT_INVOCATION_CONCURRENCY,
           value_parser = usize_in(1..=10_000))]
     pub invocation_concurrency: usize,
+
+    /// Requests a second each route accepts across every connection, as the
+    /// deployed stage's throttling (`routeRateLimit`).
+    #[arg(long, env = "CHAT_ROUTE_RATE_LIMIT", default_value_t = DEFAULT_ROUTE_THROTTLE.rate_per_second,
+          value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub route_rate_limit: u32,
+
+    /// The burst above it (`routeBurstLimit`).
+    #[arg(long, env = "CHAT_ROUTE_BURST_LIMIT", default_value_t = DEFAULT_ROUTE_THROTTLE.burst,
+          value_parser = clap::value_parser!(u32).range(1..=5_000))]
+    pub route_burst_limit: u32,
+
+    /// `history`'s own requests a second (`historyRateLimit`).
+    #[arg(long, env = "CHAT_HISTORY_RATE_LIMIT", default_value_t = HISTORY_ROUTE_THROTTLE.rate_per_second,
+          value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub history_rate_limit: u32,
+
+    /// `history`'s own burst (`historyBurstLimit`).
+    #[arg(long, env = "CHAT_HISTORY_BURST_LIMIT", default_value_t = HISTORY_ROUTE_THROTTLE.burst,
+          value_parser = clap::value_parser!(u32).range(1..=5_000))]
+    pub history_burst_limit: u32,
 
     /// Let other machines use the Management API, with this key in `x-api-key`
     /// (without it only this machine may; the chat's own calls always can).
@@ -246,6 +268,7 @@ pub struct Config {
     pub management_api_delay: Duration,
     pub max_connections_per_ip: usize,
     pub invocation_concurrency: usize,
+    pub throttles: crate::gateway::throttle::StageThrottles,
 }
 
 /// Where sign-in's keys are; read when the stack starts.
@@ -338,7 +361,7 @@ impl From<Args> for Config {
             limits: ChatLimits {
                 max_chat_message_bytes: args.max_message_bytes,
                 fanout_concurrency: args.fanout_concurrency,
-                message_rate: MessageRate::from_setting(
+                message_rate: Rate::from_setting(
                     args.message_rate_per_second,
                     args.message_rate_burst,
                 ),
@@ -367,6 +390,17 @@ impl From<Args> for Config {
             management_api_delay: Duration::from_millis(args.management_api_delay_ms),
             max_connections_per_ip: args.max_connections_per_ip,
             invocation_concurrency: args.invocation_concurrency,
+            throttles: crate::gateway::throttle::StageThrottles {
+                default: RouteThrottle {
+                    rate_per_second: args.route_rate_limit,
+                    burst: args.route_burst_limit,
+                },
+                history: RouteThrottle {
+                    rate_per_second: args.history_rate_limit,
+                    burst: args.history_burst_limit,
+                },
+                connect: CONNECT_ROUTE_THROTTLE,
+            },
         }
     }
 }

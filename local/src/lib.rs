@@ -36,6 +36,7 @@ use tracing::warn;
 pub use config::{Args, Config, Storage};
 pub use dynamo::EmbeddedDynamo;
 pub use error::StartError;
+pub use gateway::throttle::StageThrottles;
 
 /// File of the stream poller's checkpoint inside the data directory.
 const CHECKPOINT_FILE: &str = "stream-checkpoint.json";
@@ -294,6 +295,7 @@ fn gateway_config(config: &Config) -> gateway::GatewayConfig {
         management_api_delay: config.management_api_delay,
         max_connections_per_ip: config.max_connections_per_ip,
         invocation_concurrency: config.invocation_concurrency,
+        throttles: config.throttles,
     }
 }
 

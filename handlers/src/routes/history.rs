@@ -3,16 +3,20 @@ use tracing::{error, info, instrument};
 
 use super::{WebSocketEvent, connection_id, reply, span_id};
 use crate::Chat;
+use crate::admission::{Admission, admit};
 use crate::cursor;
 use crate::error::Error;
-use crate::limits::HISTORY_FRAME_BYTES;
+use crate::limits::{HISTORY_FRAME_BYTES, HISTORY_RATE};
 use crate::protocol::{ErrorCode, ServerFrame, parse_history_request};
+use crate::rate::Allowance;
 use crate::records::Message;
 use crate::room::Room;
 use crate::store::HistoryKey;
+use crate::time::Timestamp;
 
 /// `history`: a page of the sender's room's messages, newest first, to the
-/// sender alone. A two-way route: it always answers with a body.
+/// sender alone, within its connection's allowance ([`HISTORY_RATE`]). A
+/// two-way route: it always answers with a body.
 #[instrument(name = "history", skip_all, fields(connection_id = span_id(&event)))]
 pub(super) async fn history(
     chat: &Chat,
@@ -23,9 +27,15 @@ pub(super) async fn history(
         Ok(request) => request,
         Err(frame) => return Ok(reply(200, Some(&frame))),
     };
-    let room = match chat.store.sender(id).await {
-        Ok(Some(sender)) => sender.room,
-        Ok(None) => {
+    let now = Timestamp::from_epoch_millis(event.request_context.request_time_epoch)?;
+    let admission = admit(chat, id, Allowance::History, Some(HISTORY_RATE), now).await;
+    let room = match admission {
+        Ok(Admission::Allowed(sender)) => sender.room,
+        Ok(Admission::Refused(refusal)) => {
+            info!("refused a history request over the connection's allowance");
+            return Ok(reply(200, Some(&refusal)));
+        }
+        Ok(Admission::NoRow) => {
             info!("history asked by a connection without a row");
             return Ok(reply(200, Some(&not_connected())));
         }

@@ -3,14 +3,14 @@ use tracing::{debug, error, info, instrument, warn};
 
 use super::{WebSocketEvent, connection_id, reply, span_id};
 use crate::Chat;
+use crate::admission::{Admission, admit};
 use crate::error::{Error, StoreError};
 use crate::fanout::{Audience, FanoutReport, broadcast};
 use crate::management::Delivery;
 use crate::metric::{self, FanoutKind};
 use crate::protocol::{ErrorCode, SendMessage, ServerFrame, validate_send_message};
-use crate::rate::{Decision, MessageRate};
+use crate::rate::Allowance;
 use crate::records::{Message, Retention};
-use crate::store::{Claim, Sender, WriteOutcome};
 use crate::time::Timestamp;
 
 /// `sendmessage`: validate, store, then fan out to every connection in the
@@ -39,7 +39,15 @@ pub(super) async fn sendmessage(
         }
     };
     let timestamp = Timestamp::from_epoch_millis(event.request_context.request_time_epoch)?;
-    let sender = match admit(chat, id, timestamp).await {
+    let admission = admit(
+        chat,
+        id,
+        Allowance::Messages,
+        chat.limits.message_rate,
+        timestamp,
+    )
+    .await;
+    let sender = match admission {
         Ok(Admission::Allowed(sender)) => sender,
         Ok(Admission::NoRow) => {
             info!("a message from a connection without a row");
@@ -88,82 +96,6 @@ pub(super) async fn sendmessage(
         .await;
     }
     Ok(reply(200, None))
-}
-
-/// Whether a message may go, and who sent it.
-enum Admission {
-    Allowed(Sender),
-    /// Over the rate limit: the frame that says so.
-    Refused(ServerFrame),
-    /// The connection has no row (closed, or pruned).
-    NoRow,
-}
-
-/// Reads the sender and applies the rate limit: one conditional write for a
-/// sender on schedule, which also returns its row.
-async fn admit(chat: &Chat, id: &str, now: Timestamp) -> Result<Admission, StoreError> {
-    let now_ms = now.epoch_millis();
-    let Some(rate) = chat.limits.message_rate else {
-        return Ok(match chat.store.sender(id).await? {
-            Some(sender) => Admission::Allowed(sender),
-            None => Admission::NoRow,
-        });
-    };
-    let sender = match chat
-        .store
-        .claim_on_schedule(id, now, now_ms + rate.interval_ms())
-        .await?
-    {
-        Claim::Moved(sender) => return Ok(Admission::Allowed(sender)),
-        Claim::Ahead(None) => return Ok(Admission::NoRow),
-        Claim::Ahead(Some(sender)) => sender,
-    };
-    Ok(match rate_refusal(chat, rate, id, &sender, now).await? {
-        None => Admission::Allowed(sender),
-        Some(refusal) => Admission::Refused(refusal),
-    })
-}
-
-/// Tries to move the sender's rate mark this often when other messages of
-/// the same connection move it at the same time (concurrent invocations).
-const RATE_MARK_ATTEMPTS: usize = 2;
-
-/// The frame refusing this message of a sender whose mark is ahead of now,
-/// or `None` when it may go (and the mark has moved: one conditional write).
-async fn rate_refusal(
-    chat: &Chat,
-    rate: MessageRate,
-    id: &str,
-    sender: &Sender,
-    now: Timestamp,
-) -> Result<Option<ServerFrame>, StoreError> {
-    let now_ms = now.epoch_millis();
-    let mut seen = sender.rate_allowed_at;
-    for attempt in 1..=RATE_MARK_ATTEMPTS {
-        let next = match rate.decide(seen, now_ms) {
-            Decision::Allow { next } => next,
-            Decision::Refuse { retry_after_ms } => {
-                return Ok(Some(ServerFrame::rate_limited(
-                    &rate,
-                    retry_after_ms.unsigned_abs(),
-                )));
-            }
-        };
-        match chat.store.advance_rate_mark(id, seen, next, now).await? {
-            WriteOutcome::Written => return Ok(None),
-            WriteOutcome::ConditionFailed if attempt == RATE_MARK_ATTEMPTS => break,
-            // Another message moved the mark, or the connection closed.
-            WriteOutcome::ConditionFailed => match chat.store.sender(id).await? {
-                Some(fresh) => seen = fresh.rate_allowed_at,
-                None => return Ok(Some(not_stored())),
-            },
-        }
-    }
-    // Messages of one connection racing each other are a burst.
-    Ok(Some(ServerFrame::rate_limited(
-        &rate,
-        rate.interval_ms().unsigned_abs(),
-    )))
 }
 
 /// A DynamoDB call failed before anything was sent: logged with its AWS

@@ -6,6 +6,7 @@ mod events;
 mod ids;
 mod management;
 mod socket;
+pub mod throttle;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -28,7 +29,7 @@ use handlers::protocol::Route;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower_http::services::ServeDir;
-use tracing::{error, info, warn};
+use tracing::{debug, error, info, warn};
 
 use connections::{Connection, Registry};
 
@@ -52,6 +53,8 @@ pub struct GatewayConfig {
     /// Route handler invocations running at once, as Lambda's concurrency
     /// bounds them; more wait their turn instead of piling onto DynamoDB.
     pub invocation_concurrency: usize,
+    /// The stage's route throttling.
+    pub throttles: throttle::StageThrottles,
     /// Lets peers other than this machine use the Management API.
     pub management_api_key: Option<String>,
     /// Added to every Management API call (a benchmark's simulated AWS).
@@ -74,6 +77,8 @@ pub struct Gateway {
     /// Permits for route handler invocations
     /// ([`GatewayConfig::invocation_concurrency`]).
     invocations: tokio::sync::Semaphore,
+    /// The stage's route throttling.
+    throttles: throttle::Throttles,
 }
 
 impl Gateway {
@@ -85,6 +90,7 @@ impl Gateway {
     ) -> Arc<Self> {
         Arc::new(Self {
             invocations: tokio::sync::Semaphore::new(config.invocation_concurrency.max(1)),
+            throttles: throttle::Throttles::new(config.throttles),
             chat,
             config,
             verifier,
@@ -201,6 +207,10 @@ impl Gateway {
             user_agent,
             identity,
         );
+        if !self.throttles.admit(Route::Connect) {
+            info!(peer = %peer.ip(), "throttled a handshake: over the stage's $connect rate");
+            return (StatusCode::TOO_MANY_REQUESTS, "Too Many Requests").into_response();
+        }
         let cap = self.config.max_connections_per_ip;
         if !self.connections.insert_within(Arc::clone(&connection), cap) {
             info!(peer = %peer.ip(), cap, "refused a connection over the per-address cap");
@@ -300,6 +310,10 @@ impl Gateway {
         received_at_ms: i64,
     ) -> Option<String> {
         let route = Route::select(body);
+        if !self.throttles.admit(route) {
+            debug!(connection_id = %connection.id, route = route.key(), "throttled a frame: over the stage's route rate");
+            return Some(throttled(&connection.id));
+        }
         let event = events::message(&self.api(), connection, route, body, received_at_ms);
         let result = match route {
             Route::SendMessage => self.invoke(handlers::sendmessage(&self.chat, event)).await,
@@ -327,6 +341,19 @@ impl Gateway {
             }
         }
     }
+}
+
+/// What API Gateway answers a frame its route's throttle refused, in place
+/// of the route's (assumed: modelled on its answer when an integration
+/// fails, with its 429's "Too Many Requests"; no account was reachable to
+/// record one).
+fn throttled(connection_id: &str) -> String {
+    serde_json::json!({
+        "message": "Too Many Requests",
+        "connectionId": connection_id,
+        "requestId": ids::new_id(),
+    })
+    .to_string()
 }
 
 /// What a two-way route's response sends the caller: its body, and an empty

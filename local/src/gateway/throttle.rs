@@ -1,0 +1,144 @@
+//! The stage's route throttling, as API Gateway applies it: a token bucket
+//! per route across every connection (`DefaultRouteSettings` for each route,
+//! `RouteSettings` for `history` and `$connect`; infra/throttles.js deploys
+//! the same numbers). A frame over its route's rate is answered by the
+//! gateway and reaches no handler; a handshake over `$connect`'s is refused
+//! with 429.
+
+use std::sync::Mutex;
+use std::time::Instant;
+
+use handlers::limits::RouteThrottle;
+use handlers::protocol::Route;
+
+/// Tokens that refill at `rate` a second up to `burst`.
+#[derive(Debug)]
+pub struct TokenBucket {
+    rate: f64,
+    burst: f64,
+    /// Tokens left, as of the instant.
+    state: Mutex<(f64, Instant)>,
+}
+
+impl TokenBucket {
+    pub fn new(throttle: RouteThrottle) -> Self {
+        let burst = f64::from(throttle.burst.max(1));
+        Self {
+            rate: f64::from(throttle.rate_per_second.max(1)),
+            burst,
+            state: Mutex::new((burst, Instant::now())),
+        }
+    }
+
+    /// Takes a token if there is one.
+    pub fn try_take(&self) -> bool {
+        self.try_take_at(Instant::now())
+    }
+
+    fn try_take_at(&self, now: Instant) -> bool {
+        let mut state = self
+            .state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let (tokens, since) = *state;
+        let refilled = (tokens + now.saturating_duration_since(since).as_secs_f64() * self.rate)
+            .min(self.burst);
+        if refilled >= 1.0 {
+            *state = (refilled - 1.0, now);
+            true
+        } else {
+            *state = (refilled, now);
+            false
+        }
+    }
+}
+
+/// The stage's settings.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StageThrottles {
+    pub default: RouteThrottle,
+    pub history: RouteThrottle,
+    pub connect: RouteThrottle,
+}
+
+/// One bucket per route.
+#[derive(Debug)]
+pub struct Throttles {
+    connect: TokenBucket,
+    sendmessage: TokenBucket,
+    history: TokenBucket,
+    default: TokenBucket,
+}
+
+impl Throttles {
+    pub fn new(stage: StageThrottles) -> Self {
+        Self {
+            connect: TokenBucket::new(stage.connect),
+            sendmessage: TokenBucket::new(stage.default),
+            history: TokenBucket::new(stage.history),
+            default: TokenBucket::new(stage.default),
+        }
+    }
+
+    /// Whether a request of `route` may go now. `$disconnect` always may:
+    /// it is API Gateway's own, not a client's request.
+    pub fn admit(&self, route: Route) -> bool {
+        match route {
+            Route::Connect => self.connect.try_take(),
+            Route::SendMessage => self.sendmessage.try_take(),
+            Route::History => self.history.try_take(),
+            Route::Default => self.default.try_take(),
+            Route::Disconnect => true,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn a_bucket_allows_its_burst_then_its_rate() {
+        let bucket = TokenBucket::new(RouteThrottle {
+            rate_per_second: 10,
+            burst: 3,
+        });
+        let start = Instant::now();
+        let taken = (0..5).filter(|_| bucket.try_take_at(start)).count();
+        assert_eq!(taken, 3, "the burst");
+        assert!(!bucket.try_take_at(start + Duration::from_millis(50)));
+        assert!(
+            bucket.try_take_at(start + Duration::from_millis(100)),
+            "one every 100 ms"
+        );
+        assert!(!bucket.try_take_at(start + Duration::from_millis(150)));
+        // A long quiet refills only up to the burst.
+        let later = start + Duration::from_secs(60);
+        assert_eq!((0..5).filter(|_| bucket.try_take_at(later)).count(), 3);
+    }
+
+    #[test]
+    fn each_route_has_its_own_bucket_and_disconnect_none() {
+        let one = RouteThrottle {
+            rate_per_second: 1,
+            burst: 1,
+        };
+        let throttles = Throttles::new(StageThrottles {
+            default: one,
+            history: one,
+            connect: one,
+        });
+        for route in [
+            Route::Connect,
+            Route::SendMessage,
+            Route::History,
+            Route::Default,
+        ] {
+            assert!(throttles.admit(route), "{route:?}: its first");
+            assert!(!throttles.admit(route), "{route:?}: its second");
+        }
+        assert!(throttles.admit(Route::Disconnect));
+        assert!(throttles.admit(Route::Disconnect));
+    }
+}
