@@ -102,6 +102,7 @@ module.exports.body = async ({ resolveVariable }) => {
     graph('Fan-out latency (ms)', fanoutPercentiles('fanout_latency'), { stat: 'p50', yLabel: 'ms' }),
     graph('Delivery problems', [
       ...fanout('fanout_failures'),
+      ...fanout('fanout_throttled'),
       ...fanout('connections_pruned'),
       product('stream_records_failed'),
     ]),

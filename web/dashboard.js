@@ -93,10 +93,11 @@
     {
       id: 'failures',
       title: 'Delivery problems per second',
-      metrics: 'counters fanout_failures{kind}, connections_pruned{kind}, stream_records_failed',
+      metrics: 'counters fanout_failures{kind}, fanout_throttled{kind}, connections_pruned{kind}, stream_records_failed',
       unit: '/s',
       series: [
         ...perKind((kind) => rate('fanout_failures', { kind }, `fanout_failures ${kind}`)),
+        ...perKind((kind) => rate('fanout_throttled', { kind }, `fanout_throttled ${kind}`)),
         ...perKind((kind) => rate('connections_pruned', { kind }, `connections_pruned ${kind}`)),
         rate('stream_records_failed'),
       ],

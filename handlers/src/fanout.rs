@@ -31,6 +31,8 @@ pub struct FanoutReport {
     pub still_connecting: usize,
     /// Posts that failed otherwise, and stale rows that could not be deleted.
     pub failed: usize,
+    /// Of the failed posts, those API Gateway throttled (429) to the end.
+    pub throttled: usize,
     /// Reading the connections failed part-way; some were never tried.
     pub incomplete: bool,
     /// Index entries read to find the recipients: the room's size, whatever
@@ -64,6 +66,10 @@ impl FanoutReport {
             PostOutcome::Pruned => self.pruned += 1,
             PostOutcome::StillConnecting => self.still_connecting += 1,
             PostOutcome::Failed => self.failed += 1,
+            PostOutcome::Throttled => {
+                self.failed += 1;
+                self.throttled += 1;
+            }
         }
         self
     }
@@ -79,6 +85,8 @@ enum PostOutcome {
     Pruned,
     StillConnecting,
     Failed,
+    /// Failed because API Gateway throttled it (429), every try.
+    Throttled,
 }
 
 /// Posts `frame` to the audience: a room's connections but the excepted.
@@ -138,6 +146,8 @@ pub async fn broadcast(
         .record(started.elapsed().as_secs_f64() * 1000.0);
     metrics::counter!(metric::FANOUT_FAILURES, metric::KIND => kind)
         .increment(report.failed as u64);
+    metrics::counter!(metric::FANOUT_THROTTLED, metric::KIND => kind)
+        .increment(report.throttled as u64);
     report
 }
 
@@ -159,7 +169,11 @@ async fn post_one(
                 %error,
                 "post to connection failed"
             );
-            PostOutcome::Failed
+            if error.status == Some(429) {
+                PostOutcome::Throttled
+            } else {
+                PostOutcome::Failed
+            }
         }
     }
 }

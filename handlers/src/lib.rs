@@ -21,6 +21,7 @@ pub mod protocol;
 pub mod rate;
 pub mod reconcile;
 pub mod records;
+pub mod retry_budget;
 pub mod room;
 pub mod routes;
 pub mod sigv4;

@@ -101,6 +101,15 @@ pub const POST_TIMEOUT: Duration = Duration::from_secs(5);
 pub const MANAGEMENT_CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 /// Tries of one post that is throttled (429) or fails on the server (5xx).
 pub const POST_ATTEMPTS: u32 = 3;
+/// A process's budget of Management API retries, as the AWS SDKs' standard
+/// retry mode keeps one: a retry after a 429 or 5xx costs [`RETRY_COST`],
+/// after a timeout or broken connection [`RETRY_TIMEOUT_COST`], a success
+/// refunds [`RETRY_REFUND`]; spent, failures are final at once
+/// ([`crate::retry_budget`]).
+pub const RETRY_BUDGET_TOKENS: u32 = 500;
+pub const RETRY_COST: u32 = 5;
+pub const RETRY_TIMEOUT_COST: u32 = 10;
+pub const RETRY_REFUND: u32 = 1;
 /// The first retry's backoff (jittered, doubling) and the longest.
 pub const POST_RETRY_BACKOFF: Duration = Duration::from_millis(25);
 pub const POST_RETRY_MAX_BACKOFF: Duration = Duration::from_millis(400);

@@ -4,12 +4,15 @@
 //!
 //! `PostToConnection` runs once per recipient of every message, so each call
 //! is one signed HTTP request ([`crate::sigv4`]) over the SDK's HTTP
-//! connector, with the SDK's retry policy for this API (429 and 5xx, bounded
-//! and jittered) and its error mapping (`x-amzn-ErrorType`,
-//! `x-amzn-RequestId`), but without the SDK client: its per-operation
-//! machinery (interceptors, endpoint rules, runtime components, signing)
-//! was about three quarters of a post's instructions; docs/performance.md
-//! has the figures. `GetConnection` takes the same path.
+//! connector, without the SDK client: its per-operation machinery
+//! (interceptors, endpoint rules, runtime components, signing) was about
+//! three quarters of a post's instructions; docs/performance.md has the
+//! figures. So the retry loop, its backoff and the error mapping are ours,
+//! written to match the SDK's for this API: 429, 5xx and broken
+//! connections are tried again at most [`POST_ATTEMPTS`] times with full
+//! jitter and a process-wide retry budget ([`RetryBudget`], the SDKs' retry
+//! quota); errors are read from `x-amzn-ErrorType` and the body's `__type`,
+//! with `x-amzn-RequestId`. `GetConnection` takes the same path.
 
 use std::fmt;
 use std::str::FromStr;
@@ -28,6 +31,7 @@ use percent_encoding::utf8_percent_encode;
 
 use crate::error::{AwsError, ConfigError, causes};
 use crate::limits::{POST_ATTEMPTS, POST_RETRY_BACKOFF, POST_RETRY_MAX_BACKOFF, POST_TIMEOUT};
+use crate::retry_budget::{RetryBudget, RetryReason};
 use crate::sigv4::{Signer, UNRESERVED};
 
 const SERVICE: &str = "Management API";
@@ -118,6 +122,8 @@ struct Api {
     endpoint: ManagementEndpoint,
     connector: SharedHttpConnector,
     signer: Signer,
+    /// Shared by every call of the process.
+    retries: RetryBudget,
 }
 
 /// The operations the chat calls.
@@ -176,6 +182,7 @@ impl Management {
                     sdk.region().map(|region| region.as_ref().to_owned()),
                     sdk.credentials_provider(),
                 ),
+                retries: RetryBudget::default(),
             }),
         }
     }
@@ -214,15 +221,16 @@ impl Management {
 
 enum Attempt {
     Done(Delivery),
-    Retry(AwsError),
+    Retry(AwsError, RetryReason),
 }
 
 impl Api {
     /// One operation on one connection. Throttling (429), server errors (5xx)
     /// and failed connections are tried again, at most [`POST_ATTEMPTS`]
-    /// times within [`POST_TIMEOUT`], after a short jittered backoff: one
-    /// slow recipient must not stall a fan-out. 410 and 403 are answers,
-    /// never retried.
+    /// times within [`POST_TIMEOUT`], after a short jittered backoff, while
+    /// the process's retry budget lasts ([`RetryBudget`]): one slow
+    /// recipient must not stall a fan-out, nor a throttled API Gateway be
+    /// asked again and again. 410 and 403 are answers, never retried.
     async fn call(&self, operation: Operation, connection_id: &str, body: Bytes) -> Delivery {
         let path = format!(
             "{}/@connections/{}",
@@ -233,11 +241,22 @@ impl Api {
             let mut attempt = 1;
             loop {
                 match self.attempt(operation, &path, &body).await {
-                    Attempt::Done(delivery) => return delivery,
-                    Attempt::Retry(error) if attempt >= POST_ATTEMPTS => {
+                    Attempt::Done(delivery) => {
+                        if !matches!(delivery, Delivery::Failed(_)) {
+                            self.retries.succeeded();
+                        }
+                        return delivery;
+                    }
+                    Attempt::Retry(error, _) if attempt >= POST_ATTEMPTS => {
                         return Delivery::Failed(error);
                     }
-                    Attempt::Retry(_) => {
+                    Attempt::Retry(mut error, reason) if !self.retries.try_retry(reason) => {
+                        error
+                            .detail
+                            .push_str("; not tried again: the retry budget is spent");
+                        return Delivery::Failed(error);
+                    }
+                    Attempt::Retry(..) => {
                         tokio::time::sleep(backoff(attempt)).await;
                         attempt += 1;
                     }
@@ -297,7 +316,10 @@ impl Api {
         }
         match self.connector.call(request).await {
             Ok(response) => answer(operation, response).await,
-            Err(error) => Attempt::Retry(connection_failure(operation, &error)),
+            Err(error) => Attempt::Retry(
+                connection_failure(operation, &error),
+                RetryReason::Unanswered,
+            ),
         }
     }
 }
@@ -351,7 +373,7 @@ async fn answer(operation: Operation, response: HttpResponse) -> Attempt {
         detail,
     );
     if status == 429 || status >= 500 {
-        Attempt::Retry(error)
+        Attempt::Retry(error, RetryReason::Answered)
     } else {
         Attempt::Done(Delivery::Failed(error))
     }

@@ -52,6 +52,7 @@ pub const MESSAGES_REJECTED: &str = "messages_rejected";
 pub const FANOUT_RECIPIENTS: &str = "fanout_recipients";
 pub const FANOUT_LATENCY: &str = "fanout_latency";
 pub const FANOUT_FAILURES: &str = "fanout_failures";
+pub const FANOUT_THROTTLED: &str = "fanout_throttled";
 pub const CONNECTIONS_PRUNED: &str = "connections_pruned";
 pub const CONNECTS: &str = "connects";
 pub const DISCONNECTS: &str = "disconnects";
@@ -66,7 +67,7 @@ pub const HANDSHAKES_REFUSED: &str = "handshakes_refused";
 /// Every metric the product records. The last two exist only in the local
 /// stack, standing in for what AWS measures itself (API Gateway's
 /// connections, Lambda's IteratorAge).
-pub const ALL: [Metric; 15] = [
+pub const ALL: [Metric; 16] = [
     Metric {
         name: MESSAGES_SENT,
         kind: MetricKind::Counter,
@@ -101,6 +102,13 @@ pub const ALL: [Metric; 15] = [
         unit: Unit::Count,
         per_fanout_kind: true,
         description: "Posts that failed other than with 410 Gone",
+    },
+    Metric {
+        name: FANOUT_THROTTLED,
+        kind: MetricKind::Counter,
+        unit: Unit::Count,
+        per_fanout_kind: true,
+        description: "Of the failed posts, those API Gateway throttled (429) on every try, or once the retry budget was spent",
     },
     Metric {
         name: CONNECTIONS_PRUNED,

@@ -341,3 +341,45 @@ async fn management_api_throttling_and_5xx_are_retried_a_bounded_number_of_times
         "only the gone connection is pruned"
     );
 }
+
+/// A throttled API Gateway is not asked again and again: once the
+/// function's retry budget is spent, a throttled post is final at its first
+/// answer, and the sender hears how many were missed.
+#[tokio::test]
+async fn a_spent_retry_budget_stops_retrying_a_throttled_management_api() {
+    use handlers::limits::{POST_ATTEMPTS, RETRY_BUDGET_TOKENS, RETRY_COST};
+    let h = Harness::start().await;
+    h.connect("alice").await;
+    let throttled: Vec<String> = (0..200).map(|n| format!("throttled-{n:03}")).collect();
+    for id in &throttled {
+        h.connect(id).await;
+        h.api.fail_next(id, 429, usize::MAX);
+    }
+    h.send("alice", r#"{"action":"sendmessage","message":"hi"}"#)
+        .await;
+
+    let attempts: Vec<usize> = throttled.iter().map(|id| h.api.attempts(id)).collect();
+    let retries: usize = attempts.iter().map(|n| n - 1).sum();
+    let affordable = (RETRY_BUDGET_TOKENS / RETRY_COST) as usize;
+    // One success (alice's own copy) refunds a token: not a retry's worth.
+    assert!(
+        retries <= affordable,
+        "{retries} retries, budget for {affordable}"
+    );
+    assert!(
+        attempts.iter().all(|n| *n <= POST_ATTEMPTS as usize),
+        "{attempts:?}"
+    );
+    let tried_once = attempts.iter().filter(|n| **n == 1).count();
+    // Each retried connection took at least one of the affordable retries.
+    assert!(
+        tried_once >= throttled.len() - affordable,
+        "{tried_once} of {} tried once",
+        throttled.len()
+    );
+    let alice = h.api.frames_for("alice");
+    assert_eq!(
+        alice.last().expect("frames")["message"],
+        "Your message was saved, but could not be delivered to 200 of 201 connections."
+    );
+}
