@@ -11,6 +11,7 @@ mod idle;
 mod lambda;
 mod report;
 mod server;
+mod smoke;
 mod stats;
 mod sustained;
 
@@ -71,6 +72,27 @@ enum Command {
         reset_percent: u8,
         /// Longest wait for the welcomes, and again for the departures.
         #[arg(long, default_value_t = 120)]
+        patience_secs: u64,
+    },
+    /// Checks a chat stage as a user would, with three clients: the stage at
+    /// --url (e.g. wss://abc.execute-api.eu-west-1.amazonaws.com/prod, just
+    /// deployed), or a local stack it starts. Prints ✔/✘ per check; fails
+    /// on any ✘.
+    Smoke {
+        /// The stage's WebSocket URL (the WebSocketUrl output); none: a
+        /// local stack.
+        #[arg(long)]
+        url: Option<String>,
+        /// A sign-in token, when the stage has sign-in on.
+        #[arg(long, env = "CHAT_SMOKE_TOKEN", hide_env_values = true)]
+        token: Option<String>,
+        /// The stage's Management API endpoint (the ManagementApiEndpoint
+        /// output), to check GetConnection and its 410, with the AWS
+        /// credentials of the environment.
+        #[arg(long)]
+        management_url: Option<String>,
+        /// Longest wait for one expected frame.
+        #[arg(long, default_value_t = 10)]
         patience_secs: u64,
     },
     /// Start-up time and memory with N idle connections.
@@ -145,7 +167,7 @@ fn check_open_file_limit(command: &Command) -> Result<(), String> {
         | Command::Churn { clients, .. }
         | Command::Idle { clients, .. }
         | Command::Sustained { clients, .. } => *clients,
-        Command::Lambda(_) | Command::Floor { .. } => 0,
+        Command::Lambda(_) | Command::Floor { .. } | Command::Smoke { .. } => 0,
     };
     let needed = clients as u64 + SPARE_FILES;
     let limit = rlimit::increase_nofile_limit(u64::MAX)
@@ -170,7 +192,14 @@ async fn main() -> ExitCode {
             }
         };
     }
-    let binaries = match Binaries::locate(cli.chat_local.clone()) {
+    // A smoke test of a deployed stage starts no server.
+    let needs_server = !matches!(&cli.command, Command::Smoke { url: Some(_), .. });
+    let located = if needs_server {
+        Binaries::locate(cli.chat_local.clone())
+    } else {
+        Binaries::without_server()
+    };
+    let binaries = match located {
         Ok(binaries) => binaries,
         Err(problem) => {
             eprintln!("chat-bench: {problem}");
@@ -249,6 +278,25 @@ async fn run(command: Command, binaries: &Binaries, report: &mut Report) -> Resu
             report.churn.push(outcome);
             if !clean {
                 return Err("sessions left open, rows left behind, handshakes unanswered or ERROR lines (above)".into());
+            }
+        }
+        Command::Smoke {
+            url,
+            token,
+            management_url,
+            patience_secs,
+        } => {
+            let plan = smoke::Plan {
+                url,
+                token,
+                management_url,
+                patience: Duration::from_secs(patience_secs),
+            };
+            let outcome = smoke::run(&plan, binaries).await?;
+            let passed = outcome.passed();
+            report.smoke.push(outcome);
+            if !passed {
+                return Err("the smoke test failed (✘ above)".into());
             }
         }
         Command::Idle { clients, targets } => {

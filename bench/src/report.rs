@@ -5,7 +5,7 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use crate::{churn, connect, fanout, idle, lambda, sustained};
+use crate::{churn, connect, fanout, idle, lambda, smoke, sustained};
 
 #[derive(Debug, Serialize)]
 pub struct Report {
@@ -13,6 +13,7 @@ pub struct Report {
     pub fanout: Vec<fanout::Outcome>,
     pub connect: Vec<connect::Outcome>,
     pub churn: Vec<churn::Outcome>,
+    pub smoke: Vec<smoke::Outcome>,
     pub idle: Vec<idle::Outcome>,
     pub sustained: Vec<sustained::Outcome>,
     pub lambda: Vec<lambda::Outcome>,
@@ -52,6 +53,7 @@ impl Report {
             fanout: Vec::new(),
             connect: Vec::new(),
             churn: Vec::new(),
+            smoke: Vec::new(),
             idle: Vec::new(),
             sustained: Vec::new(),
             lambda: Vec::new(),

@@ -59,6 +59,16 @@ pub struct Binaries {
 }
 
 impl Binaries {
+    /// This executable alone (a run against a server started elsewhere).
+    pub fn without_server() -> Result<Self, String> {
+        let bench = std::env::current_exe()
+            .map_err(|problem| format!("cannot find this executable: {problem}"))?;
+        Ok(Self {
+            chat_local: PathBuf::new(),
+            bench,
+        })
+    }
+
     /// This executable, and chat-local beside it unless given.
     pub fn locate(chat_local: Option<PathBuf>) -> Result<Self, String> {
         let bench = std::env::current_exe()
