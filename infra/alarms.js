@@ -33,6 +33,20 @@ async function deployedFunctions(resolveVariable) {
 
 // Values of the `kind` dimension of the fan-out metrics (handlers/src/metric.rs).
 const FANOUT_KINDS = ['message', 'presence'];
+// Values of the `reason` dimension of `tokens_refused`, the authorizer's
+// refusals (handlers/src/auth.rs, `Denial::as_str`; infra/tests compare).
+const DENIAL_REASONS = [
+  'missing',
+  'malformed',
+  'wrong_algorithm',
+  'unknown_key',
+  'bad_signature',
+  'expired',
+  'not_yet_valid',
+  'wrong_issuer',
+  'wrong_audience',
+  'missing_claim',
+];
 
 const FIVE_MINUTES = 300;
 
@@ -148,6 +162,24 @@ function specs({ stage, namespace, functions }) {
       },
     ]);
   }
+  if (functions.Authorizer) {
+    // A Deny is not an error, so a key rotation the authorizer has not
+    // caught up with raises nothing else: everyone is locked out quietly.
+    list.push([
+      'TokensUnknownKeyAlarm',
+      'tokens-unknown-key',
+      'The sign-in authorizer refused tokens signed with a key it does not have (tokens_refused, reason unknown_key): a key rotation it has not caught up with; see docs/operations.md, "Alarms".',
+      {
+        Namespace: namespace,
+        MetricName: 'tokens_refused',
+        Dimensions: [
+          { Name: 'Stage', Value: stage },
+          { Name: 'reason', Value: 'unknown_key' },
+        ],
+        ...anyInFiveMinutes,
+      },
+    ]);
+  }
   list.push([
     'StreamIteratorAgeAlarm',
     'stream-iterator-age',
@@ -198,6 +230,7 @@ const logicalIds = (functions) => specs({ stage: '', namespace: '', functions })
 module.exports.FUNCTIONS = FUNCTIONS;
 module.exports.SIGN_IN_FUNCTIONS = SIGN_IN_FUNCTIONS;
 module.exports.FANOUT_KINDS = FANOUT_KINDS;
+module.exports.DENIAL_REASONS = DENIAL_REASONS;
 module.exports.deployedFunctions = deployedFunctions;
 module.exports.logicalIds = logicalIds;
 

@@ -73,6 +73,7 @@ const OPTIONAL = {
   AUTH_JWT_ISSUER: 'authIssuer',
   AUTH_JWT_AUDIENCE: 'authAudience',
   AUTH_NAME_CLAIM: 'authNameClaim',
+  AUTH_JWKS_URL: 'authJwksUrl',
 };
 
 // Serverless prints a JS resolver's error with its stack; this one's message
@@ -135,6 +136,16 @@ function settings(values, { service, stage }) {
         '(docs/deploy.md, "Sign-in")'
     );
   }
+  // Where the identity provider publishes its current keys: fetched by the
+  // authorizer at cold start and when a token names a key it lacks, the
+  // deployed JWKS document its fallback. So with auth=jwks only, over HTTPS.
+  const jwksUrl = text(values.authJwksUrl);
+  if (jwksUrl !== '' && (kind !== 'jwks' || !/^https:\/\/[^\s/?#]+\/\S*$/.test(jwksUrl))) {
+    throw failure(
+      `parameter authJwksUrl is ${JSON.stringify(jwksUrl)}: expected the identity provider's ` +
+        'https:// JWKS URL, with auth=jwks (the JWKS parameter is the fallback; docs/deploy.md, "Sign-in")'
+    );
+  }
   return {
     kind,
     variable: spec.variable,
@@ -142,6 +153,7 @@ function settings(values, { service, stage }) {
     issuer: text(values.authIssuer),
     audience: text(values.authAudience),
     nameClaim,
+    jwksUrl,
   };
 }
 
@@ -166,6 +178,7 @@ function environment(signIn) {
     AUTH_JWT_ISSUER: signIn.issuer,
     AUTH_JWT_AUDIENCE: signIn.audience,
     AUTH_NAME_CLAIM: signIn.nameClaim,
+    AUTH_JWKS_URL: signIn.jwksUrl,
   };
 }
 
@@ -187,8 +200,9 @@ async function authorizer({ resolveVariable }) {
     description: '$connect authorizer: verifies the sign-in token (JWT)',
     handler: 'bootstrap',
     role: 'AuthorizerRole',
-    // Verifies one signature per handshake and calls nothing: the least
-    // memory, and a short timeout (docs/deploy.md, "Memory and timeouts").
+    // Verifies one signature per handshake and calls no AWS service (with
+    // authJwksUrl, the provider's keys now and then): the least memory, and
+    // a short timeout (docs/deploy.md, "Memory and timeouts").
     memorySize: 128,
     timeout: 5,
     package: { artifact: 'dist/authorizer.zip' },

@@ -11,7 +11,7 @@
 // authorizer only with sign-in on), the values of the `kind` dimension on
 // the fan-out metrics (chat messages from sendmessage, presence frames from
 // stream-processor) and the alarms: one home, alarms.js.
-const { deployedFunctions, FANOUT_KINDS, logicalIds } = require('./alarms.js');
+const { deployedFunctions, DENIAL_REASONS, FANOUT_KINDS, logicalIds } = require('./alarms.js');
 // The tables (name -> { resource, ... }): one home, tables.json.
 const TABLES = require('./tables.json');
 
@@ -106,6 +106,17 @@ module.exports.body = async ({ resolveVariable }) => {
       ...fanout('connections_pruned'),
       product('stream_records_failed'),
     ]),
+    // With sign-in on: the authorizer's refusals, one line per reason.
+    ...(functions.Authorizer
+      ? [
+          graph(
+            'Sign-in refusals by reason',
+            DENIAL_REASONS.map((reason) =>
+              row(namespace, 'tokens_refused', 'Stage', stage, 'reason', reason, { label: reason })
+            )
+          ),
+        ]
+      : []),
     // API Gateway's view of the same traffic.
     graph('API Gateway: connects and messages', [api('ConnectCount'), api('MessageCount')]),
     graph('API Gateway: errors', [

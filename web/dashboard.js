@@ -53,11 +53,12 @@
     {
       id: 'sessions',
       title: 'Sessions: connects, refusals, disconnects and repairs per second',
-      metrics: 'counters connects, handshakes_refused, disconnects, sessions_repaired',
+      metrics: 'counters connects, handshakes_refused, tokens_refused (sign-in, all reasons), disconnects, sessions_repaired',
       unit: '/s',
       series: [
         rate('connects'),
         rate('handshakes_refused'),
+        rate('tokens_refused'),
         rate('disconnects'),
         rate('sessions_repaired'),
       ],

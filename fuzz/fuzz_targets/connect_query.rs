@@ -28,6 +28,7 @@ use serde_json::Value;
 static VERIFIER: LazyLock<Verifier> = LazyLock::new(|| {
     Verifier::new(AuthSettings {
         keys: KeySource::Secret(b"fuzz-secret".to_vec()),
+        jwks_url: None,
         issuer: None,
         audience: None,
         name_claim: DEFAULT_NAME_CLAIM.to_owned(),

@@ -12,6 +12,10 @@
 //! itself is never logged or stored.
 
 use std::fmt;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Instant;
+
+use aws_smithy_runtime_api::client::http::SharedHttpConnector;
 
 use aws_lambda_events::http::HeaderMap;
 use aws_lambda_events::query_map::QueryMap;
@@ -20,7 +24,9 @@ use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, JwkSet};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation, decode, decode_header};
 use serde_json::{Map, Value};
 
-use crate::limits::{AUTH_CLOCK_SKEW, MAX_TOKEN_BYTES};
+use crate::limits::{
+    AUTH_CLOCK_SKEW, JWKS_FETCH_TIMEOUT, JWKS_REFRESH_INTERVAL, MAX_JWKS_BYTES, MAX_TOKEN_BYTES,
+};
 use crate::name::DisplayName;
 
 /// Where the verifying keys come from.
@@ -48,6 +54,12 @@ impl fmt::Debug for KeySource {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AuthSettings {
     pub keys: KeySource,
+    /// With [`KeySource::Jwks`]: where the identity provider publishes its
+    /// current keys (`AUTH_JWKS_URL`). Fetched at start and again when a
+    /// token names a `kid` no key has (at most once a
+    /// [`JWKS_REFRESH_INTERVAL`]); the document of `keys` is the fallback
+    /// while it cannot be fetched.
+    pub jwks_url: Option<String>,
     /// The `iss` a token must carry, when set.
     pub issuer: Option<String>,
     /// An `aud` a token must carry, when set.
@@ -70,6 +82,10 @@ pub enum AuthConfigError {
     Jwks(String),
     #[error("the JWKS document has no RS256 or ES256 (P-256) key")]
     NoUsableKey,
+    #[error("a JWKS URL needs a JWKS document to fall back on (AUTH_JWKS)")]
+    JwksUrlWithoutDocument,
+    #[error("the JWKS URL is not an http:// or https:// URL: {0}")]
+    JwksUrl(String),
 }
 
 /// Who a verified token says the client is.
@@ -81,8 +97,8 @@ pub struct Identity {
     pub name: Option<DisplayName>,
 }
 
-/// Why a connection was refused. Logged; the client learns nothing but the
-/// refusal.
+/// Why a connection was refused. Logged, and counted by reason
+/// (`tokens_refused`); the client learns nothing but the refusal.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum Denial {
     #[error("no token: neither an Authorization header nor a token query parameter")]
@@ -107,6 +123,44 @@ pub enum Denial {
     MissingClaim,
 }
 
+impl Denial {
+    pub const ALL: [Self; 10] = [
+        Self::Missing,
+        Self::Malformed,
+        Self::WrongAlgorithm,
+        Self::UnknownKey,
+        Self::BadSignature,
+        Self::Expired,
+        Self::NotYetValid,
+        Self::WrongIssuer,
+        Self::WrongAudience,
+        Self::MissingClaim,
+    ];
+
+    /// The value of the `reason` dimension of `tokens_refused`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Missing => "missing",
+            Self::Malformed => "malformed",
+            Self::WrongAlgorithm => "wrong_algorithm",
+            Self::UnknownKey => "unknown_key",
+            Self::BadSignature => "bad_signature",
+            Self::Expired => "expired",
+            Self::NotYetValid => "not_yet_valid",
+            Self::WrongIssuer => "wrong_issuer",
+            Self::WrongAudience => "wrong_audience",
+            Self::MissingClaim => "missing_claim",
+        }
+    }
+
+    /// Logs and counts the refusal of a handshake for this reason.
+    pub fn record(self) {
+        tracing::info!(reason = %self, "refused a connection");
+        metrics::counter!(crate::metric::TOKENS_REFUSED, crate::metric::REASON => self.as_str())
+            .increment(1);
+    }
+}
+
 /// One verifying key and the one algorithm it accepts.
 struct Key {
     kid: Option<String>,
@@ -116,8 +170,11 @@ struct Key {
 
 /// Verifies tokens; built once, at cold start.
 pub struct Verifier {
-    keys: Vec<Key>,
+    /// Replaced whole when the JWKS URL gives newer keys.
+    keys: RwLock<Arc<Vec<Key>>>,
     by_kid: bool,
+    /// Where newer keys come from, if anywhere.
+    jwks: Option<JwksSource>,
     issuer: Option<String>,
     audience: Option<String>,
     name_claim: String,
@@ -126,7 +183,8 @@ pub struct Verifier {
 impl fmt::Debug for Verifier {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Verifier")
-            .field("keys", &self.keys.len())
+            .field("keys", &self.current_keys().len())
+            .field("jwks_url", &self.jwks.as_ref().map(|jwks| &jwks.url))
             .field("issuer", &self.issuer)
             .field("audience", &self.audience)
             .finish_non_exhaustive()
@@ -150,30 +208,36 @@ impl Verifier {
             KeySource::PublicKeyPem(pem) => (vec![public_key(pem.as_bytes())?], false),
             KeySource::Jwks(document) => (jwks_keys(document)?, true),
         };
+        let jwks = match (&settings.jwks_url, &settings.keys) {
+            (None, _) => None,
+            (Some(url), KeySource::Jwks(_)) => Some(JwksSource::new(url)?),
+            (Some(_), _) => return Err(AuthConfigError::JwksUrlWithoutDocument),
+        };
         Ok(Self {
-            keys,
+            keys: RwLock::new(Arc::new(keys)),
             by_kid,
+            jwks,
             issuer: settings.issuer,
             audience: settings.audience,
             name_claim: settings.name_claim,
         })
     }
 
-    /// Checks `token` and says who it names.
+    /// Checks `token` against the keys it has now and says who it names.
     pub fn verify(&self, token: &str) -> Result<Identity, Denial> {
         if token.len() > MAX_TOKEN_BYTES {
             return Err(Denial::Malformed);
         }
         // An `alg` jsonwebtoken does not know (`none` among them) fails here.
         let header = decode_header(token).map_err(|_| Denial::Malformed)?;
+        let keys = self.current_keys();
         let key = if self.by_kid {
             let kid = header.kid.as_deref().ok_or(Denial::UnknownKey)?;
-            self.keys
-                .iter()
+            keys.iter()
                 .find(|key| key.kid.as_deref() == Some(kid))
                 .ok_or(Denial::UnknownKey)?
         } else {
-            self.keys.first().ok_or(Denial::UnknownKey)?
+            keys.first().ok_or(Denial::UnknownKey)?
         };
         if header.alg != key.algorithm {
             return Err(Denial::WrongAlgorithm);
@@ -194,6 +258,69 @@ impl Verifier {
         Ok(Identity { user_id, name })
     }
 
+    /// [`Verifier::verify`], and when the token names a key no key has and
+    /// there is a JWKS URL not asked for a [`JWKS_REFRESH_INTERVAL`]: the
+    /// identity provider's current keys, and the token checked again
+    /// against them (the provider rotated its keys).
+    pub async fn verify_fresh(&self, token: &str) -> Result<Identity, Denial> {
+        match self.verify(token) {
+            Err(Denial::UnknownKey) if self.jwks.as_ref().is_some_and(JwksSource::may_fetch) => {
+                if self.refresh().await.is_ok() {
+                    self.verify(token)
+                } else {
+                    Err(Denial::UnknownKey)
+                }
+            }
+            verdict => verdict,
+        }
+    }
+
+    /// Fetches the JWKS URL's keys and uses them from now on; how many
+    /// there are. Without a URL, nothing. A document that cannot be fetched
+    /// or used changes nothing (the keys in use stay).
+    pub async fn refresh(&self) -> Result<usize, String> {
+        let Some(jwks) = &self.jwks else {
+            return Ok(self.current_keys().len());
+        };
+        let fetched = jwks
+            .fetch()
+            .await
+            .and_then(|document| jwks_keys(&document).map_err(|error| error.to_string()));
+        match fetched {
+            Ok(keys) => {
+                let count = keys.len();
+                *self
+                    .keys
+                    .write()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner()) = Arc::new(keys);
+                tracing::info!(url = %jwks.url, keys = count, "sign-in keys fetched");
+                Ok(count)
+            }
+            Err(problem) => {
+                tracing::warn!(url = %jwks.url, %problem, "cannot fetch the sign-in keys; keeping those in use");
+                Err(problem)
+            }
+        }
+    }
+
+    /// Gives the JWKS URL the HTTP client to fetch it with (HTTPS on Lambda,
+    /// plain HTTP in the local stack).
+    pub fn with_http(mut self, connector: SharedHttpConnector) -> Self {
+        if let Some(jwks) = &mut self.jwks {
+            jwks.connector = Some(connector);
+        }
+        self
+    }
+
+    fn current_keys(&self) -> Arc<Vec<Key>> {
+        Arc::clone(
+            &self
+                .keys
+                .read()
+                .unwrap_or_else(|poisoned| poisoned.into_inner()),
+        )
+    }
+
     fn validation(&self, algorithm: Algorithm) -> Validation {
         let mut validation = Validation::new(algorithm);
         validation.leeway = AUTH_CLOCK_SKEW.as_secs();
@@ -207,6 +334,81 @@ impl Verifier {
             validation.set_issuer(&[issuer]);
         }
         validation
+    }
+}
+
+/// An identity provider's JWKS URL, and when it was last asked.
+struct JwksSource {
+    url: String,
+    connector: Option<SharedHttpConnector>,
+    last_fetch: Mutex<Option<Instant>>,
+}
+
+impl JwksSource {
+    fn new(url: &str) -> Result<Self, AuthConfigError> {
+        let url = url.trim();
+        let parsed: aws_lambda_events::http::Uri = url
+            .parse()
+            .map_err(|_| AuthConfigError::JwksUrl(url.to_owned()))?;
+        if !matches!(parsed.scheme_str(), Some("http" | "https")) || parsed.host().is_none() {
+            return Err(AuthConfigError::JwksUrl(url.to_owned()));
+        }
+        Ok(Self {
+            url: url.to_owned(),
+            connector: None,
+            last_fetch: Mutex::new(None),
+        })
+    }
+
+    /// Whether a fetch for an unknown `kid` may start now: not within
+    /// [`JWKS_REFRESH_INTERVAL`] of the last one, so tokens with made-up
+    /// `kid`s cannot make every handshake ask the identity provider. (The
+    /// fetch at start does not count: a rotation just after it is caught at
+    /// once.)
+    fn may_fetch(&self) -> bool {
+        let mut last = self
+            .last_fetch
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let now = Instant::now();
+        if last.is_some_and(|at| now.duration_since(at) < JWKS_REFRESH_INTERVAL) {
+            return false;
+        }
+        *last = Some(now);
+        true
+    }
+
+    /// The document at the URL.
+    async fn fetch(&self) -> Result<String, String> {
+        use aws_smithy_runtime_api::client::http::HttpConnector;
+        use aws_smithy_runtime_api::client::orchestrator::HttpRequest;
+        use aws_smithy_types::body::SdkBody;
+        use http_body_util::{BodyExt, Limited};
+        let connector = self
+            .connector
+            .as_ref()
+            .ok_or("no HTTP client to fetch it with")?;
+        let mut request = HttpRequest::new(SdkBody::empty());
+        request
+            .set_uri(self.url.as_str())
+            .map_err(|error| error.to_string())?;
+        request.headers_mut().insert("accept", "application/json");
+        let response = tokio::time::timeout(JWKS_FETCH_TIMEOUT, connector.call(request))
+            .await
+            .map_err(|_| format!("no answer within {JWKS_FETCH_TIMEOUT:?}"))?
+            .map_err(|error| crate::error::causes(&error))?;
+        let status = response.status().as_u16();
+        if !(200..300).contains(&status) {
+            return Err(format!("HTTP {status}"));
+        }
+        let body = Limited::new(response.into_body(), MAX_JWKS_BYTES)
+            .collect()
+            .await
+            .map_err(|error| {
+                format!("the document could not be read (over {MAX_JWKS_BYTES} bytes?): {error}")
+            })?
+            .to_bytes();
+        String::from_utf8(body.to_vec()).map_err(|_| "the document is not UTF-8".to_owned())
     }
 }
 
@@ -318,9 +520,18 @@ mod tests {
     }
 
     #[test]
+    fn every_denial_has_a_reason_of_its_own() {
+        let mut reasons: Vec<&str> = Denial::ALL.iter().map(|denial| denial.as_str()).collect();
+        reasons.sort_unstable();
+        reasons.dedup();
+        assert_eq!(reasons.len(), Denial::ALL.len());
+    }
+
+    #[test]
     fn settings_that_cannot_verify_are_refused_at_start() {
         let settings = |keys| AuthSettings {
             keys,
+            jwks_url: None,
             issuer: None,
             audience: None,
             name_claim: DEFAULT_NAME_CLAIM.into(),
@@ -343,5 +554,29 @@ mod tests {
         ));
         let secret = format!("{:?}", settings(KeySource::Secret(b"hunter2".to_vec())));
         assert!(!secret.contains("hunter2"), "{secret}");
+        let with_url = |keys, url: &str| AuthSettings {
+            jwks_url: Some(url.to_owned()),
+            ..settings(keys)
+        };
+        assert!(matches!(
+            Verifier::new(with_url(
+                KeySource::Secret(b"k".to_vec()),
+                "https://id.example.com/jwks"
+            )),
+            Err(AuthConfigError::JwksUrlWithoutDocument)
+        ));
+        let document = || {
+            KeySource::Jwks(r#"{"keys":[{"kty":"EC","crv":"P-256","kid":"a","x":"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU","y":"x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"}]}"#.into())
+        };
+        for bad in ["ftp://id.example.com/jwks", "jwks.json", "https://"] {
+            assert!(
+                matches!(
+                    Verifier::new(with_url(document(), bad)),
+                    Err(AuthConfigError::JwksUrl(_))
+                ),
+                "{bad}"
+            );
+        }
+        assert!(Verifier::new(with_url(document(), "https://id.example.com/jwks")).is_ok());
     }
 }

@@ -127,7 +127,8 @@ impl Settings {
 impl AuthSettings {
     /// The authorizer's settings: exactly one of `AUTH_JWT_SECRET` (HS256),
     /// `AUTH_JWT_PUBLIC_KEY` (PEM, RS256 or ES256) and `AUTH_JWKS` (a JWKS
-    /// document); `AUTH_JWT_ISSUER`, `AUTH_JWT_AUDIENCE` and
+    /// document, with `AUTH_JWKS_URL` optionally where its newer keys are
+    /// published); `AUTH_JWT_ISSUER`, `AUTH_JWT_AUDIENCE` and
     /// `AUTH_NAME_CLAIM` (default `name`) optional.
     pub fn from_env() -> Result<Self, ConfigError> {
         Self::from_vars(&env_value)
@@ -154,6 +155,7 @@ impl AuthSettings {
         }
         Ok(Self {
             keys,
+            jwks_url: vars("AUTH_JWKS_URL"),
             issuer: vars("AUTH_JWT_ISSUER"),
             audience: vars("AUTH_JWT_AUDIENCE"),
             name_claim: vars("AUTH_NAME_CLAIM").unwrap_or_else(|| DEFAULT_NAME_CLAIM.to_owned()),

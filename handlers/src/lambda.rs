@@ -97,6 +97,22 @@ pub fn init_metrics(
     Ok(collector)
 }
 
+/// The functions' HTTPS client (rustls with AWS-LC) for what they call
+/// beyond the SDK's clients: the Management API, a JWKS URL.
+pub fn https_connector() -> aws_smithy_runtime_api::client::http::SharedHttpConnector {
+    let connector = aws_smithy_http_client::Connector::builder()
+        .connector_settings(
+            aws_smithy_runtime_api::client::http::HttpConnectorSettings::builder()
+                .connect_timeout(crate::limits::MANAGEMENT_CONNECT_TIMEOUT)
+                .build(),
+        )
+        .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
+            aws_smithy_http_client::tls::rustls_provider::CryptoMode::AwsLc,
+        ))
+        .build();
+    aws_smithy_runtime_api::client::http::SharedHttpConnector::new(connector)
+}
+
 /// Lambda's deadline (epoch milliseconds) as an instant of this process.
 fn deadline_of(deadline_epoch_ms: u64) -> tokio::time::Instant {
     let now_ms = chrono::Utc::now().timestamp_millis();

@@ -126,6 +126,14 @@ pub const MAX_ECHOED_ACTION_CHARS: usize = 40;
 pub const AUTH_CLOCK_SKEW: Duration = Duration::from_secs(30);
 /// The longest token accepted; longer ones are refused unread.
 pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
+/// A JWKS URL is asked again, when a token names a key no key has, at most
+/// this often: tokens with made-up `kid`s cannot make every handshake call
+/// the identity provider.
+pub const JWKS_REFRESH_INTERVAL: Duration = Duration::from_secs(60);
+/// How long fetching the JWKS URL may take.
+pub const JWKS_FETCH_TIMEOUT: Duration = Duration::from_secs(3);
+/// The longest JWKS document read; a provider's holds a few keys.
+pub const MAX_JWKS_BYTES: usize = 64 * 1024;
 
 // ---- Rooms and history
 

@@ -153,17 +153,7 @@ impl Management {
     /// Over HTTPS (or HTTP), with the credentials and region of `sdk`.
     #[cfg(feature = "aws")]
     pub fn new(sdk: &SdkConfig, endpoint: &ManagementEndpoint) -> Self {
-        let connector = aws_smithy_http_client::Connector::builder()
-            .connector_settings(
-                aws_smithy_runtime_api::client::http::HttpConnectorSettings::builder()
-                    .connect_timeout(crate::limits::MANAGEMENT_CONNECT_TIMEOUT)
-                    .build(),
-            )
-            .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
-                aws_smithy_http_client::tls::rustls_provider::CryptoMode::AwsLc,
-            ))
-            .build();
-        Self::with_connector(sdk, endpoint, SharedHttpConnector::new(connector))
+        Self::with_connector(sdk, endpoint, crate::lambda::https_connector())
     }
 
     /// Calls through `connector` (the local stack's in-process transport, or

@@ -7,6 +7,8 @@ use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
 
 /// Label (an EMF dimension) on the fan-out metrics.
 pub const KIND: &str = "kind";
+/// Label on `tokens_refused`: why ([`crate::auth::Denial::as_str`]).
+pub const REASON: &str = "reason";
 
 /// What a fan-out carries: the value of the [`KIND`] label, so chat traffic
 /// and presence traffic can be told apart.
@@ -42,8 +44,9 @@ pub struct Metric {
     pub name: &'static str,
     pub kind: MetricKind,
     pub unit: Unit,
-    /// Recorded with the [`KIND`] label (dimensions `Stage` and `kind`).
-    pub per_fanout_kind: bool,
+    /// The label it is recorded with, if any: [`KIND`] (the fan-out
+    /// metrics) or [`REASON`]; an EMF dimension next to `Stage`.
+    pub label: Option<&'static str>,
     pub description: &'static str,
 }
 
@@ -63,121 +66,129 @@ pub const CONNECTIONS_OPEN: &str = "connections_open";
 pub const STREAM_ITERATOR_AGE: &str = "stream_iterator_age";
 pub const SESSIONS_REPAIRED: &str = "sessions_repaired";
 pub const HANDSHAKES_REFUSED: &str = "handshakes_refused";
+pub const TOKENS_REFUSED: &str = "tokens_refused";
 
 /// Every metric the product records. The last two exist only in the local
 /// stack, standing in for what AWS measures itself (API Gateway's
 /// connections, Lambda's IteratorAge).
-pub const ALL: [Metric; 16] = [
+pub const ALL: [Metric; 17] = [
     Metric {
         name: MESSAGES_SENT,
         kind: MetricKind::Counter,
         unit: Unit::Count,
-        per_fanout_kind: false,
+        label: None,
         description: "Chat messages accepted and stored",
     },
     Metric {
         name: MESSAGES_REJECTED,
         kind: MetricKind::Counter,
         unit: Unit::Count,
-        per_fanout_kind: false,
+        label: None,
         description: "sendmessage frames refused by validation",
     },
     Metric {
         name: FANOUT_RECIPIENTS,
         kind: MetricKind::Histogram,
         unit: Unit::Count,
-        per_fanout_kind: true,
+        label: Some(KIND),
         description: "Connections one fan-out posted to",
     },
     Metric {
         name: FANOUT_LATENCY,
         kind: MetricKind::Histogram,
         unit: Unit::Milliseconds,
-        per_fanout_kind: true,
+        label: Some(KIND),
         description: "Wall time of one fan-out, from the first page of connections to the last post",
     },
     Metric {
         name: FANOUT_FAILURES,
         kind: MetricKind::Counter,
         unit: Unit::Count,
-        per_fanout_kind: true,
+        label: Some(KIND),
         description: "Posts that failed other than with 410 Gone",
     },
     Metric {
         name: FANOUT_THROTTLED,
         kind: MetricKind::Counter,
         unit: Unit::Count,
-        per_fanout_kind: true,
+        label: Some(KIND),
         description: "Of the failed posts, those API Gateway throttled (429) on every try, or once the retry budget was spent",
     },
     Metric {
         name: CONNECTIONS_PRUNED,
         kind: MetricKind::Counter,
         unit: Unit::Count,
-        per_fanout_kind: true,
+        label: Some(KIND),
         description: "Stale connections whose session was closed and row deleted after 410 Gone",
     },
     Metric {
         name: HANDSHAKES_REFUSED,
         kind: MetricKind::Counter,
         unit: Unit::Count,
-        per_fanout_kind: false,
+        label: None,
         description: "Handshakes $connect refused for the client's own mistake (4XX): API Gateway counts each as an IntegrationError",
+    },
+    Metric {
+        name: TOKENS_REFUSED,
+        kind: MetricKind::Counter,
+        unit: Unit::Count,
+        label: Some(REASON),
+        description: "Handshakes the sign-in authorizer refused, by reason (unknown_key: a key rotation it has not caught up with)",
     },
     Metric {
         name: SESSIONS_REPAIRED,
         kind: MetricKind::Counter,
         unit: Unit::Count,
-        per_fanout_kind: false,
+        label: None,
         description: "Sessions left open (no $disconnect, or a failed close) that the repair closed",
     },
     Metric {
         name: CONNECTS,
         kind: MetricKind::Counter,
         unit: Unit::Count,
-        per_fanout_kind: false,
+        label: None,
         description: "Sessions started (stream INSERTs)",
     },
     Metric {
         name: DISCONNECTS,
         kind: MetricKind::Counter,
         unit: Unit::Count,
-        per_fanout_kind: false,
+        label: None,
         description: "Sessions ended and measured (stream MODIFYs setting disconnected_at)",
     },
     Metric {
         name: SESSION_DURATION,
         kind: MetricKind::Histogram,
         unit: Unit::Seconds,
-        per_fanout_kind: false,
+        label: None,
         description: "How long sessions lasted",
     },
     Metric {
         name: PRESENCE_FRAMES_SENT,
         kind: MetricKind::Counter,
         unit: Unit::Count,
-        per_fanout_kind: false,
+        label: None,
         description: "welcome and presence frames delivered",
     },
     Metric {
         name: STREAM_RECORDS_FAILED,
         kind: MetricKind::Counter,
         unit: Unit::Count,
-        per_fanout_kind: false,
+        label: None,
         description: "Stream records reported as batch item failures",
     },
     Metric {
         name: CONNECTIONS_OPEN,
         kind: MetricKind::Gauge,
         unit: Unit::Count,
-        per_fanout_kind: false,
+        label: None,
         description: "Open WebSocket connections (local stack only)",
     },
     Metric {
         name: STREAM_ITERATOR_AGE,
         kind: MetricKind::Gauge,
         unit: Unit::Milliseconds,
-        per_fanout_kind: false,
+        label: None,
         description: "Age of the newest stream record handed to the stream processor (local stack only)",
     },
 ];

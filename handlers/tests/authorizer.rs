@@ -15,6 +15,7 @@ const CONNECT_ARN: &str = "arn:aws:execute-api:us-east-1:123456789012:abcdef1234
 fn verifier() -> Verifier {
     Verifier::new(AuthSettings {
         keys: KeySource::Secret(SECRET.as_bytes().to_vec()),
+        jwks_url: None,
         issuer: None,
         audience: None,
         name_claim: DEFAULT_NAME_CLAIM.to_owned(),

@@ -187,6 +187,7 @@ OPTIONAL_AUTH_VARIABLES = {
     "AUTH_JWT_ISSUER": "authIssuer",
     "AUTH_JWT_AUDIENCE": "authAudience",
     "AUTH_NAME_CLAIM": "authNameClaim",
+    "AUTH_JWKS_URL": "authJwksUrl",
 }
 # API Gateway refuses a handshake without it (401) before invoking the
 # authorizer: the one thing a browser's WebSocket can send.
@@ -202,7 +203,7 @@ class MetricDef:
     name: str
     kind: str  # Counter, Histogram or Gauge
     unit: str  # the `metrics` crate's Unit variant, e.g. Count
-    per_fanout_kind: bool
+    label: str | None  # the EMF dimension next to Stage: "kind", "reason" or None
 
 
 # One entry of handlers/src/metric.rs's table, written exactly as
@@ -210,7 +211,7 @@ class MetricDef:
 #         name: "messages_sent",      (or a constant: name: MESSAGES_SENT)
 #         kind: MetricKind::Counter,
 #         unit: Unit::Count,
-#         per_fanout_kind: false,
+#         label: None,                (or Some(KIND), Some(REASON))
 #         description: "...",
 #     },
 METRIC_ENTRY = re.compile(
@@ -218,7 +219,7 @@ METRIC_ENTRY = re.compile(
     r'name:\s*(?:"(?P<name>[a-z0-9_]+)"|(?P<constant>[A-Z][A-Z0-9_]*)),\s*'
     r"kind:\s*MetricKind::(?P<kind>Counter|Histogram|Gauge),\s*"
     r"unit:\s*Unit::(?P<unit>[A-Za-z]+),\s*"
-    r"per_fanout_kind:\s*(?P<per_fanout_kind>true|false),\s*"
+    r"label:\s*(?:None|Some\((?P<label>KIND|REASON)\)),\s*"
     r"description:",
     re.MULTILINE,
 )
@@ -228,7 +229,7 @@ METRIC_CONSTANT = re.compile(r'^pub const ([A-Z][A-Z0-9_]*): &str = "([a-z0-9_]+
 METRIC_BLOCK = re.compile(r"^\s*Metric\s*\{\s*$", re.MULTILINE)
 METRIC_FORM = (
     'Metric { name: "messages_sent" (or a `pub const` string), kind: MetricKind::Counter, unit: Unit::Count, '
-    'per_fanout_kind: false, description: "..." }'
+    'label: None, description: "..." }'
 )
 
 
@@ -253,7 +254,7 @@ def parse_metrics(source: str, origin: str) -> list[MetricDef]:
             name=match["name"] or constants[match["constant"]],
             kind=match["kind"],
             unit=match["unit"],
-            per_fanout_kind=match["per_fanout_kind"] == "true",
+            label=match["label"].lower() if match["label"] else None,
         )
         for match in METRIC_ENTRY.finditer(source)
     ]
@@ -286,14 +287,14 @@ pub const ALL: [Metric; 2] = [
         name: "fanout_latency",
         kind: MetricKind::Histogram,
         unit: Unit::Milliseconds,
-        per_fanout_kind: true,
+        label: Some(KIND),
         description: "Wall time of one fan-out",
     },
     Metric {
         name: "connects",
         kind: MetricKind::Counter,
         unit: Unit::Count,
-        per_fanout_kind: false,
+        label: None,
         description: "Sessions started",
     },
 ];
@@ -302,8 +303,8 @@ pub const ALL: [Metric; 2] = [
 
 def test_metric_parser_reads_the_documented_form():
     assert parse_metrics(METRIC_SAMPLE, "sample") == [
-        MetricDef("fanout_latency", "Histogram", "Milliseconds", True),
-        MetricDef("connects", "Counter", "Count", False),
+        MetricDef("fanout_latency", "Histogram", "Milliseconds", "kind"),
+        MetricDef("connects", "Counter", "Count", None),
     ]
 
 
@@ -1312,6 +1313,10 @@ def test_sign_in_parameters_are_checked_when_packaging():
         ({"auth": "public-key", "authKey": "/chat/key", "authKeyVersion": "3"}, ("public-key", "/chat/key", "3")),
         ({"auth": "jwks"}, ("jwks", "", "")),
         ({"auth": "jwks", "authKey": "chat-jwks", "authKeyVersion": 12}, ("jwks", "chat-jwks", "12")),
+        (
+            {"auth": "jwks", "authJwksUrl": "https://id.example.com/.well-known/jwks.json"},
+            ("jwks", "", "", "https://id.example.com/.well-known/jwks.json"),
+        ),
     ]
     refused = [
         ({"auth": "rs256"}, "parameter auth"),
@@ -1324,6 +1329,9 @@ def test_sign_in_parameters_are_checked_when_packaging():
         ({"auth": "jwks", "authKeyVersion": "latest"}, "parameter authKeyVersion"),
         ({"auth": "jwks", "authKeyVersion": version_id}, "parameter authKeyVersion"),
         ({"auth": "hs256", "authNameClaim": "display name"}, "parameter authNameClaim"),
+        ({"auth": "jwks", "authJwksUrl": "http://id.example.com/jwks.json"}, "parameter authJwksUrl"),
+        ({"auth": "hs256", "authJwksUrl": "https://id.example.com/jwks.json"}, "parameter authJwksUrl"),
+        ({"auth": "jwks", "authJwksUrl": "jwks.json"}, "parameter authJwksUrl"),
     ]
     cases = [values for values, _ in accepted] + [values for values, _ in refused]
     result = subprocess.run(
@@ -1345,13 +1353,14 @@ def test_sign_in_parameters_are_checked_when_packaging():
         if expected is None:
             assert outcome["environment"] is None, values
             continue
-        kind, key, version = expected
+        kind, key, version, *url = expected
         variable, _ = KEY_KINDS[kind]
         assert outcome["environment"] == {
             variable: expected_reference(kind, key, version),
             "AUTH_JWT_ISSUER": "",
             "AUTH_JWT_AUDIENCE": "",
             "AUTH_NAME_CLAIM": "name",
+            "AUTH_JWKS_URL": url[0] if url else "",
         }, values
     for (values, parameter), outcome in zip(refused, outcomes[len(accepted) :]):
         assert "error" in outcome, values
@@ -1429,14 +1438,45 @@ def graphed(dashboard: dict) -> list[tuple[str, str, tuple, str]]:
 
 
 def product_dimensions(metric: MetricDef, stage: str) -> list[tuple]:
-    if metric.per_fanout_kind:
+    if metric.label == "kind":
         return [("Stage", stage, "kind", kind) for kind in FANOUT_KINDS]
+    if metric.label == "reason":
+        return [("Stage", stage, "reason", reason) for reason in denial_reasons()]
     return [("Stage", stage)]
 
 
-def test_dashboard_shows_the_product_metrics(dashboard, stage, metrics):
+AUTH_PATH = ROOT / "handlers" / "src" / "auth.rs"
+
+
+def denial_reasons() -> list[str]:
+    """The values of `tokens_refused`'s `reason`: `Denial::as_str` in
+    handlers/src/auth.rs, in order."""
+    body = AUTH_PATH.read_text().split("pub fn as_str(self) -> &'static str {", 1)[1].split("\n    }\n", 1)[0]
+    reasons = re.findall(r'Self::\w+ => "([a-z_]+)"', body)
+    assert reasons, "handlers/src/auth.rs: no Denial::as_str"
+    return reasons
+
+
+# Metrics only the authorizer records: drawn and alarmed only with sign-in on.
+SIGN_IN_METRICS = {"tokens_refused"}
+
+
+def test_the_denial_reasons_are_the_ones_alarms_js_knows():
+    node = shutil.which("node")
+    assert node, "node is missing: infra/tools.sh installs it (infra/check.sh runs it)"
+    result = subprocess.run(
+        [node, "-e", "console.log(JSON.stringify(require('./alarms.js').DENIAL_REASONS))"],
+        cwd=INFRA, capture_output=True, text=True, timeout=60, check=True,
+    )
+    assert json.loads(result.stdout) == denial_reasons()
+
+
+def test_dashboard_shows_the_product_metrics(dashboard, stage, metrics, sign_in):
     ours = {(name, dims, stat) for ns, name, dims, stat in graphed(dashboard) if ns == NAMESPACE}
     for counter in deployed(metrics, "Counter"):
+        if counter.name in SIGN_IN_METRICS and not sign_in:
+            assert counter.name not in {name for name, _, _ in ours}, "drawn without its function"
+            continue
         for dims in product_dimensions(counter, stage):
             assert (counter.name, dims, "Sum") in ours, (counter.name, dims)
     for histogram in deployed(metrics, "Histogram"):
@@ -1520,6 +1560,12 @@ def expected_alarms(stage: str, functions: dict) -> dict[str, tuple[str, str, li
         [{"Name": "FunctionName", "Value": {"Ref": "StreamProcessorLambdaFunction"}}],
     )
     expected["stream-records-failed"] = (NAMESPACE, "stream_records_failed", [{"Name": "Stage", "Value": stage}])
+    if "authorizer" in functions:
+        expected["tokens-unknown-key"] = (
+            NAMESPACE,
+            "tokens_refused",
+            [{"Name": "Stage", "Value": stage}, {"Name": "reason", "Value": "unknown_key"}],
+        )
     expected["stream-records-given-up"] = (
         "AWS/SQS",
         "ApproximateNumberOfMessagesVisible",
@@ -1716,6 +1762,7 @@ def test_every_alarm_has_a_runbook_entry(alarms, operations, sign_in):
     documented = {row[0]: row for row in rows}
     assert len(documented) == len(rows), "an alarm documented twice"
     sign_in_only = {f"{binary}-{kind}" for binary in SIGN_IN_FUNCTIONS for kind in ("errors", "throttles")}
+    sign_in_only.add("tokens-unknown-key")
     assert sign_in_only <= set(documented), "docs/operations.md, Alarms: the authorizer's alarms"
     if not sign_in:
         assert not sign_in_only & set(alarms)

@@ -158,6 +158,13 @@ pub struct Args {
     #[arg(long, env = "CHAT_AUTH_JWKS_FILE")]
     pub auth_jwks: Option<PathBuf>,
 
+    /// With --auth-jwks: where the identity provider publishes its current
+    /// keys (http:// only locally); fetched at start and when a token names
+    /// a key the stack does not have (at most once a minute), the file as
+    /// the fallback.
+    #[arg(long, env = "AUTH_JWKS_URL", requires = "auth_jwks")]
+    pub auth_jwks_url: Option<String>,
+
     /// With sign-in: the `iss` tokens must carry.
     #[arg(long, env = "AUTH_JWT_ISSUER")]
     pub auth_jwt_issuer: Option<String>,
@@ -275,6 +282,7 @@ pub struct Config {
 #[derive(Clone, Debug)]
 pub struct AuthConfig {
     pub keys: AuthKeys,
+    pub jwks_url: Option<String>,
     pub issuer: Option<String>,
     pub audience: Option<String>,
     pub name_claim: String,
@@ -307,6 +315,7 @@ impl AuthConfig {
                 AuthKeys::PublicKeyFile(path) => KeySource::PublicKeyPem(read(path)?),
                 AuthKeys::JwksFile(path) => KeySource::Jwks(read(path)?),
             },
+            jwks_url: self.jwks_url.clone(),
             issuer: self.issuer.clone(),
             audience: self.audience.clone(),
             name_claim: self.name_claim.clone(),
@@ -337,6 +346,7 @@ impl From<Args> for Config {
         };
         let auth = keys.map(|keys| AuthConfig {
             keys,
+            jwks_url: args.auth_jwks_url,
             issuer: args.auth_jwt_issuer,
             audience: args.auth_jwt_audience,
             name_claim: args.auth_name_claim,

@@ -163,7 +163,16 @@ pub async fn start(config: Config) -> Result<Stack, StartError> {
         None => None,
         Some(auth) => {
             let settings = auth.settings().map_err(StartError::AuthKeyFile)?;
-            Some(handlers::auth::Verifier::new(settings)?)
+            let verifier = handlers::auth::Verifier::new(settings)?.with_http(
+                plain_http::PlainHttp::default().connector(
+                    &aws_smithy_runtime_api::client::http::HttpConnectorSettings::builder()
+                        .connect_timeout(handlers::limits::JWKS_FETCH_TIMEOUT)
+                        .build(),
+                ),
+            );
+            // A failed fetch keeps the JWKS file's keys (and says so).
+            let _ = verifier.refresh().await;
+            Some(verifier)
         }
     };
     let gateway = gateway::Gateway::new(chat.clone(), gateway_config(&config), verifier, address);

@@ -312,3 +312,160 @@ fn tokens_never_reach_the_logs() {
         assert!(!logs.contains(signature), "a token in the logs:\n{logs}");
     }
 }
+
+/// An identity provider's JWKS URL, served here: it publishes `document`
+/// (which the test changes to rotate the keys) and counts the fetches.
+struct IdentityProvider {
+    url: String,
+    document: std::sync::Arc<std::sync::Mutex<String>>,
+    fetches: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl IdentityProvider {
+    async fn start(document: String) -> Self {
+        use std::sync::atomic::Ordering;
+        let document = std::sync::Arc::new(std::sync::Mutex::new(document));
+        let fetches = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let (served, counted) = (document.clone(), fetches.clone());
+        let app = axum::Router::new().route(
+            "/.well-known/jwks.json",
+            axum::routing::get(move || {
+                let served = served.clone();
+                let counted = counted.clone();
+                async move {
+                    counted.fetch_add(1, Ordering::SeqCst);
+                    served.lock().expect("the document").clone()
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("a port");
+        let address = listener.local_addr().expect("its address");
+        let server = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Self {
+            url: format!("http://{address}/.well-known/jwks.json"),
+            document,
+            fetches,
+            server,
+        }
+    }
+
+    fn rotate_to(&self, document: String) {
+        *self.document.lock().expect("the document") = document;
+    }
+
+    fn fetches(&self) -> usize {
+        self.fetches.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+impl Drop for IdentityProvider {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+#[tokio::test]
+async fn keys_rotated_at_the_jwks_url_are_fetched_when_a_token_names_one() {
+    let provider = IdentityProvider::start(tokens::jwks("key-1")).await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    // The deployed document, the fallback: it knows key-1 only.
+    let fallback = dir.path().join("jwks.json");
+    std::fs::write(&fallback, tokens::jwks("key-1")).expect("writes");
+    let t = stack_with(
+        &dir,
+        &[
+            "--auth-jwks",
+            &fallback.display().to_string(),
+            "--auth-jwks-url",
+            &provider.url,
+        ],
+    )
+    .await;
+    let url = t.stack.websocket_url();
+    assert_eq!(provider.fetches(), 1, "fetched at start");
+    let good = claims("user-1", None);
+    assert_eq!(
+        refusal(
+            &with_token(&url, &tokens::rs256(&good, Some("key-1"))),
+            None
+        )
+        .await,
+        None
+    );
+
+    // The provider rotates to a new key: the first token signed with it
+    // makes the stack fetch the keys again, and it is let in.
+    provider.rotate_to(tokens::ec_jwks("key-2"));
+    assert_eq!(
+        refusal(
+            &with_token(&url, &tokens::es256(&good, Some("key-2"))),
+            None
+        )
+        .await,
+        None
+    );
+    assert_eq!(provider.fetches(), 2);
+    // The old key is gone with the rotation.
+    assert_eq!(
+        refusal(
+            &with_token(&url, &tokens::rs256(&good, Some("key-1"))),
+            None
+        )
+        .await,
+        Some(403)
+    );
+
+    // Made-up kids cannot make every handshake ask the provider: one fetch
+    // a minute at most.
+    for n in 0..5 {
+        let made_up = tokens::es256(&good, Some(&format!("made-up-{n}")));
+        assert_eq!(refusal(&with_token(&url, &made_up), None).await, Some(403));
+    }
+    assert_eq!(provider.fetches(), 2, "within a minute of the last fetch");
+    t.stack.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_unreachable_jwks_url_falls_back_on_the_deployed_document() {
+    let provider = IdentityProvider::start(tokens::jwks("key-1")).await;
+    let unreachable = provider.url.clone();
+    drop(provider);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let fallback = dir.path().join("jwks.json");
+    std::fs::write(&fallback, tokens::jwks("key-1")).expect("writes");
+    let t = stack_with(
+        &dir,
+        &[
+            "--auth-jwks",
+            &fallback.display().to_string(),
+            "--auth-jwks-url",
+            &unreachable,
+        ],
+    )
+    .await;
+    let url = t.stack.websocket_url();
+    let good = claims("user-1", None);
+    assert_eq!(
+        refusal(
+            &with_token(&url, &tokens::rs256(&good, Some("key-1"))),
+            None
+        )
+        .await,
+        None,
+        "the fallback's key still signs people in"
+    );
+    assert_eq!(
+        refusal(
+            &with_token(&url, &tokens::rs256(&good, Some("key-9"))),
+            None
+        )
+        .await,
+        Some(403)
+    );
+    t.stack.shutdown().await;
+}

@@ -83,7 +83,18 @@ pub fn tampered(token: &str, claims: &Value) -> String {
 /// A JWKS document with the RSA test key under `kid`.
 pub fn jwks(kid: &str) -> String {
     let key = EncodingKey::from_rsa_pem(&read("rsa-private.pem")).expect("the RSA test key");
-    let mut jwk = Jwk::from_encoding_key(&key, Algorithm::RS256).expect("a JWK");
+    jwks_of(&key, Algorithm::RS256, kid)
+}
+
+/// A JWKS document with the EC (P-256) test key under `kid`: the key an
+/// identity provider rotates to, in the tests.
+pub fn ec_jwks(kid: &str) -> String {
+    let key = EncodingKey::from_ec_pem(&read("ec-private.pem")).expect("the EC test key");
+    jwks_of(&key, Algorithm::ES256, kid)
+}
+
+fn jwks_of(key: &EncodingKey, algorithm: Algorithm, kid: &str) -> String {
+    let mut jwk = Jwk::from_encoding_key(key, algorithm).expect("a JWK");
     jwk.common.key_id = Some(kid.to_owned());
     serde_json::to_string(&JwkSet { keys: vec![jwk] }).expect("JSON")
 }

@@ -28,16 +28,16 @@ pub async fn authorize(
 ) -> Result<ApiGatewayCustomAuthorizerResponse, BoxError> {
     let resource = request.method_arn.clone().unwrap_or_default();
     let Some(token) = token_of(&request.headers, &request.query_string_parameters) else {
-        info!(reason = %Denial::Missing, "refused a connection");
+        Denial::Missing.record();
         return Err(UNAUTHORIZED.into());
     };
-    Ok(match verifier.verify(token) {
+    Ok(match verifier.verify_fresh(token).await {
         Ok(identity) => {
             info!(user_id = %identity.user_id, "allowed a connection");
             policy(IamPolicyEffect::Allow, resource, Some(&identity))
         }
         Err(reason) => {
-            info!(%reason, "refused a connection");
+            reason.record();
             policy(IamPolicyEffect::Deny, resource, None)
         }
     })

@@ -192,7 +192,7 @@ impl Gateway {
         // shutdown that starts now still waits for this one's `$disconnect`.
         let in_flight = self.tasks.token();
         let now = now_ms();
-        let identity = match self.authorize(&headers, &query) {
+        let identity = match self.authorize(&headers, &query).await {
             Ok(identity) => identity,
             Err(status) => return status.into_response(),
         };
@@ -259,7 +259,7 @@ impl Gateway {
     /// What API Gateway's `$connect` authorizer decides, when sign-in is on:
     /// no token is 401, a token that does not verify 403 (the reason is
     /// logged; the token never is), a good one the identity to pass on.
-    fn authorize(
+    async fn authorize(
         &self,
         headers: &HeaderMap,
         query: &[(String, String)],
@@ -278,13 +278,13 @@ impl Gateway {
         // missing, even if an Authorization header came along.
         let query_token = query.first("token").filter(|token| !token.is_empty());
         let (Some(_), Some(token)) = (query_token, token_of(headers, &query)) else {
-            info!(reason = %Denial::Missing, "refused a connection");
+            Denial::Missing.record();
             return Err(StatusCode::UNAUTHORIZED);
         };
-        match verifier.verify(token) {
+        match verifier.verify_fresh(token).await {
             Ok(identity) => Ok(Some(identity)),
             Err(reason) => {
-                info!(%reason, "refused a connection");
+                reason.record();
                 Err(StatusCode::FORBIDDEN)
             }
         }
