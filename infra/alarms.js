@@ -46,6 +46,7 @@ const DENIAL_REASONS = [
   'wrong_issuer',
   'wrong_audience',
   'missing_claim',
+  'too_long_lived',
 ];
 
 const FIVE_MINUTES = 300;

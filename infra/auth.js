@@ -74,6 +74,7 @@ const OPTIONAL = {
   AUTH_JWT_AUDIENCE: 'authAudience',
   AUTH_NAME_CLAIM: 'authNameClaim',
   AUTH_JWKS_URL: 'authJwksUrl',
+  AUTH_MAX_TOKEN_LIFETIME_SECS: 'authMaxTokenLifetime',
 };
 
 // Serverless prints a JS resolver's error with its stack; this one's message
@@ -146,6 +147,16 @@ function settings(values, { service, stage }) {
         'https:// JWKS URL, with auth=jwks (the JWKS parameter is the fallback; docs/deploy.md, "Sign-in")'
     );
   }
+  // Tokens valid for longer are refused (seconds, exp after iat); empty: no
+  // limit. handlers::limits::TOKEN_LIFETIME_SECS_RANGE, as the authorizer
+  // checks it at cold start.
+  const maxLifetime = text(values.authMaxTokenLifetime);
+  if (maxLifetime !== '' && !(/^[0-9]+$/.test(maxLifetime) && Number(maxLifetime) >= 60 && Number(maxLifetime) <= 31536000)) {
+    throw failure(
+      `parameter authMaxTokenLifetime is ${JSON.stringify(maxLifetime)}: expected a whole number of seconds ` +
+        'from 60 to 31536000, or nothing for no limit (docs/deploy.md, "Sign-in")'
+    );
+  }
   return {
     kind,
     variable: spec.variable,
@@ -154,6 +165,7 @@ function settings(values, { service, stage }) {
     audience: text(values.authAudience),
     nameClaim,
     jwksUrl,
+    maxLifetime,
   };
 }
 
@@ -179,6 +191,7 @@ function environment(signIn) {
     AUTH_JWT_AUDIENCE: signIn.audience,
     AUTH_NAME_CLAIM: signIn.nameClaim,
     AUTH_JWKS_URL: signIn.jwksUrl,
+    AUTH_MAX_TOKEN_LIFETIME_SECS: signIn.maxLifetime,
   };
 }
 

@@ -42,7 +42,7 @@ const FANOUT_ROOM: &str = "lambda";
 /// The stage in function names, ARNs and `STAGE`.
 const STAGE: &str = "bench";
 /// The HS256 secret the authorizer verifies `mint-token`'s token with.
-const AUTH_SECRET: &str = "chat-bench-authorizer-secret";
+const AUTH_SECRET: &str = "chat-bench-authorizer-secret-32b";
 /// Longest wait for a natively running function's first invocation.
 const COLD_PATIENCE: Duration = Duration::from_secs(30);
 /// Longest wait for the invocations under callgrind.

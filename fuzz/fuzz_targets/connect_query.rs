@@ -27,8 +27,9 @@ use serde_json::Value;
 
 static VERIFIER: LazyLock<Verifier> = LazyLock::new(|| {
     Verifier::new(AuthSettings {
-        keys: KeySource::Secret(b"fuzz-secret".to_vec()),
+        keys: KeySource::Secret(b"fuzz-secret-of-at-least-32-bytes".to_vec()),
         jwks_url: None,
+        max_lifetime: None,
         issuer: None,
         audience: None,
         name_claim: DEFAULT_NAME_CLAIM.to_owned(),

@@ -26,6 +26,7 @@ use serde_json::{Map, Value};
 
 use crate::limits::{
     AUTH_CLOCK_SKEW, JWKS_FETCH_TIMEOUT, JWKS_REFRESH_INTERVAL, MAX_JWKS_BYTES, MAX_TOKEN_BYTES,
+    MIN_SECRET_BYTES,
 };
 use crate::name::DisplayName;
 
@@ -66,6 +67,9 @@ pub struct AuthSettings {
     pub audience: Option<String>,
     /// The claim holding the display name (default `name`).
     pub name_claim: String,
+    /// The longest lifetime a token may have (`exp` after `iat`, or after
+    /// now without `iat`), when set: a token valid for years is refused.
+    pub max_lifetime: Option<std::time::Duration>,
 }
 
 /// The claim of the display name, unless configured.
@@ -76,6 +80,10 @@ pub const DEFAULT_NAME_CLAIM: &str = "name";
 pub enum AuthConfigError {
     #[error("the HS256 secret is empty")]
     EmptySecret,
+    #[error(
+        "the HS256 secret is {bytes} bytes; it must be at least {MIN_SECRET_BYTES} (a short secret is guessed offline from a single token): make one with `openssl rand -base64 32`"
+    )]
+    WeakSecret { bytes: usize },
     #[error("the public key is neither an RSA nor a P-256 EC public key in PEM")]
     PublicKey,
     #[error("the JWKS document does not parse: {0}")]
@@ -121,10 +129,12 @@ pub enum Denial {
     WrongAudience,
     #[error("the token lacks a required claim (exp, sub)")]
     MissingClaim,
+    #[error("the token is valid for longer than the configured maximum lifetime")]
+    TooLongLived,
 }
 
 impl Denial {
-    pub const ALL: [Self; 10] = [
+    pub const ALL: [Self; 11] = [
         Self::Missing,
         Self::Malformed,
         Self::WrongAlgorithm,
@@ -135,6 +145,7 @@ impl Denial {
         Self::WrongIssuer,
         Self::WrongAudience,
         Self::MissingClaim,
+        Self::TooLongLived,
     ];
 
     /// The value of the `reason` dimension of `tokens_refused`.
@@ -150,6 +161,7 @@ impl Denial {
             Self::WrongIssuer => "wrong_issuer",
             Self::WrongAudience => "wrong_audience",
             Self::MissingClaim => "missing_claim",
+            Self::TooLongLived => "too_long_lived",
         }
     }
 
@@ -178,6 +190,7 @@ pub struct Verifier {
     issuer: Option<String>,
     audience: Option<String>,
     name_claim: String,
+    max_lifetime: Option<std::time::Duration>,
 }
 
 impl fmt::Debug for Verifier {
@@ -196,6 +209,11 @@ impl Verifier {
         let (keys, by_kid) = match &settings.keys {
             KeySource::Secret(secret) if secret.is_empty() => {
                 return Err(AuthConfigError::EmptySecret);
+            }
+            KeySource::Secret(secret) if secret.len() < MIN_SECRET_BYTES => {
+                return Err(AuthConfigError::WeakSecret {
+                    bytes: secret.len(),
+                });
             }
             KeySource::Secret(secret) => (
                 vec![Key {
@@ -220,6 +238,7 @@ impl Verifier {
             issuer: settings.issuer,
             audience: settings.audience,
             name_claim: settings.name_claim,
+            max_lifetime: settings.max_lifetime,
         })
     }
 
@@ -251,11 +270,44 @@ impl Verifier {
             .filter(|sub| !sub.is_empty())
             .ok_or(Denial::MissingClaim)?
             .to_owned();
-        let name = claims
-            .get(&self.name_claim)
-            .and_then(Value::as_str)
-            .and_then(|name| DisplayName::parse(name).ok());
+        if let Some(max) = self.max_lifetime {
+            let expires = claims
+                .get("exp")
+                .and_then(Value::as_i64)
+                .unwrap_or(i64::MAX);
+            let from = claims
+                .get("iat")
+                .and_then(Value::as_i64)
+                .unwrap_or_else(|| chrono::Utc::now().timestamp());
+            if expires.saturating_sub(from) > i64::try_from(max.as_secs()).unwrap_or(i64::MAX) {
+                return Err(Denial::TooLongLived);
+            }
+        }
+        let name = self.display_name(&claims);
         Ok(Identity { user_id, name })
+    }
+
+    /// The token's display name. A name claim that is not a valid display
+    /// name (not a string, too long, control or bidi characters) signs its
+    /// holder in without a name, said in a WARN naming the claim (never its
+    /// value): not silently.
+    fn display_name(&self, claims: &Map<String, Value>) -> Option<DisplayName> {
+        let claim = claims.get(&self.name_claim)?;
+        let parsed = match claim.as_str() {
+            Some(name) => DisplayName::parse(name).map_err(|error| error.to_string()),
+            None => Err("it is not a string".to_owned()),
+        };
+        match parsed {
+            Ok(name) => Some(name),
+            Err(why) => {
+                tracing::warn!(
+                    claim = %self.name_claim,
+                    %why,
+                    "the token's name claim is not a valid display name; signed in without a name"
+                );
+                None
+            }
+        }
     }
 
     /// [`Verifier::verify`], and when the token names a key no key has and
@@ -532,6 +584,7 @@ mod tests {
         let settings = |keys| AuthSettings {
             keys,
             jwks_url: None,
+            max_lifetime: None,
             issuer: None,
             audience: None,
             name_claim: DEFAULT_NAME_CLAIM.into(),
@@ -540,6 +593,15 @@ mod tests {
             Verifier::new(settings(KeySource::Secret(vec![]))),
             Err(AuthConfigError::EmptySecret)
         ));
+        assert!(matches!(
+            Verifier::new(settings(KeySource::Secret(b"a".to_vec()))),
+            Err(AuthConfigError::WeakSecret { bytes: 1 })
+        ));
+        assert!(matches!(
+            Verifier::new(settings(KeySource::Secret([7; 31].to_vec()))),
+            Err(AuthConfigError::WeakSecret { bytes: 31 })
+        ));
+        assert!(Verifier::new(settings(KeySource::Secret([7; 32].to_vec()))).is_ok());
         assert!(matches!(
             Verifier::new(settings(KeySource::PublicKeyPem("not a key".into()))),
             Err(AuthConfigError::PublicKey)
@@ -552,7 +614,12 @@ mod tests {
             Verifier::new(settings(KeySource::Jwks("[".into()))),
             Err(AuthConfigError::Jwks(_))
         ));
-        let secret = format!("{:?}", settings(KeySource::Secret(b"hunter2".to_vec())));
+        let secret = format!(
+            "{:?}",
+            settings(KeySource::Secret(
+                b"hunter2hunter2hunter2hunter2hunter2".to_vec()
+            ))
+        );
         assert!(!secret.contains("hunter2"), "{secret}");
         let with_url = |keys, url: &str| AuthSettings {
             jwks_url: Some(url.to_owned()),
@@ -560,7 +627,7 @@ mod tests {
         };
         assert!(matches!(
             Verifier::new(with_url(
-                KeySource::Secret(b"k".to_vec()),
+                KeySource::Secret([7; 32].to_vec()),
                 "https://id.example.com/jwks"
             )),
             Err(AuthConfigError::JwksUrlWithoutDocument)

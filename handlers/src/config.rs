@@ -128,8 +128,9 @@ impl AuthSettings {
     /// The authorizer's settings: exactly one of `AUTH_JWT_SECRET` (HS256),
     /// `AUTH_JWT_PUBLIC_KEY` (PEM, RS256 or ES256) and `AUTH_JWKS` (a JWKS
     /// document, with `AUTH_JWKS_URL` optionally where its newer keys are
-    /// published); `AUTH_JWT_ISSUER`, `AUTH_JWT_AUDIENCE` and
-    /// `AUTH_NAME_CLAIM` (default `name`) optional.
+    /// published); `AUTH_JWT_ISSUER`, `AUTH_JWT_AUDIENCE`,
+    /// `AUTH_NAME_CLAIM` (default `name`) and `AUTH_MAX_TOKEN_LIFETIME_SECS`
+    /// optional.
     pub fn from_env() -> Result<Self, ConfigError> {
         Self::from_vars(&env_value)
     }
@@ -159,6 +160,16 @@ impl AuthSettings {
             issuer: vars("AUTH_JWT_ISSUER"),
             audience: vars("AUTH_JWT_AUDIENCE"),
             name_claim: vars("AUTH_NAME_CLAIM").unwrap_or_else(|| DEFAULT_NAME_CLAIM.to_owned()),
+            max_lifetime: vars("AUTH_MAX_TOKEN_LIFETIME_SECS")
+                .map(|value| {
+                    parse_in_range(
+                        "AUTH_MAX_TOKEN_LIFETIME_SECS",
+                        &value,
+                        crate::limits::TOKEN_LIFETIME_SECS_RANGE,
+                    )
+                })
+                .transpose()?
+                .map(|secs| std::time::Duration::from_secs(secs as u64)),
         })
     }
 }

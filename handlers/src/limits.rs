@@ -124,6 +124,12 @@ pub const MAX_ECHOED_ACTION_CHARS: usize = 40;
 
 /// Clock skew allowed when checking a token's `exp` and `nbf`.
 pub const AUTH_CLOCK_SKEW: Duration = Duration::from_secs(30);
+/// The shortest HS256 secret accepted: 256 bits, the hash's size (RFC 7518
+/// asks for at least that); a shorter one is brute-forced offline from a
+/// single token.
+pub const MIN_SECRET_BYTES: usize = 32;
+/// `AUTH_MAX_TOKEN_LIFETIME_SECS`: the longest a token may be valid, when set.
+pub const TOKEN_LIFETIME_SECS_RANGE: std::ops::RangeInclusive<usize> = 60..=31_536_000;
 /// The longest token accepted; longer ones are refused unread.
 pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
 /// A JWKS URL is asked again, when a token names a key no key has, at most

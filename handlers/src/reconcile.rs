@@ -207,16 +207,25 @@ where
             }
         }
     }
-    info!(
-        open = report.open,
-        expired = report.expired,
-        gone = report.gone,
-        closed_meanwhile = report.closed_meanwhile,
-        alive = report.alive,
-        unknown = report.unknown,
-        stopped_at_deadline = report.stopped_at_deadline,
-        "repaired the sessions left open"
-    );
+    let eventful = report.expired + report.gone + report.unknown > 0 || report.stopped_at_deadline;
+    if eventful {
+        info!(
+            open = report.open,
+            expired = report.expired,
+            gone = report.gone,
+            closed_meanwhile = report.closed_meanwhile,
+            alive = report.alive,
+            unknown = report.unknown,
+            stopped_at_deadline = report.stopped_at_deadline,
+            "repaired the sessions left open"
+        );
+    } else {
+        debug!(
+            open = report.open,
+            alive = report.alive,
+            "no session left open to repair"
+        );
+    }
     Ok(report)
 }
 

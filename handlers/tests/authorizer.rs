@@ -16,6 +16,7 @@ fn verifier() -> Verifier {
     Verifier::new(AuthSettings {
         keys: KeySource::Secret(SECRET.as_bytes().to_vec()),
         jwks_url: None,
+        max_lifetime: None,
         issuer: None,
         audience: None,
         name_claim: DEFAULT_NAME_CLAIM.to_owned(),

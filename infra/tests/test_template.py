@@ -188,6 +188,7 @@ OPTIONAL_AUTH_VARIABLES = {
     "AUTH_JWT_AUDIENCE": "authAudience",
     "AUTH_NAME_CLAIM": "authNameClaim",
     "AUTH_JWKS_URL": "authJwksUrl",
+    "AUTH_MAX_TOKEN_LIFETIME_SECS": "authMaxTokenLifetime",
 }
 # API Gateway refuses a handshake without it (401) before invoking the
 # authorizer: the one thing a browser's WebSocket can send.
@@ -1313,6 +1314,7 @@ def test_sign_in_parameters_are_checked_when_packaging():
         ({"auth": "public-key", "authKey": "/chat/key", "authKeyVersion": "3"}, ("public-key", "/chat/key", "3")),
         ({"auth": "jwks"}, ("jwks", "", "")),
         ({"auth": "jwks", "authKey": "chat-jwks", "authKeyVersion": 12}, ("jwks", "chat-jwks", "12")),
+        ({"auth": "hs256", "authMaxTokenLifetime": "86400"}, ("hs256", "", "")),
         (
             {"auth": "jwks", "authJwksUrl": "https://id.example.com/.well-known/jwks.json"},
             ("jwks", "", "", "https://id.example.com/.well-known/jwks.json"),
@@ -1332,6 +1334,8 @@ def test_sign_in_parameters_are_checked_when_packaging():
         ({"auth": "jwks", "authJwksUrl": "http://id.example.com/jwks.json"}, "parameter authJwksUrl"),
         ({"auth": "hs256", "authJwksUrl": "https://id.example.com/jwks.json"}, "parameter authJwksUrl"),
         ({"auth": "jwks", "authJwksUrl": "jwks.json"}, "parameter authJwksUrl"),
+        ({"auth": "hs256", "authMaxTokenLifetime": "59"}, "parameter authMaxTokenLifetime"),
+        ({"auth": "hs256", "authMaxTokenLifetime": "1 day"}, "parameter authMaxTokenLifetime"),
     ]
     cases = [values for values, _ in accepted] + [values for values, _ in refused]
     result = subprocess.run(
@@ -1361,6 +1365,7 @@ def test_sign_in_parameters_are_checked_when_packaging():
             "AUTH_JWT_AUDIENCE": "",
             "AUTH_NAME_CLAIM": "name",
             "AUTH_JWKS_URL": url[0] if url else "",
+            "AUTH_MAX_TOKEN_LIFETIME_SECS": values.get("authMaxTokenLifetime", ""),
         }, values
     for (values, parameter), outcome in zip(refused, outcomes[len(accepted) :]):
         assert "error" in outcome, values

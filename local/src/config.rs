@@ -173,6 +173,12 @@ pub struct Args {
     #[arg(long, env = "AUTH_JWT_AUDIENCE")]
     pub auth_jwt_audience: Option<String>,
 
+    /// With sign-in: refuse tokens valid for longer than this many seconds
+    /// (`exp` after `iat`).
+    #[arg(long, env = "AUTH_MAX_TOKEN_LIFETIME_SECS",
+          value_parser = usize_in(handlers::limits::TOKEN_LIFETIME_SECS_RANGE))]
+    pub auth_max_token_lifetime_secs: Option<usize>,
+
     /// With sign-in: the claim holding the display name.
     #[arg(long, env = "AUTH_NAME_CLAIM", default_value = handlers::auth::DEFAULT_NAME_CLAIM)]
     pub auth_name_claim: String,
@@ -283,6 +289,7 @@ pub struct Config {
 pub struct AuthConfig {
     pub keys: AuthKeys,
     pub jwks_url: Option<String>,
+    pub max_lifetime: Option<Duration>,
     pub issuer: Option<String>,
     pub audience: Option<String>,
     pub name_claim: String,
@@ -316,6 +323,7 @@ impl AuthConfig {
                 AuthKeys::JwksFile(path) => KeySource::Jwks(read(path)?),
             },
             jwks_url: self.jwks_url.clone(),
+            max_lifetime: self.max_lifetime,
             issuer: self.issuer.clone(),
             audience: self.audience.clone(),
             name_claim: self.name_claim.clone(),
@@ -347,6 +355,9 @@ impl From<Args> for Config {
         let auth = keys.map(|keys| AuthConfig {
             keys,
             jwks_url: args.auth_jwks_url,
+            max_lifetime: args
+                .auth_max_token_lifetime_secs
+                .map(|secs| Duration::from_secs(secs as u64)),
             issuer: args.auth_jwt_issuer,
             audience: args.auth_jwt_audience,
             name_claim: args.auth_name_claim,

@@ -469,3 +469,69 @@ async fn an_unreachable_jwks_url_falls_back_on_the_deployed_document() {
     );
     t.stack.shutdown().await;
 }
+
+#[test]
+fn a_short_hs256_secret_stops_the_stack_naming_its_length() {
+    let output = Command::new(env!("CARGO_BIN_EXE_chat-local"))
+        .args(["--in-memory", "--listen", "127.0.0.1:0"])
+        .args(["--dynamodb-listen", "127.0.0.1:0", "--auth-jwt-secret", "a"])
+        .env_remove("CHAT_DYNAMODB_ENDPOINT")
+        .output()
+        .expect("chat-local runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("the HS256 secret is 1 bytes; it must be at least 32"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("openssl rand -base64 32"), "{stderr}");
+}
+
+#[tokio::test]
+async fn a_token_valid_for_longer_than_the_maximum_is_refused() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let t = stack_with(
+        &dir,
+        &[
+            "--auth-jwt-secret",
+            SECRET,
+            "--auth-max-token-lifetime-secs",
+            "3600",
+        ],
+    )
+    .await;
+    let url = t.stack.websocket_url();
+    let now = tokens::now();
+    let within = json!({ "sub": "u", "iat": now, "exp": now + 3600 });
+    let for_ever = json!({ "sub": "u", "iat": now, "exp": 1_000_000_000_000_i64 });
+    let no_iat = json!({ "sub": "u", "exp": now + 7200 });
+    assert_eq!(
+        refusal(&with_token(&url, &hs256(&within, SECRET)), None).await,
+        None
+    );
+    assert_eq!(
+        refusal(&with_token(&url, &hs256(&for_ever, SECRET)), None).await,
+        Some(403),
+        "valid until the year 33658"
+    );
+    assert_eq!(
+        refusal(&with_token(&url, &hs256(&no_iat, SECRET)), None).await,
+        Some(403),
+        "without iat, counted from now"
+    );
+    t.stack.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_name_claim_that_is_not_a_display_name_signs_in_without_a_name() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let t = stack_with(&dir, &["--auth-jwt-secret", SECRET]).await;
+    let url = t.stack.websocket_url();
+    for bad in [json!("x".repeat(100)), json!("\u{202e}evil"), json!(42)] {
+        let mut claims = claims("user-7", None);
+        claims["name"] = bad.clone();
+        let client = Client::connect(&with_token(&url, &hs256(&claims, SECRET))).await;
+        assert_eq!(client.welcome["name"], Value::Null, "{bad}");
+    }
+    t.stack.shutdown().await;
+}

@@ -18,7 +18,7 @@ import {
 } from './pages.mjs';
 import { artifacts, mintToken } from './stack.mjs';
 
-const SECRET = 'web-tests-secret';
+const SECRET = 'web-tests-secret, of 32 bytes ok.';
 let stack;
 const session = browserTests((shared) => {
   stack = shared;

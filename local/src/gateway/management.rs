@@ -65,7 +65,9 @@ async fn guard(
 
 /// This machine always; another only with the configured key.
 fn may_manage(peer: IpAddr, key: Option<&str>, given: Option<&[u8]>) -> bool {
-    peer.is_loopback()
+    // On a dual-stack listener (`[::]`), 127.0.0.1 arrives as
+    // `::ffff:127.0.0.1`, which is not `is_loopback` until canonicalised.
+    peer.to_canonical().is_loopback()
         || key
             .zip(given)
             .is_some_and(|(key, given)| constant_time_eq(given, key.as_bytes()))
@@ -190,6 +192,13 @@ mod tests {
         let phone = "203.0.113.7".parse().expect("an address");
         assert!(may_manage(local, None, None));
         assert!(may_manage(local6, None, None));
+        let mapped = "::ffff:127.0.0.1".parse().expect("an address");
+        assert!(
+            may_manage(mapped, None, None),
+            "127.0.0.1 on a dual-stack listener"
+        );
+        let mapped_phone = "::ffff:203.0.113.7".parse().expect("an address");
+        assert!(!may_manage(mapped_phone, None, None));
         assert!(!may_manage(phone, None, None), "closed by default");
         assert!(!may_manage(phone, None, Some(b"anything")));
         assert!(!may_manage(phone, Some("k3y"), None));

@@ -203,7 +203,9 @@ impl Gateway {
         let (connection, outbox) = Connection::new(
             ids::new_id(),
             now,
-            peer.ip().to_string(),
+            // `::ffff:a.b.c.d` (a dual-stack listener) is a.b.c.d, as
+            // API Gateway would report it.
+            peer.ip().to_canonical().to_string(),
             user_agent,
             identity,
         );
