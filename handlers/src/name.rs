@@ -23,6 +23,14 @@ pub enum InvalidName {
     Control(u32),
     #[error("names cannot contain characters that reorder text (U+{0:04X})")]
     Bidi(u32),
+    #[error("names cannot contain invisible characters (U+{0:04X})")]
+    Invisible(u32),
+    #[error(
+        "names must be UTF-8: this one has bytes that are not (U+FFFD, the replacement character, stands for them)"
+    )]
+    NotUtf8,
+    #[error("names need at least one visible character")]
+    NothingVisible,
 }
 
 impl DisplayName {
@@ -34,6 +42,16 @@ impl DisplayName {
         }
         if let Some(c) = name.chars().find(|c| reorders_text(*c)) {
             return Err(InvalidName::Bidi(u32::from(c)));
+        }
+        // `?name=%FF` reaches us decoded with U+FFFD in place of the bytes.
+        if name.contains('\u{FFFD}') {
+            return Err(InvalidName::NotUtf8);
+        }
+        if let Some(c) = name.chars().find(|c| invisible(*c)) {
+            return Err(InvalidName::Invisible(u32::from(c)));
+        }
+        if name.chars().all(|c| c.is_whitespace() || joins(c)) && !name.is_empty() {
+            return Err(InvalidName::NothingVisible);
         }
         let length = name.chars().count();
         if !DISPLAY_NAME_CHARS.contains(&length) {
@@ -54,6 +72,23 @@ fn reorders_text(c: char) -> bool {
         c,
         '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}'
     )
+}
+
+/// Characters that show nothing and do nothing a name needs: zero-width
+/// space, word joiner, byte order mark, soft hyphen, Mongolian vowel
+/// separator, and the invisible math operators. (The zero-width joiner and
+/// non-joiner stay allowed: emoji sequences and several scripts need them,
+/// though never on their own.)
+fn invisible(c: char) -> bool {
+    matches!(
+        c,
+        '\u{00AD}' | '\u{180E}' | '\u{200B}' | '\u{2060}'..='\u{2064}' | '\u{FEFF}'
+    )
+}
+
+/// The zero-width joiner and non-joiner.
+fn joins(c: char) -> bool {
+    matches!(c, '\u{200C}' | '\u{200D}')
 }
 
 impl fmt::Display for DisplayName {
@@ -123,5 +158,33 @@ mod tests {
             Err(InvalidName::Bidi(0x2067))
         );
         assert!(InvalidName::Bidi(0x202E).to_string().contains("U+202E"));
+    }
+
+    #[test]
+    fn undecodable_and_invisible_names_are_refused_and_joiners_kept_in_emoji() {
+        // `?name=%FF`, decoded.
+        assert_eq!(DisplayName::parse("\u{FFFD}"), Err(InvalidName::NotUtf8));
+        assert_eq!(DisplayName::parse("a\u{FFFD}b"), Err(InvalidName::NotUtf8));
+        for (raw, code) in [
+            ("a\u{200B}b", 0x200B),
+            ("\u{FEFF}Ada", 0xFEFF),
+            ("Ad\u{2060}a", 0x2060),
+            ("A\u{00AD}da", 0xAD),
+        ] {
+            assert_eq!(
+                DisplayName::parse(raw),
+                Err(InvalidName::Invisible(code)),
+                "{raw:?}"
+            );
+        }
+        assert_eq!(
+            DisplayName::parse("\u{200D}"),
+            Err(InvalidName::NothingVisible)
+        );
+        let family = "👨\u{200D}👩\u{200D}👧";
+        assert_eq!(
+            DisplayName::parse(family).map(String::from).as_deref(),
+            Ok(family)
+        );
     }
 }

@@ -196,7 +196,8 @@ pub enum ErrorCode {
     PartialDelivery,
     /// `limit` of a `history` request is not a positive integer.
     InvalidLimit,
-    /// `before` of a `history` request is not a cursor this room gave out.
+    /// `before` of a `history` request is not a well-formed cursor naming
+    /// this room.
     InvalidCursor,
     /// `?room=` on connect is not a room name.
     InvalidRoom,
@@ -388,8 +389,8 @@ fn shown<'a>(connection_id: &'a str, name: Option<&'a DisplayName>) -> &'a str {
 /// A client frame, as far as routing is concerned: `$request.body.action`.
 #[derive(Debug, PartialEq)]
 pub enum Inbound {
-    /// Not a JSON object.
-    NotJson,
+    /// Not a JSON object: what it is instead, for the client.
+    NotJson(String),
     /// A JSON object; `action` when it is a string.
     Object {
         action: Option<String>,
@@ -399,16 +400,35 @@ pub enum Inbound {
 
 impl Inbound {
     pub fn parse(body: Option<&str>) -> Self {
-        match body.map(serde_json::from_str::<Value>) {
-            Some(Ok(Value::Object(body))) => Self::Object {
-                action: body
-                    .get("action")
-                    .and_then(Value::as_str)
-                    .map(str::to_owned),
-                body,
-            },
-            _ => Self::NotJson,
-        }
+        let problem = match body.map(serde_json::from_str::<Value>) {
+            Some(Ok(Value::Object(body))) => {
+                return Self::Object {
+                    action: body
+                        .get("action")
+                        .and_then(Value::as_str)
+                        .map(str::to_owned),
+                    body,
+                };
+            }
+            None => "the frame is empty".to_owned(),
+            // serde_json says what and where: "number out of range at line 1
+            // column 12", "expected value at line 1 column 1".
+            Some(Err(error)) => format!("the frame is not valid JSON ({error})"),
+            Some(Ok(other)) => format!("the frame is JSON, but {}", kind_of(&other)),
+        };
+        Self::NotJson(format!("Frames must be JSON objects: {problem}"))
+    }
+}
+
+/// What a JSON value that is not an object is, for an error message.
+fn kind_of(value: &Value) -> &'static str {
+    match value {
+        Value::Array(_) => "an array, not an object",
+        Value::String(_) => "a string, not an object",
+        Value::Number(_) => "a number, not an object",
+        Value::Bool(_) => "a boolean, not an object",
+        Value::Null => "null, not an object",
+        Value::Object(_) => "an object",
     }
 }
 
@@ -429,11 +449,14 @@ pub fn validate_send_message(
     body: Option<&str>,
     max_message_bytes: usize,
 ) -> Result<SendMessage, Rejection> {
-    let Inbound::Object { body, .. } = Inbound::parse(body) else {
-        return Err(Box::new(ServerFrame::unroutable(
-            ErrorCode::InvalidJson,
-            "Frames must be JSON objects",
-        )));
+    let body = match Inbound::parse(body) {
+        Inbound::Object { body, .. } => body,
+        Inbound::NotJson(problem) => {
+            return Err(Box::new(ServerFrame::unroutable(
+                ErrorCode::InvalidJson,
+                &problem,
+            )));
+        }
     };
     let message = match body.get("message") {
         Some(Value::String(message)) => message,
@@ -512,11 +535,14 @@ pub struct HistoryRequest {
 /// Reads `limit` (default [`HISTORY_DEFAULT_LIMIT`], capped at
 /// [`HISTORY_MAX_LIMIT`]) and `before` from a `history` frame.
 pub fn parse_history_request(body: Option<&str>) -> Result<HistoryRequest, Rejection> {
-    let Inbound::Object { body, .. } = Inbound::parse(body) else {
-        return Err(Box::new(ServerFrame::unroutable(
-            ErrorCode::InvalidJson,
-            "Frames must be JSON objects",
-        )));
+    let body = match Inbound::parse(body) {
+        Inbound::Object { body, .. } => body,
+        Inbound::NotJson(problem) => {
+            return Err(Box::new(ServerFrame::unroutable(
+                ErrorCode::InvalidJson,
+                &problem,
+            )));
+        }
     };
     let limit = match body.get("limit") {
         None | Some(Value::Null) => HISTORY_DEFAULT_LIMIT,
@@ -759,8 +785,27 @@ mod tests {
 
     #[test]
     fn routing_reads_action_only_when_it_is_a_string() {
-        assert_eq!(Inbound::parse(Some("[1,2]")), Inbound::NotJson);
-        assert_eq!(Inbound::parse(None), Inbound::NotJson);
+        assert_eq!(
+            Inbound::parse(Some("[1,2]")),
+            Inbound::NotJson(
+                "Frames must be JSON objects: the frame is JSON, but an array, not an object"
+                    .into()
+            )
+        );
+        assert_eq!(
+            Inbound::parse(None),
+            Inbound::NotJson("Frames must be JSON objects: the frame is empty".into())
+        );
+        // An object whose number JSON cannot hold says so, and where.
+        let Inbound::NotJson(problem) =
+            Inbound::parse(Some(r#"{"action":"sendmessage","n":1e309}"#))
+        else {
+            panic!("1e309 does not parse");
+        };
+        assert!(
+            problem.contains("number out of range at line 1 column"),
+            "{problem}"
+        );
         let Inbound::Object { action, .. } = Inbound::parse(Some(r#"{"action":7}"#)) else {
             panic!("an object");
         };

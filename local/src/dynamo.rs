@@ -31,6 +31,12 @@ pub enum EmbeddedError {
     NotUtf8(PathBuf),
     #[error("cannot open the database: {0}")]
     Open(String),
+    #[error(
+        "{path} is not a chat-local database (it is not an SQLite database, or it is damaged): {detail}. \
+         Move it away (or delete it: every message and session in it is lost) and start again, \
+         or choose another --data-dir"
+    )]
+    NotADatabase { path: PathBuf, detail: String },
     #[error("cannot listen on {address}: {source}; choose another address with --dynamodb-listen")]
     Bind {
         address: SocketAddr,
@@ -101,11 +107,23 @@ fn open(data_dir: Option<&Path>) -> Result<dynoxide::Database, EmbeddedError> {
         path: dir.to_owned(),
         source,
     })?;
-    let path = dir.join(DATABASE_FILE);
-    let path = path
+    let file = dir.join(DATABASE_FILE);
+    let path = file
         .to_str()
         .ok_or_else(|| EmbeddedError::NotUtf8(dir.to_owned()))?;
-    dynoxide::Database::new(path).map_err(|error| EmbeddedError::Open(error.to_string()))
+    dynoxide::Database::new(path).map_err(|error| {
+        let detail = error.to_string();
+        // SQLite's "file is not a database", which the engine answers with
+        // advice for its own developers (an encryption feature).
+        if detail.contains("not a database") || detail.contains("encrypt") {
+            EmbeddedError::NotADatabase {
+                path: file,
+                detail: "SQLite says \"file is not a database\"".into(),
+            }
+        } else {
+            EmbeddedError::Open(detail)
+        }
+    })
 }
 
 /// dynoxide never expires items by itself.

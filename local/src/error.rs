@@ -42,6 +42,10 @@ pub enum StartError {
     Auth(#[from] handlers::auth::AuthConfigError),
     #[error("the gateway's Management API endpoint: {0}; check --stage")]
     ManagementEndpoint(#[from] handlers::error::ConfigError),
+    #[error(
+        "--listen and --dynamodb-listen are both {0}: the gateway and the embedded DynamoDB need an address each; give one of them another port"
+    )]
+    SameAddress(SocketAddr),
 }
 
 impl StartError {

@@ -121,6 +121,24 @@ impl Stack {
 /// Starts the whole stack.
 pub async fn start(config: Config) -> Result<Stack, StartError> {
     let listen = config.dynamodb_listen;
+    let embedded = !matches!(config.storage, Storage::External(_));
+    if embedded && listen == config.listen && listen.port() != 0 {
+        return Err(StartError::SameAddress(listen));
+    }
+    if embedded && !listen.ip().to_canonical().is_loopback() {
+        warn!(
+            address = %listen,
+            "the embedded DynamoDB listens on {listen}: every table (messages, sessions with their \
+             source_ip) is open to every machine that reaches it, without credentials. \
+             Use --dynamodb-listen 127.0.0.1:PORT unless that is what you want"
+        );
+    }
+    if !config.web_dir.join("index.html").is_file() {
+        warn!(
+            web_dir = %config.web_dir.display(),
+            "--web-dir has no index.html: the chat page will answer 404 (the WebSocket and the Management API work)"
+        );
+    }
     let (engine, checkpoint_path) = match &config.storage {
         Storage::External(endpoint) => (Engine::External(endpoint.clone()), None),
         Storage::Memory => (

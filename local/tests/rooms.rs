@@ -390,6 +390,11 @@ async fn hostile_names_refuse_the_upgrade_with_400_and_a_reason() {
         "%1B%5B31mred",
         "%E2%80%AEevil",
         &ten_kb,
+        // Not UTF-8: decoded with U+FFFD in its place.
+        "%FF",
+        // Zero-width space, byte order mark: invisible.
+        "a%E2%80%8Bb",
+        "%EF%BB%BFAda",
     ] {
         let error = tokio_tungstenite::connect_async(format!("{url}?name={hostile}"))
             .await

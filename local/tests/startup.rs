@@ -192,3 +192,47 @@ fn a_restart_after_kill_9_closes_what_the_dead_process_left_open() {
         t.stack.shutdown().await;
     });
 }
+
+#[test]
+fn a_file_that_is_not_a_database_is_named_with_what_to_do() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(dir.path().join("chat.db"), vec![0x5a_u8; 8192]).expect("written");
+    let data_dir = dir.path().display().to_string();
+    let (code, stderr) = run(&[
+        "--data-dir",
+        &data_dir,
+        "--listen",
+        "127.0.0.1:0",
+        "--dynamodb-listen",
+        "127.0.0.1:0",
+    ]);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains("chat.db is not a chat-local database"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("--data-dir"), "{stderr}");
+    assert!(
+        !stderr.contains("encryption"),
+        "the engine's advice to its developers: {stderr}"
+    );
+}
+
+#[test]
+fn the_same_address_for_the_gateway_and_the_engine_names_both_flags() {
+    let port = dead_port().to_string();
+    let address = format!("127.0.0.1:{port}");
+    let (code, stderr) = run(&[
+        "--in-memory",
+        "--listen",
+        &address,
+        "--dynamodb-listen",
+        &address,
+    ]);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains("--listen and --dynamodb-listen are both"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("another chat-local"), "{stderr}");
+}

@@ -19,9 +19,7 @@ pub async fn default(event: WebSocketEvent) -> Result<ApiGatewayProxyResponse, E
         } if Action::from_name(&action) == Some(Action::Ping) => {
             return Ok(reply(200, Some(&ServerFrame::pong())));
         }
-        Inbound::NotJson => {
-            ServerFrame::unroutable(ErrorCode::InvalidJson, "Frames must be JSON objects")
-        }
+        Inbound::NotJson(problem) => ServerFrame::unroutable(ErrorCode::InvalidJson, &problem),
         Inbound::Object { action: None, .. } => {
             ServerFrame::unroutable(ErrorCode::UnknownAction, "The frame has no \"action\"")
         }
