@@ -243,7 +243,9 @@ pub struct Message {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user_id: Option<String>,
     /// `timestamp#message_id`: the history index's sort key, unique even
-    /// when two messages share a millisecond, so pages never overlap.
+    /// when two messages share a millisecond, so pages never overlap; and,
+    /// `message_id` being a UUIDv7 made in order, in the order they came
+    /// in.
     pub time_order: String,
     /// Epoch seconds after which DynamoDB deletes the message
     /// ([`Retention::message_days`]); absent: kept.

@@ -87,3 +87,30 @@ async fn a_connection_whose_row_predates_rooms_is_in_the_lobby() {
     assert_eq!(sender.map(|sender| sender.room), Some(Room::lobby()));
     assert_eq!(h.chat.store.sender("unknown").await.expect("read"), None);
 }
+
+/// A burst within one millisecond comes back from `history` in the order it
+/// was said, as live delivery has it.
+#[tokio::test]
+async fn history_keeps_the_order_of_messages_of_the_same_millisecond() {
+    let h = testkit::Harness::with_limits(handlers::ChatLimits {
+        message_rate: None,
+        ..handlers::ChatLimits::default()
+    })
+    .await;
+    h.connect("alice").await;
+    let said: Vec<String> = (0..20).map(|n| format!("burst {n:02}")).collect();
+    for text in &said {
+        let body = serde_json::json!({ "action": "sendmessage", "message": text }).to_string();
+        // Every one with the same requestTimeEpoch.
+        h.send_at("alice", &body, 0).await;
+    }
+    let (_, page) = h.history("alice", r#"{"action":"history"}"#).await;
+    let mut read: Vec<String> = page["messages"]
+        .as_array()
+        .expect("messages")
+        .iter()
+        .map(|message| message["text"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    read.reverse(); // newest first
+    assert_eq!(read, said);
+}

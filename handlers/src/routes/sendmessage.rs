@@ -75,7 +75,10 @@ pub(super) async fn sendmessage(
         name: sender.name,
         user_id: sender.user_id,
         ..Message::new(
-            uuid::Uuid::new_v4().to_string(),
+            // Time-ordered, and in order of creation within a process: two
+            // messages of the same millisecond keep the order they came in
+            // (`time_order` is `timestamp#message_id`).
+            uuid::Uuid::now_v7().to_string(),
             id.to_owned(),
             sender.room,
             text,
