@@ -103,6 +103,25 @@ pub struct Args {
           value_parser = usize_in(1..=1_000_000))]
     pub max_connections_per_ip: usize,
 
+    /// Page origins (besides the stack's own) that may open WebSockets, e.g.
+    /// http://127.0.0.1:5173 for a page served elsewhere, `null` for a
+    /// file:// page, `*` for any; repeatable or comma-separated.
+    #[arg(
+        long = "allowed-origin",
+        env = "CHAT_ALLOWED_ORIGINS",
+        value_delimiter = ','
+    )]
+    pub allowed_origins: Vec<String>,
+
+    /// Host names (besides loopback names and the --listen address) that
+    /// requests may name; repeatable or comma-separated.
+    #[arg(
+        long = "allowed-host",
+        env = "CHAT_ALLOWED_HOSTS",
+        value_delimiter = ','
+    )]
+    pub allowed_hosts: Vec<String>,
+
     /// Route handler invocations running at once (Lambda's concurrency, for
     /// the local stack); more wait their turn.
     #[arg(long, env = "CHAT_INVOCATION_CONCURRENCY", default_value_t = DEFAULT_INVOCATION_CONCURRENCY,
@@ -282,6 +301,8 @@ pub struct Config {
     pub max_connections_per_ip: usize,
     pub invocation_concurrency: usize,
     pub throttles: crate::gateway::throttle::StageThrottles,
+    pub allowed_origins: Vec<String>,
+    pub allowed_hosts: Vec<String>,
 }
 
 /// Where sign-in's keys are; read when the stack starts.
@@ -422,6 +443,8 @@ impl From<Args> for Config {
                 },
                 connect: CONNECT_ROUTE_THROTTLE,
             },
+            allowed_origins: args.allowed_origins,
+            allowed_hosts: args.allowed_hosts,
         }
     }
 }

@@ -323,6 +323,11 @@ fn gateway_config(config: &Config) -> gateway::GatewayConfig {
         max_connections_per_ip: config.max_connections_per_ip,
         invocation_concurrency: config.invocation_concurrency,
         throttles: config.throttles,
+        cross_site: gateway::cross_site::CrossSite {
+            listen: None,
+            allowed_hosts: config.allowed_hosts.clone(),
+            allowed_origins: config.allowed_origins.clone(),
+        },
     }
 }
 

@@ -438,8 +438,10 @@ test('an abnormal close reconnects with growing backoff, says so, and Disconnect
 });
 
 test('length limit: shown before it is hit, enforced in bytes, server errors inline; works from a static host', { timeout: TEST_TIMEOUT }, async () => {
-  const small = await startStack({ args: ['--max-message-bytes', '64'] });
   const host = await startStaticHost();
+  // A page from elsewhere may open WebSockets only when the stack allows its origin.
+  const origin = host.url.replace(/\/$/, '');
+  const small = await startStack({ args: ['--max-message-bytes', '64', '--allowed-origin', origin] });
   try {
     // Served by the stack: the stack's limit.
     const page = await openPage(await newContext(), small.page);

@@ -44,6 +44,10 @@ async fn guard(
     request: Request,
     next: Next,
 ) -> Response {
+    if super::cross_site::from_a_browser(request.headers()) {
+        info!(%peer, "refused a Management API call made by a browser");
+        return error(StatusCode::FORBIDDEN, "ForbiddenException", "Forbidden");
+    }
     let given = request
         .headers()
         .get("x-api-key")

@@ -2,6 +2,7 @@
 //! Management API, and the web client, on one listener.
 
 mod connections;
+pub mod cross_site;
 mod events;
 mod ids;
 mod management;
@@ -59,6 +60,9 @@ pub struct GatewayConfig {
     pub management_api_key: Option<String>,
     /// Added to every Management API call (a benchmark's simulated AWS).
     pub management_api_delay: Duration,
+    /// Who may reach the stack from a browser (its `listen` is filled in
+    /// by [`Gateway::new`]).
+    pub cross_site: cross_site::CrossSite,
 }
 
 /// Shared state of the gateway.
@@ -84,10 +88,11 @@ pub struct Gateway {
 impl Gateway {
     pub fn new(
         chat: Chat,
-        config: GatewayConfig,
+        mut config: GatewayConfig,
         verifier: Option<Verifier>,
         address: SocketAddr,
     ) -> Arc<Self> {
+        config.cross_site.listen = Some(address);
         Arc::new(Self {
             invocations: tokio::sync::Semaphore::new(config.invocation_concurrency.max(1)),
             throttles: throttle::Throttles::new(config.throttles),
@@ -132,6 +137,10 @@ impl Gateway {
             .nest(&format!("/{stage}/@connections"), connections_api.clone())
             .nest("/@connections", connections_api)
             .fallback_service(ServeDir::new(&self.config.web_dir))
+            .layer(axum::middleware::from_fn_with_state(
+                Arc::clone(self),
+                guard_cross_site,
+            ))
             .with_state(Arc::clone(self))
     }
 
@@ -187,6 +196,10 @@ impl Gateway {
     ) -> Response {
         if !self.accepting.load(Ordering::Acquire) {
             return (StatusCode::SERVICE_UNAVAILABLE, "shutting down").into_response();
+        }
+        if let Err(why) = self.config.cross_site.check_origin(&headers) {
+            info!(peer = %peer.ip(), "refused an upgrade from another site's page");
+            return (StatusCode::FORBIDDEN, why).into_response();
         }
         // Counts as a running connection task from `$connect` on, so a
         // shutdown that starts now still waits for this one's `$disconnect`.
@@ -390,6 +403,26 @@ pub(crate) fn now_ms() -> i64 {
 }
 
 type Upgrade = Result<WebSocketUpgrade, WebSocketUpgradeRejection>;
+
+/// Every request to the public listener: refused unless its `Host` names
+/// this stack; the page's security headers on whatever is not the
+/// Management API or an upgrade ([`cross_site`]).
+async fn guard_cross_site(
+    State(gateway): State<Arc<Gateway>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    if let Err(why) = gateway.config.cross_site.check_host(request.headers()) {
+        info!("refused a request for another host name");
+        return (StatusCode::FORBIDDEN, why).into_response();
+    }
+    let api = request.uri().path().contains("/@connections");
+    let mut response = next.run(request).await;
+    if !api && response.status() != StatusCode::SWITCHING_PROTOCOLS {
+        cross_site::add_page_headers(response.headers_mut());
+    }
+    response
+}
 
 /// `/`: a WebSocket upgrade, or the chat page for a browser.
 async fn root(
