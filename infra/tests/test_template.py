@@ -153,6 +153,8 @@ PERMISSIONS: dict[str, set[tuple[str, str]]] = {
         ("dynamodb:ListStreams", SESSION_STREAM),
         ("dynamodb:UpdateItem", "SessionHistory"),
         ("dynamodb:Query", ROOM_INDEX),
+        # Whether a newcomer whose welcome got 410 still has its row.
+        ("dynamodb:GetItem", "ActiveConnections"),
         ("dynamodb:DeleteItem", "ActiveConnections"),
         ("execute-api:ManageConnections", POST_TO_CONNECTIONS),
         ("sqs:SendMessage", FAILURES_QUEUE),

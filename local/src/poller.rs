@@ -280,11 +280,11 @@ impl Poller {
             invoke(&self.chat, batch)
         })
         .await;
-        if let Delivered::GaveUp { retries, skipped } = outcome {
+        if let Delivered::Skipping { retries, skipped } = outcome {
             error!(
                 retries,
                 skipped = ?skipped,
-                "giving up on stream records after bounded retries"
+                "gave up on stream records after bounded retries; the records after them were delivered"
             );
         }
     }
@@ -344,14 +344,18 @@ async fn invoke(chat: &Chat, records: Vec<EventRecord>) -> Vec<Option<String>> {
 /// How a batch ended.
 #[derive(Debug, PartialEq, Eq)]
 enum Delivered {
-    /// Every record was processed, after this many retries.
+    /// Every record was processed, after this many retries in all.
     All { retries: u32 },
-    /// Still failing after `retries`: these sequence numbers were skipped.
-    GaveUp { retries: u32, skipped: Vec<String> },
+    /// These records still failed after the bounded retries each and were
+    /// skipped; every other record was processed.
+    Skipping { retries: u32, skipped: Vec<String> },
 }
 
 /// Invokes `invoke` with `pending` until no record fails, each retry starting
-/// from the lowest failed sequence number, at most `max_retries` times.
+/// from the lowest failed sequence number. A record that still fails after
+/// `max_retries` retries is skipped, and the records after it go on (as
+/// Lambda's bisecting isolates a poison record), so one bad record delays
+/// the others by its retries and never drops them.
 async fn deliver_with_retries<F, Fut>(
     mut pending: Vec<EventRecord>,
     max_retries: u32,
@@ -362,18 +366,24 @@ where
     F: FnMut(Vec<EventRecord>) -> Fut,
     Fut: Future<Output = Vec<Option<String>>>,
 {
+    let mut total = 0;
     let mut retries = 0;
+    let mut skipped = Vec::new();
     while !pending.is_empty() {
         let failures = invoke(pending.clone()).await;
         if failures.is_empty() {
             break;
         }
+        let from = retry_from(&pending, &failures);
         if retries >= max_retries {
-            let skipped = failures.into_iter().flatten().collect();
-            return Delivered::GaveUp { retries, skipped };
+            // Give up on the first failing record only.
+            let poison = pending.drain(..=from.min(pending.len() - 1)).next_back();
+            skipped.extend(poison.and_then(|record| record.change.sequence_number));
+            retries = 0;
+            continue;
         }
         retries += 1;
-        let from = retry_from(&pending, &failures);
+        total += 1;
         info!(
             retries,
             from_record = from,
@@ -382,7 +392,14 @@ where
         pending.drain(..from);
         tokio::time::sleep(pause).await;
     }
-    Delivered::All { retries }
+    if skipped.is_empty() {
+        Delivered::All { retries: total }
+    } else {
+        Delivered::Skipping {
+            retries: total,
+            skipped,
+        }
+    }
 }
 
 /// Where Lambda resumes a batch with failures: the position of the lowest
@@ -572,21 +589,37 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_record_that_keeps_failing_is_skipped_after_the_bounded_retries() {
-        let mut calls = 0;
-        let outcome = deliver_with_retries(records(3), 2, Duration::ZERO, |_| {
-            calls += 1;
-            async { vec![Some("101".to_owned())] }
+    async fn a_record_that_keeps_failing_is_skipped_after_the_bounded_retries_and_the_rest_go_on() {
+        let calls = std::cell::RefCell::new(Vec::new());
+        let outcome = deliver_with_retries(records(4), 2, Duration::ZERO, |batch| {
+            let seen = sequences(&batch);
+            calls.borrow_mut().push(seen.clone());
+            // 101 never decodes; the processor stops there.
+            let failures = if seen.contains(&"101".to_owned()) {
+                vec![Some("101".to_owned())]
+            } else {
+                vec![]
+            };
+            async move { failures }
         })
         .await;
         assert_eq!(
             outcome,
-            Delivered::GaveUp {
+            Delivered::Skipping {
                 retries: 2,
                 skipped: vec!["101".to_owned()]
             }
         );
-        assert_eq!(calls, 3, "the first try and two retries");
+        assert_eq!(
+            calls.into_inner(),
+            [
+                vec!["100", "101", "102", "103"],
+                vec!["101", "102", "103"],
+                vec!["101", "102", "103"],
+                vec!["102", "103"],
+            ],
+            "the first try, two retries from 101, then the rest without it"
+        );
     }
 
     #[test]

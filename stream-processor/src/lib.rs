@@ -5,8 +5,10 @@
 //! - MODIFY that sets `disconnected_at` on a session without a duration: writes
 //!   `duration_seconds` (conditionally, so a replay writes once), then the
 //!   session is among the batch's `left`; disconnect and duration metrics.
-//! - After the batch: one `presence` frame per room and member, listing the
-//!   room's joins and leaves of the whole batch.
+//! - After the batch (or the records before the first that failed): welcomes
+//!   and one `presence` frame per room and member, listing the room's joins
+//!   and leaves, posted concurrently within bounds; a session that opened
+//!   and closed within the batch is not welcomed.
 //! - Anything else (the processor's own duration write, REMOVEs from TTL
 //!   expiry, DynamoDB Local's `UNKNOWN_TO_SDK_VERSION`) is skipped.
 //!
@@ -20,6 +22,7 @@ use std::future::Future;
 use std::pin::Pin;
 
 use bytes::Bytes;
+use futures::{StreamExt, stream};
 
 use handlers::fanout::{Audience, broadcast};
 use handlers::limits::{CONNECT_GRACE, WELCOME_ATTEMPTS, WELCOME_MAX_LISTED, WELCOME_RETRY_STEP};
@@ -108,15 +111,17 @@ pub fn handle(
     Box::pin(process_batch(chat, event))
 }
 
-/// Processes a batch: each record in order (a failing record never stops
-/// the rest, and comes back as a batch item failure, by sequence number, so
-/// Lambda retries from the first of them), then one `welcome` per newcomer
-/// and one `presence` frame per room and recipient for the whole batch: N
-/// joins cost N welcomes and one frame per member, not N² posts.
+/// Processes a batch: each record in order until one fails (it comes back
+/// as the batch item failure, by sequence number, and Lambda retries from it,
+/// so nothing before it is done twice and nothing after it is done yet),
+/// then, concurrently within a bound, one `welcome` per newcomer and one
+/// `presence` frame per room and recipient for the whole batch: N joins
+/// cost N welcomes and one frame per member, not N² posts. A newcomer whose
+/// close is in the same batch gets no welcome.
 async fn process_batch(chat: &Chat, event: Event) -> DynamoDbEventResponse {
     let mut response = DynamoDbEventResponse::default();
     let mut changes: BTreeMap<Room, RoomChanges> = BTreeMap::new();
-    let mut newcomers = Vec::new();
+    let mut newcomers: Vec<Session> = Vec::new();
     for record in &event.records {
         match Box::pin(process_record(chat, record)).await {
             Ok(Outcome::Joined(session)) => {
@@ -126,6 +131,10 @@ async fn process_batch(chat: &Chat, event: Event) -> DynamoDbEventResponse {
                 newcomers.push(session);
             }
             Ok(Outcome::Left(room, departure)) => {
+                // Came and went within one batch: no welcome for it (it is
+                // gone); its room still hears, in the one frame, that it
+                // came and went.
+                newcomers.retain(|session| session.connection_id != departure.connection_id);
                 changes.entry(room).or_default().left.push(departure);
             }
             Ok(Outcome::Nothing) => {}
@@ -137,29 +146,67 @@ async fn process_batch(chat: &Chat, event: Event) -> DynamoDbEventResponse {
                     error.code = failure.code(),
                     error.request_id = failure.request_id(),
                     error = %failure,
-                    "stream record failed"
+                    "stream record failed; the batch is retried from it"
                 );
                 metrics::counter!(metric::STREAM_RECORDS_FAILED).increment(1);
                 let mut item = DynamoDbBatchItemFailure::default();
                 item.item_identifier = sequence_number;
                 response.batch_item_failures.push(item);
+                break;
             }
         }
     }
-    // Each room is listed once per batch, however many joined it.
-    let mut rooms: BTreeMap<Room, (Vec<Member>, usize)> = BTreeMap::new();
-    for newcomer in &newcomers {
-        if !rooms.contains_key(&newcomer.room) {
-            let members = list_room(chat, &newcomer.room).await;
-            rooms.insert(newcomer.room.clone(), members);
-        }
-        let (online, count) = rooms.get(&newcomer.room).cloned().unwrap_or_default();
-        Box::pin(welcome(chat, newcomer, online, count)).await;
-    }
-    for (room, room_changes) in changes {
-        Box::pin(announce(chat, &room, room_changes)).await;
-    }
+    let concurrency = chat.limits.fanout_concurrency.max(1);
+    welcome_all(chat, &newcomers, concurrency).await;
+    let announcements: Vec<_> = changes
+        .into_iter()
+        .map(|(room, room_changes)| async move {
+            Box::pin(announce(chat, &room, room_changes)).await;
+        })
+        .collect();
+    stream::iter(announcements)
+        .buffer_unordered(ROOMS_AT_ONCE)
+        .collect::<()>()
+        .await;
     response
+}
+
+/// Rooms whose presence frames go out at once; each fans out with
+/// `FANOUT_CONCURRENCY` posts in flight.
+const ROOMS_AT_ONCE: usize = 4;
+
+/// Welcomes every newcomer, `concurrency` at a time: each room listed once.
+async fn welcome_all(chat: &Chat, newcomers: &[Session], concurrency: usize) {
+    let mut rooms: Vec<Room> = newcomers
+        .iter()
+        .map(|session| session.room.clone())
+        .collect();
+    rooms.sort();
+    rooms.dedup();
+    // Futures made first, then run: a stream of closures borrowing them
+    // would not be `Send` for every lifetime.
+    let listings: Vec<_> = rooms
+        .into_iter()
+        .map(|room| async move {
+            let members = list_room(chat, &room).await;
+            (room, members)
+        })
+        .collect();
+    let listed: BTreeMap<Room, (Vec<Member>, usize)> = stream::iter(listings)
+        .buffer_unordered(ROOMS_AT_ONCE)
+        .collect()
+        .await;
+    let welcomes: Vec<_> = newcomers
+        .iter()
+        .map(|newcomer| {
+            let (online, count) = listed.get(&newcomer.room).cloned().unwrap_or_default();
+            Box::pin(welcome(chat, newcomer, online, count))
+        })
+        .collect();
+    stream::iter(welcomes)
+        .buffer_unordered(concurrency)
+        .collect::<()>()
+        .await;
 }
 
 /// What one record changed in its room.
@@ -215,13 +262,18 @@ async fn welcome(chat: &Chat, session: &Session, online: Vec<Member>, online_cou
 }
 /// Sends the newcomer its `welcome`, waiting out the moment when its
 /// `$connect` has written the session but API Gateway has not yet opened the
-/// connection. True when delivered.
+/// connection; but not for one that has already left (its row is gone: its
+/// `$disconnect` ran). True when delivered.
 async fn welcome_newcomer(chat: &Chat, connection_id: &str, frame: &[u8], attempts: u32) -> bool {
     let frame = Bytes::copy_from_slice(frame);
     for attempt in 1..=attempts {
         match chat.management.post(connection_id, frame.clone()).await {
             Delivery::Delivered => return true,
             Delivery::Gone if attempt < attempts => {
+                if matches!(chat.store.sender(connection_id).await, Ok(None)) {
+                    debug!("the newcomer left before its welcome: not tried again");
+                    return false;
+                }
                 tokio::time::sleep(WELCOME_RETRY_STEP * attempt).await;
             }
             Delivery::Gone => debug!("the newcomer left before its welcome"),

@@ -17,14 +17,14 @@ async fn a_batch_emits_emf_with_namespace_dimensions_names_and_units() {
     let collector = handlers::lambda::init_metrics(&settings).expect("installs the EMF recorder");
 
     let h = Harness::start().await;
-    for id in ["alice", "L0SM9cOFvHcCIhw="] {
+    for id in ["alice", "bob", "L0SM9cOFvHcCIhw="] {
         h.connected(id).await;
     }
     h.disconnected("L0SM9cOFvHcCIhw=").await;
     let response = stream_processor::handle(
         &h.chat,
         batch(vec![
-            record("insert.json"),
+            testkit::fixtures::stream_record_for("insert.json", "bob"),
             record("modify_disconnected.json"),
             record("undecodable.json"),
         ]),

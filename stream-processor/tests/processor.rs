@@ -189,19 +189,32 @@ async fn a_welcome_waits_briefly_for_a_fresh_connection_but_not_for_an_old_one()
     );
 
     // A session that opened just now may still be inside its $connect, when
-    // API Gateway answers 410: retried a few times.
+    // API Gateway answers 410: retried a few times while its row is there.
+    let fresh_insert = |id: &str| {
+        let mut insert = record("insert.json");
+        insert.change.new_image = serde_dynamo::to_item(handlers::records::Session::opened(
+            id.into(),
+            None,
+            handlers::time::Timestamp::now(),
+            handlers::Room::lobby(),
+        ))
+        .expect("an image");
+        insert
+    };
     let fresh = "FreshConnectio=";
-    let mut insert = record("insert.json");
-    insert.change.new_image = serde_dynamo::to_item(handlers::records::Session::opened(
-        fresh.into(),
-        None,
-        handlers::time::Timestamp::now(),
-        handlers::Room::lobby(),
-    ))
-    .expect("an image");
+    h.connected(fresh).await;
     h.api.mark_gone(fresh);
-    handle(&h.chat, batch(vec![insert])).await;
+    handle(&h.chat, batch(vec![fresh_insert(fresh)])).await;
     assert_eq!(h.api.attempts(fresh), 4);
+
+    // One that connected and was gone at once (its `$disconnect` deleted
+    // its row) is not waited for: churn must not stall the stream.
+    let churner = "ChurnedConnect=";
+    h.api.mark_gone(churner);
+    let started = std::time::Instant::now();
+    handle(&h.chat, batch(vec![fresh_insert(churner)])).await;
+    assert_eq!(h.api.attempts(churner), 1);
+    assert!(started.elapsed() < std::time::Duration::from_millis(150));
 }
 
 #[tokio::test]
@@ -280,8 +293,66 @@ async fn records_of_no_interest_are_skipped_without_writes_or_posts() {
     assert_eq!(h.session_item(NEWCOMER).await.expect("the session"), before);
 }
 
+/// A batch stops at a record that fails: the records before it are done
+/// (and announced) once, the failed one is reported, and what follows waits
+/// for the retry, which starts at the failed record; so a retry repeats no
+/// welcome and no presence frame.
 #[tokio::test]
-async fn a_poison_record_is_reported_and_does_not_block_the_batch() {
+async fn a_poison_record_stops_the_batch_so_that_a_retry_repeats_nothing() {
+    let h = Harness::start().await;
+    for id in ["alice", "bob", NEWCOMER] {
+        h.connected(id).await;
+    }
+    h.disconnected(NEWCOMER).await;
+    let joined = testkit::fixtures::stream_record_for("insert.json", "bob");
+    let whole = batch(vec![
+        joined,
+        record("undecodable.json"),
+        record("modify_disconnected.json"),
+    ]);
+    let response = handle(&h.chat, whole.clone()).await;
+    assert_eq!(
+        failed_sequence_numbers(&response),
+        ["200000000000000000001"]
+    );
+    assert_eq!(h.api.frames_for("bob").len(), 1, "bob's welcome");
+    let frames = h.api.frames_for("alice");
+    assert_eq!(frames.len(), 1, "{frames:?}");
+    assert_eq!(frames[0]["joined"][0]["connection_id"], "bob");
+    assert!(
+        !h.session_item(NEWCOMER)
+            .await
+            .expect("the session")
+            .contains_key("duration_seconds"),
+        "after the failed record: not yet"
+    );
+
+    // Lambda retries from the failed record: nothing before it again.
+    let mut retry = whole.clone();
+    retry.records.drain(..1);
+    handle(&h.chat, retry).await;
+    assert_eq!(h.api.frames_for("bob").len(), 1, "no second welcome");
+    assert_eq!(h.api.frames_for("alice").len(), 1, "no second joined");
+
+    // Given up on it, the records after it go on.
+    let mut rest = whole;
+    rest.records.drain(..2);
+    let response = handle(&h.chat, rest).await;
+    assert!(response.batch_item_failures.is_empty());
+    assert!(
+        h.session_item(NEWCOMER)
+            .await
+            .expect("the session")
+            .contains_key("duration_seconds")
+    );
+    assert_eq!(listed(&h, "alice", "left"), [NEWCOMER]);
+}
+
+/// A newcomer that connected and left within one batch gets no welcome (it
+/// is gone: no post, no waiting); its room hears in one frame that it came
+/// and went.
+#[tokio::test]
+async fn a_session_that_opened_and_closed_within_a_batch_is_not_welcomed() {
     let h = Harness::start().await;
     for id in ["alice", NEWCOMER] {
         h.connected(id).await;
@@ -291,26 +362,22 @@ async fn a_poison_record_is_reported_and_does_not_block_the_batch() {
         &h.chat,
         batch(vec![
             record("insert.json"),
-            record("undecodable.json"),
             record("modify_disconnected.json"),
         ]),
     )
     .await;
-    assert_eq!(
-        failed_sequence_numbers(&response),
-        ["200000000000000000001"]
-    );
-    // The records around it were processed.
+    assert!(response.batch_item_failures.is_empty());
+    assert_eq!(h.api.attempts(NEWCOMER), 0, "no welcome");
+    assert_eq!(listed(&h, "alice", "joined"), [NEWCOMER]);
+    assert_eq!(listed(&h, "alice", "left"), [NEWCOMER]);
+    assert_eq!(h.api.frames_for("alice").len(), 1, "in one frame");
     assert!(
         h.session_item(NEWCOMER)
             .await
             .expect("the session")
-            .contains_key("duration_seconds")
+            .contains_key("duration_seconds"),
+        "still measured"
     );
-    let frames = h.api.frames_for("alice");
-    assert_eq!(frames.len(), 1, "{frames:?}");
-    assert_eq!(frames[0]["joined"][0]["connection_id"], NEWCOMER);
-    assert_eq!(frames[0]["left"][0]["connection_id"], NEWCOMER);
 }
 
 #[test]
@@ -468,5 +535,8 @@ async fn a_close_without_connected_at_is_reported_and_gets_no_duration() {
     );
     let row = h.session_item(broken).await.expect("the session");
     assert!(!row.contains_key("duration_seconds"), "no bogus duration");
-    assert_eq!(listed(&h, "alice", "left"), [NEWCOMER], "the rest went on");
+    assert!(
+        listed(&h, "alice", "left").is_empty(),
+        "the rest waits for the retry"
+    );
 }

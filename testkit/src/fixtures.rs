@@ -37,6 +37,20 @@ pub fn stream_record(name: &str) -> EventRecord {
     event.records.remove(0)
 }
 
+/// The one record of a stream fixture, about connection `id` instead (its
+/// keys and both images).
+pub fn stream_record_for(name: &str, id: &str) -> EventRecord {
+    let mut json = serde_json::to_value(stream_record(name)).expect("JSON");
+    for part in ["Keys", "NewImage", "OldImage"] {
+        if let Some(image) = json["dynamodb"].get_mut(part)
+            && image.get("connection_id").is_some()
+        {
+            image["connection_id"] = json!({ "S": id });
+        }
+    }
+    serde_json::from_value(json).expect("a stream record")
+}
+
 /// A batch of records, renumbered so sequence numbers are unique and
 /// increasing in batch order.
 pub fn stream_batch(records: Vec<EventRecord>) -> Event {
