@@ -308,6 +308,24 @@ impl ServerFrame {
         }
     }
 
+    /// A frame over its client address's budget (the local stack's, every
+    /// route together): nothing was done.
+    pub fn address_rate_limited(per_second: u32, burst: u32, retry_after_ms: u64) -> Self {
+        Self::Error {
+            code: ErrorCode::RateLimited,
+            message: format!(
+                "too many frames from your address: at most {per_second} a second, {burst} at once, \
+                 all its connections together; this one was not handled. Try again in {:.1} s",
+                retry_after_ms as f64 / 1000.0
+            ),
+            limit_bytes: None,
+            valid_actions: Vec::new(),
+            example: None,
+            retry_after_ms: Some(retry_after_ms),
+            action: None,
+        }
+    }
+
     pub fn too_long(length: usize, limit: usize) -> Self {
         Self::Error {
             code: ErrorCode::MessageTooLong,

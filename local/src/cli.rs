@@ -50,7 +50,23 @@ async fn run_stack() -> ExitCode {
     );
     stop.await;
     eprintln!("chat-local: closing connections and draining the stream...");
-    stack.shutdown().await;
+    let stopped = stack.shutdown().await;
+    if stopped != crate::Stopped::default() {
+        eprintln!(
+            "chat-local: stopped, abandoning {} connections still closing{}{}; the next start closes what they left open",
+            stopped.abandoned_connections,
+            if stopped.stream_undrained {
+                ", the stream's last records"
+            } else {
+                ""
+            },
+            if stopped.abandoned_requests {
+                ", unfinished HTTP requests"
+            } else {
+                ""
+            },
+        );
+    }
     ExitCode::SUCCESS
 }
 

@@ -103,6 +103,36 @@ pub struct Args {
           value_parser = usize_in(1..=1_000_000))]
     pub max_connections_per_ip: usize,
 
+    /// Seconds a socket may take to send a request head (its upgrade, or
+    /// any HTTP request); a silent or trickling socket is then closed.
+    #[arg(long, env = "CHAT_HANDSHAKE_TIMEOUT_SECS", default_value_t = DEFAULT_HANDSHAKES.timeout.as_secs(),
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub handshake_timeout_secs: u64,
+
+    /// Sockets that have not sent their first request head yet, in all;
+    /// past it the longest-waiting one is closed to make room.
+    #[arg(long, env = "CHAT_MAX_PENDING_HANDSHAKES", default_value_t = DEFAULT_HANDSHAKES.max_pending,
+          value_parser = usize_in(1..=1_000_000))]
+    pub max_pending_handshakes: usize,
+
+    /// The same, per client address; past it a new socket is answered 429.
+    #[arg(long, env = "CHAT_MAX_PENDING_HANDSHAKES_PER_IP", default_value_t = DEFAULT_HANDSHAKES.max_pending_per_ip,
+          value_parser = usize_in(1..=1_000_000))]
+    pub max_pending_handshakes_per_ip: usize,
+
+    /// Frames a second one client address may send, all its connections
+    /// and routes together (more are answered `rate_limited` and not
+    /// handled): many connections each within its own allowance cannot
+    /// starve everyone else.
+    #[arg(long, env = "CHAT_ADDRESS_RATE_LIMIT", default_value_t = DEFAULT_ADDRESS_BUDGET.rate_per_second,
+          value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub address_rate_limit: u32,
+
+    /// The burst above it.
+    #[arg(long, env = "CHAT_ADDRESS_BURST_LIMIT", default_value_t = DEFAULT_ADDRESS_BUDGET.burst,
+          value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub address_burst_limit: u32,
+
     /// Page origins (besides the stack's own) that may open WebSockets, e.g.
     /// http://127.0.0.1:5173 for a page served elsewhere, `null` for a
     /// file:// page, `*` for any; repeatable or comma-separated.
@@ -235,6 +265,36 @@ pub struct Args {
 /// leaving at once").
 pub const DEFAULT_INVOCATION_CONCURRENCY: usize = 64;
 
+/// Sockets on their way to a request head.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Handshakes {
+    /// How long a request head may take.
+    pub timeout: Duration,
+    /// Sockets without their first request head, in all.
+    pub max_pending: usize,
+    /// The same, per client address.
+    pub max_pending_per_ip: usize,
+}
+
+/// A browser opens a handful of sockets and sends each head at once; an
+/// address holding 128 silent ones is not a browser. A real request head
+/// takes one round trip; 10 s covers a slow mobile link many times over.
+pub const DEFAULT_HANDSHAKES: Handshakes = Handshakes {
+    timeout: Duration::from_secs(10),
+    max_pending: 1024,
+    max_pending_per_ip: 128,
+};
+
+/// What one client address may send, every route and connection together
+/// (local only: API Gateway has no per-address limit, AWS WAF does not
+/// attach to WebSocket APIs). Far above what a person types, or a page's
+/// history and heartbeats; 200 connections of one address each within its
+/// message allowance are 1,000 a second.
+pub const DEFAULT_ADDRESS_BUDGET: RouteThrottle = RouteThrottle {
+    rate_per_second: 50,
+    burst: 100,
+};
+
 /// A `usize` flag limited to `range`.
 fn usize_in(range: std::ops::RangeInclusive<usize>) -> RangedU64ValueParser<usize> {
     RangedU64ValueParser::new().range(*range.start() as u64..=*range.end() as u64)
@@ -301,6 +361,8 @@ pub struct Config {
     pub max_connections_per_ip: usize,
     pub invocation_concurrency: usize,
     pub throttles: crate::gateway::throttle::StageThrottles,
+    pub address_budget: RouteThrottle,
+    pub handshakes: Handshakes,
     pub allowed_origins: Vec<String>,
     pub allowed_hosts: Vec<String>,
 }
@@ -442,6 +504,15 @@ impl From<Args> for Config {
                     burst: args.history_burst_limit,
                 },
                 connect: CONNECT_ROUTE_THROTTLE,
+            },
+            address_budget: RouteThrottle {
+                rate_per_second: args.address_rate_limit,
+                burst: args.address_burst_limit,
+            },
+            handshakes: Handshakes {
+                timeout: Duration::from_secs(args.handshake_timeout_secs),
+                max_pending: args.max_pending_handshakes,
+                max_pending_per_ip: args.max_pending_handshakes_per_ip,
             },
             allowed_origins: args.allowed_origins,
             allowed_hosts: args.allowed_hosts,

@@ -20,6 +20,7 @@ mod in_process;
 pub mod plain_http;
 pub mod poller;
 pub mod repair;
+mod serve;
 pub mod tables;
 pub mod telemetry;
 
@@ -27,7 +28,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use aws_smithy_runtime_api::client::http::SharedHttpConnector;
-use axum::serve::ListenerExt;
 use handlers::{Chat, Management, Store};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -97,26 +97,74 @@ impl Stack {
     }
 
     /// Closes every connection (each gets its `$disconnect`), drains the
-    /// stream, then stops the server and the database.
-    pub async fn shutdown(self) {
+    /// stream, then stops the server and the database; each step within
+    /// its share of [`SHUTDOWN_GRACE`]. What it had to abandon is in the
+    /// answer (and the log): the next start's repair closes those sessions.
+    pub async fn shutdown(self) -> Stopped {
+        let mut stopped = Stopped::default();
         self.stop_repair.cancel();
         if let Err(error) = self.repair.await {
             warn!(%error, "the repair's schedule ended abnormally");
         }
-        self.gateway.close_all().await;
+        if tokio::time::timeout(SHUTDOWN_GRACE, self.gateway.close_all())
+            .await
+            .is_err()
+        {
+            stopped.abandoned_connections = self.gateway.connection_count();
+            warn!(
+                abandoned = stopped.abandoned_connections,
+                "connections still closing after {SHUTDOWN_GRACE:?} were abandoned: their sessions are closed by the repair at the next start"
+            );
+        }
         self.stop_poller.cancel();
-        if let Err(error) = self.poller.await {
-            warn!(%error, "stream poller ended abnormally");
+        let mut poller = self.poller;
+        match tokio::time::timeout(STREAM_DRAIN_GRACE, &mut poller).await {
+            Ok(Err(error)) => warn!(%error, "stream poller ended abnormally"),
+            Ok(Ok(())) => {}
+            Err(_) => {
+                poller.abort();
+                stopped.stream_undrained = true;
+                warn!(
+                    "the stream was not drained within {STREAM_DRAIN_GRACE:?}: its last records are handled at the next start"
+                );
+            }
         }
         self.stop_server.cancel();
         self.server.close();
-        self.server.wait().await;
+        // Half-sent requests must not hold the process.
+        if tokio::time::timeout(SERVER_STOP_GRACE, self.server.wait())
+            .await
+            .is_err()
+        {
+            stopped.abandoned_requests = true;
+            warn!("HTTP requests still open after {SERVER_STOP_GRACE:?} were dropped");
+        }
         self.management_transport.stop();
         if let Engine::Embedded(embedded) = self.engine {
             embedded.shutdown().await;
         }
+        stopped
     }
 }
+
+/// What a shutdown left undone.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Stopped {
+    /// Connections whose `$disconnect` had not finished in time.
+    pub abandoned_connections: usize,
+    /// The stream's last records were not handed to the processor.
+    pub stream_undrained: bool,
+    /// HTTP requests (half-sent ones among them) were dropped.
+    pub abandoned_requests: bool,
+}
+
+/// How long a shutdown waits for every connection's `$disconnect`.
+pub const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(3);
+/// How long it waits for the stream poller's last round.
+pub const STREAM_DRAIN_GRACE: std::time::Duration = std::time::Duration::from_millis(1500);
+/// How long it waits for open HTTP requests; all three stay within the 5 s
+/// a service manager gives after SIGTERM.
+pub const SERVER_STOP_GRACE: std::time::Duration = std::time::Duration::from_millis(300);
 
 /// Starts the whole stack.
 pub async fn start(config: Config) -> Result<Stack, StartError> {
@@ -195,7 +243,7 @@ pub async fn start(config: Config) -> Result<Stack, StartError> {
     };
     let gateway = gateway::Gateway::new(chat.clone(), gateway_config(&config), verifier, address);
     management_transport.serve(gateway.management_router());
-    let (stop_server, server) = serve(listener, &gateway);
+    let (stop_server, server) = serve(listener, &gateway, config.handshakes);
 
     let poller = poller::Poller::new(
         aws::streams_client(&sdk, &dynamodb_endpoint),
@@ -323,6 +371,7 @@ fn gateway_config(config: &Config) -> gateway::GatewayConfig {
         max_connections_per_ip: config.max_connections_per_ip,
         invocation_concurrency: config.invocation_concurrency,
         throttles: config.throttles,
+        address_budget: config.address_budget,
         cross_site: gateway::cross_site::CrossSite {
             listen: None,
             allowed_hosts: config.allowed_hosts.clone(),
@@ -335,23 +384,35 @@ fn gateway_config(config: &Config) -> gateway::GatewayConfig {
 fn serve(
     listener: tokio::net::TcpListener,
     gateway: &Arc<gateway::Gateway>,
+    handshakes: config::Handshakes,
 ) -> (CancellationToken, TaskTracker) {
-    let app = gateway
-        .router(telemetry::metrics())
-        .into_make_service_with_connect_info::<SocketAddr>();
+    let limits = serve::Limits {
+        head_timeout: handshakes.timeout,
+        pending_total: handshakes.max_pending,
+        pending_per_address: handshakes.max_pending_per_ip,
+        sockets_total: serve::sockets_within(open_file_limit()),
+    };
     let stop = CancellationToken::new();
     let tasks = TaskTracker::new();
-    let stopped = stop.clone();
-    tasks.spawn(async move {
-        // Chat frames are small and must not wait for Nagle's algorithm.
-        let listener = listener.tap_io(|tcp| {
-            let _ = tcp.set_nodelay(true);
-        });
-        let serve = axum::serve(listener, app)
-            .with_graceful_shutdown(async move { stopped.cancelled().await });
-        if let Err(error) = serve.await {
-            warn!(%error, "gateway server stopped with an error");
-        }
-    });
+    serve::serve(
+        listener,
+        gateway.router(telemetry::metrics()),
+        limits,
+        stop.clone(),
+        &tasks,
+    );
     (stop, tasks)
+}
+
+/// The process's open-file limit, raised to its hard limit first: sockets
+/// are what a chat server holds most of.
+fn open_file_limit() -> u64 {
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) => limit,
+        Err(error) => {
+            let limit = rlimit::getrlimit(rlimit::Resource::NOFILE).map_or(1024, |(soft, _)| soft);
+            warn!(%error, limit, "cannot raise the open-file limit");
+            limit
+        }
+    }
 }

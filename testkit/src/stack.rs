@@ -118,6 +118,32 @@ impl Client {
         }
     }
 
+    /// [`Self::connect`] from another loopback address (127.0.0.2, say):
+    /// another client machine, as far as the stack can tell. `server` is
+    /// the address `url` names.
+    pub async fn connect_from(
+        url: &str,
+        server: std::net::SocketAddr,
+        local: std::net::IpAddr,
+    ) -> Self {
+        let socket = tokio::net::TcpSocket::new_v4().expect("a socket");
+        socket
+            .bind(std::net::SocketAddr::new(local, 0))
+            .expect("binds the local address");
+        let tcp = socket.connect(server).await.expect("connects");
+        let (socket, _) = tokio_tungstenite::client_async(url, MaybeTlsStream::Plain(tcp))
+            .await
+            .expect("upgrades");
+        let mut client = Self {
+            socket,
+            id: String::new(),
+            welcome: Value::Null,
+            backlog: Vec::new(),
+        };
+        client.await_welcome().await;
+        client
+    }
+
     /// Waits for the `welcome` frame; learns the connection's id from it.
     pub async fn await_welcome(&mut self) {
         let welcome = self.next_of_type("welcome").await;

@@ -10,6 +10,8 @@ use handlers::auth::Identity;
 use handlers::metric;
 use tokio::sync::mpsc;
 
+use super::throttle::TokenBucket;
+
 /// Frames queued for one socket before the Management API answers 429, as
 /// API Gateway does when a client's buffer is full.
 pub const OUTBOX_CAPACITY: usize = 1024;
@@ -34,6 +36,9 @@ pub struct Connection {
     pub user_agent: Option<String>,
     /// Who the `$connect` authorizer let in, when sign-in is on.
     pub identity: Option<Identity>,
+    /// What its address may still send (shared by that address's
+    /// connections).
+    pub budget: Arc<TokenBucket>,
     /// False while `$connect` runs; API Gateway answers 410 until then.
     open: AtomicBool,
     last_active_ms: AtomicI64,
@@ -54,6 +59,7 @@ impl Connection {
         source_ip: String,
         user_agent: Option<String>,
         identity: Option<Identity>,
+        budget: Arc<TokenBucket>,
     ) -> (Arc<Self>, mpsc::Receiver<Outbound>) {
         let (outbox, receiver) = mpsc::channel(OUTBOX_CAPACITY);
         let connection = Arc::new(Self {
@@ -62,6 +68,7 @@ impl Connection {
             source_ip,
             user_agent,
             identity,
+            budget,
             open: AtomicBool::new(false),
             last_active_ms: AtomicI64::new(connected_at_ms),
             outbox,

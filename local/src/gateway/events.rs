@@ -165,6 +165,9 @@ mod tests {
             "127.0.0.1".into(),
             None,
             None,
+            std::sync::Arc::new(crate::gateway::throttle::TokenBucket::new(
+                crate::config::DEFAULT_ADDRESS_BUDGET,
+            )),
         );
         let api = Api {
             api_id: "local",

@@ -26,7 +26,7 @@ use axum::routing::get;
 use handlers::Chat;
 use handlers::auth::{Denial, Identity, Verifier, token_of};
 use handlers::limits::{GATEWAY_MAX_FRAME_BYTES, GATEWAY_MAX_MESSAGE_BYTES};
-use handlers::protocol::Route;
+use handlers::protocol::{Route, ServerFrame};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower_http::services::ServeDir;
@@ -56,6 +56,9 @@ pub struct GatewayConfig {
     pub invocation_concurrency: usize,
     /// The stage's route throttling.
     pub throttles: throttle::StageThrottles,
+    /// What one client address may send, every route and connection
+    /// together.
+    pub address_budget: handlers::limits::RouteThrottle,
     /// Lets peers other than this machine use the Management API.
     pub management_api_key: Option<String>,
     /// Added to every Management API call (a benchmark's simulated AWS).
@@ -83,6 +86,8 @@ pub struct Gateway {
     invocations: tokio::sync::Semaphore,
     /// The stage's route throttling.
     throttles: throttle::Throttles,
+    /// Each client address's budget.
+    addresses: throttle::AddressBudgets,
 }
 
 impl Gateway {
@@ -96,6 +101,7 @@ impl Gateway {
         Arc::new(Self {
             invocations: tokio::sync::Semaphore::new(config.invocation_concurrency.max(1)),
             throttles: throttle::Throttles::new(config.throttles),
+            addresses: throttle::AddressBudgets::new(config.address_budget),
             chat,
             config,
             verifier,
@@ -213,14 +219,16 @@ impl Gateway {
             .get(header::USER_AGENT)
             .and_then(|value| value.to_str().ok())
             .map(str::to_owned);
+        // `::ffff:a.b.c.d` (a dual-stack listener) is a.b.c.d, as API
+        // Gateway would report it.
+        let address = peer.ip().to_canonical();
         let (connection, outbox) = Connection::new(
             ids::new_id(),
             now,
-            // `::ffff:a.b.c.d` (a dual-stack listener) is a.b.c.d, as
-            // API Gateway would report it.
-            peer.ip().to_canonical().to_string(),
+            address.to_string(),
             user_agent,
             identity,
+            self.addresses.of(address),
         );
         if !self.throttles.admit(Route::Connect) {
             info!(peer = %peer.ip(), "throttled a handshake: over the stage's $connect rate");
@@ -316,19 +324,36 @@ impl Gateway {
         );
     }
 
+    /// Whether a frame just read may be handled: within its route's stage
+    /// throttle and its address's budget. Checked as it is read, before it
+    /// is queued, so a flood is answered at once and leaves nothing behind;
+    /// `Err` holds the answer.
+    fn admit_frame(&self, connection: &Connection, route: Route) -> Result<(), String> {
+        if !self.throttles.admit(route) {
+            debug!(connection_id = %connection.id, route = route.key(), "throttled a frame: over the stage's route rate");
+            return Err(throttled(&connection.id));
+        }
+        connection.budget.take_or_wait().map_err(|wait| {
+            debug!(connection_id = %connection.id, peer = %connection.source_ip, "refused a frame over its address's budget");
+            let budget = self.addresses.throttle();
+            ServerFrame::address_rate_limited(
+                budget.rate_per_second,
+                budget.burst,
+                u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
+            )
+            .to_json()
+        })
+    }
+
     /// Runs the route `$request.body.action` selects and returns the frame
     /// to send back, if the route is two-way.
     async fn route(
         &self,
         connection: &Connection,
+        route: Route,
         body: &str,
         received_at_ms: i64,
     ) -> Option<String> {
-        let route = Route::select(body);
-        if !self.throttles.admit(route) {
-            debug!(connection_id = %connection.id, route = route.key(), "throttled a frame: over the stage's route rate");
-            return Some(throttled(&connection.id));
-        }
         let event = events::message(&self.api(), connection, route, body, received_at_ms);
         let result = match route {
             Route::SendMessage => self.invoke(handlers::sendmessage(&self.chat, event)).await,

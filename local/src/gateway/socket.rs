@@ -10,8 +10,18 @@ use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep_until};
 use tracing::{debug, info};
 
+use handlers::protocol::Route;
+
 use super::connections::{Connection, Outbound};
 use super::{Gateway, now_ms};
+
+/// Frames read from one socket and not yet handled: few, so a client that
+/// floods is held back by its own TCP window, and one that leaves leaves
+/// little behind (its `$disconnect` runs once these are handled).
+const INBOUND_QUEUE_FRAMES: usize = 8;
+
+/// How long a close frame may wait for a client that does not read.
+const CLOSE_WRITE_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Close codes API Gateway uses.
 const GOING_AWAY: u16 = 1001;
@@ -58,7 +68,10 @@ pub(super) async fn run(
 
     // Frames are handled one at a time, in order, by a worker, so the loop
     // below keeps delivering posts (including replies to this very frame).
-    let (inbound, queue) = mpsc::unbounded_channel::<(String, i64)>();
+    // The queue is short: while it is full the loop stops reading, so a
+    // client that floods waits on its own TCP window, and one that leaves
+    // leaves at most this much behind.
+    let (inbound, queue) = mpsc::channel::<(Route, String, i64)>(INBOUND_QUEUE_FRAMES);
     let worker = tokio::spawn(route_frames(
         Arc::clone(&gateway),
         Arc::clone(&connection),
@@ -84,8 +97,14 @@ pub(super) async fn run(
             outbound = outbox.recv() => match outbound {
                 Some(Outbound::Frame(message)) => {
                     // Posts never wait for this write (they queue in the
-                    // outbox); a client that stops reading is dropped.
-                    match tokio::time::timeout(gateway.config.slow_client_timeout, sink.send(message)).await {
+                    // outbox); a client that stops reading is dropped, and
+                    // cannot hold a shutdown.
+                    let write = tokio::time::timeout(gateway.config.slow_client_timeout, sink.send(message));
+                    let written = tokio::select! {
+                        written = write => written,
+                        () = gateway.closing.cancelled() => break Ending::server(GOING_AWAY, "Going away"),
+                    };
+                    match written {
                         Ok(Ok(())) => {}
                         Ok(Err(_)) => break Ending::Abnormal,
                         Err(_) => {
@@ -97,12 +116,25 @@ pub(super) async fn run(
                 Some(Outbound::Close { code, reason }) => break Ending::ByServer { code, reason },
                 None => break Ending::Abnormal,
             },
-            frame = stream.next() => {
+            // Room in the queue again: reading resumes.
+            permit = inbound.reserve(), if inbound.capacity() == 0 => {
+                if permit.is_err() {
+                    break Ending::Abnormal;
+                }
+            }
+            frame = stream.next(), if inbound.capacity() > 0 => {
                 let now = now_ms();
                 match frame {
                     Some(Ok(Message::Text(text))) => {
                         connection.touch(now);
-                        if inbound.send((text.to_string(), now)).is_err() {
+                        let route = Route::select(&text);
+                        if let Err(answer) = gateway.admit_frame(&connection, route) {
+                            let _ = connection.send(Outbound::Frame(Message::Text(answer.into())));
+                            continue;
+                        }
+                        // This loop is the queue's only sender, and it read
+                        // only with room in it.
+                        if inbound.try_send((route, text.to_string(), now)).is_err() {
                             break Ending::Abnormal;
                         }
                     }
@@ -132,19 +164,24 @@ pub(super) async fn run(
     // From here on the Management API answers 410 for this connection.
     connection.set_open(false);
     gateway.connections.remove(&id);
+    // A client that does not read cannot hold its close: the close frame
+    // gets CLOSE_WRITE_TIMEOUT to go out, then the socket is dropped.
     let (code, reason) = match ending {
         Ending::ByServer { code, reason } => {
             let frame = CloseFrame {
                 code,
                 reason: reason.clone().into(),
             };
-            let _ = sink.send(Message::Close(Some(frame))).await;
-            let _ = sink.close().await;
+            let _ = tokio::time::timeout(CLOSE_WRITE_TIMEOUT, async {
+                let _ = sink.send(Message::Close(Some(frame))).await;
+                let _ = sink.close().await;
+            })
+            .await;
             (code, reason)
         }
         Ending::ByClient { code, reason } => {
             // The close reply was queued when the close frame was read.
-            let _ = sink.close().await;
+            let _ = tokio::time::timeout(CLOSE_WRITE_TIMEOUT, sink.close()).await;
             (code, reason)
         }
         Ending::Abnormal => (ABNORMAL, String::new()),
@@ -162,10 +199,12 @@ pub(super) async fn run(
 async fn route_frames(
     gateway: Arc<Gateway>,
     connection: Arc<Connection>,
-    mut queue: mpsc::UnboundedReceiver<(String, i64)>,
+    mut queue: mpsc::Receiver<(Route, String, i64)>,
 ) {
-    while let Some((body, received_at_ms)) = queue.recv().await {
-        if let Some(reply) = Box::pin(gateway.route(&connection, &body, received_at_ms)).await {
+    while let Some((route, body, received_at_ms)) = queue.recv().await {
+        if let Some(reply) =
+            Box::pin(gateway.route(&connection, route, &body, received_at_ms)).await
+        {
             // A full or closed outbox drops the reply, as API Gateway would.
             let _ = connection.send(Outbound::Frame(Message::Text(reply.into())));
         }

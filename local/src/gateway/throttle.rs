@@ -35,6 +35,21 @@ impl TokenBucket {
         self.try_take_at(Instant::now())
     }
 
+    /// Takes a token, or says how long until there is one.
+    pub fn take_or_wait(&self) -> Result<(), std::time::Duration> {
+        if self.try_take() {
+            return Ok(());
+        }
+        let tokens = self
+            .state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .0;
+        Err(std::time::Duration::from_secs_f64(
+            ((1.0 - tokens) / self.rate).max(0.001),
+        ))
+    }
+
     fn try_take_at(&self, now: Instant) -> bool {
         let mut state = self
             .state
@@ -50,6 +65,48 @@ impl TokenBucket {
             *state = (refilled, now);
             false
         }
+    }
+}
+
+/// One token bucket per client address, shared by its connections: what
+/// one address may send, every route together, so that many connections
+/// each within its own allowance cannot starve everyone else. Buckets live
+/// as long as a connection of their address does.
+#[derive(Debug)]
+pub struct AddressBudgets {
+    throttle: RouteThrottle,
+    buckets:
+        std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, std::sync::Weak<TokenBucket>>>,
+}
+
+impl AddressBudgets {
+    pub fn new(throttle: RouteThrottle) -> Self {
+        Self {
+            throttle,
+            buckets: std::sync::Mutex::default(),
+        }
+    }
+
+    /// The bucket of `address`, for a connection to hold.
+    pub fn of(&self, address: std::net::IpAddr) -> std::sync::Arc<TokenBucket> {
+        let mut buckets = self
+            .buckets
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(bucket) = buckets.get(&address).and_then(std::sync::Weak::upgrade) {
+            return bucket;
+        }
+        let bucket = std::sync::Arc::new(TokenBucket::new(self.throttle));
+        // Addresses with no connection left have no bucket to keep.
+        if buckets.len() >= 1024 {
+            buckets.retain(|_, bucket| bucket.strong_count() > 0);
+        }
+        buckets.insert(address, std::sync::Arc::downgrade(&bucket));
+        bucket
+    }
+
+    pub fn throttle(&self) -> RouteThrottle {
+        self.throttle
     }
 }
 
@@ -116,6 +173,29 @@ mod tests {
         // A long quiet refills only up to the burst.
         let later = start + Duration::from_secs(60);
         assert_eq!((0..5).filter(|_| bucket.try_take_at(later)).count(), 3);
+    }
+
+    #[test]
+    fn connections_of_one_address_share_its_budget_and_others_have_their_own() {
+        let budgets = AddressBudgets::new(RouteThrottle {
+            rate_per_second: 1,
+            burst: 2,
+        });
+        let one: std::net::IpAddr = "203.0.113.7".parse().expect("an address");
+        let other: std::net::IpAddr = "203.0.113.8".parse().expect("an address");
+        let (first, second) = (budgets.of(one), budgets.of(one));
+        assert!(first.take_or_wait().is_ok());
+        assert!(second.take_or_wait().is_ok());
+        let wait = first
+            .take_or_wait()
+            .expect_err("the address's burst is spent");
+        assert!(wait > std::time::Duration::from_millis(900), "{wait:?}");
+        assert!(budgets.of(other).take_or_wait().is_ok());
+        drop((first, second));
+        assert!(
+            budgets.of(one).take_or_wait().is_ok(),
+            "a new bucket once none is held"
+        );
     }
 
     #[test]
