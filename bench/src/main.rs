@@ -2,6 +2,7 @@
 //! the clients in this process and each server in its own. See
 //! docs/performance.md for the commands and the figures.
 
+mod abuse;
 mod churn;
 mod client;
 mod connect;
@@ -74,6 +75,10 @@ enum Command {
         #[arg(long, default_value_t = 120)]
         patience_secs: u64,
     },
+    /// What attackers on other addresses cost a user of chat-local with its
+    /// defaults: floods of messages and history, handshakes never finished,
+    /// a departed client's backlog, SIGTERM during a flood.
+    Abuse(abuse::Plan),
     /// Checks a chat stage as a user would, with three clients: the stage at
     /// --url (e.g. wss://abc.execute-api.eu-west-1.amazonaws.com/prod, just
     /// deployed), or a local stack it starts. Prints ✔/✘ per check; fails
@@ -167,6 +172,9 @@ fn check_open_file_limit(command: &Command) -> Result<(), String> {
         | Command::Churn { clients, .. }
         | Command::Idle { clients, .. }
         | Command::Sustained { clients, .. } => *clients,
+        Command::Abuse(plan) => {
+            plan.handshake_sockets + plan.message_flooders + plan.history_flooders
+        }
         Command::Lambda(_) | Command::Floor { .. } | Command::Smoke { .. } => 0,
     };
     let needed = clients as u64 + SPARE_FILES;
@@ -327,6 +335,9 @@ async fn run(command: Command, binaries: &Binaries, report: &mut Report) -> Resu
             report
                 .sustained
                 .push(sustained::measure(&target.target(0), binaries, &plan).await?);
+        }
+        Command::Abuse(plan) => {
+            report.abuse.push(abuse::measure(binaries, &plan).await?);
         }
         Command::Lambda(plan) => {
             report.lambda.push(lambda::measure(&plan, binaries).await?);

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use crate::{churn, connect, fanout, idle, lambda, smoke, sustained};
+use crate::{abuse, churn, connect, fanout, idle, lambda, smoke, sustained};
 
 #[derive(Debug, Serialize)]
 pub struct Report {
@@ -17,6 +17,7 @@ pub struct Report {
     pub idle: Vec<idle::Outcome>,
     pub sustained: Vec<sustained::Outcome>,
     pub lambda: Vec<lambda::Outcome>,
+    pub abuse: Vec<abuse::Outcome>,
 }
 
 /// Where the figures came from.
@@ -57,6 +58,7 @@ impl Report {
             idle: Vec::new(),
             sustained: Vec::new(),
             lambda: Vec::new(),
+            abuse: Vec::new(),
         }
     }
 
@@ -201,8 +203,53 @@ impl Report {
         for run in &self.lambda {
             lambda_tables(&mut out, run);
         }
+        for run in &self.abuse {
+            abuse_table(&mut out, run);
+        }
         out
     }
+}
+
+fn abuse_table(out: &mut String, run: &abuse::Outcome) {
+    let _ = writeln!(
+        out,
+        "\nabuse, {}\n  {:<34} echo p50   p99  lost  fresh served  welcome p50   p99   page  attacker sent  refused  sockets closed  server CPU",
+        run.target, "phase (ms)"
+    );
+    for phase in &run.phases {
+        let _ = writeln!(
+            out,
+            "  {:<34} {:>8.1} {:>5.0}  {:>4}  {:>12}  {:>11.0} {:>5.0}  {:>5}  {:>13}  {:>7}  {:>14}  {:>10}",
+            phase.name,
+            phase.echo.p50_ms,
+            phase.echo.p99_ms,
+            phase.echoes_lost,
+            format!("{}/{}", phase.fresh_served, phase.fresh_connections),
+            phase.fresh_welcome.p50_ms,
+            phase.fresh_welcome.p99_ms,
+            format!("{}/{}", phase.page_served, phase.page_loads),
+            phase.attacker_frames_sent,
+            phase.attacker_frames_refused,
+            phase.attacker_sockets_closed,
+            phase
+                .server_cpu_percent
+                .map_or_else(|| "-".into(), |percent| format!("{percent:.0}%")),
+        );
+    }
+    let _ = writeln!(
+        out,
+        "  a backlog of requests left behind: `left` after {} ms; SIGTERM during a flood: exit after {} ms; \
+         {} ERROR lines, peak RSS {} KiB",
+        run.backlog_left_after_ms
+            .map_or_else(|| "never".into(), |ms| format!("{ms:.0}")),
+        run.sigterm_exit_ms.map_or_else(
+            || "over 60 000 (still running)".into(),
+            |ms| format!("{ms:.0}")
+        ),
+        run.server_errors,
+        run.server_peak_rss_kib
+            .map_or_else(|| "-".into(), |kib| kib.to_string()),
+    );
 }
 
 fn lambda_tables(out: &mut String, run: &lambda::Outcome) {

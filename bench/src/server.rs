@@ -24,6 +24,10 @@ pub enum Target {
         fanout_concurrency: Option<usize>,
         management_delay_ms: u64,
     },
+    /// chat-local with every default, its limits on one address among
+    /// them (the other targets lift those: their clients all come from
+    /// 127.0.0.1), with this hard limit on open files.
+    ChatDefaults { open_files: u64 },
 }
 
 impl Target {
@@ -43,11 +47,14 @@ impl Target {
                 }
                 label
             }
+            Self::ChatDefaults { open_files } => {
+                format!("chat-local defaults, {open_files} open files")
+            }
         }
     }
 
     pub fn is_chat(&self) -> bool {
-        matches!(self, Self::Chat { .. })
+        matches!(self, Self::Chat { .. } | Self::ChatDefaults { .. })
     }
 }
 
@@ -119,11 +126,39 @@ impl Server {
             Target::Chat {
                 fanout_concurrency,
                 management_delay_ms,
-            } => chat_command(
-                &binaries.chat_local,
-                *fanout_concurrency,
-                *management_delay_ms,
-            ),
+            } => {
+                let mut command = chat_command(&binaries.chat_local);
+                // The bench's clients all come from 127.0.0.1.
+                command
+                    .args(["--max-connections-per-ip", "100000"])
+                    .args(["--max-pending-handshakes", "100000"])
+                    .args(["--max-pending-handshakes-per-ip", "100000"])
+                    .args(["--address-rate-limit", "100000"])
+                    .args(["--address-burst-limit", "100000"])
+                    .args([
+                        "--management-api-delay-ms",
+                        &management_delay_ms.to_string(),
+                    ]);
+                if let Some(concurrency) = fanout_concurrency {
+                    command.args(["--fanout-concurrency", &concurrency.to_string()]);
+                }
+                command
+            }
+            Target::ChatDefaults { open_files } => {
+                // util-linux's prlimit sets the limit and execs chat-local
+                // (same process), so an attack can outnumber its files.
+                let mut command = Command::new("prlimit");
+                command
+                    .arg(format!("--nofile={open_files}:{open_files}"))
+                    .arg("--")
+                    .arg(&binaries.chat_local)
+                    .args(["--in-memory", "--listen", "127.0.0.1:0"])
+                    .args(["--dynamodb-listen", "127.0.0.1:0"])
+                    // Its victim and attackers hold more than 4,096 between them.
+                    .args(["--max-connections-per-ip", "100000"])
+                    .env("RUST_LOG", "warn");
+                command
+            }
         };
         let started = Instant::now();
         let mut child = command
@@ -202,6 +237,25 @@ impl Server {
     pub async fn stop(mut self) {
         let _ = self.child.kill().await;
     }
+
+    /// Sends SIGTERM (with `kill`, as a service manager would) and waits
+    /// up to `patience` for the process to exit; how long it took.
+    pub async fn terminate(mut self, patience: Duration) -> Option<Duration> {
+        let pid = self.child.id()?.to_string();
+        let sent = Instant::now();
+        let signalled = Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .await
+            .is_ok_and(|status| status.success());
+        if !signalled {
+            return None;
+        }
+        match tokio::time::timeout(patience, self.child.wait()).await {
+            Ok(_) => Some(sent.elapsed()),
+            Err(_) => None,
+        }
+    }
 }
 
 /// A `kB` field of `/proc/<pid>/status` (Linux), e.g. `VmHWM:`.
@@ -213,18 +267,12 @@ pub fn proc_status_kib(pid: u32, field: &str) -> Option<u64> {
         .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
 }
 
-fn chat_command(binary: &Path, fanout_concurrency: Option<usize>, delay_ms: u64) -> Command {
+fn chat_command(binary: &Path) -> Command {
     let mut command = Command::new(binary);
     command
         .args(["--in-memory", "--listen", "127.0.0.1:0"])
         .args(["--dynamodb-listen", "127.0.0.1:0"])
-        // The bench's clients all come from 127.0.0.1.
-        .args(["--max-connections-per-ip", "100000"])
-        .args(["--management-api-delay-ms", &delay_ms.to_string()])
         .env("RUST_LOG", "warn");
-    if let Some(concurrency) = fanout_concurrency {
-        command.args(["--fanout-concurrency", &concurrency.to_string()]);
-    }
     command
 }
 
