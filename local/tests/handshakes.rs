@@ -157,7 +157,7 @@ async fn half_sent_requests_do_not_hold_the_stack_when_it_stops() {
     let started = Instant::now();
     let stopped = t.stack.shutdown().await;
     let took = started.elapsed();
-    assert!(took < Duration::from_secs(2), "{took:?}");
+    assert!(took < Duration::from_secs(5), "{took:?}");
     assert!(!stopped.abandoned_requests, "{stopped:?}");
     assert_eq!(stopped.abandoned_connections, 0, "{stopped:?}");
     for tcp in &mut half_sent {
