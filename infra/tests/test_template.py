@@ -304,6 +304,23 @@ pub const ALL: [Metric; 2] = [
 """
 
 
+def run_node(script, argument):
+    """Runs `script` with node in infra/ (as the Serverless Framework loads
+    its files), `argument` as JSON in argv; what it printed, as JSON."""
+    node = shutil.which("node")
+    assert node, "node is missing: infra/tools.sh installs it (infra/check.sh runs it)"
+    result = subprocess.run(
+        [node, "-e", script, json.dumps(argument)],
+        cwd=INFRA,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
 def test_metric_parser_reads_the_documented_form():
     assert parse_metrics(METRIC_SAMPLE, "sample") == [
         MetricDef("fanout_latency", "Histogram", "Milliseconds", "kind"),
@@ -834,21 +851,10 @@ def test_only_safe_log_levels_can_be_deployed():
     """infra/log-level.js refuses, when packaging, every level but INFO and
     DEBUG: TRACE (libraries log raw events: tokens, messages, addresses)
     and anything above INFO (Lambda would drop the metrics)."""
-    node = shutil.which("node")
-    assert node, "node is missing: infra/tools.sh installs it (infra/check.sh runs it)"
     accepted = {"INFO": "INFO", "DEBUG": "DEBUG", " debug ": "DEBUG", "info": "INFO"}
     refused = ["TRACE", "trace", "WARN", "ERROR", "FATAL", "", "LOUD"]
     values = [*accepted, *refused]
-    result = subprocess.run(
-        [node, "-e", LOG_LEVEL_PROBE, json.dumps(values)],
-        cwd=INFRA,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    out = json.loads(result.stdout)
+    out = run_node(LOG_LEVEL_PROBE, values)
     assert set(out["allowed"]) == SAFE_LOG_LEVELS
     outcomes = dict(zip(values, out["outcomes"]))
     for value, level in accepted.items():
@@ -930,22 +936,11 @@ def test_retention_parameters_are_checked_when_packaging():
     """infra/retention.js refuses, before anything is deployed, every value
     the functions would refuse at cold start (which would stop them all),
     with the code's range read from handlers/src/limits.rs."""
-    node = shutil.which("node")
-    assert node, "node is missing: infra/tools.sh installs it (infra/check.sh runs it)"
     low, high = retention_range()
     accepted = {"": "", "  ": "", str(low): str(low), str(high): str(high), " 30 ": "30", "030": "30", 365: "365"}
     refused = [str(low - 1), str(high + 1), "-1", "1.5", "30d", "1e3", "thirty", "0x10"]
     values = [*accepted, *refused]
-    result = subprocess.run(
-        [node, "-e", RETENTION_PROBE, json.dumps(values)],
-        cwd=INFRA,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    out = json.loads(result.stdout)
+    out = run_node(RETENTION_PROBE, values)
     assert out["range"] == {"min": low, "max": high}
     for key, parameter in (("message", "messageRetentionDays"), ("session", "sessionRetentionDays")):
         outcomes = dict(zip(map(json.dumps, values), out[key]))
@@ -1131,20 +1126,13 @@ const cases = JSON.parse(process.argv[1]);
 
 
 def test_throttling_parameters_are_checked_when_packaging():
-    node = shutil.which("node")
-    assert node, "node is missing: infra/tools.sh installs it (infra/check.sh runs it)"
     accepted = [("routeRateLimit", "500"), ("historyBurstLimit", " 10 "), ("reservedConcurrency", ""), ("reservedConcurrency", "25")]
     refused = [
         ("routeRateLimit", "0"), ("routeRateLimit", "10001"), ("routeBurstLimit", "5001"), ("historyRateLimit", "1.5"),
         ("historyBurstLimit", "-1"), ("routeRateLimit", "lots"), ("reservedConcurrency", "0"), ("reservedConcurrency", "1001"),
     ]
     cases = [*accepted, *refused]
-    result = subprocess.run(
-        [node, "-e", THROTTLES_PROBE, json.dumps(cases)],
-        cwd=INFRA, capture_output=True, text=True, timeout=60, check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    outcomes = json.loads(result.stdout)
+    outcomes = run_node(THROTTLES_PROBE, cases)
     for case, outcome in zip(cases[: len(accepted)], outcomes):
         assert "value" in outcome, (case, outcome)
     assert outcomes[0]["value"]["ThrottlingRateLimit"] == 500
@@ -1296,8 +1284,6 @@ def test_sign_in_parameters_are_checked_when_packaging():
     by its default name or the one given, the latest version or a pinned
     one; and every value it cannot use refused before anything is deployed,
     with a message naming the parameter."""
-    node = shutil.which("node")
-    assert node, "node is missing: infra/tools.sh installs it (infra/check.sh runs it)"
     version_id = "a1b2c3d4-5678-90ab-cdef-EXAMPLE11111"
     accepted = [
         ({}, None),
@@ -1340,16 +1326,7 @@ def test_sign_in_parameters_are_checked_when_packaging():
         ({"auth": "hs256", "authMaxTokenLifetime": "1 day"}, "parameter authMaxTokenLifetime"),
     ]
     cases = [values for values, _ in accepted] + [values for values, _ in refused]
-    result = subprocess.run(
-        [node, "-e", AUTH_PROBE, json.dumps(cases)],
-        cwd=INFRA,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    out = json.loads(result.stdout)
+    out = run_node(AUTH_PROBE, cases)
     assert {kind: tuple(spec) for kind, spec in out["kinds"].items()} == KEY_KINDS
     assert out["identitySource"] == IDENTITY_SOURCE
     assert out["optional"] == OPTIONAL_AUTH_VARIABLES
@@ -1469,13 +1446,8 @@ SIGN_IN_METRICS = {"tokens_refused"}
 
 
 def test_the_denial_reasons_are_the_ones_alarms_js_knows():
-    node = shutil.which("node")
-    assert node, "node is missing: infra/tools.sh installs it (infra/check.sh runs it)"
-    result = subprocess.run(
-        [node, "-e", "console.log(JSON.stringify(require('./alarms.js').DENIAL_REASONS))"],
-        cwd=INFRA, capture_output=True, text=True, timeout=60, check=True,
-    )
-    assert json.loads(result.stdout) == denial_reasons()
+    script = "console.log(JSON.stringify(require('./alarms.js').DENIAL_REASONS))"
+    assert run_node(script, None) == denial_reasons()
 
 
 def test_dashboard_shows_the_product_metrics(dashboard, stage, metrics, sign_in):
