@@ -122,16 +122,8 @@ async fn create(client: &Client, name: &str, schema: &TableSchema) -> Result<(),
                 .key_type(KeyType::Hash)
                 .build()
                 .map_err(StoreError::request("CreateTable"))?,
-        );
-    for (attribute, kind) in &schema.attributes {
-        request = request.attribute_definitions(
-            AttributeDefinition::builder()
-                .attribute_name(attribute)
-                .attribute_type(ScalarAttributeType::from(kind.as_str()))
-                .build()
-                .map_err(StoreError::request("CreateTable"))?,
-        );
-    }
+        )
+        .set_attribute_definitions(Some(attribute_definitions(schema, "CreateTable")?));
     for (name, index) in &schema.indexes {
         request = request.global_secondary_indexes(global_index(name, index)?);
     }
@@ -149,6 +141,24 @@ async fn create(client: &Client, name: &str, schema: &TableSchema) -> Result<(),
         .await
         .map_err(StoreError::call("CreateTable"))?;
     Ok(())
+}
+
+/// The table's key attributes and types, for `operation`'s request.
+fn attribute_definitions(
+    schema: &TableSchema,
+    operation: &'static str,
+) -> Result<Vec<AttributeDefinition>, StoreError> {
+    schema
+        .attributes
+        .iter()
+        .map(|(attribute, kind)| {
+            AttributeDefinition::builder()
+                .attribute_name(attribute)
+                .attribute_type(ScalarAttributeType::from(kind.as_str()))
+                .build()
+                .map_err(StoreError::request(operation))
+        })
+        .collect()
 }
 
 fn global_index(name: &str, index: &IndexSchema) -> Result<GlobalSecondaryIndex, StoreError> {
@@ -207,22 +217,13 @@ async fn add_missing_indexes(
             .set_projection(index.projection)
             .build()
             .map_err(StoreError::request("UpdateTable"))?;
-        let mut request = client
+        client
             .update_table()
             .table_name(name)
             .global_secondary_index_updates(
                 GlobalSecondaryIndexUpdate::builder().create(create).build(),
-            );
-        for (attribute, kind) in &schema.attributes {
-            request = request.attribute_definitions(
-                AttributeDefinition::builder()
-                    .attribute_name(attribute)
-                    .attribute_type(ScalarAttributeType::from(kind.as_str()))
-                    .build()
-                    .map_err(StoreError::request("UpdateTable"))?,
-            );
-        }
-        request
+            )
+            .set_attribute_definitions(Some(attribute_definitions(schema, "UpdateTable")?))
             .send()
             .await
             .map_err(StoreError::call("UpdateTable"))?;
