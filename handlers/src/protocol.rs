@@ -436,6 +436,17 @@ impl Inbound {
         };
         Self::NotJson(format!("Frames must be JSON objects: {problem}"))
     }
+
+    /// The object, or the `invalid_json` error a route answers instead.
+    fn into_object(self) -> Result<serde_json::Map<String, Value>, Rejection> {
+        match self {
+            Self::Object { body, .. } => Ok(body),
+            Self::NotJson(problem) => Err(Box::new(ServerFrame::unroutable(
+                ErrorCode::InvalidJson,
+                &problem,
+            ))),
+        }
+    }
 }
 
 /// What a JSON value that is not an object is, for an error message.
@@ -467,15 +478,7 @@ pub fn validate_send_message(
     body: Option<&str>,
     max_message_bytes: usize,
 ) -> Result<SendMessage, Rejection> {
-    let body = match Inbound::parse(body) {
-        Inbound::Object { body, .. } => body,
-        Inbound::NotJson(problem) => {
-            return Err(Box::new(ServerFrame::unroutable(
-                ErrorCode::InvalidJson,
-                &problem,
-            )));
-        }
-    };
+    let body = Inbound::parse(body).into_object()?;
     let message = match body.get("message") {
         Some(Value::String(message)) => message,
         Some(_) => {
@@ -553,15 +556,7 @@ pub struct HistoryRequest {
 /// Reads `limit` (default [`HISTORY_DEFAULT_LIMIT`], capped at
 /// [`HISTORY_MAX_LIMIT`]) and `before` from a `history` frame.
 pub fn parse_history_request(body: Option<&str>) -> Result<HistoryRequest, Rejection> {
-    let body = match Inbound::parse(body) {
-        Inbound::Object { body, .. } => body,
-        Inbound::NotJson(problem) => {
-            return Err(Box::new(ServerFrame::unroutable(
-                ErrorCode::InvalidJson,
-                &problem,
-            )));
-        }
-    };
+    let body = Inbound::parse(body).into_object()?;
     let limit = match body.get("limit") {
         None | Some(Value::Null) => HISTORY_DEFAULT_LIMIT,
         Some(Value::Number(number)) => match number.as_u64() {
