@@ -269,18 +269,7 @@ async fn handshake(url: &str, reset: bool) -> Result<Socket, Refusal> {
     let _ = tcp.set_nodelay(true);
     match client_async_with_config(url, MaybeTlsStream::Plain(tcp), Some(small_buffers())).await {
         Ok((socket, _)) => Ok(socket),
-        Err(WsError::Http(response)) => {
-            let body = response
-                .body()
-                .as_deref()
-                .map(String::from_utf8_lossy)
-                .unwrap_or_default();
-            Err(Refusal::Refused(format!(
-                "HTTP {}: {}",
-                response.status().as_u16(),
-                body.trim()
-            )))
-        }
+        Err(WsError::Http(response)) => Err(Refusal::Refused(crate::client::refusal(&response))),
         Err(problem) => Err(Refusal::Unanswered(problem.to_string())),
     }
 }

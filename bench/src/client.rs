@@ -10,6 +10,18 @@ use serde::Deserialize;
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
 
+/// A refused handshake as one line: `HTTP 429: <the body>`.
+pub fn refusal(
+    response: &tokio_tungstenite::tungstenite::http::Response<Option<Vec<u8>>>,
+) -> String {
+    let body = response
+        .body()
+        .as_deref()
+        .map(String::from_utf8_lossy)
+        .unwrap_or_default();
+    format!("HTTP {}: {}", response.status().as_u16(), body.trim())
+}
+
 /// Marks a benchmark message; the number after it identifies the message.
 pub const TOKEN_PREFIX: &str = "bench:";
 

@@ -285,18 +285,7 @@ async fn connect(url: &str, reset: bool) -> Result<Socket, String> {
     }
     match client_async_tls(url, tcp).await {
         Ok((socket, _)) => Ok(socket),
-        Err(WsError::Http(response)) => {
-            let body = response
-                .body()
-                .as_deref()
-                .map(String::from_utf8_lossy)
-                .unwrap_or_default();
-            Err(format!(
-                "HTTP {} {}",
-                response.status().as_u16(),
-                body.trim()
-            ))
-        }
+        Err(WsError::Http(response)) => Err(crate::client::refusal(&response)),
         Err(error) => Err(error.to_string()),
     }
 }
