@@ -5,8 +5,10 @@
 //! gateway and reaches no handler; a handshake over `$connect`'s is refused
 //! with 429.
 
-use std::sync::Mutex;
-use std::time::Instant;
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant};
 
 use handlers::limits::RouteThrottle;
 use handlers::protocol::Route;
@@ -32,25 +34,15 @@ impl TokenBucket {
 
     /// Takes a token if there is one.
     pub fn try_take(&self) -> bool {
-        self.try_take_at(Instant::now())
+        self.take_at(Instant::now()).is_ok()
     }
 
     /// Takes a token, or says how long until there is one.
-    pub fn take_or_wait(&self) -> Result<(), std::time::Duration> {
-        if self.try_take() {
-            return Ok(());
-        }
-        let tokens = self
-            .state
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .0;
-        Err(std::time::Duration::from_secs_f64(
-            ((1.0 - tokens) / self.rate).max(0.001),
-        ))
+    pub fn take_or_wait(&self) -> Result<(), Duration> {
+        self.take_at(Instant::now())
     }
 
-    fn try_take_at(&self, now: Instant) -> bool {
+    fn take_at(&self, now: Instant) -> Result<(), Duration> {
         let mut state = self
             .state
             .lock()
@@ -60,10 +52,12 @@ impl TokenBucket {
             .min(self.burst);
         if refilled >= 1.0 {
             *state = (refilled - 1.0, now);
-            true
+            Ok(())
         } else {
             *state = (refilled, now);
-            false
+            Err(Duration::from_secs_f64(
+                ((1.0 - refilled) / self.rate).max(0.001),
+            ))
         }
     }
 }
@@ -75,33 +69,49 @@ impl TokenBucket {
 #[derive(Debug)]
 pub struct AddressBudgets {
     throttle: RouteThrottle,
-    buckets:
-        std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, std::sync::Weak<TokenBucket>>>,
+    buckets: Mutex<Buckets>,
 }
+
+#[derive(Debug, Default)]
+struct Buckets {
+    by_address: HashMap<IpAddr, Weak<TokenBucket>>,
+    /// At this many, buckets no connection holds are dropped; then twice
+    /// what is left, so a connect costs O(1) however many addresses hold
+    /// connections.
+    prune_at: usize,
+}
+
+/// The fewest buckets worth pruning.
+const PRUNE_FLOOR: usize = 1024;
 
 impl AddressBudgets {
     pub fn new(throttle: RouteThrottle) -> Self {
         Self {
             throttle,
-            buckets: std::sync::Mutex::default(),
+            buckets: Mutex::new(Buckets {
+                by_address: HashMap::new(),
+                prune_at: PRUNE_FLOOR,
+            }),
         }
     }
 
     /// The bucket of `address`, for a connection to hold.
-    pub fn of(&self, address: std::net::IpAddr) -> std::sync::Arc<TokenBucket> {
+    pub fn of(&self, address: IpAddr) -> Arc<TokenBucket> {
         let mut buckets = self
             .buckets
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if let Some(bucket) = buckets.get(&address).and_then(std::sync::Weak::upgrade) {
+        if let Some(bucket) = buckets.by_address.get(&address).and_then(Weak::upgrade) {
             return bucket;
         }
-        let bucket = std::sync::Arc::new(TokenBucket::new(self.throttle));
-        // Addresses with no connection left have no bucket to keep.
-        if buckets.len() >= 1024 {
-            buckets.retain(|_, bucket| bucket.strong_count() > 0);
+        let bucket = Arc::new(TokenBucket::new(self.throttle));
+        if buckets.by_address.len() >= buckets.prune_at {
+            buckets
+                .by_address
+                .retain(|_, bucket| bucket.strong_count() > 0);
+            buckets.prune_at = (buckets.by_address.len() * 2).max(PRUNE_FLOOR);
         }
-        buckets.insert(address, std::sync::Arc::downgrade(&bucket));
+        buckets.by_address.insert(address, Arc::downgrade(&bucket));
         bucket
     }
 
@@ -162,17 +172,17 @@ mod tests {
             burst: 3,
         });
         let start = Instant::now();
-        let taken = (0..5).filter(|_| bucket.try_take_at(start)).count();
+        let taken = (0..5).filter(|_| bucket.take_at(start).is_ok()).count();
         assert_eq!(taken, 3, "the burst");
-        assert!(!bucket.try_take_at(start + Duration::from_millis(50)));
+        assert!(bucket.take_at(start + Duration::from_millis(50)).is_err());
         assert!(
-            bucket.try_take_at(start + Duration::from_millis(100)),
+            bucket.take_at(start + Duration::from_millis(100)).is_ok(),
             "one every 100 ms"
         );
-        assert!(!bucket.try_take_at(start + Duration::from_millis(150)));
+        assert!(bucket.take_at(start + Duration::from_millis(150)).is_err());
         // A long quiet refills only up to the burst.
         let later = start + Duration::from_secs(60);
-        assert_eq!((0..5).filter(|_| bucket.try_take_at(later)).count(), 3);
+        assert_eq!((0..5).filter(|_| bucket.take_at(later).is_ok()).count(), 3);
     }
 
     #[test]
