@@ -107,7 +107,14 @@ impl Connection {
 /// Every connection, from the start of its `$connect` to its close.
 #[derive(Debug, Default)]
 pub struct Registry {
-    connections: Mutex<HashMap<String, Arc<Connection>>>,
+    inner: Mutex<Connections>,
+}
+
+#[derive(Debug, Default)]
+struct Connections {
+    by_id: HashMap<String, Arc<Connection>>,
+    /// How many of them each address holds (none: absent).
+    per_address: HashMap<String, usize>,
 }
 
 impl Registry {
@@ -117,36 +124,45 @@ impl Registry {
     pub fn insert_within(&self, connection: Arc<Connection>, per_address: usize) -> bool {
         let mut connections = self.lock();
         let from_there = connections
-            .values()
-            .filter(|other| other.source_ip == connection.source_ip)
-            .count();
-        if from_there >= per_address {
+            .per_address
+            .entry(connection.source_ip.clone())
+            .or_insert(0);
+        if *from_there >= per_address {
             return false;
         }
-        connections.insert(connection.id.clone(), connection);
-        record_open(connections.len());
+        *from_there += 1;
+        connections.by_id.insert(connection.id.clone(), connection);
+        record_open(connections.by_id.len());
         true
     }
 
     pub fn remove(&self, id: &str) -> Option<Arc<Connection>> {
         let mut connections = self.lock();
-        let removed = connections.remove(id);
-        record_open(connections.len());
+        let removed = connections.by_id.remove(id);
+        if let Some(removed) = &removed
+            && let Some(count) = connections.per_address.get_mut(&removed.source_ip)
+        {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                connections.per_address.remove(&removed.source_ip);
+            }
+        }
+        record_open(connections.by_id.len());
         removed
     }
 
     pub fn get(&self, id: &str) -> Option<Arc<Connection>> {
-        self.lock().get(id).cloned()
+        self.lock().by_id.get(id).cloned()
     }
 
     pub fn len(&self) -> usize {
-        self.lock().len()
+        self.lock().by_id.len()
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Connection>>> {
-        // The map stays consistent even if a holder panicked: every
-        // operation on it is a single insert, remove or lookup.
-        self.connections
+    fn lock(&self) -> std::sync::MutexGuard<'_, Connections> {
+        // The maps stay consistent even if a holder panicked: every
+        // operation on them completes without a call that could.
+        self.inner
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
@@ -156,4 +172,28 @@ impl Registry {
 /// tell on AWS: connections open now.
 fn record_open(count: usize) {
     metrics::gauge!(metric::CONNECTIONS_OPEN).set(count as f64);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn connection(id: &str, source_ip: &str) -> Arc<Connection> {
+        let budget = Arc::new(TokenBucket::new(crate::config::DEFAULT_ADDRESS_BUDGET));
+        Connection::new(id.into(), 0, source_ip.into(), None, None, budget).0
+    }
+
+    #[test]
+    fn each_address_is_capped_and_gets_its_places_back_as_connections_close() {
+        let registry = Registry::default();
+        assert!(registry.insert_within(connection("a", "203.0.113.7"), 2));
+        assert!(registry.insert_within(connection("b", "203.0.113.7"), 2));
+        assert!(!registry.insert_within(connection("c", "203.0.113.7"), 2));
+        assert!(registry.insert_within(connection("d", "203.0.113.8"), 2));
+        assert!(registry.remove("a").is_some());
+        assert!(registry.remove("a").is_none(), "removed once");
+        assert!(registry.insert_within(connection("e", "203.0.113.7"), 2));
+        assert!(!registry.insert_within(connection("f", "203.0.113.7"), 2));
+        assert_eq!(registry.len(), 3);
+    }
 }
