@@ -30,13 +30,12 @@ use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, client_async};
+use tokio_tungstenite::{MaybeTlsStream, client_async};
 use tokio_util::sync::CancellationToken;
 
+use crate::client::{Socket, next_of_type};
 use crate::server::{Binaries, Server, Target};
 use crate::stats::{Spread, ms};
-
-type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 const VICTIM: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 const ATTACKER: IpAddr = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2));
@@ -423,7 +422,9 @@ async fn fresh_visits(url: String, server: SocketAddr, during: Duration) -> Phas
         let started = Instant::now();
         let visit = tokio::time::timeout(ECHO_PATIENCE, async {
             let mut socket = connect_from(&url, server, VICTIM, "fresh").await.ok()?;
-            let welcome = next_of_type(&mut socket, "welcome").await;
+            let welcome = next_of_type(&mut socket, "welcome", ECHO_PATIENCE)
+                .await
+                .ok();
             let _ = socket.close(None).await;
             welcome
         });
@@ -459,10 +460,11 @@ async fn leave_a_backlog(
     frames: usize,
 ) -> Result<Option<Duration>, String> {
     let mut observer = connect_from(url, server, VICTIM, "backlog").await?;
-    next_of_type(&mut observer, "welcome").await;
+    next_of_type(&mut observer, "welcome", ECHO_PATIENCE).await?;
     let mut leaver = connect_from(url, server, LEAVER, "backlog").await?;
-    let id = next_of_type(&mut leaver, "welcome")
+    let id = next_of_type(&mut leaver, "welcome", ECHO_PATIENCE)
         .await
+        .ok()
         .and_then(|welcome| welcome["connection_id"].as_str().map(str::to_owned))
         .ok_or("the leaver had no welcome")?;
     let request = Message::text(r#"{"action":"history"}"#);
@@ -510,9 +512,9 @@ struct Victim {
 impl Victim {
     async fn join(url: &str, server: SocketAddr) -> Result<Self, String> {
         let mut socket = connect_from(url, server, VICTIM, "quiet").await?;
-        next_of_type(&mut socket, "welcome")
+        next_of_type(&mut socket, "welcome", ECHO_PATIENCE)
             .await
-            .ok_or("the victim had no welcome")?;
+            .map_err(|problem| format!("the victim had no welcome: {problem}"))?;
         Ok(Self {
             socket,
             sequence: 0,
@@ -608,18 +610,4 @@ impl Victim {
         }
         false
     }
-}
-
-/// The next frame of `frame_type` within [`ECHO_PATIENCE`].
-async fn next_of_type(socket: &mut Socket, frame_type: &str) -> Option<Value> {
-    let deadline = tokio::time::Instant::now() + ECHO_PATIENCE;
-    while let Ok(Some(Ok(frame))) = tokio::time::timeout_at(deadline, socket.next()).await {
-        if let Message::Text(text) = frame
-            && let Ok(frame) = serde_json::from_str::<Value>(text.as_str())
-            && frame["type"] == frame_type
-        {
-            return Some(frame);
-        }
-    }
-    None
 }

@@ -13,13 +13,13 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use serde::Serialize;
-use serde_json::Value;
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch};
+use tokio_tungstenite::tungstenite::Error as WsError;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
-use tokio_tungstenite::tungstenite::{Error as WsError, Message};
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, client_async_with_config};
+use tokio_tungstenite::{MaybeTlsStream, client_async_with_config};
 
+use crate::client::{Socket, next_of_type};
 use crate::server::{Binaries, Server, Target};
 use crate::stats::ms;
 
@@ -72,8 +72,6 @@ impl Outcome {
             && self.server_errors == 0
     }
 }
-
-type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 pub async fn measure(target: &Target, binaries: &Binaries, plan: &Plan) -> Result<Outcome, String> {
     let server = Server::start(target, binaries).await?;
@@ -280,32 +278,6 @@ fn small_buffers() -> WebSocketConfig {
     WebSocketConfig::default()
         .read_buffer_size(4 * 1024)
         .write_buffer_size(0)
-}
-
-/// The next JSON frame of `frame_type`.
-async fn next_of_type(
-    socket: &mut Socket,
-    frame_type: &str,
-    patience: Duration,
-) -> Result<Value, String> {
-    let deadline = tokio::time::Instant::now() + patience;
-    loop {
-        let frame = tokio::time::timeout_at(deadline, socket.next())
-            .await
-            .map_err(|_| format!("no {frame_type} frame within {patience:?}"))?;
-        match frame {
-            Some(Ok(Message::Text(text))) => {
-                if let Ok(value) = serde_json::from_str::<Value>(text.as_str())
-                    && value["type"] == frame_type
-                {
-                    return Ok(value);
-                }
-            }
-            Some(Ok(_)) => {}
-            Some(Err(problem)) => return Err(problem.to_string()),
-            None => return Err("the connection closed".into()),
-        }
-    }
 }
 
 /// Distinct departures announced to the observer until `expected` of them

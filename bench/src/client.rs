@@ -272,6 +272,37 @@ pub fn token_in(text: &str) -> Option<u64> {
     digits[..end].parse().ok()
 }
 
+/// A client's WebSocket over TCP (TLS too, for `smoke` against a stage).
+pub type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// The next JSON frame of `frame_type` within `patience`; frames of other
+/// types are read and dropped.
+pub async fn next_of_type(
+    socket: &mut Socket,
+    frame_type: &str,
+    patience: Duration,
+) -> Result<serde_json::Value, String> {
+    let deadline = tokio::time::Instant::now() + patience;
+    loop {
+        let frame = tokio::time::timeout_at(deadline, socket.next())
+            .await
+            .map_err(|_| format!("no {frame_type} frame within {patience:?}"))?;
+        match frame {
+            Some(Ok(Message::Text(text))) => {
+                if let Ok(value) = serde_json::from_str::<serde_json::Value>(text.as_str())
+                    && value["type"] == frame_type
+                {
+                    return Ok(value);
+                }
+            }
+            Some(Ok(_)) => {}
+            Some(Err(problem)) => return Err(problem.to_string()),
+            None => return Err("the connection closed".into()),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
