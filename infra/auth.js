@@ -73,6 +73,8 @@ const OPTIONAL = {
   AUTH_JWT_ISSUER: 'authIssuer',
   AUTH_JWT_AUDIENCE: 'authAudience',
   AUTH_NAME_CLAIM: 'authNameClaim',
+  AUTH_ROOMS_CLAIM: 'authRoomsClaim',
+  AUTH_ROLES_CLAIM: 'authRolesClaim',
   AUTH_JWKS_URL: 'authJwksUrl',
   AUTH_MAX_TOKEN_LIFETIME_SECS: 'authMaxTokenLifetime',
 };
@@ -130,13 +132,21 @@ function settings(values, { service, stage }) {
         ', or nothing for the latest (docs/deploy.md, "Sign-in")'
     );
   }
-  const nameClaim = text(values.authNameClaim) || 'name';
-  if (/\s/.test(nameClaim)) {
-    throw failure(
-      `parameter authNameClaim is ${JSON.stringify(nameClaim)}: expected the name of a claim ` +
-        '(docs/deploy.md, "Sign-in")'
-    );
-  }
+  // The claims of the display name, the rooms one may join and the roles
+  // (handlers::auth and handlers::access's defaults).
+  const claim = (parameter, fallback) => {
+    const name = text(values[parameter]) || fallback;
+    if (/\s/.test(name)) {
+      throw failure(
+        `parameter ${parameter} is ${JSON.stringify(name)}: expected the name of a claim ` +
+          '(docs/deploy.md, "Sign-in")'
+      );
+    }
+    return name;
+  };
+  const nameClaim = claim('authNameClaim', 'name');
+  const roomsClaim = claim('authRoomsClaim', 'rooms');
+  const rolesClaim = claim('authRolesClaim', 'roles');
   // Where the identity provider publishes its current keys: fetched by the
   // authorizer at cold start and when a token names a key it lacks, the
   // deployed JWKS document its fallback. So with auth=jwks only, over HTTPS.
@@ -164,6 +174,8 @@ function settings(values, { service, stage }) {
     issuer: text(values.authIssuer),
     audience: text(values.authAudience),
     nameClaim,
+    roomsClaim,
+    rolesClaim,
     jwksUrl,
     maxLifetime,
   };
@@ -190,6 +202,8 @@ function environment(signIn) {
     AUTH_JWT_ISSUER: signIn.issuer,
     AUTH_JWT_AUDIENCE: signIn.audience,
     AUTH_NAME_CLAIM: signIn.nameClaim,
+    AUTH_ROOMS_CLAIM: signIn.roomsClaim,
+    AUTH_ROLES_CLAIM: signIn.rolesClaim,
     AUTH_JWKS_URL: signIn.jwksUrl,
     AUTH_MAX_TOKEN_LIFETIME_SECS: signIn.maxLifetime,
   };
@@ -285,6 +299,56 @@ async function resources({ resolveVariable }) {
   };
 }
 
+// A room name, or a prefix ending in `*` (handlers::access::RoomPattern).
+const ROOM_PATTERN = /^(?:[A-Za-z0-9_-]{1,64}|[A-Za-z0-9_-]{0,63}\*)$/;
+
+// Who of the signed-in users may join which room (ROOM_ACCESS and
+// MEMBERS_ONLY_ROOMS, read by $connect): checked here, and refused without
+// sign-in, where every room is open to anyone who knows its name.
+function roomAccessSettings(values, signedIn) {
+  const access = text(values.roomAccess) || 'open';
+  if (access !== 'open' && access !== 'closed') {
+    throw failure(
+      `parameter roomAccess is ${JSON.stringify(access)}: expected open (the default) or closed ` +
+        '(docs/deploy.md, "Members-only rooms")'
+    );
+  }
+  const membersOnly = text(values.membersOnlyRooms)
+    .split(/[\s,]+/)
+    .filter((entry) => entry !== '');
+  const bad = membersOnly.find((entry) => !ROOM_PATTERN.test(entry));
+  if (bad !== undefined) {
+    throw failure(
+      `parameter membersOnlyRooms holds ${JSON.stringify(bad)}: expected room names or prefixes ` +
+        'such as team-*, separated by commas (docs/deploy.md, "Members-only rooms")'
+    );
+  }
+  if (!signedIn && (access !== 'open' || membersOnly.length > 0)) {
+    throw failure(
+      'parameters roomAccess and membersOnlyRooms need sign-in (the auth parameter): without it ' +
+        'anyone may join any room (docs/deploy.md, "Members-only rooms")'
+    );
+  }
+  return { access, membersOnly: membersOnly.join(',') };
+}
+
+async function resolveRoomAccess(resolveVariable) {
+  const values = {
+    roomAccess: await resolveVariable('param:roomAccess'),
+    membersOnlyRooms: await resolveVariable('param:membersOnlyRooms'),
+  };
+  return roomAccessSettings(values, await isOn(resolveVariable));
+}
+
+// provider.environment's ROOM_ACCESS and MEMBERS_ONLY_ROOMS.
+async function roomAccess({ resolveVariable }) {
+  return (await resolveRoomAccess(resolveVariable)).access;
+}
+
+async function membersOnlyRooms({ resolveVariable }) {
+  return (await resolveRoomAccess(resolveVariable)).membersOnly;
+}
+
 // Whether sign-in is on (alarms.js and dashboard.js ask).
 async function isOn(resolveVariable) {
   return (await resolveSettings(resolveVariable)) !== null;
@@ -300,4 +364,7 @@ module.exports = {
   authorizer,
   connectAuthorizer,
   resources,
+  roomAccessSettings,
+  roomAccess,
+  membersOnlyRooms,
 };

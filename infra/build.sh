@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds the eight Lambda artifacts the stack deploys and puts each in
+# Builds the nine Lambda artifacts the stack deploys and puts each in
 # infra/dist/<function>.zip (a zip holding one executable named `bootstrap`,
 # for the provided.al2023 runtime on arm64).
 #
@@ -25,7 +25,7 @@ target=aarch64-unknown-linux-gnu
 # scheduled repair of sessions left open, and the $connect authorizer
 # (deployed only with sign-in on, built always). (chat-local, the offline
 # stack, is not deployed.)
-functions=(connect disconnect sendmessage history default stream-processor reconcile authorizer)
+functions=(connect disconnect sendmessage history default moderate stream-processor reconcile authorizer)
 
 # shellcheck source=tools.sh
 source "$infra/tools.sh"

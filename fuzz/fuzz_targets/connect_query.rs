@@ -33,6 +33,7 @@ static VERIFIER: LazyLock<Verifier> = LazyLock::new(|| {
         issuer: None,
         audience: None,
         name_claim: DEFAULT_NAME_CLAIM.to_owned(),
+        claims: Default::default(),
     })
     .expect("a verifier")
 });

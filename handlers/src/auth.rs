@@ -24,6 +24,7 @@ use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, JwkSet};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation, decode, decode_header};
 use serde_json::{Map, Value};
 
+use crate::access::{ClaimNames, Grants};
 use crate::limits::{
     AUTH_CLOCK_SKEW, JWKS_FETCH_TIMEOUT, JWKS_REFRESH_INTERVAL, MAX_JWKS_BYTES, MAX_TOKEN_BYTES,
     MIN_SECRET_BYTES,
@@ -70,6 +71,8 @@ pub struct AuthSettings {
     /// The longest lifetime a token may have (`exp` after `iat`, or after
     /// now without `iat`), when set: a token valid for years is refused.
     pub max_lifetime: Option<std::time::Duration>,
+    /// The claims holding the rooms its holder may join and their roles.
+    pub claims: ClaimNames,
 }
 
 /// The claim of the display name, unless configured.
@@ -103,6 +106,8 @@ pub struct Identity {
     pub user_id: String,
     /// The name claim, when it is a valid display name.
     pub name: Option<DisplayName>,
+    /// The rooms it may join, and whether it moderates them.
+    pub grants: Grants,
 }
 
 /// Why a connection was refused. Logged, and counted by reason
@@ -131,10 +136,12 @@ pub enum Denial {
     MissingClaim,
     #[error("the token is valid for longer than the configured maximum lifetime")]
     TooLongLived,
+    #[error("the token's rooms or roles claim is malformed")]
+    MalformedClaim,
 }
 
 impl Denial {
-    pub const ALL: [Self; 11] = [
+    pub const ALL: [Self; 12] = [
         Self::Missing,
         Self::Malformed,
         Self::WrongAlgorithm,
@@ -146,6 +153,7 @@ impl Denial {
         Self::WrongAudience,
         Self::MissingClaim,
         Self::TooLongLived,
+        Self::MalformedClaim,
     ];
 
     /// The value of the `reason` dimension of `tokens_refused`.
@@ -162,6 +170,7 @@ impl Denial {
             Self::WrongAudience => "wrong_audience",
             Self::MissingClaim => "missing_claim",
             Self::TooLongLived => "too_long_lived",
+            Self::MalformedClaim => "malformed_claim",
         }
     }
 
@@ -191,6 +200,7 @@ pub struct Verifier {
     audience: Option<String>,
     name_claim: String,
     max_lifetime: Option<std::time::Duration>,
+    claims: ClaimNames,
 }
 
 impl fmt::Debug for Verifier {
@@ -239,6 +249,7 @@ impl Verifier {
             audience: settings.audience,
             name_claim: settings.name_claim,
             max_lifetime: settings.max_lifetime,
+            claims: settings.claims,
         })
     }
 
@@ -283,8 +294,17 @@ impl Verifier {
                 return Err(Denial::TooLongLived);
             }
         }
+        let grants = Grants::from_claims(&claims, &self.claims).map_err(|malformed| {
+            // Which claim and why, never its value.
+            tracing::info!(%malformed, "refused a token");
+            Denial::MalformedClaim
+        })?;
         let name = self.display_name(&claims);
-        Ok(Identity { user_id, name })
+        Ok(Identity {
+            user_id,
+            name,
+            grants,
+        })
     }
 
     /// The token's display name. A name claim that is not a valid display
@@ -588,6 +608,7 @@ mod tests {
             issuer: None,
             audience: None,
             name_claim: DEFAULT_NAME_CLAIM.into(),
+            claims: ClaimNames::default(),
         };
         assert!(matches!(
             Verifier::new(settings(KeySource::Secret(vec![]))),

@@ -4,6 +4,7 @@
 use std::env;
 use std::ops::RangeInclusive;
 
+use crate::access::{ClaimNames, DEFAULT_ROLES_CLAIM, DEFAULT_ROOMS_CLAIM, RoomAccess};
 use crate::auth::{AuthSettings, DEFAULT_NAME_CLAIM, KeySource};
 use crate::error::ConfigError;
 use crate::limits::{
@@ -15,13 +16,15 @@ use crate::management::ManagementEndpoint;
 use crate::rate::Rate;
 use crate::records::Retention;
 
-/// The three tables, named by environment variables (infra/tables.json says
-/// which) with the tutorial's names as defaults.
+/// The tables, named by environment variables (infra/tables.json says
+/// which) with the tutorial's names (and `Moderation`) as defaults.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Tables {
     pub active_connections: String,
     pub session_history: String,
     pub message_history: String,
+    /// Bans and the moderators' audit log (docs/security.md).
+    pub moderation: String,
 }
 
 impl Default for Tables {
@@ -37,6 +40,7 @@ impl Tables {
             active_connections: format!("{prefix}ActiveConnections"),
             session_history: format!("{prefix}SessionHistory"),
             message_history: format!("{prefix}MessageHistory"),
+            moderation: format!("{prefix}Moderation"),
         }
     }
 
@@ -47,6 +51,7 @@ impl Tables {
                 .unwrap_or(defaults.active_connections),
             session_history: vars("SESSION_HISTORY_TABLE").unwrap_or(defaults.session_history),
             message_history: vars("MESSAGE_HISTORY_TABLE").unwrap_or(defaults.message_history),
+            moderation: vars("MODERATION_TABLE").unwrap_or(defaults.moderation),
         }
     }
 }
@@ -98,6 +103,9 @@ pub struct Settings {
     /// on AWS (infra builds it with the partition's URL suffix), the local
     /// stack's URL offline.
     pub management_endpoint: ManagementEndpoint,
+    /// `ROOM_ACCESS` and `MEMBERS_ONLY_ROOMS`: who of the signed-in users
+    /// may join which room (without sign-in, anyone any room).
+    pub access: RoomAccess,
 }
 
 impl Settings {
@@ -120,6 +128,19 @@ impl Settings {
                     why: "the Management API endpoint to post frames to (infra/serverless.yml sets it)",
                 })?
                 .parse()?,
+            access: RoomAccess::from_settings(
+                vars("ROOM_ACCESS").as_deref(),
+                vars("MEMBERS_ONLY_ROOMS").as_deref(),
+            )
+            .map_err(|expected| ConfigError::Invalid {
+                name: "ROOM_ACCESS",
+                value: format!(
+                    "{} / {}",
+                    vars("ROOM_ACCESS").unwrap_or_default(),
+                    vars("MEMBERS_ONLY_ROOMS").unwrap_or_default()
+                ),
+                expected,
+            })?,
         })
     }
 }
@@ -160,6 +181,10 @@ impl AuthSettings {
             issuer: vars("AUTH_JWT_ISSUER"),
             audience: vars("AUTH_JWT_AUDIENCE"),
             name_claim: vars("AUTH_NAME_CLAIM").unwrap_or_else(|| DEFAULT_NAME_CLAIM.to_owned()),
+            claims: ClaimNames {
+                rooms: vars("AUTH_ROOMS_CLAIM").unwrap_or_else(|| DEFAULT_ROOMS_CLAIM.to_owned()),
+                roles: vars("AUTH_ROLES_CLAIM").unwrap_or_else(|| DEFAULT_ROLES_CLAIM.to_owned()),
+            },
             max_lifetime: vars("AUTH_MAX_TOKEN_LIFETIME_SECS")
                 .map(|value| {
                     parse_in_range(

@@ -5,6 +5,7 @@
 //! in-process in the local stack. Adapters: [`store`] (DynamoDB, the only
 //! module that sees attribute maps) and [`management`] (the Management API).
 
+pub mod access;
 pub mod admission;
 pub mod auth;
 pub mod config;
@@ -35,7 +36,7 @@ pub use management::{Management, ManagementEndpoint};
 pub use name::DisplayName;
 pub use records::Retention;
 pub use room::Room;
-pub use routes::{authorize, connect, default, disconnect, history, sendmessage};
+pub use routes::{authorize, connect, default, disconnect, history, moderate, sendmessage};
 pub use store::Store;
 
 /// Everything a handler that touches the tables or posts to connections
@@ -47,6 +48,8 @@ pub struct Chat {
     pub management: Management,
     pub limits: ChatLimits,
     pub retention: Retention,
+    /// Who of the signed-in users may join which room.
+    pub access: access::RoomAccess,
 }
 
 impl Chat {
@@ -61,6 +64,7 @@ impl Chat {
             management: Management::new(sdk, &settings.management_endpoint),
             limits: settings.limits,
             retention: settings.retention,
+            access: settings.access,
         }
     }
 }

@@ -140,6 +140,22 @@ pub const JWKS_REFRESH_INTERVAL: Duration = Duration::from_secs(60);
 pub const JWKS_FETCH_TIMEOUT: Duration = Duration::from_secs(3);
 /// The longest JWKS document read; a provider's holds a few keys.
 pub const MAX_JWKS_BYTES: usize = 64 * 1024;
+/// The most entries a token's rooms claim (or `MEMBERS_ONLY_ROOMS`) may
+/// hold: the authorizer passes them on to every route in its context.
+pub const MAX_ROOM_PATTERNS: usize = 100;
+
+// ---- Moderation
+
+/// Longest `reason` a moderator may give for a removal or a ban, in
+/// characters: it is shown to the room and to the person removed.
+pub const MAX_MODERATION_REASON_CHARS: usize = 200;
+/// `minutes` of a ban: a minute to a year.
+pub const BAN_MINUTES_RANGE: std::ops::RangeInclusive<u64> = 1..=525_600;
+/// The longest id (connection, user or message) a moderation frame may name.
+pub const MAX_TARGET_ID_CHARS: usize = 256;
+/// A ban's row outlives its end by this much before DynamoDB's TTL may
+/// delete it (`$connect` compares `until` itself: TTL deletes late).
+pub const BAN_TTL_MARGIN: Duration = Duration::from_secs(24 * 60 * 60);
 
 // ---- Rooms and history
 

@@ -131,6 +131,7 @@ struct Api {
 enum Operation {
     PostToConnection,
     GetConnection,
+    DeleteConnection,
 }
 
 impl Operation {
@@ -138,6 +139,7 @@ impl Operation {
         match self {
             Self::PostToConnection => "POST",
             Self::GetConnection => "GET",
+            Self::DeleteConnection => "DELETE",
         }
     }
 
@@ -145,6 +147,7 @@ impl Operation {
         match self {
             Self::PostToConnection => "PostToConnection",
             Self::GetConnection => "GetConnection",
+            Self::DeleteConnection => "DeleteConnection",
         }
     }
 }
@@ -199,6 +202,14 @@ impl Management {
             true => crate::reconcile::Liveness::Alive,
             false => crate::reconcile::Liveness::Gone,
         })
+    }
+
+    /// Closes a connection (`DeleteConnection`): a moderator's removal.
+    /// `Gone` when it had closed already.
+    pub async fn close(&self, connection_id: &str) -> Delivery {
+        self.api
+            .call(Operation::DeleteConnection, connection_id, Bytes::new())
+            .await
     }
 
     /// Posts one frame to one connection (`PostToConnection`).

@@ -7,8 +7,11 @@ use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
 
 /// Label (an EMF dimension) on the fan-out metrics.
 pub const KIND: &str = "kind";
-/// Label on `tokens_refused`: why ([`crate::auth::Denial::as_str`]).
+/// Label on `tokens_refused`: why ([`crate::auth::Denial::as_str`]); on
+/// `rooms_refused`: `not_a_member` or `banned`.
 pub const REASON: &str = "reason";
+/// Label on `moderation_actions`: `remove`, `ban` or `delete`.
+pub const ACTION: &str = "action";
 
 /// What a fan-out carries: the value of the [`KIND`] label, so chat traffic
 /// and presence traffic can be told apart.
@@ -67,11 +70,13 @@ pub const STREAM_ITERATOR_AGE: &str = "stream_iterator_age";
 pub const SESSIONS_REPAIRED: &str = "sessions_repaired";
 pub const HANDSHAKES_REFUSED: &str = "handshakes_refused";
 pub const TOKENS_REFUSED: &str = "tokens_refused";
+pub const ROOMS_REFUSED: &str = "rooms_refused";
+pub const MODERATION_ACTIONS: &str = "moderation_actions";
 
 /// Every metric the product records. The last two exist only in the local
 /// stack, standing in for what AWS measures itself (API Gateway's
 /// connections, Lambda's IteratorAge).
-pub const ALL: [Metric; 17] = [
+pub const ALL: [Metric; 19] = [
     Metric {
         name: MESSAGES_SENT,
         kind: MetricKind::Counter,
@@ -134,6 +139,20 @@ pub const ALL: [Metric; 17] = [
         unit: Unit::Count,
         label: Some(REASON),
         description: "Handshakes the sign-in authorizer refused, by reason (unknown_key: a key rotation it has not caught up with)",
+    },
+    Metric {
+        name: ROOMS_REFUSED,
+        kind: MetricKind::Counter,
+        unit: Unit::Count,
+        label: Some(REASON),
+        description: "Signed-in handshakes $connect refused a room, by reason: not_a_member (a members-only room their token does not name) or banned",
+    },
+    Metric {
+        name: MODERATION_ACTIONS,
+        kind: MetricKind::Counter,
+        unit: Unit::Count,
+        label: Some(ACTION),
+        description: "Moderation actions carried out, by action: remove, ban, delete (a member deleting their own message counts too)",
     },
     Metric {
         name: SESSIONS_REPAIRED,

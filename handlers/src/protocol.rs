@@ -6,10 +6,13 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::limits::{HISTORY_DEFAULT_LIMIT, HISTORY_MAX_LIMIT, MAX_CURSOR_CHARS};
+use crate::limits::{
+    BAN_MINUTES_RANGE, HISTORY_DEFAULT_LIMIT, HISTORY_MAX_LIMIT, MAX_CURSOR_CHARS,
+    MAX_MODERATION_REASON_CHARS, MAX_TARGET_ID_CHARS,
+};
 use crate::name::DisplayName;
 use crate::rate::{Allowance, Rate};
-use crate::records::{Departure, Member, Session};
+use crate::records::{DeletedBy, Departure, Member, Removal, Session};
 use crate::room::Room;
 use crate::time::Timestamp;
 
@@ -26,15 +29,22 @@ pub enum Route {
     Disconnect,
     SendMessage,
     History,
+    /// The three moderation routes, one function (routes/moderate.rs).
+    Remove,
+    Ban,
+    Delete,
     Default,
 }
 
 impl Route {
-    pub const ALL: [Self; 5] = [
+    pub const ALL: [Self; 8] = [
         Self::Connect,
         Self::Disconnect,
         Self::SendMessage,
         Self::History,
+        Self::Remove,
+        Self::Ban,
+        Self::Delete,
         Self::Default,
     ];
 
@@ -45,6 +55,9 @@ impl Route {
             Self::Disconnect => "$disconnect",
             Self::SendMessage => "sendmessage",
             Self::History => "history",
+            Self::Remove => "remove",
+            Self::Ban => "ban",
+            Self::Delete => "delete",
             Self::Default => "$default",
         }
     }
@@ -53,7 +66,10 @@ impl Route {
     /// back to the caller. Only routes that always answer with a body: on a
     /// two-way route API Gateway sends an absent body as an empty frame.
     pub fn is_two_way(self) -> bool {
-        matches!(self, Self::History | Self::Default)
+        matches!(
+            self,
+            Self::History | Self::Remove | Self::Ban | Self::Delete | Self::Default
+        )
     }
 
     /// The route API Gateway's route selection (`$request.body.action`)
@@ -80,16 +96,35 @@ pub enum Action {
     /// A page of the room's earlier messages:
     /// `{"action":"history","limit":50,"before":"<cursor>"}`.
     History,
+    /// A moderator closes a connection of their room:
+    /// `{"action":"remove","connection_id":"…","reason":"…"}`.
+    Remove,
+    /// A moderator bans a user from their room for a while:
+    /// `{"action":"ban","user_id":"…","minutes":60,"reason":"…"}`.
+    Ban,
+    /// A moderator (or its author) deletes a message:
+    /// `{"action":"delete","message_id":"…"}`.
+    Delete,
 }
 
 impl Action {
-    pub const ALL: [Self; 3] = [Self::SendMessage, Self::Ping, Self::History];
+    pub const ALL: [Self; 6] = [
+        Self::SendMessage,
+        Self::Ping,
+        Self::History,
+        Self::Remove,
+        Self::Ban,
+        Self::Delete,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
             Self::SendMessage => "sendmessage",
             Self::Ping => "ping",
             Self::History => "history",
+            Self::Remove => "remove",
+            Self::Ban => "ban",
+            Self::Delete => "delete",
         }
     }
 
@@ -104,6 +139,9 @@ impl Action {
             Self::SendMessage => Route::SendMessage,
             Self::Ping => Route::Default,
             Self::History => Route::History,
+            Self::Remove => Route::Remove,
+            Self::Ban => Route::Ban,
+            Self::Delete => Route::Delete,
         }
     }
 }
@@ -125,6 +163,10 @@ pub enum ServerFrame {
         text: String,
         timestamp: Timestamp,
         room: Room,
+        /// A deleted message's tombstone (in `history` pages): `text` is
+        /// empty.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        deleted: Option<DeletedNote>,
     },
     /// A page of a room's messages, newest first, to the sender alone.
     History {
@@ -167,6 +209,9 @@ pub enum ServerFrame {
         online: Vec<Member>,
         /// How many are in the room now.
         online_count: usize,
+        /// The newcomer may remove, ban and delete in this room.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        moderator: bool,
     },
     /// Who joined and who left the room since the last presence frame: one
     /// frame per stream batch and recipient, however many came and went.
@@ -176,6 +221,53 @@ pub enum ServerFrame {
         joined: Vec<Member>,
         left: Vec<Departure>,
     },
+    /// To the room: a message was deleted (show it as deleted, also in
+    /// history already loaded).
+    Deleted {
+        message: String,
+        room: Room,
+        message_id: String,
+        by: DeletedBy,
+        at: Timestamp,
+    },
+    /// To a connection a moderator is closing, just before it closes: why.
+    Removed {
+        message: String,
+        room: Room,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+        /// With a ban: until when joining this room is refused.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        banned_until: Option<Timestamp>,
+    },
+    /// The answer to a moderation action that was carried out.
+    Moderated {
+        message: String,
+        /// `remove`, `ban` or `delete`.
+        action: String,
+        #[serde(flatten)]
+        target: ModerationTarget,
+    },
+}
+
+/// What a moderation action acted on, as its answer names it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModerationTarget {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connection_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub banned_until: Option<Timestamp>,
+}
+
+/// What a tombstone's `message` frame says of its deletion.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeletedNote {
+    pub at: Timestamp,
+    pub by: DeletedBy,
 }
 
 /// Machine-readable reason of an `error` frame.
@@ -206,6 +298,25 @@ pub enum ErrorCode {
     /// More messages (or history requests) than the connection's allowance;
     /// nothing was done.
     RateLimited,
+    /// On connect (403): the room is members-only and the token's rooms
+    /// claim does not name it.
+    RoomForbidden,
+    /// On connect (403): a moderator banned this user from the room.
+    Banned,
+    /// A moderation action by someone who may not: not a moderator, or
+    /// not the message's author.
+    Forbidden,
+    /// A moderation action naming a connection or message that does not
+    /// exist (any more).
+    NotFound,
+    /// A moderation action naming a connection or message of another room.
+    OtherRoom,
+    /// A moderation frame with a missing or malformed field.
+    InvalidRequest,
+    /// `delete` of a message already deleted.
+    AlreadyDeleted,
+    /// `remove` or `ban` naming oneself.
+    SelfTarget,
     /// The server failed; nothing was stored.
     Internal,
 }
@@ -218,12 +329,20 @@ impl ServerFrame {
     }
 
     pub fn chat(message: &crate::records::Message) -> Self {
+        let deleted = message.deleted.as_ref().map(|deletion| DeletedNote {
+            at: deletion.at,
+            by: deletion.by,
+        });
+        let text = match &deleted {
+            Some(note) => format!("(message deleted by {})", deleted_by(note.by)),
+            None => message.message.clone(),
+        };
         Self::Message {
             message: format!(
                 "[{}] {}: {}",
                 message.timestamp,
                 shown(&message.connection_id, message.name.as_ref()),
-                message.message
+                text
             ),
             message_id: message.message_id.clone(),
             connection_id: message.connection_id.clone(),
@@ -231,6 +350,44 @@ impl ServerFrame {
             text: message.message.clone(),
             timestamp: message.timestamp,
             room: message.room.clone(),
+            deleted,
+        }
+    }
+
+    /// To the room: `message_id` was deleted.
+    pub fn deleted(room: &Room, message_id: &str, by: DeletedBy, at: Timestamp) -> Self {
+        Self::Deleted {
+            message: format!("A message was deleted by {}.", deleted_by(by)),
+            room: room.clone(),
+            message_id: message_id.to_owned(),
+            by,
+            at,
+        }
+    }
+
+    /// To a connection being removed from `room`.
+    pub fn removed(room: &Room, removal: &Removal) -> Self {
+        let mut message = match removal.banned_until {
+            Some(until) => format!("A moderator banned you from {room} until {until}."),
+            None => format!("A moderator removed you from {room}."),
+        };
+        if let Some(reason) = &removal.reason {
+            message.push_str(&format!(" Reason: {reason}"));
+        }
+        Self::Removed {
+            message,
+            room: room.clone(),
+            reason: removal.reason.clone(),
+            banned_until: removal.banned_until,
+        }
+    }
+
+    /// The answer to a moderation action carried out.
+    pub fn moderated(action: Action, message: String, target: ModerationTarget) -> Self {
+        Self::Moderated {
+            message,
+            action: action.name().to_owned(),
+            target,
         }
     }
 
@@ -358,6 +515,7 @@ impl ServerFrame {
             room: session.room.clone(),
             online,
             online_count,
+            moderator: session.moderator,
         }
     }
 
@@ -374,11 +532,21 @@ impl ServerFrame {
             })
             .collect();
         lines.extend(left.iter().map(|departure| {
-            format!(
-                "{} left after {:.3} s.",
-                shown(&departure.connection_id, departure.name.as_ref()),
-                departure.duration_seconds
-            )
+            let who = shown(&departure.connection_id, departure.name.as_ref());
+            match &departure.removed {
+                None => format!("{who} left after {:.3} s.", departure.duration_seconds),
+                Some(removal) => {
+                    let what = if removal.banned_until.is_some() {
+                        "banned"
+                    } else {
+                        "removed"
+                    };
+                    match &removal.reason {
+                        Some(reason) => format!("{who} was {what} by a moderator: {reason}"),
+                        None => format!("{who} was {what} by a moderator."),
+                    }
+                }
+            }
         }));
         Self::Presence {
             message: lines.join(" "),
@@ -544,6 +712,159 @@ pub fn parse_joining(room: Option<&str>, name: Option<&str>) -> Result<Joining, 
     Ok(Joining { room, name })
 }
 
+/// How a deletion is told: by whom, in words.
+fn deleted_by(by: DeletedBy) -> &'static str {
+    match by {
+        DeletedBy::Author => "its author",
+        DeletedBy::Moderator => "a moderator",
+    }
+}
+
+/// A moderation frame, checked (routes/moderate.rs carries it out).
+#[derive(Debug, PartialEq, Eq)]
+pub enum Moderation {
+    Remove {
+        connection_id: String,
+        reason: Option<String>,
+    },
+    Ban {
+        target: BanTarget,
+        minutes: u64,
+        reason: Option<String>,
+    },
+    Delete {
+        message_id: String,
+    },
+}
+
+/// Whom a ban names: a user, or a connection whose user is meant.
+#[derive(Debug, PartialEq, Eq)]
+pub enum BanTarget {
+    User(String),
+    Connection(String),
+}
+
+/// Reads a `remove`, `ban` or `delete` frame; anything missing or
+/// malformed is an `invalid_request` naming the field.
+pub fn parse_moderation(action: Action, body: Option<&str>) -> Result<Moderation, Rejection> {
+    let body = Inbound::parse(body).into_object()?;
+    match action {
+        Action::Remove => Ok(Moderation::Remove {
+            connection_id: required_id(&body, "connection_id", action)?,
+            reason: reason(&body)?,
+        }),
+        Action::Ban => {
+            let target = match (body.get("user_id"), body.get("connection_id")) {
+                (Some(_), Some(_)) => {
+                    return Err(invalid_request(
+                        "name either `user_id` or `connection_id`, not both",
+                        action,
+                    ));
+                }
+                (Some(_), None) => BanTarget::User(required_id(&body, "user_id", action)?),
+                (None, Some(_)) => {
+                    BanTarget::Connection(required_id(&body, "connection_id", action)?)
+                }
+                (None, None) => {
+                    return Err(invalid_request(
+                        "`user_id` (or `connection_id`) is missing",
+                        action,
+                    ));
+                }
+            };
+            let minutes = body
+                .get("minutes")
+                .and_then(Value::as_u64)
+                .filter(|minutes| BAN_MINUTES_RANGE.contains(minutes))
+                .ok_or_else(|| {
+                    invalid_request(
+                        &format!(
+                            "`minutes` must be a whole number from {} to {} (a year)",
+                            BAN_MINUTES_RANGE.start(),
+                            BAN_MINUTES_RANGE.end()
+                        ),
+                        action,
+                    )
+                })?;
+            Ok(Moderation::Ban {
+                target,
+                minutes,
+                reason: reason(&body)?,
+            })
+        }
+        Action::Delete => Ok(Moderation::Delete {
+            message_id: required_id(&body, "message_id", action)?,
+        }),
+        Action::SendMessage | Action::Ping | Action::History => {
+            Err(invalid_request("not a moderation action", action))
+        }
+    }
+}
+
+/// An example of each moderation frame, for error messages.
+fn moderation_example(action: Action) -> &'static str {
+    match action {
+        Action::Ban => r#"{"action":"ban","user_id":"…","minutes":60,"reason":"spam"}"#,
+        Action::Delete => r#"{"action":"delete","message_id":"…"}"#,
+        _ => r#"{"action":"remove","connection_id":"…","reason":"spam"}"#,
+    }
+}
+
+fn invalid_request(problem: &str, action: Action) -> Rejection {
+    Box::new(ServerFrame::error(
+        ErrorCode::InvalidRequest,
+        format!("{problem}, e.g. {}", moderation_example(action)),
+    ))
+}
+
+/// A non-empty id of at most [`MAX_TARGET_ID_CHARS`].
+fn required_id(
+    body: &serde_json::Map<String, Value>,
+    field: &str,
+    action: Action,
+) -> Result<String, Rejection> {
+    match body.get(field).and_then(Value::as_str).map(str::trim) {
+        Some(id) if !id.is_empty() && id.chars().count() <= MAX_TARGET_ID_CHARS => {
+            Ok(id.to_owned())
+        }
+        Some(id) if !id.is_empty() => Err(invalid_request(
+            &format!("`{field}` is longer than {MAX_TARGET_ID_CHARS} characters"),
+            action,
+        )),
+        _ => Err(invalid_request(
+            &format!("`{field}` must be a non-empty string"),
+            action,
+        )),
+    }
+}
+
+/// The optional `reason`: trimmed, at most [`MAX_MODERATION_REASON_CHARS`],
+/// no control characters (it is shown to the room).
+fn reason(body: &serde_json::Map<String, Value>) -> Result<Option<String>, Rejection> {
+    let problem = |text: &str| {
+        Box::new(ServerFrame::error(
+            ErrorCode::InvalidRequest,
+            text.to_owned(),
+        ))
+    };
+    match body.get("reason") {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(reason)) => {
+            let reason = reason.trim();
+            if reason.chars().count() > MAX_MODERATION_REASON_CHARS {
+                Err(problem(&format!(
+                    "`reason` is longer than {MAX_MODERATION_REASON_CHARS} characters"
+                )))
+            } else if reason.chars().any(char::is_control) {
+                Err(problem("`reason` may not hold control characters"))
+            } else {
+                Ok(Some(reason.to_owned()).filter(|reason| !reason.is_empty()))
+            }
+        }
+        Some(_) => Err(problem("`reason` must be a string")),
+    }
+}
+
 /// A `history` request, checked.
 #[derive(Debug, PartialEq, Eq)]
 pub struct HistoryRequest {
@@ -593,7 +914,10 @@ impl ServerFrame {
             | Self::Pong { message }
             | Self::Error { message, .. }
             | Self::Welcome { message, .. }
-            | Self::Presence { message, .. } => message,
+            | Self::Presence { message, .. }
+            | Self::Deleted { message, .. }
+            | Self::Removed { message, .. }
+            | Self::Moderated { message, .. } => message,
         }
     }
 

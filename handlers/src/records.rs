@@ -98,6 +98,21 @@ pub struct Departure {
     pub name: Option<DisplayName>,
     pub disconnected_at: Timestamp,
     pub duration_seconds: f64,
+    /// Present when a moderator removed them (or banned them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub removed: Option<Removal>,
+}
+
+/// Why a moderator took someone out of a room: on their session, in the
+/// room's `presence` frame, and in the `removed` frame they get.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Removal {
+    /// The moderator's words, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// With a ban: until when they may not come back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub banned_until: Option<Timestamp>,
 }
 
 impl Member {
@@ -149,6 +164,13 @@ pub struct Session {
     /// sessions left open without scanning the table ([`open_shard`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub open_shard: Option<u32>,
+    /// The signed-in user moderates the room (their token's roles claim):
+    /// their welcome says so, for the page to offer the controls.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub moderator: bool,
+    /// Set when a moderator closed the session ([`SessionClose::removal`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub removal: Option<Removal>,
 }
 
 /// The `open-sessions-index` key of a connection's session: FNV-1a of the
@@ -189,6 +211,8 @@ impl Session {
             name: None,
             user_id: None,
             ttl: None,
+            moderator: false,
+            removal: None,
         }
     }
 }
@@ -202,7 +226,14 @@ pub struct SessionClose {
     pub disconnect_status_code: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub disconnect_reason: Option<String>,
+    /// A moderator's removal (or ban).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub removal: Option<Removal>,
 }
+
+/// The close code recorded for a connection a moderator removed: 1008,
+/// WebSocket's "policy violation".
+pub const REMOVED_CLOSE_CODE: i64 = 1008;
 
 /// The close code recorded for a connection that ended without a
 /// `$disconnect` saying how: 1006, what API Gateway records for a connection
@@ -217,6 +248,17 @@ impl SessionClose {
             disconnected_at: at,
             disconnect_status_code: Some(ABNORMAL_CLOSE_CODE),
             disconnect_reason: Some(reason.to_owned()),
+            removal: None,
+        }
+    }
+
+    /// The close of a connection a moderator removed, as of `at`.
+    pub fn removed(at: Timestamp, removal: Removal) -> Self {
+        Self {
+            disconnected_at: at,
+            disconnect_status_code: Some(REMOVED_CLOSE_CODE),
+            disconnect_reason: Some("Removed by a moderator".to_owned()),
+            removal: Some(removal),
         }
     }
 }
@@ -251,6 +293,82 @@ pub struct Message {
     /// ([`Retention::message_days`]); absent: kept.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ttl: Option<i64>,
+    /// Set when the message was deleted: it is then a tombstone, its
+    /// `message` empty.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deleted: Option<Deletion>,
+}
+
+/// Who deleted a message, and when: what its tombstone keeps.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Deletion {
+    pub at: Timestamp,
+    pub by: DeletedBy,
+    /// The connection that deleted it, and its signed-in user if any: for
+    /// the record, never sent to the room.
+    pub connection_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<String>,
+}
+
+/// In what capacity a message was deleted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeletedBy {
+    Author,
+    Moderator,
+}
+
+/// A user's ban from a room, a row of Moderation (`entry` =
+/// [`Ban::entry_of`]): read by `$connect`, one consistent GetItem.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ban {
+    pub room: Room,
+    pub entry: String,
+    pub user_id: String,
+    pub until: Timestamp,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// The moderator's user id.
+    pub banned_by: String,
+    pub banned_at: Timestamp,
+    /// Epoch seconds after which DynamoDB may delete the row.
+    pub ttl: i64,
+}
+
+impl Ban {
+    /// The sort key of `user_id`'s ban in a room.
+    pub fn entry_of(user_id: &str) -> String {
+        format!("ban#{user_id}")
+    }
+}
+
+/// One moderator action, a row of Moderation (`entry` =
+/// `audit#<at>#<id>`, so a room's log reads in time order).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditEntry {
+    pub room: Room,
+    pub entry: String,
+    /// `remove`, `ban` or `delete`.
+    pub action: String,
+    /// Who: the moderator's (or author's) user id and connection.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub actor_user_id: Option<String>,
+    pub actor_connection_id: String,
+    pub at: Timestamp,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_connection_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_user_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub minutes: Option<u64>,
+    /// Kept as long as sessions are ([`Retention::session_days`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl: Option<i64>,
 }
 
 impl Message {
@@ -271,6 +389,7 @@ impl Message {
             name: None,
             user_id: None,
             ttl: None,
+            deleted: None,
         }
     }
 }

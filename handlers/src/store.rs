@@ -18,8 +18,8 @@ use crate::error::StoreError;
 use crate::name::DisplayName;
 use crate::rate::Allowance;
 use crate::records::{
-    ActiveConnection, ConnectionKey, Member, Message, OpenSession, Session, SessionClose,
-    SessionDuration,
+    ActiveConnection, AuditEntry, Ban, ConnectionKey, Deletion, Member, Message, OpenSession,
+    Session, SessionClose, SessionDuration,
 };
 use crate::room::Room;
 use crate::time::Timestamp;
@@ -30,6 +30,9 @@ use crate::time::Timestamp;
 pub const ROOM_INDEX: &str = "room-index";
 /// The global secondary index of MessageHistory by `room` and `time_order`.
 pub const HISTORY_INDEX: &str = "room-time-index";
+/// The sparse global secondary index of ActiveConnections by `user_id`
+/// (with `room`): a signed-in user's connections, for a ban.
+pub const USER_INDEX: &str = "user-index";
 /// The sparse global secondary index of SessionHistory by `open_shard` and
 /// `connected_at`: open sessions only (keys only).
 pub const OPEN_SESSIONS_INDEX: &str = "open-sessions-index";
@@ -281,7 +284,7 @@ impl Store {
     ) -> Result<WriteOutcome, StoreError> {
         self.update_if(
             &self.tables.session_history,
-            connection_id,
+            ("connection_id", connection_id),
             close,
             Some("open_shard"),
             "attribute_exists(connection_id) AND attribute_not_exists(disconnected_at)",
@@ -301,7 +304,7 @@ impl Store {
     ) -> Result<WriteOutcome, StoreError> {
         self.update_if(
             &self.tables.session_history,
-            connection_id,
+            ("connection_id", connection_id),
             close,
             Some("open_shard"),
             "attribute_exists(connection_id) AND attribute_not_exists(disconnected_at) \
@@ -320,7 +323,7 @@ impl Store {
     ) -> Result<WriteOutcome, StoreError> {
         self.update_if(
             &self.tables.session_history,
-            connection_id,
+            ("connection_id", connection_id),
             duration,
             None,
             "attribute_exists(disconnected_at) AND attribute_not_exists(duration_seconds)",
@@ -506,6 +509,120 @@ impl Store {
             .expression_attribute_values(":seen_at", AttributeValue::S(now.to_string()))
     }
 
+    /// `user_id`'s ban from `room`, if there is a row (ended or not: the
+    /// caller compares `until`). Consistent, so a ban holds from the moment
+    /// it is written, not a second later.
+    pub async fn ban(&self, room: &Room, user_id: &str) -> Result<Option<Ban>, StoreError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.tables.moderation)
+            .key("room", AttributeValue::S(room.to_string()))
+            .key("entry", AttributeValue::S(Ban::entry_of(user_id)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(StoreError::call("GetItem"))?;
+        output.item.map(from_item).transpose().map_err(Into::into)
+    }
+
+    /// Writes a ban, replacing an earlier one of the same user and room.
+    pub async fn put_ban(&self, ban: &Ban) -> Result<(), StoreError> {
+        self.put(&self.tables.moderation, to_item(ban)?).await
+    }
+
+    /// Writes a moderator action to the room's audit log.
+    pub async fn put_audit(&self, entry: &AuditEntry) -> Result<(), StoreError> {
+        self.put(&self.tables.moderation, to_item(entry)?).await
+    }
+
+    async fn put(
+        &self,
+        table: &str,
+        item: HashMap<String, AttributeValue>,
+    ) -> Result<(), StoreError> {
+        self.client
+            .put_item()
+            .table_name(table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .map_err(StoreError::call("PutItem"))?;
+        Ok(())
+    }
+
+    /// The connections of a signed-in user, with their rooms, from the
+    /// sparse user index: what a ban removes.
+    pub async fn user_connections(&self, user_id: &str) -> Result<Vec<(String, Room)>, StoreError> {
+        #[derive(Deserialize)]
+        struct Entry {
+            connection_id: String,
+            #[serde(default)]
+            room: Room,
+        }
+        let mut found = Vec::new();
+        let mut pages = self
+            .client
+            .query()
+            .table_name(&self.tables.active_connections)
+            .index_name(USER_INDEX)
+            .key_condition_expression("user_id = :user")
+            .expression_attribute_values(":user", AttributeValue::S(user_id.to_owned()))
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(StoreError::call("Query"))?;
+            let entries: Vec<Entry> = from_items(page.items.unwrap_or_default())?;
+            found.extend(
+                entries
+                    .into_iter()
+                    .map(|entry| (entry.connection_id, entry.room)),
+            );
+        }
+        Ok(found)
+    }
+
+    /// One stored message, tombstone or not.
+    pub async fn message(&self, message_id: &str) -> Result<Option<Message>, StoreError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.tables.message_history)
+            .key("message_id", AttributeValue::S(message_id.to_owned()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(StoreError::call("GetItem"))?;
+        output.item.map(from_item).transpose().map_err(Into::into)
+    }
+
+    /// Turns a stored message into a tombstone: its text gone, who deleted
+    /// it and when kept. The condition fails when it is already one (or
+    /// gone).
+    pub async fn tombstone(
+        &self,
+        message_id: &str,
+        deletion: &Deletion,
+    ) -> Result<WriteOutcome, StoreError> {
+        #[derive(Serialize)]
+        struct Tombstone<'a> {
+            message: &'static str,
+            deleted: &'a Deletion,
+        }
+        self.update_if(
+            &self.tables.message_history,
+            ("message_id", message_id),
+            &Tombstone {
+                message: "",
+                deleted: deletion,
+            },
+            None,
+            "attribute_exists(message_id) AND attribute_not_exists(deleted)",
+            None,
+        )
+        .await
+    }
+
     /// Up to `limit` messages of `room`, newest first, older than `before`
     /// (a key from an earlier page), and whether older ones remain.
     pub async fn history(
@@ -556,12 +673,12 @@ impl Store {
     }
 
     /// `SET` every field of `changes` (and `REMOVE` the attribute `remove`)
-    /// on the row keyed by `connection_id`, if `condition` (with its one
+    /// on the row whose hash key `key` has `key_value`, if `condition` (with its one
     /// extra value, if any) holds.
     async fn update_if<T: Serialize>(
         &self,
         table: &str,
-        connection_id: &str,
+        (key, key_value): (&str, &str),
         changes: &T,
         remove: Option<&str>,
         condition: &str,
@@ -588,7 +705,7 @@ impl Store {
             .client
             .update_item()
             .table_name(table)
-            .key("connection_id", AttributeValue::S(connection_id.to_owned()))
+            .key(key, AttributeValue::S(key_value.to_owned()))
             .update_expression(expression)
             .condition_expression(condition)
             .set_expression_attribute_names(Some(names))

@@ -6,7 +6,9 @@
 #![allow(clippy::expect_used)] // a failed step fails the test
 
 use aws_lambda_events::encodings::Body;
-use handlers::protocol::{Route, parse_history_request, parse_joining, validate_send_message};
+use handlers::protocol::{
+    Action, Route, parse_history_request, parse_joining, parse_moderation, validate_send_message,
+};
 use proptest::prelude::*;
 use serde_json::Value;
 
@@ -42,6 +44,9 @@ fn client_frames() -> impl Strategy<Value = String> {
         Just("sendmessage".to_owned()),
         Just("history".to_owned()),
         Just("ping".to_owned()),
+        Just("remove".to_owned()),
+        Just("ban".to_owned()),
+        Just("delete".to_owned()),
         Just("SendMessage".to_owned()),
         hostile_text.clone(),
     ];
@@ -49,6 +54,10 @@ fn client_frames() -> impl Strategy<Value = String> {
         any::<String>(),
         (action.clone(), value.clone()).prop_map(|(action, message)| {
             serde_json::json!({"action": action, "message": message}).to_string()
+        }),
+        (value.clone(), value.clone(), value.clone()).prop_map(|(id, minutes, reason)| {
+            serde_json::json!({"action": "ban", "user_id": id, "minutes": minutes, "reason": reason})
+                .to_string()
         }),
         (value.clone(), value.clone()).prop_map(|(limit, before)| {
             serde_json::json!({"action": "history", "limit": limit, "before": before}).to_string()
@@ -80,6 +89,12 @@ proptest! {
             }
             Route::History => {
                 if let Err(frame) = parse_history_request(Some(&body)) {
+                    well_formed(&frame.to_json());
+                }
+            }
+            route @ (Route::Remove | Route::Ban | Route::Delete) => {
+                let action = Action::from_name(route.key()).expect("an action");
+                if let Err(frame) = parse_moderation(action, Some(&body)) {
                     well_formed(&frame.to_json());
                 }
             }

@@ -20,6 +20,7 @@ fn verifier() -> Verifier {
         issuer: None,
         audience: None,
         name_claim: DEFAULT_NAME_CLAIM.to_owned(),
+        claims: Default::default(),
     })
     .expect("valid settings")
 }

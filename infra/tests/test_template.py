@@ -62,6 +62,7 @@ FUNCTIONS = {
     "sendmessage": ("sendmessage", "Sendmessage"),
     "history": ("history", "History"),
     "default": ("default", "Default"),
+    "moderate": ("moderate", "Moderate"),
     "stream-processor": ("streamProcessor", "StreamProcessor"),
     "reconcile": ("reconcile", "Reconcile"),
     "authorizer": ("authorizer", "Authorizer"),
@@ -74,6 +75,9 @@ ROUTES = {
     "$disconnect": "disconnect",
     "sendmessage": "sendmessage",
     "history": "history",
+    "remove": "moderate",
+    "ban": "moderate",
+    "delete": "moderate",
     "$default": "default",
 }
 # Routes with a route response: the handler's body reaches the client. Only
@@ -81,7 +85,7 @@ ROUTES = {
 # and $default. sendmessage answers by PostToConnection (an empty success body
 # would reach the client as an empty frame). handlers/tests/infra.rs checks
 # the same set against the code's `Route`.
-TWO_WAY_ROUTES = {"history", "$default"}
+TWO_WAY_ROUTES = {"history", "remove", "ban", "delete", "$default"}
 
 # What every function is told where to post (infra builds it with the
 # partition's URL suffix; the code no longer derives it).
@@ -95,6 +99,7 @@ SAFE_LOG_LEVELS = {"DEBUG", "INFO"}
 OWN_LOG_GROUP = "own log group"
 POST_TO_CONNECTIONS = "{api}/{stage}/POST/@connections/*"
 GET_CONNECTIONS = "{api}/{stage}/GET/@connections/*"
+DELETE_CONNECTIONS = "{api}/{stage}/DELETE/@connections/*"
 SESSION_STREAM = "SessionHistory stream"
 FAILURES_QUEUE = "stream failures queue"
 # A global secondary index is written `<table>/index/<index>` (its ARN's
@@ -102,6 +107,7 @@ FAILURES_QUEUE = "stream failures queue"
 ROOM_INDEX = "ActiveConnections/index/room-index"
 HISTORY_INDEX = "MessageHistory/index/room-time-index"
 OPEN_SESSIONS_INDEX = "SessionHistory/index/open-sessions-index"
+USER_INDEX = "ActiveConnections/index/user-index"
 
 LOGS = {
     ("logs:CreateLogStream", OWN_LOG_GROUP),
@@ -117,6 +123,8 @@ PERMISSIONS: dict[str, set[tuple[str, str]]] = {
     | {
         ("dynamodb:PutItem", "ActiveConnections"),
         ("dynamodb:PutItem", "SessionHistory"),
+        # A signed-in user's ban from the room.
+        ("dynamodb:GetItem", "Moderation"),
     },
     "disconnect": LOGS
     | {
@@ -143,6 +151,21 @@ PERMISSIONS: dict[str, set[tuple[str, str]]] = {
         ("dynamodb:Query", HISTORY_INDEX),
     },
     "default": set(LOGS),
+    # remove, ban, delete (handlers/src/routes/moderate.rs): the one
+    # function that may close connections.
+    "moderate": LOGS
+    | {
+        ("dynamodb:GetItem", "ActiveConnections"),
+        ("dynamodb:UpdateItem", "SessionHistory"),
+        ("dynamodb:DeleteItem", "ActiveConnections"),
+        ("dynamodb:Query", USER_INDEX),
+        ("dynamodb:Query", ROOM_INDEX),
+        ("dynamodb:GetItem", "MessageHistory"),
+        ("dynamodb:UpdateItem", "MessageHistory"),
+        ("dynamodb:PutItem", "Moderation"),
+        ("execute-api:ManageConnections", POST_TO_CONNECTIONS),
+        ("execute-api:ManageConnections", DELETE_CONNECTIONS),
+    },
     # Verifies tokens with the key in its environment: calls no AWS service.
     "authorizer": set(LOGS),
     "stream-processor": LOGS
@@ -189,9 +212,14 @@ OPTIONAL_AUTH_VARIABLES = {
     "AUTH_JWT_ISSUER": "authIssuer",
     "AUTH_JWT_AUDIENCE": "authAudience",
     "AUTH_NAME_CLAIM": "authNameClaim",
+    "AUTH_ROOMS_CLAIM": "authRoomsClaim",
+    "AUTH_ROLES_CLAIM": "authRolesClaim",
     "AUTH_JWKS_URL": "authJwksUrl",
     "AUTH_MAX_TOKEN_LIFETIME_SECS": "authMaxTokenLifetime",
 }
+# The claims' names when their parameters are left empty (handlers::auth,
+# handlers::access).
+CLAIM_DEFAULTS = {"AUTH_NAME_CLAIM": "name", "AUTH_ROOMS_CLAIM": "rooms", "AUTH_ROLES_CLAIM": "roles"}
 # API Gateway refuses a handshake without it (401) before invoking the
 # authorizer: the one thing a browser's WebSocket can send.
 IDENTITY_SOURCE = ["route.request.querystring.token"]
@@ -493,6 +521,7 @@ def resource_label(resource, binary: str, stage: str) -> str:
             ("ActiveConnectionsTable", "Arn"): "ActiveConnections",
             ("SessionHistoryTable", "Arn"): "SessionHistory",
             ("MessageHistoryTable", "Arn"): "MessageHistory",
+            ("ModerationTable", "Arn"): "Moderation",
             ("SessionHistoryTable", "StreamArn"): SESSION_STREAM,
             ("StreamProcessorFailuresQueue", "Arn"): FAILURES_QUEUE,
             (f"{prefix}LogGroup", "Arn"): OWN_LOG_GROUP,
@@ -509,6 +538,8 @@ def resource_label(resource, binary: str, stage: str) -> str:
             return POST_TO_CONNECTIONS
         if resource["Fn::Sub"] == connections("GET"):
             return GET_CONNECTIONS
+        if resource["Fn::Sub"] == connections("DELETE"):
+            return DELETE_CONNECTIONS
         if resource["Fn::Sub"] in index_labels():
             return index_labels()[resource["Fn::Sub"]]
     return json.dumps(resource)
@@ -596,7 +627,7 @@ def test_nothing_scans_and_queries_read_indexes_only(resources, stage, functions
     table: no role may Scan, and a Query is allowed on an index ARN only
     (a grant on the table ARN would allow querying the table itself)."""
     indexes = set(index_labels().values())
-    assert indexes == {ROOM_INDEX, HISTORY_INDEX, OPEN_SESSIONS_INDEX}, (
+    assert indexes == {ROOM_INDEX, USER_INDEX, HISTORY_INDEX, OPEN_SESSIONS_INDEX}, (
         "tables.json changed its indexes: update PERMISSIONS"
     )
     for binary, (_, prefix) in functions.items():
@@ -666,7 +697,10 @@ def test_tables_match_tables_json(resources, tables_json):
         attributes = {a["AttributeName"]: a["AttributeType"] for a in properties["AttributeDefinitions"]}
         assert attributes == entry["attributes"], name
         assert len(properties["AttributeDefinitions"]) == len(attributes), name
-        assert properties["KeySchema"] == [{"AttributeName": entry["hash_key"], "KeyType": "HASH"}], name
+        keys = [{"AttributeName": entry["hash_key"], "KeyType": "HASH"}]
+        if entry["range_key"] is not None:
+            keys.append({"AttributeName": entry["range_key"], "KeyType": "RANGE"})
+        assert properties["KeySchema"] == keys, name
         if entry["stream"] is None:
             assert "StreamSpecification" not in properties, name
         else:
@@ -710,7 +744,7 @@ def test_tables_billing_encryption_and_recovery(resources, stage):
         assert properties["TableName"] == f"{SERVICE}-{stage}-{name.removesuffix('Table')}"
         assert properties["BillingMode"] == "PAY_PER_REQUEST"
         assert properties["SSESpecification"] == {"SSEEnabled": True}
-    for history in ("SessionHistoryTable", "MessageHistoryTable"):
+    for history in ("SessionHistoryTable", "MessageHistoryTable", "ModerationTable"):
         pitr = tables[history]["Properties"]["PointInTimeRecoverySpecification"]
         assert pitr == {"PointInTimeRecoveryEnabled": True}
     assert "PointInTimeRecoverySpecification" not in tables["ActiveConnectionsTable"]["Properties"]
@@ -722,7 +756,10 @@ def test_the_documented_tables_match(resources, doc, tables_json):
     for name, entry in tables_json.items():
         _, key, settings = documented[name][:3]
         properties = resources[entry["resource"]]["Properties"]
-        assert key == f"{entry['hash_key']} ({entry['attributes'][entry['hash_key']]})", name
+        expected = f"{entry['hash_key']} ({entry['attributes'][entry['hash_key']]})"
+        if entry["range_key"] is not None:
+            expected += f", {entry['range_key']} ({entry['attributes'][entry['range_key']]})"
+        assert key == expected, name
         assert ("TTL on ttl" in settings) == (entry["ttl"] == "ttl"), name
         assert ("TTL" in settings) == (entry["ttl"] is not None), name
         assert ("stream" in settings) == (entry["stream"] is not None), name
@@ -1004,21 +1041,23 @@ def test_api_gateway_may_invoke_each_function_from_its_own_route_only(resources,
     from_api_gateway = {
         name: p["Properties"] for name, p in permissions.items() if p["Properties"]["Principal"] == "apigateway.amazonaws.com"
     }
-    invoked = {}
+    invoked: dict[str, set[str]] = {}
     for name, properties in from_api_gateway.items():
         source = properties.get("SourceArn")
         assert isinstance(source, dict) and "${WebsocketsApi}" in source.get("Fn::Sub", ""), (
             f"{name}: API Gateway may invoke it without a SourceArn naming WebsocketsApi: {source}"
         )
-        invoked[json.dumps(properties["FunctionName"])] = source["Fn::Sub"]
+        invoked.setdefault(json.dumps(properties["FunctionName"]), set()).add(source["Fn::Sub"])
     api = "arn:${AWS::Partition}:execute-api:${AWS::Region}:${AWS::AccountId}:${WebsocketsApi}"
+    expected: dict[str, set[str]] = {}
     for key, binary in ROUTES.items():
         function = json.dumps({"Fn::GetAtt": [f"{FUNCTIONS[binary][1]}LambdaFunction", "Arn"]})
-        assert invoked.get(function) == f"{api}/*/{key}", binary
+        expected.setdefault(function, set()).add(f"{api}/*/{key}")
     authorizer = json.dumps({"Fn::GetAtt": ["AuthorizerLambdaFunction", "Arn"]})
     if sign_in:
-        assert invoked.get(authorizer) == f"{api}/authorizers/*"
-    assert len(invoked) == len(from_api_gateway) == len(ROUTES) + sign_in
+        expected[authorizer] = {f"{api}/authorizers/*"}
+    assert invoked == expected
+    assert len(from_api_gateway) == len(ROUTES) + sign_in
 
 
 def repair_interval_minutes() -> int:
@@ -1223,7 +1262,7 @@ def test_the_key_is_a_dynamic_reference_and_never_in_the_package(sign_in_package
     assert store in variables[variable]
     assert not (KEY_VARIABLES - {variable}) & set(variables)
     for name, parameter in OPTIONAL_AUTH_VARIABLES.items():
-        assert variables[name] == params.get(parameter, "name" if name == "AUTH_NAME_CLAIM" else ""), name
+        assert variables[name] == params.get(parameter, CLAIM_DEFAULTS.get(name, "")), name
     sentinels = list(sign_in_package["environment"].values())
     assert sentinels
     for variant, directory in PACKAGES.items():
@@ -1366,6 +1405,10 @@ def test_sign_in_is_documented(doc, operations):
         ("sign-in issuer", "authIssuer"),
         ("sign-in audience", "authAudience"),
         ("sign-in name claim", "authNameClaim"),
+        ("sign-in rooms claim", "authRoomsClaim"),
+        ("sign-in roles claim", "authRolesClaim"),
+        ("room access", "roomAccess"),
+        ("members-only rooms", "membersOnlyRooms"),
     ):
         assert row in parameters, f"docs/deploy.md, Parameters: no row {row!r}"
         assert f"{parameter}=" in parameters[row][1], row

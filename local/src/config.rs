@@ -232,6 +232,27 @@ pub struct Args {
     #[arg(long, env = "AUTH_NAME_CLAIM", default_value = handlers::auth::DEFAULT_NAME_CLAIM)]
     pub auth_name_claim: String,
 
+    /// With sign-in: the claim listing the rooms a token's holder may join
+    /// (room names, or prefixes such as `team-*`).
+    #[arg(long, env = "AUTH_ROOMS_CLAIM", default_value = handlers::access::DEFAULT_ROOMS_CLAIM)]
+    pub auth_rooms_claim: String,
+
+    /// With sign-in: the claim listing a token's roles; `moderator` may
+    /// remove, ban and delete in the rooms its holder may join.
+    #[arg(long, env = "AUTH_ROLES_CLAIM", default_value = handlers::access::DEFAULT_ROLES_CLAIM)]
+    pub auth_roles_claim: String,
+
+    /// With sign-in: `open` (every signed-in user may join any room but the
+    /// --members-only-rooms) or `closed` (only the rooms a token's rooms
+    /// claim names).
+    #[arg(long, env = "ROOM_ACCESS", default_value = "open", value_parser = ["open", "closed"])]
+    pub room_access: String,
+
+    /// With sign-in and `--room-access open`: the rooms only tokens naming
+    /// them may join (names or prefixes, comma-separated: `team-*,staff`).
+    #[arg(long, env = "MEMBERS_ONLY_ROOMS", value_parser = room_patterns)]
+    pub members_only_rooms: Option<handlers::access::RoomPatterns>,
+
     /// Stream records per stream-processor invocation (Lambda's BatchSize).
     #[arg(long, env = "CHAT_STREAM_BATCH_SIZE", default_value_t = 100,
           value_parser = clap::value_parser!(i32).range(1..=10_000))]
@@ -301,6 +322,11 @@ fn usize_in(range: std::ops::RangeInclusive<usize>) -> RangedU64ValueParser<usiz
 }
 
 /// Stage names go into URLs: letters, digits, `-` and `_`.
+/// Room names or prefixes, separated by commas or spaces.
+fn room_patterns(value: &str) -> Result<handlers::access::RoomPatterns, String> {
+    handlers::access::RoomPatterns::parse_list(value)
+}
+
 fn stage_name(value: &str) -> Result<String, String> {
     if !value.is_empty()
         && value
@@ -356,6 +382,8 @@ pub struct Config {
     pub web_dir: PathBuf,
     /// Sign-in, when a key is given.
     pub auth: Option<AuthConfig>,
+    /// Who of the signed-in users may join which room.
+    pub access: handlers::access::RoomAccess,
     pub management_api_key: Option<String>,
     pub management_api_delay: Duration,
     pub max_connections_per_ip: usize,
@@ -376,6 +404,7 @@ pub struct AuthConfig {
     pub issuer: Option<String>,
     pub audience: Option<String>,
     pub name_claim: String,
+    pub claims: handlers::access::ClaimNames,
 }
 
 #[derive(Clone)]
@@ -410,6 +439,7 @@ impl AuthConfig {
             issuer: self.issuer.clone(),
             audience: self.audience.clone(),
             name_claim: self.name_claim.clone(),
+            claims: self.claims.clone(),
         })
     }
 }
@@ -444,7 +474,17 @@ impl From<Args> for Config {
             issuer: args.auth_jwt_issuer,
             audience: args.auth_jwt_audience,
             name_claim: args.auth_name_claim,
+            claims: handlers::access::ClaimNames {
+                rooms: args.auth_rooms_claim,
+                roles: args.auth_roles_claim,
+            },
         });
+        let access = match args.room_access.as_str() {
+            "closed" => handlers::access::RoomAccess::Closed,
+            _ => handlers::access::RoomAccess::Open {
+                members_only: args.members_only_rooms.unwrap_or_default(),
+            },
+        };
         let storage = match (args.dynamodb_endpoint, args.in_memory) {
             (Some(endpoint), _) => Storage::External(endpoint),
             (None, true) => Storage::Memory,
@@ -490,6 +530,7 @@ impl From<Args> for Config {
             },
             web_dir: args.web_dir,
             auth,
+            access,
             management_api_key: args.management_api_key.filter(|key| !key.is_empty()),
             management_api_delay: Duration::from_millis(args.management_api_delay_ms),
             max_connections_per_ip: args.max_connections_per_ip,

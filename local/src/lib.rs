@@ -224,9 +224,17 @@ pub async fn start(config: Config) -> Result<Stack, StartError> {
         ),
         limits: config.limits,
         retention: config.retention,
+        access: config.access.clone(),
     };
     let verifier = match &config.auth {
-        None => None,
+        None => {
+            if config.access != handlers::access::RoomAccess::default() {
+                tracing::warn!(
+                    "--room-access and --members-only-rooms apply to signed-in users only; without sign-in every room is open to anyone who knows its name"
+                );
+            }
+            None
+        }
         Some(auth) => {
             let settings = auth.settings().map_err(StartError::AuthKeyFile)?;
             let verifier = handlers::auth::Verifier::new(settings)?.with_http(

@@ -29,6 +29,8 @@ pub struct TableSchema {
     /// Key attributes and their DynamoDB types (`S`, `N`, `B`).
     pub attributes: BTreeMap<String, String>,
     pub hash_key: String,
+    /// The sort key, if the table has one.
+    pub range_key: Option<String>,
     /// Stream view type, if the table has a stream.
     pub stream: Option<String>,
     /// TTL attribute, if the table has one.
@@ -64,6 +66,7 @@ fn named<'a>(
         ("ActiveConnections", &tables.active_connections),
         ("SessionHistory", &tables.session_history),
         ("MessageHistory", &tables.message_history),
+        ("Moderation", &tables.moderation),
     ]
     .into_iter()
     .map(|(logical, name)| (name.as_str(), schemas.get(logical)))
@@ -112,17 +115,21 @@ pub async fn ensure(client: &Client, tables: &Tables) -> Result<(), TablesError>
 }
 
 async fn create(client: &Client, name: &str, schema: &TableSchema) -> Result<(), StoreError> {
+    let keys = std::iter::once((&schema.hash_key, KeyType::Hash))
+        .chain(schema.range_key.iter().map(|range| (range, KeyType::Range)))
+        .map(|(attribute, kind)| {
+            KeySchemaElement::builder()
+                .attribute_name(attribute)
+                .key_type(kind)
+                .build()
+                .map_err(StoreError::request("CreateTable"))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     let mut request = client
         .create_table()
         .table_name(name)
         .billing_mode(BillingMode::PayPerRequest)
-        .key_schema(
-            KeySchemaElement::builder()
-                .attribute_name(&schema.hash_key)
-                .key_type(KeyType::Hash)
-                .build()
-                .map_err(StoreError::request("CreateTable"))?,
-        )
+        .set_key_schema(Some(keys))
         .set_attribute_definitions(Some(attribute_definitions(schema, "CreateTable")?));
     for (name, index) in &schema.indexes {
         request = request.global_secondary_indexes(global_index(name, index)?);
@@ -326,7 +333,12 @@ mod tests {
         let names: Vec<_> = schemas.keys().map(String::as_str).collect();
         assert_eq!(
             names,
-            ["ActiveConnections", "MessageHistory", "SessionHistory"]
+            [
+                "ActiveConnections",
+                "MessageHistory",
+                "Moderation",
+                "SessionHistory"
+            ]
         );
         let defaults = Tables::default();
         // Each variable names the table the handlers read it for.
@@ -346,6 +358,7 @@ mod tests {
                 "MESSAGE_HISTORY_TABLE",
                 &defaults.message_history,
             ),
+            ("Moderation", "MODERATION_TABLE", &defaults.moderation),
         ];
         for (logical, variable, default_name) in variables {
             assert_eq!(schemas[logical].environment, variable);
@@ -364,6 +377,23 @@ mod tests {
         // The indexes the deployed code queries, by the names it uses.
         let room_index = &schemas["ActiveConnections"].indexes[handlers::store::ROOM_INDEX];
         assert_eq!(room_index.hash_key, "room");
+        let user_index = &schemas["ActiveConnections"].indexes[handlers::store::USER_INDEX];
+        assert_eq!(
+            (
+                user_index.hash_key.as_str(),
+                &user_index.non_key_attributes[..]
+            ),
+            ("user_id", &["room".to_owned()][..]),
+            "a ban finds the user's connections and their rooms"
+        );
+        assert_eq!(
+            (
+                schemas["Moderation"].hash_key.as_str(),
+                schemas["Moderation"].range_key.as_deref()
+            ),
+            ("room", Some("entry")),
+            "a ban is one GetItem by room and user"
+        );
         let history = &schemas["MessageHistory"].indexes[handlers::store::HISTORY_INDEX];
         assert_eq!(
             (history.hash_key.as_str(), history.range_key.as_deref()),

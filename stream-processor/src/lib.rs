@@ -323,6 +323,7 @@ async fn closed(
         name: session.name,
         disconnected_at,
         duration_seconds,
+        removed: session.removal,
     };
     Ok(Outcome::Left(session.room, departure))
 }

@@ -46,6 +46,7 @@ impl Harness {
             management: plain_http_management(&db.sdk, &api.endpoint),
             limits,
             retention: Retention::default(),
+            access: Default::default(),
         };
         let base = chrono::Utc::now().timestamp_millis() - 3_600_000;
         Self {
@@ -180,6 +181,7 @@ impl Harness {
             disconnected_at: FIXTURE_DISCONNECTED_AT.parse().expect("a time"),
             disconnect_status_code: Some(1001),
             disconnect_reason: Some("Going away".to_owned()),
+            removal: None,
         };
         self.chat
             .store

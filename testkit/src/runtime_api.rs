@@ -245,6 +245,7 @@ pub fn function_variables(
         ),
         ("SESSION_HISTORY_TABLE", db.tables.session_history.clone()),
         ("MESSAGE_HISTORY_TABLE", db.tables.message_history.clone()),
+        ("MODERATION_TABLE", db.tables.moderation.clone()),
         ("MANAGEMENT_API_ENDPOINT", api.endpoint.clone()),
         ("STAGE", "dev".to_owned()),
     ]

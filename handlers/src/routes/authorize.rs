@@ -50,6 +50,9 @@ pub fn context_of(identity: &Identity) -> Value {
     if let Some(name) = &identity.name {
         context["name"] = json!(name.as_str());
     }
+    if let Value::Object(fields) = &mut context {
+        identity.grants.to_context(fields);
+    }
     context
 }
 

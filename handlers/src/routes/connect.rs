@@ -1,19 +1,20 @@
 use aws_lambda_events::apigw::ApiGatewayProxyResponse;
 use tracing::{error, info, instrument};
 
-use super::{WebSocketEvent, connection_id, reply, span_id};
+use super::{SignedIn, WebSocketEvent, connection_id, reply, signed_in, span_id};
 use crate::Chat;
 use crate::error::Error;
 use crate::metric;
-use crate::name::DisplayName;
-use crate::protocol::parse_joining;
+use crate::protocol::{ErrorCode, ServerFrame, parse_joining};
 use crate::records::{ActiveConnection, Retention, Session};
+use crate::room::Room;
 use crate::time::Timestamp;
 
 /// `$connect`: records the connection and opens its session in its room
 /// (`?room=`, default `lobby`) under its display name (`?name=`, optional),
 /// atomically. A non-2xx answer makes API Gateway reject the handshake; a
-/// bad room or name is a 400 that writes nothing.
+/// bad room or name is a 400 that writes nothing; with sign-in, a room the
+/// user may not join (members-only, or banned from) is a 403.
 #[instrument(name = "$connect", skip_all, fields(connection_id = span_id(&event)))]
 pub(super) async fn connect(
     chat: &Chat,
@@ -23,7 +24,7 @@ pub(super) async fn connect(
     let context = &event.request_context;
     let connected_at = Timestamp::from_epoch_millis(context.connected_at)?;
     let query = &event.query_string_parameters;
-    let signed_in = signed_in_user(&event);
+    let signed_in = signed_in(&event);
     // A signed-in name is the token's; `?name=` is then ignored.
     let asked_name = if signed_in.is_some() {
         None
@@ -43,9 +44,16 @@ pub(super) async fn connect(
             return Ok(reply(400, Some(&refusal)));
         }
     };
-    let (user_id, name) = match signed_in {
-        Some((user_id, name)) => (Some(user_id), name),
-        None => (None, joining.name),
+    if let Some(user) = &signed_in {
+        match admitted(chat, user, &joining.room, connected_at).await {
+            Ok(None) => {}
+            Ok(Some(refusal)) => return Ok(reply(403, Some(&refusal))),
+            Err(()) => return Ok(reply(500, None)),
+        }
+    }
+    let (user_id, name, moderator) = match signed_in {
+        Some(user) => (Some(user.user_id), user.name, user.grants.moderator),
+        None => (None, joining.name, false),
     };
     let connection = ActiveConnection {
         name: name.clone(),
@@ -56,6 +64,7 @@ pub(super) async fn connect(
         ttl: Retention::expiry(chat.retention.session_days, connected_at),
         name,
         user_id,
+        moderator,
         ..Session::opened(
             id.to_owned(),
             context.identity.source_ip.clone(),
@@ -80,14 +89,48 @@ pub(super) async fn connect(
     }
 }
 
-/// The user the `$connect` authorizer let in (`requestContext.authorizer`,
-/// set by API Gateway, never by the client), with the name from their token.
-fn signed_in_user(event: &WebSocketEvent) -> Option<(String, Option<DisplayName>)> {
-    let fields = &event.request_context.authorizer.fields;
-    let user_id = fields.get("user_id")?.as_str()?.to_owned();
-    let name = fields
-        .get("name")
-        .and_then(|name| name.as_str())
-        .and_then(|name| DisplayName::parse(name).ok());
-    Some((user_id, name))
+/// Whether a signed-in user may join `room` now: the deployment's rule and
+/// their rooms claim, then their ban, if any (one consistent read). The
+/// refusal to answer with, if not; `Err` when the ban could not be read.
+async fn admitted(
+    chat: &Chat,
+    user: &SignedIn,
+    room: &Room,
+    now: Timestamp,
+) -> Result<Option<ServerFrame>, ()> {
+    let refuse = |reason: &'static str, frame: ServerFrame| {
+        info!(user_id = %user.user_id, %room, reason, "refused a room");
+        // Refusals of the client's own making, as a 400's: see above.
+        metrics::counter!(metric::HANDSHAKES_REFUSED).increment(1);
+        metrics::counter!(metric::ROOMS_REFUSED, metric::REASON => reason).increment(1);
+        Ok(Some(frame))
+    };
+    if chat.access.admits(room, &user.grants).is_err() {
+        return refuse(
+            "not_a_member",
+            ServerFrame::error(
+                ErrorCode::RoomForbidden,
+                format!("{room} is members-only, and your sign-in does not make you a member"),
+            ),
+        );
+    }
+    match chat.store.ban(room, &user.user_id).await {
+        Ok(Some(ban)) if ban.until > now => {
+            let mut message = format!("A moderator banned you from {room} until {}.", ban.until);
+            if let Some(reason) = &ban.reason {
+                message.push_str(&format!(" Reason: {reason}"));
+            }
+            refuse("banned", ServerFrame::error(ErrorCode::Banned, message))
+        }
+        Ok(_) => Ok(None),
+        Err(failure) => {
+            error!(
+                error.code = failure.code(),
+                error.request_id = failure.request_id(),
+                error = %failure,
+                "could not read the user's ban; rejecting the handshake"
+            );
+            Err(())
+        }
+    }
 }

@@ -30,6 +30,7 @@ pub(super) async fn disconnect(
             .disconnect_reason
             .clone()
             .filter(|reason| !reason.is_empty()),
+        removal: None,
     };
     match chat.store.close_session(id, &close).await {
         Ok(WriteOutcome::Written) => info!("disconnected"),

@@ -12,6 +12,7 @@ mod connect;
 mod default;
 mod disconnect;
 mod history;
+mod moderate;
 mod sendmessage;
 
 use std::future::Future;
@@ -54,6 +55,11 @@ pub fn history(chat: &Chat, event: WebSocketEvent) -> Answer<'_> {
     Box::pin(history::history(chat, event))
 }
 
+/// `remove`, `ban` and `delete` (routes/moderate.rs).
+pub fn moderate(chat: &Chat, event: WebSocketEvent) -> Answer<'_> {
+    Box::pin(moderate::moderate(chat, event))
+}
+
 /// What API Gateway hands a route handler (the Lambda invocation's payload).
 pub type WebSocketEvent = ApiGatewayWebsocketProxyRequest;
 
@@ -73,6 +79,31 @@ fn connection_id(event: &WebSocketEvent) -> Result<&str, Error> {
         .as_deref()
         .filter(|id| !id.is_empty())
         .ok_or(Error::MissingField("requestContext.connectionId"))
+}
+
+/// The user the `$connect` authorizer let in, as API Gateway passes them to
+/// every route of the connection (`requestContext.authorizer`, set by API
+/// Gateway, never by the client).
+struct SignedIn {
+    user_id: String,
+    /// The name from their token, when it is a valid display name.
+    name: Option<crate::name::DisplayName>,
+    grants: crate::access::Grants,
+}
+
+/// The signed-in user of a connection; `None` without sign-in.
+fn signed_in(event: &WebSocketEvent) -> Option<SignedIn> {
+    let fields = &event.request_context.authorizer.fields;
+    let user_id = fields.get("user_id")?.as_str()?.to_owned();
+    let name = fields
+        .get("name")
+        .and_then(|name| name.as_str())
+        .and_then(|name| crate::name::DisplayName::parse(name).ok());
+    Some(SignedIn {
+        user_id,
+        name,
+        grants: crate::access::Grants::from_context(fields),
+    })
 }
 
 /// The connection id for a route's log span, before it is validated.

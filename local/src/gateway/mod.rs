@@ -358,6 +358,9 @@ impl Gateway {
         let result = match route {
             Route::SendMessage => self.invoke(handlers::sendmessage(&self.chat, event)).await,
             Route::History => self.invoke(handlers::history(&self.chat, event)).await,
+            Route::Remove | Route::Ban | Route::Delete => {
+                self.invoke(handlers::moderate(&self.chat, event)).await
+            }
             Route::Default | Route::Connect | Route::Disconnect => {
                 self.invoke(handlers::default(event)).await
             }

@@ -134,6 +134,9 @@ pub struct Throttles {
     connect: TokenBucket,
     sendmessage: TokenBucket,
     history: TokenBucket,
+    remove: TokenBucket,
+    ban: TokenBucket,
+    delete: TokenBucket,
     default: TokenBucket,
 }
 
@@ -143,6 +146,9 @@ impl Throttles {
             connect: TokenBucket::new(stage.connect),
             sendmessage: TokenBucket::new(stage.default),
             history: TokenBucket::new(stage.history),
+            remove: TokenBucket::new(stage.default),
+            ban: TokenBucket::new(stage.default),
+            delete: TokenBucket::new(stage.default),
             default: TokenBucket::new(stage.default),
         }
     }
@@ -154,6 +160,9 @@ impl Throttles {
             Route::Connect => self.connect.try_take(),
             Route::SendMessage => self.sendmessage.try_take(),
             Route::History => self.history.try_take(),
+            Route::Remove => self.remove.try_take(),
+            Route::Ban => self.ban.try_take(),
+            Route::Delete => self.delete.try_take(),
             Route::Default => self.default.try_take(),
             Route::Disconnect => true,
         }
