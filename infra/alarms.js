@@ -18,6 +18,7 @@ const FUNCTIONS = {
   Sendmessage: 'sendmessage',
   History: 'history',
   Default: 'default',
+  Moderate: 'moderate',
   StreamProcessor: 'stream-processor',
   Reconcile: 'reconcile',
 };
@@ -47,6 +48,7 @@ const DENIAL_REASONS = [
   'wrong_audience',
   'missing_claim',
   'too_long_lived',
+  'malformed_claim',
 ];
 
 const FIVE_MINUTES = 300;
@@ -232,6 +234,11 @@ module.exports.FUNCTIONS = FUNCTIONS;
 module.exports.SIGN_IN_FUNCTIONS = SIGN_IN_FUNCTIONS;
 module.exports.FANOUT_KINDS = FANOUT_KINDS;
 module.exports.DENIAL_REASONS = DENIAL_REASONS;
+// Values of the `reason` dimension of `rooms_refused` and of the `action`
+// dimension of `moderation_actions` (handlers/src/routes/connect.rs and
+// moderate.rs; infra/tests compare).
+module.exports.ROOM_REFUSALS = ['not_a_member', 'banned'];
+module.exports.MODERATION_ACTIONS = ['remove', 'ban', 'delete'];
 module.exports.deployedFunctions = deployedFunctions;
 module.exports.logicalIds = logicalIds;
 

@@ -11,7 +11,14 @@
 // authorizer only with sign-in on), the values of the `kind` dimension on
 // the fan-out metrics (chat messages from sendmessage, presence frames from
 // stream-processor) and the alarms: one home, alarms.js.
-const { deployedFunctions, DENIAL_REASONS, FANOUT_KINDS, logicalIds } = require('./alarms.js');
+const {
+  deployedFunctions,
+  DENIAL_REASONS,
+  FANOUT_KINDS,
+  MODERATION_ACTIONS,
+  ROOM_REFUSALS,
+  logicalIds,
+} = require('./alarms.js');
 // The tables (name -> { resource, ... }): one home, tables.json.
 const TABLES = require('./tables.json');
 
@@ -115,8 +122,22 @@ module.exports.body = async ({ resolveVariable }) => {
               row(namespace, 'tokens_refused', 'Stage', stage, 'reason', reason, { label: reason })
             )
           ),
+          // Members-only rooms and bans (docs/security.md).
+          graph(
+            'Rooms refused by reason',
+            ROOM_REFUSALS.map((reason) =>
+              row(namespace, 'rooms_refused', 'Stage', stage, 'reason', reason, { label: reason })
+            )
+          ),
         ]
       : []),
+    // Moderators' actions (and members deleting their own messages).
+    graph(
+      'Moderation actions',
+      MODERATION_ACTIONS.map((action) =>
+        row(namespace, 'moderation_actions', 'Stage', stage, 'action', action, { label: action })
+      )
+    ),
     // API Gateway's view of the same traffic.
     graph('API Gateway: connects and messages', [api('ConnectCount'), api('MessageCount')]),
     graph('API Gateway: errors', [

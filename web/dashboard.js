@@ -53,12 +53,15 @@
     {
       id: 'sessions',
       title: 'Sessions: connects, refusals, disconnects and repairs per second',
-      metrics: 'counters connects, handshakes_refused, tokens_refused (sign-in, all reasons), disconnects, sessions_repaired',
+      metrics:
+        'counters connects, handshakes_refused, tokens_refused (sign-in, all reasons), rooms_refused (members-only rooms and bans), moderation_actions (remove, ban, delete), disconnects, sessions_repaired',
       unit: '/s',
       series: [
         rate('connects'),
         rate('handshakes_refused'),
         rate('tokens_refused'),
+        rate('rooms_refused'),
+        rate('moderation_actions'),
         rate('disconnects'),
         rate('sessions_repaired'),
       ],

@@ -126,8 +126,9 @@ struct Api {
     retries: RetryBudget,
 }
 
-/// The operations the chat calls.
+/// The operations the chat calls (API Gateway's names).
 #[derive(Clone, Copy, Debug)]
+#[allow(clippy::enum_variant_names)]
 enum Operation {
     PostToConnection,
     GetConnection,

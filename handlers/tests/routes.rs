@@ -436,7 +436,7 @@ async fn default_route_names_the_valid_actions() {
         );
         assert_eq!(
             frame["valid_actions"],
-            json!(["sendmessage", "ping", "history"])
+            json!(["sendmessage", "ping", "history", "remove", "ban", "delete"])
         );
     }
     assert!(h.api.posts().is_empty());

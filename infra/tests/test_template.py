@@ -1467,8 +1467,12 @@ def graphed(dashboard: dict) -> list[tuple[str, str, tuple, str]]:
 def product_dimensions(metric: MetricDef, stage: str) -> list[tuple]:
     if metric.label == "kind":
         return [("Stage", stage, "kind", kind) for kind in FANOUT_KINDS]
+    if metric.name == "rooms_refused":
+        return [("Stage", stage, "reason", reason) for reason in ROOM_REFUSALS]
     if metric.label == "reason":
         return [("Stage", stage, "reason", reason) for reason in denial_reasons()]
+    if metric.label == "action":
+        return [("Stage", stage, "action", action) for action in MODERATION_ACTIONS]
     return [("Stage", stage)]
 
 
@@ -1485,12 +1489,28 @@ def denial_reasons() -> list[str]:
 
 
 # Metrics only the authorizer records: drawn and alarmed only with sign-in on.
-SIGN_IN_METRICS = {"tokens_refused"}
+SIGN_IN_METRICS = {"tokens_refused", "rooms_refused"}
+# `rooms_refused`'s reasons (handlers/src/routes/connect.rs) and
+# `moderation_actions`' actions (the moderation routes).
+ROOM_REFUSALS = ["not_a_member", "banned"]
+MODERATION_ACTIONS = ["remove", "ban", "delete"]
+CONNECT_PATH = ROOT / "handlers" / "src" / "routes" / "connect.rs"
 
 
 def test_the_denial_reasons_are_the_ones_alarms_js_knows():
     script = "console.log(JSON.stringify(require('./alarms.js').DENIAL_REASONS))"
     assert run_node(script, None) == denial_reasons()
+
+
+def test_the_room_refusals_and_moderation_actions_are_the_ones_alarms_js_knows():
+    script = (
+        "const a = require('./alarms.js');"
+        "console.log(JSON.stringify([a.ROOM_REFUSALS, a.MODERATION_ACTIONS]))"
+    )
+    assert run_node(script, None) == [ROOM_REFUSALS, MODERATION_ACTIONS]
+    connect = CONNECT_PATH.read_text()
+    assert sorted(re.findall(r'refuse\(\s*"([a-z_]+)"', connect)) == sorted(ROOM_REFUSALS)
+    assert [route for route, binary in ROUTES.items() if binary == "moderate"] == MODERATION_ACTIONS
 
 
 def test_dashboard_shows_the_product_metrics(dashboard, stage, metrics, sign_in):

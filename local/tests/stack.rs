@@ -304,7 +304,7 @@ async fn unroutable_frames_get_error_frames_and_heartbeats_get_pongs() {
     assert_eq!(error["code"], "unknown_action");
     assert_eq!(
         error["valid_actions"],
-        json!(["sendmessage", "ping", "history"])
+        json!(["sendmessage", "ping", "history", "remove", "ban", "delete"])
     );
 
     client

@@ -115,7 +115,7 @@ impl Caller<'_> {
         if self.is_moderator() {
             Ok(())
         } else {
-            Err(Refused::Answer(refusal(
+            Err(Refused::answer(refusal(
                 ErrorCode::Forbidden,
                 &format!("Only moderators may {what}; nothing was done."),
             )))
@@ -125,10 +125,22 @@ impl Caller<'_> {
 
 /// Why an action was not carried out.
 enum Refused {
-    /// The client's mistake (or a target that is not there): its answer.
-    Answer(ServerFrame),
+    /// The client's mistake (or a target that is not there): its answer
+    /// (boxed: frames are large, refusals rare).
+    Answer(Box<ServerFrame>),
     /// A table could not be read or written.
-    Failed(StoreError, &'static str),
+    Failed(Box<StoreError>, &'static str),
+}
+
+impl Refused {
+    fn answer(frame: ServerFrame) -> Self {
+        Self::Answer(Box::new(frame))
+    }
+
+    /// What a failed table call becomes, for `map_err`.
+    fn failed(what: &'static str) -> impl FnOnce(StoreError) -> Self {
+        move |failure| Self::Failed(Box::new(failure), what)
+    }
 }
 
 /// The answer to a carried-out action, and what its audit record adds.
@@ -178,7 +190,7 @@ async fn remove(
 ) -> Result<Done, Refused> {
     caller.must_moderate("remove people")?;
     if target == caller.connection_id {
-        return Err(Refused::Answer(refusal(
+        return Err(Refused::answer(refusal(
             ErrorCode::SelfTarget,
             "You cannot remove yourself; close the page instead.",
         )));
@@ -187,10 +199,10 @@ async fn remove(
         .store
         .sender(target)
         .await
-        .map_err(|failure| Refused::Failed(failure, "could not read the connection to remove"))?
-        .ok_or_else(|| Refused::Answer(no_connection(target)))?;
+        .map_err(Refused::failed("could not read the connection to remove"))?
+        .ok_or_else(|| Refused::answer(no_connection(target)))?;
     if &sender.room != room {
-        return Err(Refused::Answer(other_room("That connection")));
+        return Err(Refused::answer(other_room("That connection")));
     }
     let removal = Removal {
         reason: reason.clone(),
@@ -234,15 +246,13 @@ async fn ban(
                 .store
                 .sender(&connection_id)
                 .await
-                .map_err(|failure| {
-                    Refused::Failed(failure, "could not read the connection to ban")
-                })?
-                .ok_or_else(|| Refused::Answer(no_connection(&connection_id)))?;
+                .map_err(Refused::failed("could not read the connection to ban"))?
+                .ok_or_else(|| Refused::answer(no_connection(&connection_id)))?;
             if &sender.room != room {
-                return Err(Refused::Answer(other_room("That connection")));
+                return Err(Refused::answer(other_room("That connection")));
             }
             sender.user_id.ok_or_else(|| {
-                Refused::Answer(refusal(
+                Refused::answer(refusal(
                     ErrorCode::InvalidRequest,
                     "That connection is not signed in, so there is no user to ban; remove it instead.",
                 ))
@@ -250,7 +260,7 @@ async fn ban(
         }
     };
     if Some(user_id.as_str()) == caller.user_id() {
-        return Err(Refused::Answer(refusal(
+        return Err(Refused::answer(refusal(
             ErrorCode::SelfTarget,
             "You cannot ban yourself.",
         )));
@@ -272,16 +282,16 @@ async fn ban(
     chat.store
         .put_ban(&record)
         .await
-        .map_err(|failure| Refused::Failed(failure, "could not store the ban"))?;
+        .map_err(Refused::failed("could not store the ban"))?;
     // The ban holds from here on (`$connect` reads it); now out with
     // whoever of theirs is in the room.
     let connections = chat
         .store
         .user_connections(&user_id)
         .await
-        .map_err(|failure| {
-            Refused::Failed(failure, "could not find the banned user's connections")
-        })?;
+        .map_err(Refused::failed(
+            "could not find the banned user's connections",
+        ))?;
     let mut removed = 0;
     for (connection_id, _) in connections.iter().filter(|(_, at)| at == room) {
         let removal = Removal {
@@ -324,18 +334,18 @@ async fn delete(
         .store
         .message(message_id)
         .await
-        .map_err(|failure| Refused::Failed(failure, "could not read the message to delete"))?
+        .map_err(Refused::failed("could not read the message to delete"))?
         .ok_or_else(|| {
-            Refused::Answer(refusal(
+            Refused::answer(refusal(
                 ErrorCode::NotFound,
                 "No message has that id (or it has expired); nothing was deleted.",
             ))
         })?;
     if &message.room != room {
-        return Err(Refused::Answer(other_room("That message")));
+        return Err(Refused::answer(other_room("That message")));
     }
     if message.deleted.is_some() {
-        return Err(Refused::Answer(already_deleted()));
+        return Err(Refused::answer(already_deleted()));
     }
     let own = message.connection_id == caller.connection_id
         || (message.user_id.is_some() && message.user_id.as_deref() == caller.user_id());
@@ -343,7 +353,7 @@ async fn delete(
         (true, _) => DeletedBy::Author,
         (false, true) => DeletedBy::Moderator,
         (false, false) => {
-            return Err(Refused::Answer(refusal(
+            return Err(Refused::answer(refusal(
                 ErrorCode::Forbidden,
                 "Only its author or a moderator may delete a message; nothing was deleted.",
             )));
@@ -359,9 +369,9 @@ async fn delete(
         .store
         .tombstone(message_id, &deletion)
         .await
-        .map_err(|failure| Refused::Failed(failure, "could not delete the message"))?;
+        .map_err(Refused::failed("could not delete the message"))?;
     if written == WriteOutcome::ConditionFailed {
-        return Err(Refused::Answer(already_deleted()));
+        return Err(Refused::answer(already_deleted()));
     }
     let frame = ServerFrame::deleted(room, message_id, by, now).to_json();
     let report = broadcast(
@@ -414,9 +424,9 @@ async fn take_out(
     chat.store
         .close_session(connection_id, &SessionClose::removed(now, removal))
         .await
-        .map_err(|failure| {
-            Refused::Failed(failure, "could not close the removed connection's session")
-        })?;
+        .map_err(Refused::failed(
+            "could not close the removed connection's session",
+        ))?;
     match chat.management.post(connection_id, frame.into()).await {
         Delivery::Delivered | Delivery::Gone => {}
         Delivery::Failed(failure) => {
@@ -427,7 +437,7 @@ async fn take_out(
         Delivery::Delivered | Delivery::Gone => {}
         Delivery::Failed(failure) => {
             error!(error.code = failure.code.as_deref(), error.request_id = failure.request_id.as_deref(), error = %failure, %connection_id, "could not close a removed connection");
-            return Err(Refused::Answer(refusal(
+            return Err(Refused::answer(refusal(
                 ErrorCode::Internal,
                 "The server could not close that connection; please try again.",
             )));
