@@ -51,6 +51,9 @@
     connectOnLoad: 'chat.connectOnLoad',
     autoDisconnect: 'chat.autoDisconnect',
     autoDisconnectSecs: 'chat.autoDisconnectSecs',
+    // A moderator's ban from a room, as the `removed` frame told it (this
+    // tab): `chat.ban.<room>` -> {"until": ISO time, "reason": text}.
+    banPrefix: 'chat.ban.',
   };
 
   const params = new URLSearchParams(window.location.search);
@@ -108,6 +111,13 @@
     send: $('send'),
     counter: $('counter'),
     sendError: $('send-error'),
+    moderationForm: $('moderation-form'),
+    moderationWhat: $('moderation-what'),
+    moderationMinutesLabel: $('moderation-minutes-label'),
+    moderationMinutes: $('moderation-minutes'),
+    moderationReason: $('moderation-reason'),
+    moderationConfirm: $('moderation-confirm'),
+    moderationCancel: $('moderation-cancel'),
   };
 
   const encoder = new TextEncoder();
@@ -140,6 +150,7 @@
     autoAt: 0,
     maxBytes: DEFAULT_MAX_MESSAGE_BYTES,
     seen: new Set(), // presence and message keys already shown
+    deleted: new Map(), // message id -> who deleted it, from `deleted` frames
     // Who is in the room, for this socket: from its `welcome`, kept current
     // by `presence` frames.
     online: newOnline(),
@@ -152,6 +163,12 @@
     // The current socket's part of the log: its marker and the top of the
     // history shown above the marker.
     segment: null,
+    // This socket's welcome said it may remove, ban and delete here.
+    moderator: false,
+    // The remove or ban being confirmed: {action, id, name}, or null.
+    moderating: null,
+    // Why the server took this page out of its room (`removed`), or ''.
+    removedWhy: '',
   };
 
   function newOnline() {
@@ -606,6 +623,7 @@
     const shownId = own || name ? sender : '';
     id.textContent = shownId;
     id.hidden = shownId === '';
+    markDeletable(li, own);
   }
 
   function messageLine(frame, own, origin) {
@@ -637,8 +655,38 @@
     body.textContent = typeof frame.text === 'string' ? frame.text : str(frame.message);
 
     li.append(meta, body);
+    if (isRecord(frame.deleted) || state.deleted.has(str(frame.message_id))) {
+      markDeleted(li, isRecord(frame.deleted) ? str(frame.deleted.by) : state.deleted.get(str(frame.message_id)));
+    }
     markLine(li, own);
     return li;
+  }
+
+  // A deleted message: its text gone, who deleted it said instead; no
+  // delete button.
+  function markDeleted(li, by) {
+    li.dataset.deleted = by || 'unknown';
+    li.classList.add('deleted');
+    const body = li.querySelector('.text');
+    if (body) body.textContent = by === 'author' ? 'Message deleted by its author' : 'Message deleted by a moderator';
+    const button = li.querySelector('.delete-message');
+    if (button) button.remove();
+  }
+
+  // Own lines, and every line for a moderator, get a Delete button.
+  function markDeletable(li, own) {
+    const may = (own || state.moderator) && Boolean(li.dataset.messageId) && !li.dataset.deleted;
+    let button = li.querySelector('.delete-message');
+    if (may && !button) {
+      button = document.createElement('button');
+      button.type = 'button';
+      button.className = 'delete-message link-button';
+      button.textContent = 'Delete';
+      button.setAttribute('aria-label', own ? 'Delete your message' : 'Delete this message (moderator)');
+      li.querySelector('.meta').append(button);
+    } else if (!may && button) {
+      button.remove();
+    }
   }
 
   function addMessage(frame, own) {
@@ -1104,6 +1152,8 @@
 
   function open() {
     let ws;
+    state.removedWhy = '';
+    delete ui.app.dataset.removed;
     const url = socketUrl(state.url, state.room, state.name, state.token);
     try {
       ws = new WebSocket(url);
@@ -1161,6 +1211,10 @@
       showSendError('The server closed the connection because a message was too big (1009).');
     }
     if (!wasOpen) showConnectError(refusal());
+    if (state.removedWhy) {
+      setPhase('disconnected', 'removed by a moderator');
+      return;
+    }
     if (!state.wanted) {
       setPhase('disconnected', `closed (${why}${reason})`);
       return;
@@ -1193,6 +1247,17 @@
     const server = `that the server is running at ${state.url}.`;
     if (state.token) {
       const claims = tokenClaims(state.token) || {};
+      const ban = rememberedBan(state.room);
+      if (ban) {
+        const reason = ban.reason ? ` Reason: ${ban.reason}` : '';
+        return `A moderator banned you from #${state.room} until ${utcDateTime(Date.parse(ban.until))}.${reason}`;
+      }
+      const rooms = membership(state.room, claims);
+      if (rooms && rooms.membersOnly && !rooms.member) {
+        const named = rooms.named.length ? ` (it names ${rooms.named.join(', ')})` : '';
+        return `#${state.room} is members-only, and your sign-in does not make you a member${named}. `
+          + 'Choose another room, or ask for a token that names this one.';
+      }
       const now = Date.now() / 1000;
       let check = 'it may have expired, or be meant for another server';
       if (Number.isFinite(claims.exp) && claims.exp <= now) {
@@ -1200,7 +1265,8 @@
       } else if (Number.isFinite(claims.nbf) && claims.nbf > now) {
         check = `it is not valid until ${utcDateTime(claims.nbf * 1000)} (by this computer’s clock)`;
       }
-      return `${refused(' with your token')} Check your token: ${check}. Check also the room, and ${server}`;
+      return `${refused(' with your token')} Check your token: ${check}. Check also the room `
+        + `(it may be members-only, or a moderator may have banned you from it), and ${server}`;
     }
     const as = state.name ? ` as “${state.name}”` : '';
     const required = signInRequired(state.url);
@@ -1235,6 +1301,9 @@
   function teardownSocket() {
     stopHeartbeat();
     disarmAutoDisconnect();
+    state.moderator = false;
+    delete ui.app.dataset.moderator;
+    closeModeration();
     window.clearTimeout(state.welcomeTimer);
     state.welcomeTimer = 0;
     const segment = state.segment;
@@ -1364,6 +1433,15 @@
         state.pongs += 1;
         counters();
         break;
+      case 'deleted':
+        if (!otherRoom(frame)) onDeleted(frame);
+        break;
+      case 'removed':
+        if (!otherRoom(frame)) onRemoved(frame);
+        break;
+      case 'moderated':
+        addSystem(str(frame.message) || 'Done.');
+        break;
       case 'error':
         onError(frame);
         break;
@@ -1402,6 +1480,8 @@
     state.ownIds.add(id);
     state.others.delete(id);
     state.pending = [];
+    state.moderator = frame.moderator === true;
+    ui.app.dataset.moderator = String(state.moderator);
     counters();
     remarkOwnLines();
     const room = typeof frame.room === 'string' ? frame.room : state.room;
@@ -1450,6 +1530,13 @@
     if (!id) return;
     removeOnline(id);
     if (!firstTime(`left:${id}`)) return;
+    if (isRecord(departure.removed)) {
+      const removal = departure.removed;
+      const what = removal.banned_until ? ` was banned until ${utcTime(str(removal.banned_until)) || str(removal.banned_until)} by a moderator` : ' was removed by a moderator';
+      const reason = typeof removal.reason === 'string' && removal.reason ? `: ${removal.reason}` : '.';
+      addPresence('', id, nameOf(departure), `${what}${reason}`);
+      return;
+    }
     const duration = humanSeconds(Number(departure.duration_seconds));
     const after = duration ? ` left after ${duration}.` : ' left.';
     if (state.ownIds.has(id)) addPresence('You (earlier connection ', id, '', `)${after}`);
@@ -1541,8 +1628,124 @@
       you.className = 'you';
       you.textContent = own ? ' (you)' : ' (you, earlier connection)';
       li.append(you);
+    } else if (state.moderator && isOpen()) {
+      for (const [action, label] of [['remove', 'Remove'], ['ban', 'Ban']]) {
+        const button = document.createElement('button');
+        button.type = 'button';
+        button.className = `moderate link-button ${action}-member`;
+        button.dataset.action = action;
+        button.textContent = label;
+        button.setAttribute('aria-label', `${label} ${name || id}`);
+        li.append(' ', button);
+      }
     }
     return li;
+  }
+
+  // ------------------------------------------------------------ moderation
+  //
+  // A moderator's welcome says `moderator: true`; the online list then
+  // offers Remove and Ban, every message Delete (a member's own messages
+  // too). The server answers each with `moderated` or an error; the room
+  // learns of removals from `presence`, of deletions from `deleted`.
+
+  function openModeration(action, id, name) {
+    state.moderating = { action, id, name };
+    const who = name ? `${name} (${id})` : id;
+    ui.moderationWhat.textContent = action === 'ban'
+      ? `Ban ${who} from #${state.room}: their connections here are closed, and they cannot come back until the ban ends.`
+      : `Remove ${who} from #${state.room}: their connection is closed; they may come back.`;
+    ui.moderationMinutesLabel.hidden = action !== 'ban';
+    ui.moderationConfirm.textContent = action === 'ban' ? 'Ban' : 'Remove';
+    ui.moderationForm.hidden = false;
+    ui.moderationReason.focus();
+  }
+
+  function closeModeration() {
+    state.moderating = null;
+    ui.moderationForm.hidden = true;
+    ui.moderationReason.value = '';
+  }
+
+  function confirmModeration() {
+    const target = state.moderating;
+    if (!target) return;
+    const frame = { action: target.action, connection_id: target.id };
+    const reason = ui.moderationReason.value.trim();
+    if (reason) frame.reason = reason;
+    if (target.action === 'ban') frame.minutes = Math.floor(Number(ui.moderationMinutes.value)) || 60;
+    if (sendFrame(frame)) closeModeration();
+    else showSendError('Not connected.');
+  }
+
+  function deleteMessage(li) {
+    const id = li.dataset.messageId;
+    if (!id) return;
+    if (!sendFrame({ action: 'delete', message_id: id })) showSendError('Not connected.');
+  }
+
+  // `deleted`: shown as deleted wherever it is in the log, history
+  // included, and when it comes again later.
+  function onDeleted(frame) {
+    const id = str(frame.message_id);
+    if (!id) return;
+    const by = str(frame.by);
+    state.deleted.set(id, by);
+    if (state.deleted.size > 5000) state.deleted.delete(state.deleted.keys().next().value);
+    for (const li of ui.log.querySelectorAll('li.msg')) {
+      if (li.dataset.messageId === id) markDeleted(li, by);
+    }
+  }
+
+  // `removed`: a moderator took this page out of the room. It says why
+  // and does not reconnect; a ban is remembered (this tab) so a refused
+  // reconnect says why too.
+  function onRemoved(frame) {
+    const room = typeof frame.room === 'string' ? frame.room : state.room;
+    const until = Date.parse(str(frame.banned_until));
+    const reason = typeof frame.reason === 'string' && frame.reason ? ` Reason: ${frame.reason}` : '';
+    const why = Number.isFinite(until)
+      ? `A moderator banned you from #${room} until ${utcDateTime(until)}.${reason}`
+      : `A moderator removed you from #${room}.${reason}`;
+    if (typeof frame.banned_until === 'string') {
+      storage.set(`${STORAGE.banPrefix}${room}`, JSON.stringify({ until: frame.banned_until, reason: str(frame.reason) }), true);
+    }
+    state.removedWhy = why;
+    state.wanted = false;
+    window.clearTimeout(state.reconnectTimer);
+    state.reconnectTimer = 0;
+    ui.app.dataset.removed = typeof frame.banned_until === 'string' ? 'banned' : 'removed';
+    closeModeration();
+    addSystem(why, 'warn');
+    showConnectError(why);
+  }
+
+  // The ban from `room` this tab was told of, while it lasts.
+  function rememberedBan(room) {
+    const raw = storage.get(`${STORAGE.banPrefix}${room}`, true);
+    if (!raw) return null;
+    try {
+      const ban = JSON.parse(raw);
+      const until = Date.parse(str(ban.until));
+      if (Number.isFinite(until) && until > Date.now()) return ban;
+    } catch (_) {
+      // Not ours, or damaged: forgotten below.
+    }
+    storage.remove(`${STORAGE.banPrefix}${room}`, true);
+    return null;
+  }
+
+  // Whether `room` is members-only on the server that served the page
+  // (its /config.json), and the rooms the token names; null when unknown.
+  function membership(room, claims) {
+    const config = state.config;
+    if (!config || !Array.isArray(config.members_only_rooms) || str(config.websocket_url) !== state.url) return null;
+    const matches = (patterns) => patterns.some((pattern) => (String(pattern).endsWith('*')
+      ? room.startsWith(String(pattern).slice(0, -1))
+      : pattern === room));
+    const claim = claims[str(config.rooms_claim) || 'rooms'];
+    const named = Array.isArray(claim) ? claim.map(String) : typeof claim === 'string' ? claim.split(/[\s,]+/).filter(Boolean) : [];
+    return { membersOnly: matches(config.members_only_rooms), member: matches(named), named };
   }
 
   function onError(frame) {
@@ -1607,6 +1810,22 @@
     else connect(ui.url.value);
   });
   ui.disconnect.addEventListener('click', () => disconnect('', true));
+  ui.onlineList.addEventListener('click', (event) => {
+    const button = event.target instanceof Element ? event.target.closest('button.moderate') : null;
+    const li = button && button.closest('li');
+    if (!li || !li.dataset.connectionId) return;
+    openModeration(button.dataset.action, li.dataset.connectionId, state.online.members.get(li.dataset.connectionId) || '');
+  });
+  ui.log.addEventListener('click', (event) => {
+    const button = event.target instanceof Element ? event.target.closest('button.delete-message') : null;
+    const li = button && button.closest('li.msg');
+    if (li) deleteMessage(li);
+  });
+  ui.moderationForm.addEventListener('submit', (event) => {
+    event.preventDefault();
+    confirmModeration();
+  });
+  ui.moderationCancel.addEventListener('click', closeModeration);
   ui.token.addEventListener('input', syncNameField);
   ui.rememberToken.addEventListener('change', () => {
     const token = checkToken(ui.token.value);

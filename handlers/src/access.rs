@@ -92,6 +92,11 @@ impl RoomPatterns {
         self.0.is_empty()
     }
 
+    /// Each pattern as written (`team-*`, `staff`).
+    pub fn entries(&self) -> Vec<String> {
+        self.0.iter().map(ToString::to_string).collect()
+    }
+
     /// Patterns separated by commas or whitespace (a setting, or the
     /// authorizer context).
     pub fn parse_list(text: &str) -> Result<Self, String> {
@@ -279,6 +284,23 @@ impl RoomAccess {
             }),
             Some("closed") => Ok(Self::Closed),
             Some(other) => Err(format!("\"{other}\" is neither `open` nor `closed`")),
+        }
+    }
+
+    /// `open` or `closed`, as the setting is written.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Open { .. } => "open",
+            Self::Closed => "closed",
+        }
+    }
+
+    /// The rooms only their members may join, with `open` (`closed`: every
+    /// room).
+    pub fn members_only(&self) -> Vec<String> {
+        match self {
+            Self::Open { members_only } => members_only.entries(),
+            Self::Closed => vec!["*".to_owned()],
         }
     }
 

@@ -253,6 +253,11 @@ impl Verifier {
         })
     }
 
+    /// The claim listing the rooms a token's holder may join.
+    pub fn rooms_claim(&self) -> &str {
+        &self.claims.rooms
+    }
+
     /// Checks `token` against the keys it has now and says who it names.
     pub fn verify(&self, token: &str) -> Result<Identity, Denial> {
         if token.len() > MAX_TOKEN_BYTES {

@@ -1084,6 +1084,105 @@ mod tests {
     }
 
     #[test]
+    fn moderation_frames_are_read_or_refused_naming_the_field() {
+        let parse = |action, body: &str| parse_moderation(action, Some(body));
+        assert_eq!(
+            parse(
+                Action::Remove,
+                r#"{"action":"remove","connection_id":" c-1 ","reason":"  spam  "}"#
+            ),
+            Ok(Moderation::Remove {
+                connection_id: "c-1".into(),
+                reason: Some("spam".into())
+            })
+        );
+        assert_eq!(
+            parse(
+                Action::Ban,
+                r#"{"action":"ban","connection_id":"c-1","minutes":60,"reason":""}"#
+            ),
+            Ok(Moderation::Ban {
+                target: BanTarget::Connection("c-1".into()),
+                minutes: 60,
+                reason: None
+            })
+        );
+        assert_eq!(
+            parse(Action::Delete, r#"{"action":"delete","message_id":"m-1"}"#),
+            Ok(Moderation::Delete {
+                message_id: "m-1".into()
+            })
+        );
+        let too_long = format!(
+            r#"{{"action":"remove","connection_id":"c","reason":"{}"}}"#,
+            "é".repeat(MAX_MODERATION_REASON_CHARS + 1)
+        );
+        let long_id = format!(
+            r#"{{"action":"delete","message_id":"{}"}}"#,
+            "m".repeat(MAX_TARGET_ID_CHARS + 1)
+        );
+        for (action, bad, field) in [
+            (Action::Remove, r#"{"action":"remove"}"#, "connection_id"),
+            (
+                Action::Remove,
+                r#"{"action":"remove","connection_id":""}"#,
+                "connection_id",
+            ),
+            (Action::Remove, too_long.as_str(), "reason"),
+            (
+                Action::Remove,
+                r#"{"action":"remove","connection_id":"c","reason":"a\u0007b"}"#,
+                "reason",
+            ),
+            (
+                Action::Remove,
+                r#"{"action":"remove","connection_id":"c","reason":7}"#,
+                "reason",
+            ),
+            (Action::Ban, r#"{"action":"ban","minutes":5}"#, "user_id"),
+            (
+                Action::Ban,
+                r#"{"action":"ban","user_id":"u","connection_id":"c","minutes":5}"#,
+                "not both",
+            ),
+            (Action::Ban, r#"{"action":"ban","user_id":"u"}"#, "minutes"),
+            (
+                Action::Ban,
+                r#"{"action":"ban","user_id":"u","minutes":0}"#,
+                "minutes",
+            ),
+            (
+                Action::Ban,
+                r#"{"action":"ban","user_id":"u","minutes":-1}"#,
+                "minutes",
+            ),
+            (
+                Action::Ban,
+                r#"{"action":"ban","user_id":"u","minutes":2.5}"#,
+                "minutes",
+            ),
+            (
+                Action::Ban,
+                r#"{"action":"ban","user_id":"u","minutes":525601}"#,
+                "minutes",
+            ),
+            (Action::Delete, long_id.as_str(), "message_id"),
+        ] {
+            let frame = parse(action, bad).expect_err(bad);
+            assert_eq!(code_of(&*frame), ErrorCode::InvalidRequest, "{bad}");
+            assert!(
+                frame.message().contains(field),
+                "{bad}: {}",
+                frame.message()
+            );
+        }
+        assert_eq!(
+            code_of(parse(Action::Delete, "nope").expect_err("not JSON")),
+            ErrorCode::InvalidJson
+        );
+    }
+
+    #[test]
     fn pong_message_is_exactly_pong() {
         assert_eq!(
             ServerFrame::pong().to_json(),

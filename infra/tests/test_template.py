@@ -1293,6 +1293,48 @@ def expected_reference(kind: str, key: str, version: str, stage: str = "dev") ->
     return f"{{{{resolve:ssm:{key}{':' + version if version else ''}}}}}"
 
 
+# Runs infra/auth.js's room-access checks on each [values, signed_in] case
+# of argv[1]: the two variables they give every function, or the error.
+ROOM_ACCESS_PROBE = """
+const auth = require('./auth.js');
+const out = [];
+for (const [values, signedIn] of JSON.parse(process.argv[1])) {
+  try {
+    out.push(auth.roomAccessSettings(values, signedIn));
+  } catch (error) {
+    out.push({ error: error.message });
+  }
+}
+console.log(JSON.stringify(out));
+"""
+
+
+def test_room_access_parameters_are_checked_when_packaging(resources, sign_in):
+    """infra/auth.js: open by default; closed, and members-only patterns as
+    handlers::access::RoomPattern reads them; nothing else, and neither
+    without sign-in (where every room is open to anyone)."""
+    cases = [
+        ({}, False, {"access": "open", "membersOnly": ""}),
+        ({"roomAccess": "closed"}, True, {"access": "closed", "membersOnly": ""}),
+        ({"membersOnlyRooms": " team-*, staff "}, True, {"access": "open", "membersOnly": "team-*,staff"}),
+        ({"membersOnlyRooms": "*"}, True, {"access": "open", "membersOnly": "*"}),
+        ({"roomAccess": "shut"}, True, "parameter roomAccess"),
+        ({"membersOnlyRooms": "team a*b"}, True, "parameter membersOnlyRooms"),
+        ({"membersOnlyRooms": "a" * 65}, True, "parameter membersOnlyRooms"),
+        ({"roomAccess": "closed"}, False, "need sign-in"),
+        ({"membersOnlyRooms": "team-*"}, False, "need sign-in"),
+    ]
+    results = run_node(ROOM_ACCESS_PROBE, [[values, signed_in] for values, signed_in, _ in cases])
+    for (values, signed_in, expected), result in zip(cases, results, strict=True):
+        if isinstance(expected, str):
+            assert expected in result.get("error", ""), (values, signed_in, result)
+        else:
+            assert result == expected, (values, signed_in)
+    # What this package gives every function: the defaults.
+    variables = function_properties(resources, "connect")["Environment"]["Variables"]
+    assert (variables["ROOM_ACCESS"], variables["MEMBERS_ONLY_ROOMS"]) == ("open", "")
+
+
 # Runs infra/auth.js's checks the way packaging does, on each case of the
 # JSON array in argv[1] (the parameter values); prints the environment each
 # gives the authorizer (null: sign-in off), or the error that stops

@@ -3,6 +3,7 @@
 
 import { after, afterEach, before } from 'node:test';
 import assert from 'node:assert/strict';
+import WebSocket from 'ws';
 import { launchBrowser, startStack, stopAllStacks } from './stack.mjs';
 
 export const HOSTILE = '<img src=x onerror=alert(1)>';
@@ -42,6 +43,8 @@ export function browserTests(onReady = () => {}, { stackArgs = [] } = {}) {
   afterEach(async () => {
     for (const context of contexts) await context.close().catch(() => {});
     contexts.clear();
+    for (const ws of outsiders) ws.close();
+    outsiders.clear();
   });
   after(async () => {
     for (const context of contexts) await context.close().catch(() => {});
@@ -49,6 +52,29 @@ export function browserTests(onReady = () => {}, { stackArgs = [] } = {}) {
     await stopAllStacks();
   });
   return session;
+}
+
+// People outside the browser: closed after each test.
+const outsiders = new Set();
+
+/**
+ * A WebSocket client in this process, as wscat would be, connected to
+ * `wsUrl` with `query` (`room`, `name`, `token`); rejects with the HTTP
+ * status of a refused handshake. `next(wanted, what)` waits for a frame.
+ */
+export function chatClient(wsUrl, query) {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(`${wsUrl}?${new URLSearchParams(query)}`);
+    const frames = [];
+    ws.on('message', (data) => frames.push(JSON.parse(String(data))));
+    const next = (wanted, what) => waitUntil(() => frames.some(wanted), 10_000, what).then(() => frames.find(wanted));
+    ws.once('open', () => {
+      outsiders.add(ws);
+      resolve({ ws, frames, next });
+    });
+    ws.once('unexpected-response', (_, response) => reject(new Error(`handshake refused: HTTP ${response.statusCode}`)));
+    ws.once('error', reject);
+  });
 }
 
 /** Opens a page and records what must never happen on it. */

@@ -6,17 +6,15 @@
 //
 // Run with web/tests/run.sh, or `npm test` in web/tests.
 
-import { afterEach, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import crypto from 'node:crypto';
 import path from 'node:path';
-import WebSocket from 'ws';
 import {
-  TEST_TIMEOUT, assertClean, browserTests, connect, escapeRegExp, logLines, openPage, send,
-  statusText, waitForHistory, waitForLine, waitForState, waitForText, waitForWelcome, waitUntil,
+  TEST_TIMEOUT, assertClean, browserTests, chatClient as outsideClient, connect, escapeRegExp, logLines, openPage, send,
+  statusText, waitForHistory, waitForLine, waitForState, waitForText, waitForWelcome,
 } from './pages.mjs';
-import { artifacts, mintToken } from './stack.mjs';
+import { artifacts, mintToken, now, signHs256 } from './stack.mjs';
 
 const SECRET = 'web-tests-secret, of 32 bytes ok.';
 let stack;
@@ -32,14 +30,6 @@ function mint(...args) {
   return execFileSync(mintToken, args, { encoding: 'utf8' }).trim();
 }
 
-/** An HS256 JSON Web Token signed here, with any claims (an expired one, say). */
-function signHs256(claims, secret) {
-  const part = (object) => Buffer.from(JSON.stringify(object)).toString('base64url');
-  const signed = `${part({ alg: 'HS256', typ: 'JWT' })}.${part(claims)}`;
-  return `${signed}.${crypto.createHmac('sha256', secret).update(signed).digest('base64url')}`;
-}
-
-const now = () => Math.floor(Date.now() / 1000);
 
 /** 2026-11-28 09:00:00 UTC, as the page writes times. */
 function utc(seconds) {
@@ -49,27 +39,8 @@ function utc(seconds) {
 
 // ------------------------------------------------- people outside the browser
 
-const clients = new Set();
-afterEach(() => {
-  for (const ws of clients) ws.close();
-  clients.clear();
-});
-
-/** A WebSocket client in this process; rejects with the HTTP status of a refused handshake. */
-function chatClient(query) {
-  return new Promise((resolve, reject) => {
-    const ws = new WebSocket(`${stack.ws}?${new URLSearchParams(query)}`);
-    const frames = [];
-    ws.on('message', (data) => frames.push(JSON.parse(String(data))));
-    const next = (wanted, what) => waitUntil(() => frames.some(wanted), 10_000, what).then(() => frames.find(wanted));
-    ws.once('open', () => {
-      clients.add(ws);
-      resolve({ ws, frames, next });
-    });
-    ws.once('unexpected-response', (_, response) => reject(new Error(`handshake refused: HTTP ${response.statusCode}`)));
-    ws.once('error', reject);
-  });
-}
+/** A WebSocket client in this process (closed after each test). */
+const chatClient = (query) => outsideClient(stack.ws, query);
 
 // ------------------------------------------------------ what must not show
 
@@ -218,7 +189,8 @@ test('sign-in: an expired token, a wrong-secret token and no token are refused, 
     await connectError(page),
     `The server refused the connection to #${room} with your token, or could not be reached ${REFUSED} `
       + `Check your token: it expired at ${utc(expiredAt)} (by this computer’s clock); get a new one. `
-      + `Check also the room, and that the server is running at ${stack.ws}.`,
+      + 'Check also the room (it may be members-only, or a moderator may have banned you from it), '
+      + `and that the server is running at ${stack.ws}.`,
   );
   assert.equal(await page.getAttribute('#app', 'data-last-close'), '1006');
   assert.match(await statusText(page), /^Error: connection refused or server unreachable — reconnecting in \d s…$/);
@@ -236,7 +208,8 @@ test('sign-in: an expired token, a wrong-secret token and no token are refused, 
     await connectError(page),
     `The server refused the connection to #${room} with your token, or could not be reached ${REFUSED} `
       + 'Check your token: it may have expired, or be meant for another server. '
-      + `Check also the room, and that the server is running at ${stack.ws}.`,
+      + 'Check also the room (it may be members-only, or a moderator may have banned you from it), '
+      + `and that the server is running at ${stack.ws}.`,
   );
   await assert.rejects(chatClient({ room, token: forged }), /HTTP 403/);
   await page.click('#disconnect');

@@ -7,6 +7,7 @@
 
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
@@ -21,6 +22,18 @@ export const chatLocal = process.env.CHAT_LOCAL_BIN || path.join(repo, 'target',
 export const mintToken = process.env.MINT_TOKEN_BIN || path.join(path.dirname(chatLocal), 'mint-token');
 export const chromiumPath = process.env.CHROMIUM_BIN || '/usr/bin/chromium';
 export const artifacts = path.join(here, 'artifacts');
+
+// ---------------------------------------------------------------- tokens
+
+/** Seconds since the epoch, as tokens count time. */
+export const now = () => Math.floor(Date.now() / 1000);
+
+/** An HS256 JSON Web Token signed here, with any claims (an expired one, rooms, roles). */
+export function signHs256(claims, secret) {
+  const part = (object) => Buffer.from(JSON.stringify(object)).toString('base64url');
+  const signed = `${part({ alg: 'HS256', typ: 'JWT' })}.${part(claims)}`;
+  return `${signed}.${crypto.createHmac('sha256', secret).update(signed).digest('base64url')}`;
+}
 
 // ------------------------------------------------------------- the stack
 

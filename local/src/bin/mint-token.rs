@@ -45,6 +45,13 @@ struct Args {
     /// `kid`, to pick a key out of a JWKS.
     #[arg(long)]
     kid: Option<String>,
+    /// A room its holder may join (the `rooms` claim): a name, or a prefix
+    /// such as `team-*`; repeatable.
+    #[arg(long = "room")]
+    rooms: Vec<String>,
+    /// A role (the `roles` claim), e.g. `moderator`; repeatable.
+    #[arg(long = "role")]
+    roles: Vec<String>,
 }
 
 fn main() -> ExitCode {
@@ -95,6 +102,12 @@ fn mint(args: &Args) -> Result<String, String> {
     }
     if let Some(audience) = &args.audience {
         claims["aud"] = json!(audience);
+    }
+    if !args.rooms.is_empty() {
+        claims["rooms"] = json!(args.rooms);
+    }
+    if !args.roles.is_empty() {
+        claims["roles"] = json!(args.roles);
     }
     let mut header = Header::new(algorithm);
     header.kid = args.kid.clone();

@@ -502,13 +502,21 @@ async fn client_config(State(gateway): State<Arc<Gateway>>, headers: HeaderMap) 
         .get(header::HOST)
         .and_then(|value| value.to_str().ok())
         .unwrap_or(&gateway.domain_name);
-    axum::Json(serde_json::json!({
+    let mut config = serde_json::json!({
         "websocket_url": format!("ws://{host}/{}", gateway.config.stage),
         "max_message_bytes": gateway.chat.limits.max_chat_message_bytes,
         "heartbeat_secs": handlers::limits::HEARTBEAT_INTERVAL.as_secs(),
         "sign_in": gateway.verifier.is_some(),
-    }))
-    .into_response()
+    });
+    // With sign-in, who may join which room: the page says why a room was
+    // refused (a browser is not told).
+    if let Some(verifier) = &gateway.verifier {
+        let access = &gateway.chat.access;
+        config["room_access"] = serde_json::json!(access.name());
+        config["members_only_rooms"] = serde_json::json!(access.members_only());
+        config["rooms_claim"] = serde_json::json!(verifier.rooms_claim());
+    }
+    axum::Json(config).into_response()
 }
 
 #[cfg(test)]
