@@ -250,7 +250,7 @@ METRIC_ENTRY = re.compile(
     r'name:\s*(?:"(?P<name>[a-z0-9_]+)"|(?P<constant>[A-Z][A-Z0-9_]*)),\s*'
     r"kind:\s*MetricKind::(?P<kind>Counter|Histogram|Gauge),\s*"
     r"unit:\s*Unit::(?P<unit>[A-Za-z]+),\s*"
-    r"label:\s*(?:None|Some\((?P<label>KIND|REASON)\)),\s*"
+    r"label:\s*(?:None|Some\((?P<label>KIND|REASON|ACTION)\)),\s*"
     r"description:",
     re.MULTILINE,
 )
@@ -1400,6 +1400,8 @@ def test_sign_in_parameters_are_checked_when_packaging():
         ({"auth": "jwks", "authKeyVersion": "latest"}, "parameter authKeyVersion"),
         ({"auth": "jwks", "authKeyVersion": version_id}, "parameter authKeyVersion"),
         ({"auth": "hs256", "authNameClaim": "display name"}, "parameter authNameClaim"),
+        ({"auth": "hs256", "authRoomsClaim": "my rooms"}, "parameter authRoomsClaim"),
+        ({"auth": "hs256", "authRolesClaim": "my roles"}, "parameter authRolesClaim"),
         ({"auth": "jwks", "authJwksUrl": "http://id.example.com/jwks.json"}, "parameter authJwksUrl"),
         ({"auth": "hs256", "authJwksUrl": "https://id.example.com/jwks.json"}, "parameter authJwksUrl"),
         ({"auth": "jwks", "authJwksUrl": "jwks.json"}, "parameter authJwksUrl"),
@@ -1424,6 +1426,8 @@ def test_sign_in_parameters_are_checked_when_packaging():
             "AUTH_JWT_ISSUER": "",
             "AUTH_JWT_AUDIENCE": "",
             "AUTH_NAME_CLAIM": "name",
+            "AUTH_ROOMS_CLAIM": "rooms",
+            "AUTH_ROLES_CLAIM": "roles",
             "AUTH_JWKS_URL": url[0] if url else "",
             "AUTH_MAX_TOKEN_LIFETIME_SECS": values.get("authMaxTokenLifetime", ""),
         }, values
