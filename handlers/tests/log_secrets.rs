@@ -53,6 +53,7 @@ impl Environment {
             "sendmessage" => env!("CARGO_BIN_EXE_sendmessage"),
             "history" => env!("CARGO_BIN_EXE_history"),
             "default" => env!("CARGO_BIN_EXE_default"),
+            "moderate" => env!("CARGO_BIN_EXE_moderate"),
             "authorizer" => env!("CARGO_BIN_EXE_authorizer"),
             "reconcile" => env!("CARGO_BIN_EXE_reconcile"),
             other => panic!("no function {other}"),
@@ -130,6 +131,23 @@ async fn no_function_logs_a_token_a_message_or_an_address_at_any_level() {
                 })],
             ),
             (
+                // A moderator's reasons are the room's to read, not the log's.
+                "moderate",
+                [
+                    json!({ "action": "ban", "user_id": "user-7", "minutes": 5, "reason": TEXT }),
+                    json!({ "action": "remove", "connection_id": "gone=", "reason": TEXT }),
+                ]
+                .map(|body| {
+                    websocket("message.json", &id, |event| {
+                        event["requestContext"]["routeKey"] = body["action"].clone();
+                        event["requestContext"]["authorizer"] =
+                            json!({ "user_id": "user-42", "moderator": true });
+                        event["body"] = json!(body.to_string());
+                    })
+                })
+                .into(),
+            ),
+            (
                 "default",
                 vec![websocket("message.json", &id, |event| {
                     event["requestContext"]["routeKey"] = json!("$default");
@@ -157,8 +175,14 @@ async fn no_function_logs_a_token_a_message_or_an_address_at_any_level() {
         // INFO), so the search above had something to search.
         assert!(logged >= 5, "only {logged} log lines at {level}");
     }
-    // The functions did their work: the message went out, so its text was
-    // there to be logged.
+    // The functions did their work: the ban was stored with its reason, and
+    // the message went out, so their text was there to be logged.
+    let bans = testkit::item::scan(&env.db.client, &env.db.tables.moderation).await;
+    assert!(
+        bans.iter()
+            .any(|row| testkit::item::s(row, "entry") == "ban#user-7"
+                && testkit::item::s(row, "reason") == TEXT)
+    );
     assert!(
         env.api
             .posts()
