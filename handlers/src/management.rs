@@ -269,7 +269,7 @@ impl Api {
             Ok(delivery) => delivery,
             Err(_) => Delivery::Failed(failure(
                 operation,
-                Answer::default(),
+                ServiceReply::default(),
                 format!("no answer within {POST_TIMEOUT:?}"),
             )),
         }
@@ -287,7 +287,7 @@ impl Api {
             Err(error) => {
                 return Attempt::Done(Delivery::Failed(failure(
                     operation,
-                    Answer::default(),
+                    ServiceReply::default(),
                     error.to_string(),
                 )));
             }
@@ -304,7 +304,7 @@ impl Api {
         if let Err(detail) = built {
             return Attempt::Done(Delivery::Failed(failure(
                 operation,
-                Answer::default(),
+                ServiceReply::default(),
                 detail,
             )));
         }
@@ -367,7 +367,7 @@ async fn answer(operation: Operation, response: HttpResponse) -> Attempt {
     };
     let error = failure(
         operation,
-        Answer {
+        ServiceReply {
             code,
             request_id,
             status: Some(status),
@@ -411,7 +411,7 @@ fn connection_failure(operation: Operation, error: &ConnectorError) -> AwsError 
     };
     failure(
         operation,
-        Answer::default(),
+        ServiceReply::default(),
         format!("{kind}: {}", causes(error)),
     )
 }
@@ -419,13 +419,13 @@ fn connection_failure(operation: Operation, error: &ConnectorError) -> AwsError 
 /// What the service said about a failed call; nothing when it did not
 /// answer.
 #[derive(Default)]
-struct Answer {
+struct ServiceReply {
     code: Option<String>,
     request_id: Option<String>,
     status: Option<u16>,
 }
 
-fn failure(operation: Operation, answer: Answer, detail: String) -> AwsError {
+fn failure(operation: Operation, answer: ServiceReply, detail: String) -> AwsError {
     AwsError {
         service: SERVICE,
         operation: operation.name(),

@@ -7,7 +7,7 @@
 #![allow(clippy::expect_used)] // a failed step fails the test
 
 use serde_json::{Value, json};
-use testkit::runtime_api::{Answer, function_variables, invoke_binary};
+use testkit::runtime_api::{Invocation, function_variables, invoke_binary};
 use testkit::{FakeManagementApi, TestDynamo, fixtures, tokens};
 
 /// A chat message nobody may read in a log.
@@ -63,7 +63,7 @@ impl Environment {
         assert_eq!(answers.len(), count, "{function}: {output}");
         for answer in &answers {
             assert!(
-                matches!(answer, Answer::Response { .. }),
+                matches!(answer, Invocation::Response { .. }),
                 "{function} at {level}: {answer:?}\n{output}"
             );
         }
@@ -180,8 +180,8 @@ async fn no_function_logs_a_token_a_message_or_an_address_at_any_level() {
     let bans = testkit::item::scan(&env.db.client, &env.db.tables.moderation).await;
     assert!(
         bans.iter()
-            .any(|row| testkit::item::s(row, "entry") == "ban#user-7"
-                && testkit::item::s(row, "reason") == TEXT)
+            .any(|row| testkit::item::string(row, "entry") == "ban#user-7"
+                && testkit::item::string(row, "reason") == TEXT)
     );
     assert!(
         env.api

@@ -16,7 +16,7 @@ use handlers::time::Timestamp;
 use handlers::{Chat, Room, Store};
 use testkit::Harness;
 use testkit::harness::{DISCONNECT_AT, MESSAGE_AT};
-use testkit::item::{Item, n, s};
+use testkit::item::{Item, number, string};
 use testkit::proxy::{Fault, FaultProxy, dynamodb};
 
 /// A repair as the scheduled function runs it, without its waits.
@@ -89,12 +89,15 @@ async fn a_failed_close_keeps_the_connection_row_and_the_repair_closes_the_sessi
     assert_eq!((report.open, report.gone), (1, 1));
     let session = h.session_item("alice").await.expect("session");
     assert_eq!(
-        s(&session, "disconnected_at"),
+        string(&session, "disconnected_at"),
         h.at(MESSAGE_AT),
         "closed as of its last message, not as of the repair"
     );
-    assert_eq!(n(&session, "disconnect_status_code"), "1006");
-    assert_eq!(s(&session, "disconnect_reason"), reconcile::GONE_REASON);
+    assert_eq!(number(&session, "disconnect_status_code"), "1006");
+    assert_eq!(
+        string(&session, "disconnect_reason"),
+        reconcile::GONE_REASON
+    );
     assert!(!session.contains_key("open_shard"));
     assert!(h.connection_item("alice").await.is_none());
 }
@@ -120,12 +123,15 @@ async fn a_session_past_the_connection_limit_is_closed_without_asking_api_gatewa
     assert_eq!((report.open, report.expired), (1, 1));
     let session = h.session_item("expired").await.expect("session");
     assert_eq!(
-        s(&session, "disconnected_at"),
-        s(&session, "connected_at"),
+        string(&session, "disconnected_at"),
+        string(&session, "connected_at"),
         "nothing says it was alive after it connected"
     );
-    assert_eq!(s(&session, "disconnect_reason"), reconcile::EXPIRED_REASON);
-    assert_eq!(n(&session, "disconnect_status_code"), "1006");
+    assert_eq!(
+        string(&session, "disconnect_reason"),
+        reconcile::EXPIRED_REASON
+    );
+    assert_eq!(number(&session, "disconnect_status_code"), "1006");
 }
 
 #[tokio::test]
@@ -176,7 +182,7 @@ async fn the_repair_asks_only_about_what_it_cannot_rule_on_and_closes_only_the_g
     assert_eq!((report.gone, report.alive, report.unknown), (1, 6, 1));
 
     let gone = h.session_item("gone").await.expect("session");
-    assert_eq!(s(&gone, "disconnected_at"), h.at(MESSAGE_AT));
+    assert_eq!(string(&gone, "disconnected_at"), h.at(MESSAGE_AT));
     for id in crowd
         .iter()
         .chain(["unsure", "newcomer"].map(String::from).iter())
@@ -185,8 +191,8 @@ async fn the_repair_asks_only_about_what_it_cannot_rule_on_and_closes_only_the_g
         assert!(is_open(&session), "{id} stays open");
     }
     let closed = h.session_item("left-properly").await.expect("session");
-    assert_eq!(s(&closed, "disconnected_at"), h.at(DISCONNECT_AT));
-    assert_eq!(n(&closed, "disconnect_status_code"), "1001");
+    assert_eq!(string(&closed, "disconnected_at"), h.at(DISCONNECT_AT));
+    assert_eq!(number(&closed, "disconnect_status_code"), "1001");
 
     // A second run finds only what is still open, and closes nothing again.
     let again = reconcile::repair(&h.chat.store, &policy(), |_| async {
@@ -213,8 +219,8 @@ async fn a_disconnect_that_arrives_while_the_repair_decides_keeps_its_own_close(
     .expect("repaired");
     assert_eq!((report.gone, report.closed_meanwhile), (0, 1));
     let session = h.session_item("alice").await.expect("session");
-    assert_eq!(s(&session, "disconnected_at"), h.at(DISCONNECT_AT));
-    assert_eq!(n(&session, "disconnect_status_code"), "1001");
+    assert_eq!(string(&session, "disconnected_at"), h.at(DISCONNECT_AT));
+    assert_eq!(number(&session, "disconnect_status_code"), "1001");
 }
 
 #[tokio::test]

@@ -9,7 +9,7 @@ use handlers::ChatLimits;
 use serde_json::json;
 use testkit::Harness;
 use testkit::harness::{DISCONNECT_AT, MESSAGE_AT, body_json};
-use testkit::item::{field_names, n, s};
+use testkit::item::{field_names, number, string};
 
 #[tokio::test]
 async fn connect_writes_both_rows_with_the_contract_fields() {
@@ -26,10 +26,10 @@ async fn connect_writes_both_rows_with_the_contract_fields() {
         field_names(&connection),
         ["connected_at", "connection_id", "room", "ttl"]
     );
-    assert_eq!(s(&connection, "connected_at"), h.at(0));
+    assert_eq!(string(&connection, "connected_at"), h.at(0));
     // 2 h connection limit plus a margin, in epoch seconds.
     assert_eq!(
-        n(&connection, "ttl"),
+        number(&connection, "ttl"),
         (h.base / 1000 + 7200 + 900).to_string()
     );
 
@@ -49,17 +49,17 @@ async fn connect_writes_both_rows_with_the_contract_fields() {
         "open_shard: the session is in the open-sessions index until it closes"
     );
     assert_eq!(
-        n(&session, "open_shard"),
+        number(&session, "open_shard"),
         handlers::records::open_shard("L0SM9cOFvHcCIhw=").to_string()
     );
-    assert_eq!(s(&session, "source_ip"), "203.0.113.7");
-    assert_eq!(s(&session, "connected_at"), h.at(0));
+    assert_eq!(string(&session, "source_ip"), "203.0.113.7");
+    assert_eq!(string(&session, "connected_at"), h.at(0));
     assert_eq!(
-        s(&session, "room"),
+        string(&session, "room"),
         "lobby",
         "no ?room=: the tutorial's one chat"
     );
-    assert_eq!(s(&connection, "room"), "lobby");
+    assert_eq!(string(&connection, "room"), "lobby");
 }
 
 #[tokio::test]
@@ -85,7 +85,7 @@ async fn connect_is_all_or_nothing() {
         "nothing is half-written"
     );
     let session = h.session_item("dup").await.expect("the earlier session");
-    assert_eq!(s(&session, "connected_at"), "2026-01-01T00:00:00.000Z");
+    assert_eq!(string(&session, "connected_at"), "2026-01-01T00:00:00.000Z");
 }
 
 #[tokio::test]
@@ -103,7 +103,7 @@ async fn a_connect_replayed_after_its_disconnect_does_not_reopen_the_session() {
     h.disconnect_at("late", DISCONNECT_AT).await;
     assert_eq!(h.connect("late").await.status_code, 500);
     let session = h.session_item("late").await.expect("session");
-    assert_eq!(s(&session, "disconnected_at"), h.at(DISCONNECT_AT));
+    assert_eq!(string(&session, "disconnected_at"), h.at(DISCONNECT_AT));
     assert!(h.active_ids().await.is_empty());
 }
 
@@ -132,9 +132,9 @@ async fn disconnect_closes_the_session_once_and_never_creates_one() {
         ],
         "no duration (the stream processor computes it); out of the open-sessions index"
     );
-    assert_eq!(s(&session, "disconnected_at"), h.at(DISCONNECT_AT));
-    assert_eq!(n(&session, "disconnect_status_code"), "1001");
-    assert_eq!(s(&session, "disconnect_reason"), "Going away");
+    assert_eq!(string(&session, "disconnected_at"), h.at(DISCONNECT_AT));
+    assert_eq!(number(&session, "disconnect_status_code"), "1001");
+    assert_eq!(string(&session, "disconnect_reason"), "Going away");
 
     // A replayed $disconnect does not move disconnected_at.
     assert_eq!(
@@ -144,7 +144,7 @@ async fn disconnect_closes_the_session_once_and_never_creates_one() {
         200
     );
     let session = h.session_item("L0SM9cOFvHcCIhw=").await.expect("session");
-    assert_eq!(s(&session, "disconnected_at"), h.at(DISCONNECT_AT));
+    assert_eq!(string(&session, "disconnected_at"), h.at(DISCONNECT_AT));
 
     // An unknown connection gets no row.
     assert_eq!(
@@ -189,10 +189,10 @@ async fn sendmessage_stores_once_and_reaches_every_connection_across_scan_pages(
             "timestamp"
         ]
     );
-    assert_eq!(s(stored, "connection_id"), ids[0]);
-    assert_eq!(s(stored, "message"), "Hello, WebSocket!");
-    assert_eq!(s(stored, "timestamp"), h.at(MESSAGE_AT));
-    let message_id = s(stored, "message_id");
+    assert_eq!(string(stored, "connection_id"), ids[0]);
+    assert_eq!(string(stored, "message"), "Hello, WebSocket!");
+    assert_eq!(string(stored, "timestamp"), h.at(MESSAGE_AT));
+    let message_id = string(stored, "message_id");
     assert!(uuid::Uuid::parse_str(&message_id).is_ok());
 
     for id in &ids {
@@ -230,9 +230,9 @@ async fn a_gone_connection_is_pruned_and_others_still_receive() {
     assert_eq!(h.api.frames_for("alice").len(), 1);
     assert_eq!(h.api.frames_for("bob").len(), 1);
     let session = h.session_item("stale").await.expect("its session");
-    assert_eq!(n(&session, "disconnect_status_code"), "1006");
+    assert_eq!(number(&session, "disconnect_status_code"), "1006");
     assert_eq!(
-        s(&session, "disconnect_reason"),
+        string(&session, "disconnect_reason"),
         handlers::fanout::PRUNED_REASON
     );
     assert!(!session.contains_key("open_shard"), "out of the open index");

@@ -9,7 +9,7 @@ use std::io::BufReader;
 use std::process::{Command, Stdio};
 
 use serde_json::{Value, json};
-use testkit::item::{connection_row, s, scan};
+use testkit::item::{connection_row, scan, string};
 use testkit::stack::{Client, TestStack, start_stack, unique_prefix};
 use testkit::tokens::{self, SECRET, claims, hs256};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -76,15 +76,15 @@ async fn a_good_token_signs_in_and_its_name_wins_over_the_query() {
     let session = connection_row(&t.dynamodb, &tables.session_history, &ada.id)
         .await
         .expect("the session");
-    assert_eq!(s(&session, "user_id"), "user-42");
-    assert_eq!(s(&session, "name"), "Ada Lovelace");
+    assert_eq!(string(&session, "user_id"), "user-42");
+    assert_eq!(string(&session, "name"), "Ada Lovelace");
     let stored = scan(&t.dynamodb, &tables.message_history).await;
-    assert_eq!(s(&stored[0], "user_id"), "user-42");
+    assert_eq!(string(&stored[0], "user_id"), "user-42");
     // No name claim: shown by connection id, still signed in.
     let bob_row = connection_row(&t.dynamodb, &tables.active_connections, &bob.id)
         .await
         .expect("bob's row");
-    assert_eq!(s(&bob_row, "user_id"), "user-7");
+    assert_eq!(string(&bob_row, "user_id"), "user-7");
     assert!(!bob_row.contains_key("name"));
 
     // A header is checked when it comes with ?token= (API Gateway's identity

@@ -10,18 +10,15 @@
 #![allow(clippy::expect_used)] // a failed step fails the test
 
 use std::collections::HashMap;
-use std::time::Duration;
 
 use chat_local::EmbeddedDynamo;
 use serde_json::Value;
-use testkit::item::{n, s, scan};
+use testkit::item::{number, scan, string};
 use testkit::proxy::{Fault, FaultProxy, STREAMS, dynamodb};
 use testkit::stack::{Client, TestStack, start_stack_on, unique_prefix};
-use testkit::{Harness, PATIENCE, eventually};
+use testkit::{Harness, PATIENCE, QUIET, eventually};
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-
-const QUIET: Duration = Duration::from_millis(400);
 
 /// A stack whose DynamoDB is behind a fault proxy.
 struct Faulty {
@@ -73,7 +70,7 @@ impl Faulty {
         let mut ids: Vec<String> = scan(&self.direct, table)
             .await
             .iter()
-            .map(|row| s(row, "connection_id"))
+            .map(|row| string(row, "connection_id"))
             .collect();
         ids.sort();
         ids
@@ -87,7 +84,7 @@ impl Faulty {
         scan(&self.direct, &self.t.stack.tables.message_history)
             .await
             .iter()
-            .map(|row| s(row, "message"))
+            .map(|row| string(row, "message"))
             .collect()
     }
 
@@ -260,13 +257,12 @@ async fn a_streams_outage_loses_no_records(fault: Fault) {
     bob.await_welcome().await;
     assert_eq!(bob.id, bob_id);
     let session = eventually("carol's duration is recorded", || async {
-        f.sessions()
-            .await
-            .into_iter()
-            .find(|row| s(row, "connection_id") == carol_id && row.contains_key("duration_seconds"))
+        f.sessions().await.into_iter().find(|row| {
+            string(row, "connection_id") == carol_id && row.contains_key("duration_seconds")
+        })
     })
     .await;
-    assert_eq!(n(&session, "disconnect_status_code"), "1000");
+    assert_eq!(number(&session, "disconnect_status_code"), "1000");
 
     // alice hears of each join and of carol's leave, once.
     let mut frames = Vec::new();

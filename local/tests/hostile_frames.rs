@@ -3,7 +3,7 @@
 
 #![allow(clippy::expect_used)] // a failed step fails the test
 
-use testkit::item::{n, scan};
+use testkit::item::{number, scan};
 use testkit::stack::{Client, start_stack, unique_prefix};
 use tokio::io::AsyncWriteExt;
 use tokio_tungstenite::MaybeTlsStream;
@@ -62,7 +62,7 @@ async fn protocol_violations_close_with_the_rfcs_codes() {
         assert_eq!(u16::from(close.code), code, "{what}");
         let session = t.closed_session(&client.id).await;
         assert_eq!(
-            n(&session, "disconnect_status_code"),
+            number(&session, "disconnect_status_code"),
             code.to_string(),
             "{what}"
         );

@@ -11,7 +11,7 @@ use handlers::records::{ActiveConnection, Session};
 use handlers::time::Timestamp;
 use handlers::{Room, Store};
 use serde_json::Value;
-use testkit::item::{connection_row, n, s};
+use testkit::item::{connection_row, number, string};
 use testkit::stack::{Client, TestStack, start_stack, unique_prefix};
 
 /// A connection API Gateway no longer has, but whose rows say it is in
@@ -50,9 +50,9 @@ async fn a_connection_whose_disconnect_never_came_is_closed_by_the_next_message(
     assert!(departure["duration_seconds"].as_f64().expect("a duration") >= 60.0);
 
     let session = t.closed_session("GhostGhostGhost=").await;
-    assert_eq!(n(&session, "disconnect_status_code"), "1006");
+    assert_eq!(number(&session, "disconnect_status_code"), "1006");
     assert_eq!(
-        s(&session, "disconnect_reason"),
+        string(&session, "disconnect_reason"),
         handlers::fanout::PRUNED_REASON
     );
     assert!(!session.contains_key("open_shard"));
@@ -93,14 +93,14 @@ async fn the_repair_runs_by_itself_and_closes_what_no_message_found() {
     // has the connection.
     told_left(&mut alice, "QuietGhostGhost=").await;
     let session = t.closed_session("QuietGhostGhost=").await;
-    assert_eq!(n(&session, "disconnect_status_code"), "1006");
+    assert_eq!(number(&session, "disconnect_status_code"), "1006");
     assert_eq!(
-        s(&session, "disconnect_reason"),
+        string(&session, "disconnect_reason"),
         handlers::reconcile::GONE_REASON
     );
     assert_eq!(
-        s(&session, "disconnected_at"),
-        s(&session, "connected_at"),
+        string(&session, "disconnected_at"),
+        string(&session, "connected_at"),
         "nothing says it was alive after it connected"
     );
     // Alice, alive all along, is left alone.

@@ -5,7 +5,7 @@
 #![allow(clippy::expect_used)] // a failed step fails the test
 
 use serde_json::{Value, json};
-use testkit::item::{connection_row, s, scan};
+use testkit::item::{connection_row, scan, string};
 use testkit::stack::{Client, TestStack, start_stack, unique_prefix};
 use testkit::tokens::{SECRET, claims, hs256};
 
@@ -274,7 +274,7 @@ async fn a_moderator_removes_bans_and_deletes_and_every_refusal_is_answered() {
     let stored = testkit::item::get(&t.dynamodb, &tables.message_history, "message_id", &spam_id)
         .await
         .expect("the tombstone");
-    assert_eq!(s(&stored, "message"), "");
+    assert_eq!(string(&stored, "message"), "");
 
     // A member deletes their own message.
     bob.say("typo").await;
@@ -318,7 +318,10 @@ async fn a_moderator_removes_bans_and_deletes_and_every_refusal_is_answered() {
             .contains("removed by a moderator")
     );
     let session = t.closed_session(&bob.id).await;
-    assert_eq!(s(&session, "disconnect_reason"), "Removed by a moderator");
+    assert_eq!(
+        string(&session, "disconnect_reason"),
+        "Removed by a moderator"
+    );
     assert!(
         connection_row(&t.dynamodb, &tables.active_connections, &bob.id)
             .await
@@ -350,24 +353,24 @@ async fn a_moderator_removes_bans_and_deletes_and_every_refusal_is_answered() {
     let log = scan(&t.dynamodb, &tables.moderation).await;
     let mut actions: Vec<String> = log
         .iter()
-        .filter(|row| s(row, "entry").starts_with("audit#"))
-        .map(|row| s(row, "action"))
+        .filter(|row| string(row, "entry").starts_with("audit#"))
+        .map(|row| string(row, "action"))
         .collect();
     actions.sort();
     assert_eq!(actions, ["ban", "delete", "delete", "remove"]);
     let ban = log
         .iter()
-        .find(|row| s(row, "entry") == "ban#u-alice")
+        .find(|row| string(row, "entry") == "ban#u-alice")
         .expect("the ban");
     assert_eq!(
-        (s(ban, "banned_by"), s(ban, "room")),
+        (string(ban, "banned_by"), string(ban, "room")),
         ("u-mod".to_owned(), "team".to_owned())
     );
     let removal = log
         .iter()
-        .find(|row| s(row, "action") == "remove")
+        .find(|row| string(row, "action") == "remove")
         .expect("the removal's record");
-    assert_eq!(s(removal, "actor_user_id"), "u-mod");
-    assert_eq!(s(removal, "target_connection_id"), bob.id);
+    assert_eq!(string(removal, "actor_user_id"), "u-mod");
+    assert_eq!(string(removal, "target_connection_id"), bob.id);
     t.stack.shutdown().await;
 }

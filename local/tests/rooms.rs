@@ -4,13 +4,11 @@
 #![allow(clippy::expect_used)] // a failed step fails the test
 
 use std::collections::HashSet;
-use std::time::Duration;
 
 use serde_json::{Value, json};
-use testkit::item::{n, scan};
+use testkit::QUIET;
+use testkit::item::{number, scan};
 use testkit::stack::{Client, start_stack, unique_prefix};
-
-const QUIET: Duration = Duration::from_millis(400);
 
 fn in_room(url: &str, room: &str) -> String {
     format!("{url}?room={room}")
@@ -64,8 +62,8 @@ async fn messages_and_presence_never_cross_rooms() {
         .iter()
         .map(|item| {
             (
-                testkit::item::s(item, "room"),
-                testkit::item::s(item, "message"),
+                testkit::item::string(item, "room"),
+                testkit::item::string(item, "message"),
             )
         })
         .collect();
@@ -293,10 +291,10 @@ async fn retention_sets_a_ttl_on_messages_and_sessions_only_when_configured() {
     let now = chrono::Utc::now().timestamp();
     let tables = &t.stack.tables;
     let messages = scan(&t.dynamodb, &tables.message_history).await;
-    let ttl: i64 = n(&messages[0], "ttl").parse().expect("a number");
+    let ttl: i64 = number(&messages[0], "ttl").parse().expect("a number");
     assert!((ttl - (now + 30 * 86_400)).abs() < 120, "{ttl}");
     let sessions = scan(&t.dynamodb, &tables.session_history).await;
-    let ttl: i64 = n(&sessions[0], "ttl").parse().expect("a number");
+    let ttl: i64 = number(&sessions[0], "ttl").parse().expect("a number");
     assert!((ttl - (now + 7 * 86_400)).abs() < 120, "{ttl}");
     t.stack.shutdown().await;
 

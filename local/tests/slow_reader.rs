@@ -5,7 +5,7 @@
 #![allow(clippy::expect_used)] // a failed step fails the test
 
 use aws_sdk_apigatewaymanagement::primitives::Blob;
-use testkit::item::{n, s, scan};
+use testkit::item::{number, scan, string};
 use testkit::stack::{Client, start_stack, unique_prefix};
 use tokio_tungstenite::client_async;
 
@@ -37,7 +37,7 @@ async fn a_client_that_stops_reading_is_dropped_and_holds_up_nobody() {
         scan(&t.dynamodb, &tables.active_connections)
             .await
             .iter()
-            .map(|row| s(row, "connection_id"))
+            .map(|row| string(row, "connection_id"))
             .find(|id| *id != reader.id)
     })
     .await;
@@ -82,8 +82,11 @@ async fn a_client_that_stops_reading_is_dropped_and_holds_up_nobody() {
     assert_eq!(reader.next_of_type("message").await["text"], "still here");
 
     let session = t.closed_session(&stalled_id).await;
-    assert_eq!(n(&session, "disconnect_status_code"), "1006");
-    assert_eq!(s(&session, "disconnect_reason"), "Client stopped reading");
+    assert_eq!(number(&session, "disconnect_status_code"), "1006");
+    assert_eq!(
+        string(&session, "disconnect_reason"),
+        "Client stopped reading"
+    );
     let gone = api
         .get_connection()
         .connection_id(&stalled_id)

@@ -11,13 +11,12 @@ use futures::SinkExt;
 use handlers::limits::{GATEWAY_MAX_FRAME_BYTES, GATEWAY_MAX_MESSAGE_BYTES};
 use handlers::time::Timestamp;
 use serde_json::json;
+use testkit::QUIET;
 use testkit::eventually;
-use testkit::item::{connection_row as get, field_names, n, s, scan};
+use testkit::item::{connection_row as get, field_names, number, scan, string};
 use testkit::stack::{Client, start_stack, unique_prefix};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-
-const QUIET: Duration = Duration::from_millis(400);
 
 #[tokio::test]
 async fn two_clients_chat_and_each_receives_every_message_exactly_once() {
@@ -107,7 +106,7 @@ async fn two_clients_chat_and_each_receives_every_message_exactly_once() {
             "source_ip"
         ]
     );
-    assert_eq!(s(&session, "source_ip"), "127.0.0.1");
+    assert_eq!(string(&session, "source_ip"), "127.0.0.1");
     t.stack.shutdown().await;
 }
 
@@ -143,14 +142,16 @@ async fn presence_and_durations_flow_from_the_session_stream() {
             .filter(|item| item.contains_key("duration_seconds"))
     })
     .await;
-    assert_eq!(n(&session, "disconnect_status_code"), "1000");
-    assert_eq!(s(&session, "disconnect_reason"), "bye");
-    let recorded: f64 = n(&session, "duration_seconds").parse().expect("numeric");
+    assert_eq!(number(&session, "disconnect_status_code"), "1000");
+    assert_eq!(string(&session, "disconnect_reason"), "bye");
+    let recorded: f64 = number(&session, "duration_seconds")
+        .parse()
+        .expect("numeric");
     assert!(
         (recorded - duration).abs() < 1e-9,
         "{recorded} vs {duration}"
     );
-    let time = |field| -> Timestamp { s(&session, field).parse().expect("a contract time") };
+    let time = |field| -> Timestamp { string(&session, field).parse().expect("a contract time") };
     let expected = time("disconnected_at").seconds_since(time("connected_at"));
     assert!((recorded - expected).abs() < 1e-9);
     assert!(
@@ -204,7 +205,7 @@ async fn a_client_that_vanishes_is_disconnected() {
     drop(client);
     let tables = t.stack.tables.clone();
     let session = t.closed_session(&id).await;
-    assert_eq!(n(&session, "disconnect_status_code"), "1006");
+    assert_eq!(number(&session, "disconnect_status_code"), "1006");
     assert!(
         get(&t.dynamodb, &tables.active_connections, &id)
             .await
@@ -221,7 +222,7 @@ async fn idle_connections_are_closed_and_disconnected() {
     let frame = client.closed_by_server().await.expect("a close frame");
     assert_eq!(frame.code, CloseCode::Away);
     let session = t.closed_session(&client.id).await;
-    assert_eq!(n(&session, "disconnect_status_code"), "1001");
+    assert_eq!(number(&session, "disconnect_status_code"), "1001");
     t.stack.shutdown().await;
 }
 
@@ -359,7 +360,7 @@ async fn oversized_frames_close_with_1009_and_binary_frames_with_1003() {
     let tables = t.stack.tables.clone();
     for (id, code) in [(big.id.clone(), "1009"), (binary.id.clone(), "1003")] {
         let session = t.closed_session(&id).await;
-        assert_eq!(n(&session, "disconnect_status_code"), code);
+        assert_eq!(number(&session, "disconnect_status_code"), code);
     }
     assert!(
         scan(&t.dynamodb, &tables.message_history).await.is_empty(),
@@ -430,12 +431,12 @@ async fn message_history_survives_a_restart() {
     let t = start_stack(dir.path(), &prefix, &[]).await;
     let messages = scan(&t.dynamodb, &t.stack.tables.message_history).await;
     assert_eq!(messages.len(), 1);
-    assert_eq!(s(&messages[0], "message"), "remember me");
+    assert_eq!(string(&messages[0], "message"), "remember me");
     // The shutdown closed the session, and the drained stream measured it.
     let session = get(&t.dynamodb, &t.stack.tables.session_history, &client.id)
         .await
         .expect("the session");
-    assert_eq!(n(&session, "disconnect_status_code"), "1001");
+    assert_eq!(number(&session, "disconnect_status_code"), "1001");
     assert!(session.contains_key("duration_seconds"), "{session:?}");
     t.stack.shutdown().await;
 }

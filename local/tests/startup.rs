@@ -100,7 +100,7 @@ fn a_flag_out_of_range_is_refused_with_status_2() {
 /// was last alive, not as of the restart, and their rows removed.
 #[test]
 fn a_restart_after_kill_9_closes_what_the_dead_process_left_open() {
-    use testkit::item::{connection_row, n, s, scan};
+    use testkit::item::{connection_row, number, scan, string};
     use testkit::stack::{Client, start_stack, unique_prefix};
 
     let dir = tempfile::tempdir().expect("temp dir");
@@ -153,19 +153,19 @@ fn a_restart_after_kill_9_closes_what_the_dead_process_left_open() {
         );
         let messages = scan(&t.dynamodb, &tables.message_history).await;
         assert_eq!(messages.len(), 1);
-        assert_eq!(s(&messages[0], "message"), "said before the crash");
+        assert_eq!(string(&messages[0], "message"), "said before the crash");
         let session = testkit::eventually("the session is measured", || async {
             connection_row(&t.dynamodb, &tables.session_history, &id)
                 .await
                 .filter(|item| item.contains_key("duration_seconds"))
         })
         .await;
-        assert_eq!(n(&session, "disconnect_status_code"), "1006");
-        assert!(s(&session, "disconnect_reason").contains("stopped without closing"));
+        assert_eq!(number(&session, "disconnect_status_code"), "1006");
+        assert!(string(&session, "disconnect_reason").contains("stopped without closing"));
         let said_at: handlers::time::Timestamp =
-            s(&messages[0], "timestamp").parse().expect("a time");
+            string(&messages[0], "timestamp").parse().expect("a time");
         let closed_at: handlers::time::Timestamp =
-            s(&session, "disconnected_at").parse().expect("a time");
+            string(&session, "disconnected_at").parse().expect("a time");
         assert!(
             closed_at <= killed_at,
             "closed at {closed_at}, after the kill at {killed_at}"
@@ -175,8 +175,10 @@ fn a_restart_after_kill_9_closes_what_the_dead_process_left_open() {
             "closed at {closed_at}: the liveness mark saw it alive after its message at {said_at}"
         );
         let connected_at: handlers::time::Timestamp =
-            s(&session, "connected_at").parse().expect("a time");
-        let duration: f64 = n(&session, "duration_seconds").parse().expect("a number");
+            string(&session, "connected_at").parse().expect("a time");
+        let duration: f64 = number(&session, "duration_seconds")
+            .parse()
+            .expect("a number");
         assert!(
             duration <= killed_at.seconds_since(connected_at),
             "{duration} s: the downtime is not chat time"

@@ -7,7 +7,7 @@
 #![allow(clippy::expect_used)] // a failed step fails the test
 
 use serde_json::json;
-use testkit::runtime_api::{Answer, function_variables, invoke_binary};
+use testkit::runtime_api::{Invocation, function_variables, invoke_binary};
 use testkit::{FakeManagementApi, TestDynamo, fixtures};
 
 /// A client's address (TEST-NET-2), in each session's `source_ip`.
@@ -37,7 +37,7 @@ async fn the_stream_processor_logs_no_address_at_any_level() {
         )
         .await;
         assert!(
-            matches!(&answers[..], [Answer::Response { .. }]),
+            matches!(&answers[..], [Invocation::Response { .. }]),
             "{answers:?}\n{output}"
         );
         assert!(output.contains(r#""level":"INFO""#), "{output}");

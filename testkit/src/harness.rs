@@ -212,7 +212,7 @@ impl Harness {
             .all_items(&self.db.tables.active_connections)
             .await
             .iter()
-            .map(|row| item::s(row, "connection_id"))
+            .map(|row| item::string(row, "connection_id"))
             .collect();
         ids.sort();
         ids

@@ -37,7 +37,7 @@ pub async fn scan(client: &Client, table: &str) -> Vec<Item> {
 }
 
 /// A string attribute (type `S`).
-pub fn s(item: &Item, field: &str) -> String {
+pub fn string(item: &Item, field: &str) -> String {
     match item.get(field) {
         Some(AttributeValue::S(value)) => value.clone(),
         other => panic!("{field} is not a string: {other:?}"),
@@ -45,7 +45,7 @@ pub fn s(item: &Item, field: &str) -> String {
 }
 
 /// A number attribute (type `N`), as DynamoDB writes it.
-pub fn n(item: &Item, field: &str) -> String {
+pub fn number(item: &Item, field: &str) -> String {
     match item.get(field) {
         Some(AttributeValue::N(value)) => value.clone(),
         other => panic!("{field} is not a number: {other:?}"),

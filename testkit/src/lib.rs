@@ -41,6 +41,11 @@ use std::time::Duration;
 /// How long a test waits for something that should happen.
 pub const PATIENCE: Duration = Duration::from_secs(10);
 
+/// How long a test listens for something that must not happen (a frame
+/// that should not come): far longer than the local stack takes to deliver
+/// one (its stream poll is 50 ms in tests).
+pub const QUIET: Duration = Duration::from_millis(400);
+
 /// Polls `check` until it returns `Some`, or panics after [`PATIENCE`].
 pub async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
 where

@@ -21,7 +21,7 @@ use crate::{FakeManagementApi, PATIENCE, TestDynamo, eventually};
 
 /// What the function answered to one invocation (or at its start).
 #[derive(Clone, Debug, PartialEq)]
-pub enum Answer {
+pub enum Invocation {
     Response { request_id: String, body: Value },
     Error { request_id: String, body: Value },
     InitError(Value),
@@ -31,7 +31,7 @@ pub enum Answer {
 struct Invocations {
     pending: VecDeque<Value>,
     handed_out: usize,
-    answers: Vec<Answer>,
+    answers: Vec<Invocation>,
 }
 
 type Shared = Arc<Mutex<Invocations>>;
@@ -75,7 +75,7 @@ impl RuntimeApi {
 
     /// The answers, once there are `count` of them (panics after
     /// [`PATIENCE`]).
-    pub async fn answers(&self, count: usize) -> Vec<Answer> {
+    pub async fn answers(&self, count: usize) -> Vec<Invocation> {
         eventually(&format!("{count} answers from the function"), || async {
             let answers = lock(&self.shared).answers.clone();
             (answers.len() >= count).then_some(answers)
@@ -128,7 +128,7 @@ async fn next(State(shared): State<Shared>) -> Response {
         .into_response()
 }
 
-fn record(shared: &Shared, answer: Answer) -> Response {
+fn record(shared: &Shared, answer: Invocation) -> Response {
     lock(shared).answers.push(answer);
     StatusCode::ACCEPTED.into_response()
 }
@@ -144,7 +144,7 @@ async fn response(
     body: Bytes,
 ) -> Response {
     let body = json(&body);
-    record(&shared, Answer::Response { request_id, body })
+    record(&shared, Invocation::Response { request_id, body })
 }
 
 async fn error(
@@ -153,11 +153,11 @@ async fn error(
     body: Bytes,
 ) -> Response {
     let body = json(&body);
-    record(&shared, Answer::Error { request_id, body })
+    record(&shared, Invocation::Error { request_id, body })
 }
 
 async fn init_error(State(shared): State<Shared>, body: Bytes) -> Response {
-    record(&shared, Answer::InitError(json(&body)))
+    record(&shared, Invocation::InitError(json(&body)))
 }
 
 /// A function binary, run as Lambda runs it on `events` with `env` on top
@@ -167,7 +167,7 @@ pub async fn invoke_binary(
     binary: &str,
     events: Vec<Value>,
     env: &[(&str, String)],
-) -> (Vec<Answer>, String) {
+) -> (Vec<Invocation>, String) {
     use std::io::Read;
     use std::process::{Command, Stdio};
     let count = events.len();

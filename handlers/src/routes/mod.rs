@@ -32,31 +32,31 @@ use crate::protocol::ServerFrame;
 /// route is defined, so its state machine and the SDK calls inside it are
 /// compiled with this crate, not again in each crate that awaits it (the
 /// local stack, last in a build; docs/performance.md, "Build time").
-pub type Answer<'a> =
+pub type RouteFuture<'a> =
     Pin<Box<dyn Future<Output = Result<ApiGatewayProxyResponse, Error>> + Send + 'a>>;
 
 /// `$connect` (routes/connect.rs).
-pub fn connect(chat: &Chat, event: WebSocketEvent) -> Answer<'_> {
+pub fn connect(chat: &Chat, event: WebSocketEvent) -> RouteFuture<'_> {
     Box::pin(connect::connect(chat, event))
 }
 
 /// `$disconnect` (routes/disconnect.rs).
-pub fn disconnect(chat: &Chat, event: WebSocketEvent) -> Answer<'_> {
+pub fn disconnect(chat: &Chat, event: WebSocketEvent) -> RouteFuture<'_> {
     Box::pin(disconnect::disconnect(chat, event))
 }
 
 /// `sendmessage` (routes/sendmessage.rs).
-pub fn sendmessage(chat: &Chat, event: WebSocketEvent) -> Answer<'_> {
+pub fn sendmessage(chat: &Chat, event: WebSocketEvent) -> RouteFuture<'_> {
     Box::pin(sendmessage::sendmessage(chat, event))
 }
 
 /// `history` (routes/history.rs).
-pub fn history(chat: &Chat, event: WebSocketEvent) -> Answer<'_> {
+pub fn history(chat: &Chat, event: WebSocketEvent) -> RouteFuture<'_> {
     Box::pin(history::history(chat, event))
 }
 
 /// `remove`, `ban` and `delete` (routes/moderate.rs).
-pub fn moderate(chat: &Chat, event: WebSocketEvent) -> Answer<'_> {
+pub fn moderate(chat: &Chat, event: WebSocketEvent) -> RouteFuture<'_> {
     Box::pin(moderate::moderate(chat, event))
 }
 

@@ -87,7 +87,7 @@ pub(super) async fn moderate(
             info!(action = action.name(), %room, "moderation action carried out");
             reply(200, Some(&frame))
         }
-        Err(Refused::Answer(frame)) => {
+        Err(Refused::Told(frame)) => {
             info!(action = action.name(), "refused a moderation action");
             reply(200, Some(&frame))
         }
@@ -127,14 +127,14 @@ impl Caller<'_> {
 enum Refused {
     /// The client's mistake (or a target that is not there): its answer
     /// (boxed: frames are large, refusals rare).
-    Answer(Box<ServerFrame>),
+    Told(Box<ServerFrame>),
     /// A table could not be read or written.
     Failed(Box<StoreError>, &'static str),
 }
 
 impl Refused {
     fn answer(frame: ServerFrame) -> Self {
-        Self::Answer(Box::new(frame))
+        Self::Told(Box::new(frame))
     }
 
     /// What a failed table call becomes, for `map_err`.

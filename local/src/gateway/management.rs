@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::ws::Message;
+use axum::extract::ws::{Message, close_code};
 use std::net::{IpAddr, SocketAddr};
 
 use axum::extract::{ConnectInfo, Path, Request, State};
@@ -22,9 +22,6 @@ use handlers::time::Timestamp;
 
 use super::Gateway;
 use super::connections::{Outbound, SendError};
-
-/// Close code of a connection deleted through the Management API.
-const DELETED_CLOSE_CODE: u16 = 1000;
 
 pub(super) fn routes(gateway: &Arc<Gateway>) -> Router<Arc<Gateway>> {
     Router::new()
@@ -137,7 +134,8 @@ async fn delete_connection(
         return gone();
     };
     let close = Outbound::Close {
-        code: DELETED_CLOSE_CODE,
+        // A connection deleted through the Management API closes normally.
+        code: close_code::NORMAL,
         reason: String::new(),
     };
     match connection.send(close) {

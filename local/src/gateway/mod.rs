@@ -18,6 +18,7 @@ use std::time::Duration;
 use aws_lambda_events::apigw::ApiGatewayProxyResponse;
 use aws_lambda_events::query_map::QueryMap;
 use axum::Router;
+use axum::extract::ws::close_code;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::{ConnectInfo, Query, State, WebSocketUpgrade};
 use axum::http::{HeaderMap, StatusCode, header};
@@ -270,7 +271,7 @@ impl Gateway {
                 let gateway = failed_gateway;
                 gateway.tasks.clone().spawn(async move {
                     gateway.connections.remove(&failed_connection.id);
-                    gateway.disconnect(&failed_connection, 1006, "Upgrade failed").await;
+                    gateway.disconnect(&failed_connection, close_code::ABNORMAL, "Upgrade failed").await;
                 });
             })
             .on_upgrade(move |socket| async move {

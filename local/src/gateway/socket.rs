@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::ws::{CloseFrame, Message, WebSocket};
+use axum::extract::ws::{CloseFrame, Message, WebSocket, close_code};
 use futures::{SinkExt, StreamExt};
 use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep_until};
@@ -22,15 +22,6 @@ const INBOUND_QUEUE_FRAMES: usize = 8;
 
 /// How long a close frame may wait for a client that does not read.
 const CLOSE_WRITE_TIMEOUT: Duration = Duration::from_secs(1);
-
-/// Close codes API Gateway uses.
-const GOING_AWAY: u16 = 1001;
-const UNSUPPORTED_DATA: u16 = 1003;
-const NO_STATUS: u16 = 1005;
-const ABNORMAL: u16 = 1006;
-const MESSAGE_TOO_BIG: u16 = 1009;
-const PROTOCOL_ERROR: u16 = 1002;
-const INVALID_PAYLOAD: u16 = 1007;
 
 /// How a connection ended.
 #[derive(Debug)]
@@ -55,6 +46,12 @@ impl Ending {
     }
 }
 
+/// A frame read and admitted, waiting for its route: the route, the body
+/// and when it was received (epoch ms).
+type Queued = (Route, String, i64);
+type Sink = futures::stream::SplitSink<WebSocket, Message>;
+type Stream = futures::stream::SplitStream<WebSocket>;
+
 pub(super) async fn run(
     gateway: Arc<Gateway>,
     connection: Arc<Connection>,
@@ -71,102 +68,178 @@ pub(super) async fn run(
     // The queue is short: while it is full the loop stops reading, so a
     // client that floods waits on its own TCP window, and one that leaves
     // leaves at most this much behind.
-    let (inbound, queue) = mpsc::channel::<(Route, String, i64)>(INBOUND_QUEUE_FRAMES);
+    let (inbound, queue) = mpsc::channel::<Queued>(INBOUND_QUEUE_FRAMES);
     let worker = tokio::spawn(route_frames(
         Arc::clone(&gateway),
         Arc::clone(&connection),
         queue,
     ));
-
-    let opened = Instant::now();
-    let max_deadline = opened + gateway.config.max_connection;
-    let ending = loop {
-        let idle_for =
-            Duration::from_millis((now_ms() - connection.last_active_ms()).max(0) as u64);
-        let idle_deadline = Instant::now() + gateway.config.idle_timeout.saturating_sub(idle_for);
-        tokio::select! {
-            () = gateway.closing.cancelled() => break Ending::server(GOING_AWAY, "Going away"),
-            () = sleep_until(max_deadline) => break Ending::server(GOING_AWAY, "Going away"),
-            () = sleep_until(idle_deadline) => {
-                let idle_ms = now_ms() - connection.last_active_ms();
-                if idle_ms >= gateway.config.idle_timeout.as_millis() as i64 {
-                    info!(connection_id = %id, "idle timeout");
-                    break Ending::server(GOING_AWAY, "Going away");
-                }
-            }
-            outbound = outbox.recv() => match outbound {
-                Some(Outbound::Frame(message)) => {
-                    // Posts never wait for this write (they queue in the
-                    // outbox); a client that stops reading is dropped, and
-                    // cannot hold a shutdown.
-                    let write = tokio::time::timeout(gateway.config.slow_client_timeout, sink.send(message));
-                    let written = tokio::select! {
-                        written = write => written,
-                        () = gateway.closing.cancelled() => break Ending::server(GOING_AWAY, "Going away"),
-                    };
-                    match written {
-                        Ok(Ok(())) => {}
-                        Ok(Err(_)) => break Ending::Abnormal,
-                        Err(_) => {
-                            info!(connection_id = %id, "the client stopped reading; dropping it");
-                            break Ending::StoppedReading;
-                        }
-                    }
-                }
-                Some(Outbound::Close { code, reason }) => break Ending::ByServer { code, reason },
-                None => break Ending::Abnormal,
-            },
-            // Room in the queue again: reading resumes.
-            permit = inbound.reserve(), if inbound.capacity() == 0 => {
-                if permit.is_err() {
-                    break Ending::Abnormal;
-                }
-            }
-            frame = stream.next(), if inbound.capacity() > 0 => {
-                let now = now_ms();
-                match frame {
-                    Some(Ok(Message::Text(text))) => {
-                        connection.touch(now);
-                        let route = Route::select(&text);
-                        if let Err(answer) = gateway.admit_frame(&connection, route) {
-                            let _ = connection.send(Outbound::Frame(Message::Text(answer.into())));
-                            continue;
-                        }
-                        // This loop is the queue's only sender, and it read
-                        // only with room in it.
-                        if inbound.try_send((route, text.to_string(), now)).is_err() {
-                            break Ending::Abnormal;
-                        }
-                    }
-                    Some(Ok(Message::Binary(_))) => {
-                        break Ending::server(UNSUPPORTED_DATA, "Binary frames are not supported");
-                    }
-                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => connection.touch(now),
-                    Some(Ok(Message::Close(frame))) => {
-                        break match frame {
-                            Some(CloseFrame { code, reason }) => Ending::ByClient { code, reason: reason.to_string() },
-                            None => Ending::ByClient { code: NO_STATUS, reason: String::new() },
-                        };
-                    }
-                    Some(Err(error)) => {
-                        debug!(connection_id = %id, %error, "socket error");
-                        break match refusal_of(&error) {
-                            Some((code, reason)) => Ending::server(code, reason),
-                            None => Ending::Abnormal,
-                        };
-                    }
-                    None => break Ending::Abnormal,
-                }
-            }
-        }
-    };
+    let ending = serve(
+        &gateway,
+        &connection,
+        &mut outbox,
+        &mut sink,
+        &mut stream,
+        &inbound,
+    )
+    .await;
 
     // From here on the Management API answers 410 for this connection.
     connection.set_open(false);
     gateway.connections.remove(&id);
-    // A client that does not read cannot hold its close: the close frame
-    // gets CLOSE_WRITE_TIMEOUT to go out, then the socket is dropped.
-    let (code, reason) = match ending {
+    let (code, reason) = close(&mut sink, ending).await;
+    // Frames already received are still handled, as on AWS.
+    drop(inbound);
+    let _ = worker.await;
+    info!(connection_id = %id, code, reason = %reason, "connection closed");
+    // Boxed, like the routes below: the handlers' SDK futures are large, and
+    // inline they would make every idle connection's task as large as them.
+    Box::pin(gateway.disconnect(&connection, code, &reason)).await;
+}
+
+fn going_away() -> Ending {
+    Ending::server(close_code::AWAY, "Going away")
+}
+
+/// Delivers posts and reads frames until the connection ends: a stop, its
+/// 2-hour limit, its idle timeout, a close from either side, or a broken
+/// socket. How it ended.
+async fn serve(
+    gateway: &Gateway,
+    connection: &Connection,
+    outbox: &mut mpsc::Receiver<Outbound>,
+    sink: &mut Sink,
+    stream: &mut Stream,
+    inbound: &mpsc::Sender<Queued>,
+) -> Ending {
+    let max_deadline = Instant::now() + gateway.config.max_connection;
+    loop {
+        let idle_for =
+            Duration::from_millis((now_ms() - connection.last_active_ms()).max(0) as u64);
+        let idle_deadline = Instant::now() + gateway.config.idle_timeout.saturating_sub(idle_for);
+        tokio::select! {
+            () = gateway.closing.cancelled() => return going_away(),
+            () = sleep_until(max_deadline) => return going_away(),
+            () = sleep_until(idle_deadline) => {
+                let idle_ms = now_ms() - connection.last_active_ms();
+                if idle_ms >= gateway.config.idle_timeout.as_millis() as i64 {
+                    info!(connection_id = %connection.id, "idle timeout");
+                    return going_away();
+                }
+            }
+            outbound = outbox.recv() => {
+                if let Some(ending) = deliver(gateway, connection, sink, outbound).await {
+                    return ending;
+                }
+            }
+            // Room in the queue again: reading resumes.
+            permit = inbound.reserve(), if inbound.capacity() == 0 => {
+                if permit.is_err() {
+                    return Ending::Abnormal;
+                }
+            }
+            frame = stream.next(), if inbound.capacity() > 0 => {
+                if let Some(ending) = read(gateway, connection, inbound, frame) {
+                    return ending;
+                }
+            }
+        }
+    }
+}
+
+/// Writes one post (or the Management API's close) to the client; the
+/// ending, if that ended the connection.
+async fn deliver(
+    gateway: &Gateway,
+    connection: &Connection,
+    sink: &mut Sink,
+    outbound: Option<Outbound>,
+) -> Option<Ending> {
+    match outbound {
+        Some(Outbound::Frame(message)) => {
+            // Posts never wait for this write (they queue in the outbox); a
+            // client that stops reading is dropped, and cannot hold a
+            // shutdown.
+            let write =
+                tokio::time::timeout(gateway.config.slow_client_timeout, sink.send(message));
+            let written = tokio::select! {
+                written = write => written,
+                () = gateway.closing.cancelled() => return Some(going_away()),
+            };
+            match written {
+                Ok(Ok(())) => None,
+                Ok(Err(_)) => Some(Ending::Abnormal),
+                Err(_) => {
+                    info!(connection_id = %connection.id, "the client stopped reading; dropping it");
+                    Some(Ending::StoppedReading)
+                }
+            }
+        }
+        Some(Outbound::Close { code, reason }) => Some(Ending::ByServer { code, reason }),
+        None => Some(Ending::Abnormal),
+    }
+}
+
+/// Takes one frame the client sent: a text frame within the stage's and
+/// the address's budgets is queued for its route (over them, answered at
+/// once); the ending, if the frame ended the connection.
+fn read(
+    gateway: &Gateway,
+    connection: &Connection,
+    inbound: &mpsc::Sender<Queued>,
+    frame: Option<Result<Message, axum::Error>>,
+) -> Option<Ending> {
+    let now = now_ms();
+    match frame {
+        Some(Ok(Message::Text(text))) => {
+            connection.touch(now);
+            let route = Route::select(&text);
+            if let Err(answer) = gateway.admit_frame(connection, route) {
+                let _ = connection.send(Outbound::Frame(Message::Text(answer.into())));
+                return None;
+            }
+            // The connection's loop is the queue's only sender, and it reads
+            // only with room in it.
+            inbound
+                .try_send((route, text.to_string(), now))
+                .err()
+                .map(|_| Ending::Abnormal)
+        }
+        Some(Ok(Message::Binary(_))) => Some(Ending::server(
+            close_code::UNSUPPORTED,
+            "Binary frames are not supported",
+        )),
+        Some(Ok(Message::Ping(_) | Message::Pong(_))) => {
+            connection.touch(now);
+            None
+        }
+        Some(Ok(Message::Close(frame))) => Some(match frame {
+            Some(CloseFrame { code, reason }) => Ending::ByClient {
+                code,
+                reason: reason.to_string(),
+            },
+            None => Ending::ByClient {
+                code: close_code::STATUS,
+                reason: String::new(),
+            },
+        }),
+        Some(Err(error)) => {
+            debug!(connection_id = %connection.id, %error, "socket error");
+            Some(match refusal_of(&error) {
+                Some((code, reason)) => Ending::server(code, reason),
+                None => Ending::Abnormal,
+            })
+        }
+        None => Some(Ending::Abnormal),
+    }
+}
+
+/// Ends the socket as `ending` says; the close code and reason
+/// `$disconnect` records. A client that does not read cannot hold its
+/// close: the close frame gets [`CLOSE_WRITE_TIMEOUT`] to go out, then the
+/// socket is dropped.
+async fn close(sink: &mut Sink, ending: Ending) -> (u16, String) {
+    match ending {
         Ending::ByServer { code, reason } => {
             let frame = CloseFrame {
                 code,
@@ -184,22 +257,15 @@ pub(super) async fn run(
             let _ = tokio::time::timeout(CLOSE_WRITE_TIMEOUT, sink.close()).await;
             (code, reason)
         }
-        Ending::Abnormal => (ABNORMAL, String::new()),
-        Ending::StoppedReading => (ABNORMAL, "Client stopped reading".to_owned()),
-    };
-    // Frames already received are still handled, as on AWS.
-    drop(inbound);
-    let _ = worker.await;
-    info!(connection_id = %id, code, reason = %reason, "connection closed");
-    // Boxed, like the routes below: the handlers' SDK futures are large, and
-    // inline they would make every idle connection's task as large as them.
-    Box::pin(gateway.disconnect(&connection, code, &reason)).await;
+        Ending::Abnormal => (close_code::ABNORMAL, String::new()),
+        Ending::StoppedReading => (close_code::ABNORMAL, "Client stopped reading".to_owned()),
+    }
 }
 
 async fn route_frames(
     gateway: Arc<Gateway>,
     connection: Arc<Connection>,
-    mut queue: mpsc::Receiver<(Route, String, i64)>,
+    mut queue: mpsc::Receiver<Queued>,
 ) {
     while let Some((route, body, received_at_ms)) = queue.recv().await {
         if let Some(reply) =
@@ -225,11 +291,11 @@ fn refusal_of(error: &axum::Error) -> Option<(u16, &'static str)> {
     while let Some(error) = source {
         if let Some(tungstenite) = error.downcast_ref::<Ws>() {
             return match tungstenite {
-                Ws::Capacity(_) => Some((MESSAGE_TOO_BIG, "Message too big")),
-                Ws::Utf8(_) => Some((INVALID_PAYLOAD, "Text frames must be UTF-8")),
+                Ws::Capacity(_) => Some((close_code::SIZE, "Message too big")),
+                Ws::Utf8(_) => Some((close_code::INVALID, "Text frames must be UTF-8")),
                 // The TCP connection ended without a close frame: 1006.
                 Ws::Protocol(ProtocolError::ResetWithoutClosingHandshake) => None,
-                Ws::Protocol(_) => Some((PROTOCOL_ERROR, "Protocol error")),
+                Ws::Protocol(_) => Some((close_code::PROTOCOL, "Protocol error")),
                 _ => None,
             };
         }
