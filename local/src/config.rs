@@ -453,36 +453,59 @@ pub struct StreamConfig {
     pub max_retries: u32,
 }
 
-impl From<Args> for Config {
-    fn from(args: Args) -> Self {
+impl AuthConfig {
+    /// Sign-in's settings from the flags; `None` without a key.
+    fn from_args(args: &mut Args) -> Option<Self> {
         let keys = match (
-            args.auth_jwt_secret,
-            args.auth_jwt_public_key,
-            args.auth_jwks,
+            args.auth_jwt_secret.take(),
+            args.auth_jwt_public_key.take(),
+            args.auth_jwks.take(),
         ) {
-            (Some(secret), _, _) => Some(AuthKeys::Secret(secret)),
-            (None, Some(path), _) => Some(AuthKeys::PublicKeyFile(path)),
-            (None, None, Some(path)) => Some(AuthKeys::JwksFile(path)),
-            (None, None, None) => None,
+            (Some(secret), _, _) => AuthKeys::Secret(secret),
+            (None, Some(path), _) => AuthKeys::PublicKeyFile(path),
+            (None, None, Some(path)) => AuthKeys::JwksFile(path),
+            (None, None, None) => return None,
         };
-        let auth = keys.map(|keys| AuthConfig {
+        Some(Self {
             keys,
-            jwks_url: args.auth_jwks_url,
+            jwks_url: args.auth_jwks_url.take(),
             max_lifetime: args
                 .auth_max_token_lifetime_secs
                 .map(|secs| Duration::from_secs(secs as u64)),
-            issuer: args.auth_jwt_issuer,
-            audience: args.auth_jwt_audience,
-            name_claim: args.auth_name_claim,
+            issuer: args.auth_jwt_issuer.take(),
+            audience: args.auth_jwt_audience.take(),
+            name_claim: std::mem::take(&mut args.auth_name_claim),
             claims: handlers::access::ClaimNames {
-                rooms: args.auth_rooms_claim,
-                roles: args.auth_roles_claim,
+                rooms: std::mem::take(&mut args.auth_rooms_claim),
+                roles: std::mem::take(&mut args.auth_roles_claim),
             },
-        });
+        })
+    }
+}
+
+/// The stage's route throttles, as the deployed route settings give them.
+fn stage_throttles(args: &Args) -> crate::gateway::throttle::StageThrottles {
+    crate::gateway::throttle::StageThrottles {
+        default: RouteThrottle {
+            rate_per_second: args.route_rate_limit,
+            burst: args.route_burst_limit,
+        },
+        history: RouteThrottle {
+            rate_per_second: args.history_rate_limit,
+            burst: args.history_burst_limit,
+        },
+        connect: CONNECT_ROUTE_THROTTLE,
+    }
+}
+
+impl From<Args> for Config {
+    fn from(mut args: Args) -> Self {
+        let auth = AuthConfig::from_args(&mut args);
+        let throttles = stage_throttles(&args);
         let access = match args.room_access.as_str() {
             "closed" => handlers::access::RoomAccess::Closed,
             _ => handlers::access::RoomAccess::Open {
-                members_only: args.members_only_rooms.unwrap_or_default(),
+                members_only: args.members_only_rooms.take().unwrap_or_default(),
             },
         };
         let storage = match (args.dynamodb_endpoint, args.in_memory) {
@@ -535,17 +558,7 @@ impl From<Args> for Config {
             management_api_delay: Duration::from_millis(args.management_api_delay_ms),
             max_connections_per_ip: args.max_connections_per_ip,
             invocation_concurrency: args.invocation_concurrency,
-            throttles: crate::gateway::throttle::StageThrottles {
-                default: RouteThrottle {
-                    rate_per_second: args.route_rate_limit,
-                    burst: args.route_burst_limit,
-                },
-                history: RouteThrottle {
-                    rate_per_second: args.history_rate_limit,
-                    burst: args.history_burst_limit,
-                },
-                connect: CONNECT_ROUTE_THROTTLE,
-            },
+            throttles,
             address_budget: RouteThrottle {
                 rate_per_second: args.address_rate_limit,
                 burst: args.address_burst_limit,

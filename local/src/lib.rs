@@ -168,33 +168,15 @@ pub const SERVER_STOP_GRACE: std::time::Duration = std::time::Duration::from_mil
 
 /// Starts the whole stack.
 pub async fn start(config: Config) -> Result<Stack, StartError> {
-    let listen = config.dynamodb_listen;
-    let embedded = !matches!(config.storage, Storage::External(_));
-    if embedded && listen == config.listen && listen.port() != 0 {
-        return Err(StartError::SameAddress(listen));
-    }
-    if embedded && !listen.ip().to_canonical().is_loopback() {
-        warn!(
-            address = %listen,
-            "the embedded DynamoDB listens on {listen}: every table (messages, sessions with their \
-             source_ip) is open to every machine that reaches it, without credentials. \
-             Use --dynamodb-listen 127.0.0.1:PORT unless that is what you want"
-        );
-    }
-    if !config.web_dir.join("index.html").is_file() {
-        warn!(
-            web_dir = %config.web_dir.display(),
-            "--web-dir has no index.html: the chat page will answer 404 (the WebSocket and the Management API work)"
-        );
-    }
+    check_addresses(&config)?;
     let (engine, checkpoint_path) = match &config.storage {
         Storage::External(endpoint) => (Engine::External(endpoint.clone()), None),
         Storage::Memory => (
-            Engine::Embedded(EmbeddedDynamo::start(None, listen).await?),
+            Engine::Embedded(EmbeddedDynamo::start(None, config.dynamodb_listen).await?),
             None,
         ),
         Storage::Directory(dir) => (
-            Engine::Embedded(EmbeddedDynamo::start(Some(dir), listen).await?),
+            Engine::Embedded(EmbeddedDynamo::start(Some(dir), config.dynamodb_listen).await?),
             Some(dir.join(CHECKPOINT_FILE)),
         ),
     };
@@ -226,29 +208,7 @@ pub async fn start(config: Config) -> Result<Stack, StartError> {
         retention: config.retention,
         access: config.access.clone(),
     };
-    let verifier = match &config.auth {
-        None => {
-            if config.access != handlers::access::RoomAccess::default() {
-                tracing::warn!(
-                    "--room-access and --members-only-rooms apply to signed-in users only; without sign-in every room is open to anyone who knows its name"
-                );
-            }
-            None
-        }
-        Some(auth) => {
-            let settings = auth.settings().map_err(StartError::AuthKeyFile)?;
-            let verifier = handlers::auth::Verifier::new(settings)?.with_http(
-                plain_http::PlainHttp::default().connector(
-                    &aws_smithy_runtime_api::client::http::HttpConnectorSettings::builder()
-                        .connect_timeout(handlers::limits::JWKS_FETCH_TIMEOUT)
-                        .build(),
-                ),
-            );
-            // A failed fetch keeps the JWKS file's keys (and says so).
-            let _ = verifier.refresh().await;
-            Some(verifier)
-        }
-    };
+    let verifier = verifier(&config).await?;
     let gateway = gateway::Gateway::new(chat.clone(), gateway_config(&config), verifier, address);
     management_transport.serve(gateway.management_router());
     let (stop_server, server) = serve(listener, &gateway, config.handshakes);
@@ -286,6 +246,55 @@ pub async fn start(config: Config) -> Result<Stack, StartError> {
         server,
         engine,
     })
+}
+
+/// Refuses addresses that cannot work, and warns of ones that expose data
+/// or serve no page.
+fn check_addresses(config: &Config) -> Result<(), StartError> {
+    let listen = config.dynamodb_listen;
+    let embedded = !matches!(config.storage, Storage::External(_));
+    if embedded && listen == config.listen && listen.port() != 0 {
+        return Err(StartError::SameAddress(listen));
+    }
+    if embedded && !listen.ip().to_canonical().is_loopback() {
+        warn!(
+            address = %listen,
+            "the embedded DynamoDB listens on {listen}: every table (messages, sessions with their \
+             source_ip) is open to every machine that reaches it, without credentials. \
+             Use --dynamodb-listen 127.0.0.1:PORT unless that is what you want"
+        );
+    }
+    if !config.web_dir.join("index.html").is_file() {
+        warn!(
+            web_dir = %config.web_dir.display(),
+            "--web-dir has no index.html: the chat page will answer 404 (the WebSocket and the Management API work)"
+        );
+    }
+    Ok(())
+}
+
+/// The `$connect` authorizer's verifier, when sign-in is on, with the JWKS
+/// URL's keys fetched once.
+async fn verifier(config: &Config) -> Result<Option<handlers::auth::Verifier>, StartError> {
+    let Some(auth) = &config.auth else {
+        if config.access != handlers::access::RoomAccess::default() {
+            warn!(
+                "--room-access and --members-only-rooms apply to signed-in users only; without sign-in every room is open to anyone who knows its name"
+            );
+        }
+        return Ok(None);
+    };
+    let settings = auth.settings().map_err(StartError::AuthKeyFile)?;
+    let verifier = handlers::auth::Verifier::new(settings)?.with_http(
+        plain_http::PlainHttp::default().connector(
+            &aws_smithy_runtime_api::client::http::HttpConnectorSettings::builder()
+                .connect_timeout(handlers::limits::JWKS_FETCH_TIMEOUT)
+                .build(),
+        ),
+    );
+    // A failed fetch keeps the JWKS file's keys (and says so).
+    let _ = verifier.refresh().await;
+    Ok(Some(verifier))
 }
 
 /// Sessions still open in the tables belong to connections of a previous

@@ -110,6 +110,23 @@ impl Caller<'_> {
         self.user.as_ref().map(|user| user.user_id.as_str())
     }
 
+    /// In what capacity the caller may delete `message`: its author (same
+    /// connection, or same signed-in user), else a moderator; else refused.
+    fn may_delete(&self, message: &crate::records::Message) -> Result<DeletedBy, Refused> {
+        let own = message.connection_id == self.connection_id
+            || (message.user_id.is_some() && message.user_id.as_deref() == self.user_id());
+        if own {
+            Ok(DeletedBy::Author)
+        } else if self.is_moderator() {
+            Ok(DeletedBy::Moderator)
+        } else {
+            Err(Refused::answer(refusal(
+                ErrorCode::Forbidden,
+                "Only its author or a moderator may delete a message; nothing was deleted.",
+            )))
+        }
+    }
+
     /// Refused unless a moderator.
     fn must_moderate(&self, what: &str) -> Result<(), Refused> {
         if self.is_moderator() {
@@ -239,26 +256,7 @@ async fn ban(
     now: Timestamp,
 ) -> Result<Done, Refused> {
     caller.must_moderate("ban people")?;
-    let user_id = match target {
-        BanTarget::User(user_id) => user_id,
-        BanTarget::Connection(connection_id) => {
-            let sender = chat
-                .store
-                .sender(&connection_id)
-                .await
-                .map_err(Refused::failed("could not read the connection to ban"))?
-                .ok_or_else(|| Refused::answer(no_connection(&connection_id)))?;
-            if &sender.room != room {
-                return Err(Refused::answer(other_room("That connection")));
-            }
-            sender.user_id.ok_or_else(|| {
-                Refused::answer(refusal(
-                    ErrorCode::InvalidRequest,
-                    "That connection is not signed in, so there is no user to ban; remove it instead.",
-                ))
-            })?
-        }
-    };
+    let user_id = banned_user(chat, room, target).await?;
     if Some(user_id.as_str()) == caller.user_id() {
         return Err(Refused::answer(refusal(
             ErrorCode::SelfTarget,
@@ -323,6 +321,29 @@ async fn ban(
     ))
 }
 
+/// The user a ban names: given, or a connection's in this room.
+async fn banned_user(chat: &Chat, room: &Room, target: BanTarget) -> Result<String, Refused> {
+    let connection_id = match target {
+        BanTarget::User(user_id) => return Ok(user_id),
+        BanTarget::Connection(connection_id) => connection_id,
+    };
+    let sender = chat
+        .store
+        .sender(&connection_id)
+        .await
+        .map_err(Refused::failed("could not read the connection to ban"))?
+        .ok_or_else(|| Refused::answer(no_connection(&connection_id)))?;
+    if &sender.room != room {
+        return Err(Refused::answer(other_room("That connection")));
+    }
+    sender.user_id.ok_or_else(|| {
+        Refused::answer(refusal(
+            ErrorCode::InvalidRequest,
+            "That connection is not signed in, so there is no user to ban; remove it instead.",
+        ))
+    })
+}
+
 async fn delete(
     chat: &Chat,
     caller: &Caller<'_>,
@@ -347,18 +368,7 @@ async fn delete(
     if message.deleted.is_some() {
         return Err(Refused::answer(already_deleted()));
     }
-    let own = message.connection_id == caller.connection_id
-        || (message.user_id.is_some() && message.user_id.as_deref() == caller.user_id());
-    let by = match (own, caller.is_moderator()) {
-        (true, _) => DeletedBy::Author,
-        (false, true) => DeletedBy::Moderator,
-        (false, false) => {
-            return Err(Refused::answer(refusal(
-                ErrorCode::Forbidden,
-                "Only its author or a moderator may delete a message; nothing was deleted.",
-            )));
-        }
-    };
+    let by = caller.may_delete(&message)?;
     let deletion = Deletion {
         at: now,
         by,

@@ -70,21 +70,7 @@ pub(super) async fn sendmessage(
             .await);
         }
     };
-    let message = Message {
-        ttl: Retention::expiry(chat.retention.message_days, timestamp),
-        name: sender.name,
-        user_id: sender.user_id,
-        ..Message::new(
-            // Time-ordered, and in order of creation within a process: two
-            // messages of the same millisecond keep the order they came in
-            // (`time_order` is `timestamp#message_id`).
-            uuid::Uuid::now_v7().to_string(),
-            id.to_owned(),
-            sender.room,
-            text,
-            timestamp,
-        )
-    };
+    let message = new_message(chat, id, sender, text, timestamp);
     if let Err(failure) = chat.store.put_message(&message).await {
         return Ok(store_failed(chat, id, &failure, "could not store the message").await);
     }
@@ -99,6 +85,31 @@ pub(super) async fn sendmessage(
         .await;
     }
     Ok(reply(200, None))
+}
+
+/// The message to store: `text` from `sender`, at `timestamp`.
+fn new_message(
+    chat: &Chat,
+    id: &str,
+    sender: crate::store::Sender,
+    text: String,
+    timestamp: Timestamp,
+) -> Message {
+    Message {
+        ttl: Retention::expiry(chat.retention.message_days, timestamp),
+        name: sender.name,
+        user_id: sender.user_id,
+        ..Message::new(
+            // Time-ordered, and in order of creation within a process: two
+            // messages of the same millisecond keep the order they came in
+            // (`time_order` is `timestamp#message_id`).
+            uuid::Uuid::now_v7().to_string(),
+            id.to_owned(),
+            sender.room,
+            text,
+            timestamp,
+        )
+    }
 }
 
 /// A DynamoDB call failed before anything was sent: logged with its AWS

@@ -258,9 +258,22 @@ impl Gateway {
             let reason = answer.map(route_response).unwrap_or_default();
             return (status, reason).into_response();
         }
+        self.upgrade(ws, connection, outbox, in_flight)
+    }
+
+    /// Completes the upgrade `$connect` allowed: API Gateway's frame limits,
+    /// then the connection's life ([`socket::run`]); `$disconnect` if the
+    /// upgrade itself fails.
+    fn upgrade(
+        self: Arc<Self>,
+        ws: WebSocketUpgrade,
+        connection: Arc<Connection>,
+        outbox: tokio::sync::mpsc::Receiver<connections::Outbound>,
+        in_flight: impl Send + 'static,
+    ) -> Response {
         let failed_gateway = Arc::clone(&self);
         let failed_connection = Arc::clone(&connection);
-        let gateway = Arc::clone(&self);
+        let gateway = self;
         ws.max_frame_size(GATEWAY_MAX_FRAME_BYTES)
             .max_message_size(GATEWAY_MAX_MESSAGE_BYTES)
             .read_buffer_size(SOCKET_READ_BUFFER_BYTES)
