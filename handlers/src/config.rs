@@ -16,6 +16,66 @@ use crate::management::ManagementEndpoint;
 use crate::rate::Rate;
 use crate::records::Retention;
 
+/// The functions' environment variables, by name: the one home of the
+/// names this module reads, that infra/serverless.yml sets (infra/tests and
+/// handlers/tests/infra.rs compare), and that the tests and the bench pass.
+pub mod var {
+    /// The ActiveConnections table's name.
+    pub const ACTIVE_CONNECTIONS_TABLE: &str = "ACTIVE_CONNECTIONS_TABLE";
+    /// The SessionHistory table's name.
+    pub const SESSION_HISTORY_TABLE: &str = "SESSION_HISTORY_TABLE";
+    /// The MessageHistory table's name.
+    pub const MESSAGE_HISTORY_TABLE: &str = "MESSAGE_HISTORY_TABLE";
+    /// The Moderation table's name.
+    pub const MODERATION_TABLE: &str = "MODERATION_TABLE";
+    /// Where frames are posted: the Management API.
+    pub const MANAGEMENT_API_ENDPOINT: &str = "MANAGEMENT_API_ENDPOINT";
+    /// `open` or `closed`: who of the signed-in users may join which room.
+    pub const ROOM_ACCESS: &str = "ROOM_ACCESS";
+    /// With `open` access, the members-only rooms.
+    pub const MEMBERS_ONLY_ROOMS: &str = "MEMBERS_ONLY_ROOMS";
+    /// Days a chat message is kept; unset, for ever.
+    pub const MESSAGE_RETENTION_DAYS: &str = "MESSAGE_RETENTION_DAYS";
+    /// Days a session is kept; unset, for ever.
+    pub const SESSION_RETENTION_DAYS: &str = "SESSION_RETENTION_DAYS";
+    /// The longest chat message.
+    pub const MAX_MESSAGE_BYTES: &str = "MAX_MESSAGE_BYTES";
+    /// Posts in flight during one fan-out.
+    pub const FANOUT_CONCURRENCY: &str = "FANOUT_CONCURRENCY";
+    /// Each connection's sustained messages per second; 0: off.
+    pub const MESSAGE_RATE_PER_SECOND: &str = "MESSAGE_RATE_PER_SECOND";
+    /// Each connection's burst of messages.
+    pub const MESSAGE_RATE_BURST: &str = "MESSAGE_RATE_BURST";
+    /// Sign-in: the HS256 secret.
+    pub const AUTH_JWT_SECRET: &str = "AUTH_JWT_SECRET";
+    /// Sign-in: the RS256 or ES256 public key (PEM).
+    pub const AUTH_JWT_PUBLIC_KEY: &str = "AUTH_JWT_PUBLIC_KEY";
+    /// Sign-in: a JWKS document.
+    pub const AUTH_JWKS: &str = "AUTH_JWKS";
+    /// Sign-in: where the JWKS's newer keys are published.
+    pub const AUTH_JWKS_URL: &str = "AUTH_JWKS_URL";
+    /// Sign-in: the `iss` tokens must carry.
+    pub const AUTH_JWT_ISSUER: &str = "AUTH_JWT_ISSUER";
+    /// Sign-in: an `aud` tokens must carry.
+    pub const AUTH_JWT_AUDIENCE: &str = "AUTH_JWT_AUDIENCE";
+    /// Sign-in: the claim of the display name.
+    pub const AUTH_NAME_CLAIM: &str = "AUTH_NAME_CLAIM";
+    /// Sign-in: the claim of the rooms one may join.
+    pub const AUTH_ROOMS_CLAIM: &str = "AUTH_ROOMS_CLAIM";
+    /// Sign-in: the claim of the roles.
+    pub const AUTH_ROLES_CLAIM: &str = "AUTH_ROLES_CLAIM";
+    /// Sign-in: the longest a token may be valid.
+    pub const AUTH_MAX_TOKEN_LIFETIME_SECS: &str = "AUTH_MAX_TOKEN_LIFETIME_SECS";
+    /// The CloudWatch namespace of the metrics.
+    pub const METRICS_NAMESPACE: &str = "METRICS_NAMESPACE";
+    /// The stage: the metrics' one dimension.
+    pub const STAGE: &str = "STAGE";
+    /// Set by Lambda from the function's logging configuration.
+    pub const AWS_LAMBDA_LOG_LEVEL: &str = "AWS_LAMBDA_LOG_LEVEL";
+    /// Set by Lambda: `JSON` or `Text`.
+    pub const AWS_LAMBDA_LOG_FORMAT: &str = "AWS_LAMBDA_LOG_FORMAT";
+}
+
 /// The tables, named by environment variables (infra/tables.json says
 /// which) with the tutorial's names (and `Moderation`) as defaults.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -44,14 +104,25 @@ impl Tables {
         }
     }
 
+    /// Each table's variable and name (its tutorial name, by default): what
+    /// a function is given to find them.
+    pub fn variables(&self) -> [(&'static str, &str); 4] {
+        [
+            (var::ACTIVE_CONNECTIONS_TABLE, &self.active_connections),
+            (var::SESSION_HISTORY_TABLE, &self.session_history),
+            (var::MESSAGE_HISTORY_TABLE, &self.message_history),
+            (var::MODERATION_TABLE, &self.moderation),
+        ]
+    }
+
     fn from_vars(vars: &impl Fn(&str) -> Option<String>) -> Self {
         let defaults = Self::default();
         Self {
-            active_connections: vars("ACTIVE_CONNECTIONS_TABLE")
+            active_connections: vars(var::ACTIVE_CONNECTIONS_TABLE)
                 .unwrap_or(defaults.active_connections),
-            session_history: vars("SESSION_HISTORY_TABLE").unwrap_or(defaults.session_history),
-            message_history: vars("MESSAGE_HISTORY_TABLE").unwrap_or(defaults.message_history),
-            moderation: vars("MODERATION_TABLE").unwrap_or(defaults.moderation),
+            session_history: vars(var::SESSION_HISTORY_TABLE).unwrap_or(defaults.session_history),
+            message_history: vars(var::MESSAGE_HISTORY_TABLE).unwrap_or(defaults.message_history),
+            moderation: vars(var::MODERATION_TABLE).unwrap_or(defaults.moderation),
         }
     }
 }
@@ -119,25 +190,25 @@ impl Settings {
             tables: Tables::from_vars(vars),
             limits: ChatLimits::from_vars(vars)?,
             retention: Retention {
-                message_days: days(vars, "MESSAGE_RETENTION_DAYS")?,
-                session_days: days(vars, "SESSION_RETENTION_DAYS")?,
+                message_days: days(vars, var::MESSAGE_RETENTION_DAYS)?,
+                session_days: days(vars, var::SESSION_RETENTION_DAYS)?,
             },
-            management_endpoint: vars("MANAGEMENT_API_ENDPOINT")
+            management_endpoint: vars(var::MANAGEMENT_API_ENDPOINT)
                 .ok_or(ConfigError::Missing {
-                    name: "MANAGEMENT_API_ENDPOINT",
+                    name: var::MANAGEMENT_API_ENDPOINT,
                     why: "the Management API endpoint to post frames to (infra/serverless.yml sets it)",
                 })?
                 .parse()?,
             access: RoomAccess::from_settings(
-                vars("ROOM_ACCESS").as_deref(),
-                vars("MEMBERS_ONLY_ROOMS").as_deref(),
+                vars(var::ROOM_ACCESS).as_deref(),
+                vars(var::MEMBERS_ONLY_ROOMS).as_deref(),
             )
             .map_err(|expected| ConfigError::Invalid {
-                name: "ROOM_ACCESS",
+                name: var::ROOM_ACCESS,
                 value: format!(
                     "{} / {}",
-                    vars("ROOM_ACCESS").unwrap_or_default(),
-                    vars("MEMBERS_ONLY_ROOMS").unwrap_or_default()
+                    vars(var::ROOM_ACCESS).unwrap_or_default(),
+                    vars(var::MEMBERS_ONLY_ROOMS).unwrap_or_default()
                 ),
                 expected,
             })?,
@@ -158,18 +229,18 @@ impl AuthSettings {
 
     pub fn from_vars(vars: &impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let sources = [
-            vars("AUTH_JWT_SECRET").map(|secret| KeySource::Secret(secret.into_bytes())),
-            vars("AUTH_JWT_PUBLIC_KEY").map(KeySource::PublicKeyPem),
-            vars("AUTH_JWKS").map(KeySource::Jwks),
+            vars(var::AUTH_JWT_SECRET).map(|secret| KeySource::Secret(secret.into_bytes())),
+            vars(var::AUTH_JWT_PUBLIC_KEY).map(KeySource::PublicKeyPem),
+            vars(var::AUTH_JWKS).map(KeySource::Jwks),
         ];
         let mut given = sources.into_iter().flatten();
         let keys = given.next().ok_or(ConfigError::Missing {
-            name: "AUTH_JWT_SECRET",
+            name: var::AUTH_JWT_SECRET,
             why: "the authorizer needs one of AUTH_JWT_SECRET, AUTH_JWT_PUBLIC_KEY or AUTH_JWKS",
         })?;
         if given.next().is_some() {
             return Err(ConfigError::Invalid {
-                name: "AUTH_JWT_SECRET",
+                name: var::AUTH_JWT_SECRET,
                 value: "(not shown)".to_owned(),
                 expected: "only one of AUTH_JWT_SECRET, AUTH_JWT_PUBLIC_KEY and AUTH_JWKS"
                     .to_owned(),
@@ -177,18 +248,20 @@ impl AuthSettings {
         }
         Ok(Self {
             keys,
-            jwks_url: vars("AUTH_JWKS_URL"),
-            issuer: vars("AUTH_JWT_ISSUER"),
-            audience: vars("AUTH_JWT_AUDIENCE"),
-            name_claim: vars("AUTH_NAME_CLAIM").unwrap_or_else(|| DEFAULT_NAME_CLAIM.to_owned()),
+            jwks_url: vars(var::AUTH_JWKS_URL),
+            issuer: vars(var::AUTH_JWT_ISSUER),
+            audience: vars(var::AUTH_JWT_AUDIENCE),
+            name_claim: vars(var::AUTH_NAME_CLAIM).unwrap_or_else(|| DEFAULT_NAME_CLAIM.to_owned()),
             claims: ClaimNames {
-                rooms: vars("AUTH_ROOMS_CLAIM").unwrap_or_else(|| DEFAULT_ROOMS_CLAIM.to_owned()),
-                roles: vars("AUTH_ROLES_CLAIM").unwrap_or_else(|| DEFAULT_ROLES_CLAIM.to_owned()),
+                rooms: vars(var::AUTH_ROOMS_CLAIM)
+                    .unwrap_or_else(|| DEFAULT_ROOMS_CLAIM.to_owned()),
+                roles: vars(var::AUTH_ROLES_CLAIM)
+                    .unwrap_or_else(|| DEFAULT_ROLES_CLAIM.to_owned()),
             },
-            max_lifetime: vars("AUTH_MAX_TOKEN_LIFETIME_SECS")
+            max_lifetime: vars(var::AUTH_MAX_TOKEN_LIFETIME_SECS)
                 .map(|value| {
                     parse_in_range(
-                        "AUTH_MAX_TOKEN_LIFETIME_SECS",
+                        var::AUTH_MAX_TOKEN_LIFETIME_SECS,
                         &value,
                         crate::limits::TOKEN_LIFETIME_SECS_RANGE,
                     )

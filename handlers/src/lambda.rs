@@ -10,7 +10,7 @@ use lambda_runtime::{LambdaEvent, service_fn};
 use metrics_cloudwatch_embedded::Collector;
 use serde::{Serialize, de::DeserializeOwned};
 
-use crate::config::env_value;
+use crate::config::{env_value, var};
 use crate::{Chat, Settings};
 
 /// CloudWatch namespace of the product's metrics, unless `METRICS_NAMESPACE`
@@ -30,9 +30,9 @@ impl MetricsSettings {
     /// `STAGE` (default `dev`).
     pub fn from_env() -> Self {
         Self {
-            namespace: env_value("METRICS_NAMESPACE")
+            namespace: env_value(var::METRICS_NAMESPACE)
                 .unwrap_or(DEFAULT_METRICS_NAMESPACE.to_owned()),
-            stage: env_value("STAGE").unwrap_or("dev".to_owned()),
+            stage: env_value(var::STAGE).unwrap_or("dev".to_owned()),
         }
     }
 }
@@ -68,8 +68,8 @@ pub fn log_filter(level: Option<&str>) -> Targets {
 pub fn init_logging() {
     use lambda_runtime::tracing::subscriber::layer::SubscriberExt;
     use lambda_runtime::tracing::subscriber::util::SubscriberInitExt;
-    let filter = log_filter(env_value("AWS_LAMBDA_LOG_LEVEL").as_deref());
-    let json = env_value("AWS_LAMBDA_LOG_FORMAT")
+    let filter = log_filter(env_value(var::AWS_LAMBDA_LOG_LEVEL).as_deref());
+    let json = env_value(var::AWS_LAMBDA_LOG_FORMAT)
         .is_some_and(|format| format.eq_ignore_ascii_case("json"));
     let lines = lambda_runtime::tracing::subscriber::fmt::layer()
         .with_target(false)

@@ -243,4 +243,110 @@ mod tests {
         // A heartbeat a minute late (a background tab) still comes in time.
         assert!(HEARTBEAT_INTERVAL + Duration::from_secs(60) < GATEWAY_IDLE_TIMEOUT);
     }
+
+    /// docs/protocol.md's limits table says what these constants say: each
+    /// row, found by its first cell, holds every figure listed for it.
+    #[test]
+    fn the_documented_limits_are_these() {
+        let doc =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/protocol.md"))
+                .expect("docs/protocol.md");
+        let table: Vec<&str> = doc
+            .lines()
+            .skip_while(|line| !line.starts_with("| limit | default | setting |"))
+            .take_while(|line| line.starts_with('|'))
+            .collect();
+        assert!(table.len() > 2, "docs/protocol.md has no limits table");
+        let range = |range: &std::ops::RangeInclusive<usize>| {
+            format!("{}..={}", range.start(), range.end())
+        };
+        let rows: [(&str, Vec<String>); 12] = [
+            (
+                "| message length",
+                vec![
+                    DEFAULT_CHAT_MESSAGE_BYTES.to_string(),
+                    range(&CHAT_MESSAGE_BYTES_RANGE),
+                ],
+            ),
+            (
+                "| chat messages per connection",
+                vec![
+                    format!(
+                        "{DEFAULT_MESSAGE_BURST} at once, then {DEFAULT_MESSAGES_PER_SECOND} a second"
+                    ),
+                    range(&MESSAGE_BURST_RANGE),
+                    range(&MESSAGES_PER_SECOND_RANGE),
+                ],
+            ),
+            (
+                "| `history` requests per connection",
+                vec![format!(
+                    "{} at once, then {} a second",
+                    HISTORY_RATE.burst, HISTORY_RATE.per_second
+                )],
+            ),
+            (
+                "| requests a second to one route",
+                vec![
+                    format!(
+                        "{}, burst {}",
+                        DEFAULT_ROUTE_THROTTLE.rate_per_second, DEFAULT_ROUTE_THROTTLE.burst
+                    ),
+                    format!(
+                        "`history` {}, burst {}",
+                        HISTORY_ROUTE_THROTTLE.rate_per_second, HISTORY_ROUTE_THROTTLE.burst
+                    ),
+                    format!(
+                        "`$connect` {}, burst {}",
+                        CONNECT_ROUTE_THROTTLE.rate_per_second, CONNECT_ROUTE_THROTTLE.burst
+                    ),
+                ],
+            ),
+            (
+                "| messages in a `history` page",
+                vec![
+                    format!("{HISTORY_DEFAULT_LIMIT} when no `limit`"),
+                    format!("capped at {HISTORY_MAX_LIMIT}"),
+                ],
+            ),
+            (
+                "| bytes in a `history` frame",
+                vec![format!("{} KB", HISTORY_FRAME_BYTES / 1024)],
+            ),
+            (
+                "| `before` cursor",
+                vec![format!("at most {MAX_CURSOR_CHARS} characters")],
+            ),
+            (
+                "| a moderator's `reason`",
+                vec![format!("at most {MAX_MODERATION_REASON_CHARS} characters")],
+            ),
+            (
+                "| a ban's `minutes`",
+                vec![format!(
+                    "from {} to {}",
+                    BAN_MINUTES_RANGE.start(),
+                    BAN_MINUTES_RANGE.end()
+                )],
+            ),
+            (
+                "| `connection_id`, `user_id`, `message_id`",
+                vec![format!("at most {MAX_TARGET_ID_CHARS} characters")],
+            ),
+            (
+                "| entries of a rooms claim",
+                vec![format!("at most {MAX_ROOM_PATTERNS}")],
+            ),
+            ("| message must contain", vec![]),
+        ];
+        for (start, figures) in rows {
+            let row = table
+                .iter()
+                .find(|line| line.starts_with(start))
+                .unwrap_or_else(|| panic!("docs/protocol.md's limits table has no row {start}"));
+            for figure in figures {
+                assert!(row.contains(&figure), "{start}: no {figure} in {row}");
+            }
+        }
+    }
 }

@@ -79,7 +79,7 @@ impl FromStr for ManagementEndpoint {
 
     fn from_str(value: &str) -> Result<Self, Self::Err> {
         let invalid = || ConfigError::Invalid {
-            name: "MANAGEMENT_API_ENDPOINT",
+            name: crate::config::var::MANAGEMENT_API_ENDPOINT,
             value: value.to_owned(),
             expected: "an http:// or https:// URL with a host, an optional stage path and no query"
                 .to_owned(),
@@ -488,7 +488,7 @@ mod tests {
                 matches!(
                     bad.parse::<ManagementEndpoint>(),
                     Err(ConfigError::Invalid {
-                        name: "MANAGEMENT_API_ENDPOINT",
+                        name: crate::config::var::MANAGEMENT_API_ENDPOINT,
                         ..
                     })
                 ),

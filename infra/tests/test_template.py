@@ -1243,7 +1243,7 @@ def test_the_authorizer_variables_are_the_ones_the_code_reads():
     """handlers/src/config.rs (`AuthSettings::from_vars`) is their home."""
     source = CONFIG_PATH.read_text()
     start = source.index("impl AuthSettings")
-    read = set(re.findall(r'vars\("(AUTH_[A-Z_]+)"\)', source[start : source.index("\n}\n", start)]))
+    read = set(re.findall(r"vars\(var::(AUTH_[A-Z_]+)\)", source[start : source.index("\n}\n", start)]))
     assert read == KEY_VARIABLES | set(OPTIONAL_AUTH_VARIABLES)
 
 

@@ -340,29 +340,13 @@ mod tests {
                 "SessionHistory"
             ]
         );
+        // Each variable names the table the handlers read it for
+        // (handlers::config::var), whose default name is its logical one.
         let defaults = Tables::default();
-        // Each variable names the table the handlers read it for.
-        let variables = [
-            (
-                "ActiveConnections",
-                "ACTIVE_CONNECTIONS_TABLE",
-                &defaults.active_connections,
-            ),
-            (
-                "SessionHistory",
-                "SESSION_HISTORY_TABLE",
-                &defaults.session_history,
-            ),
-            (
-                "MessageHistory",
-                "MESSAGE_HISTORY_TABLE",
-                &defaults.message_history,
-            ),
-            ("Moderation", "MODERATION_TABLE", &defaults.moderation),
-        ];
-        for (logical, variable, default_name) in variables {
+        let variables = defaults.variables();
+        assert_eq!(variables.len(), schemas.len());
+        for (variable, logical) in variables {
             assert_eq!(schemas[logical].environment, variable);
-            assert_eq!(default_name, logical);
             let schema = &schemas[logical];
             assert!(
                 schema.attributes.contains_key(&schema.hash_key),

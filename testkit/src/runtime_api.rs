@@ -17,6 +17,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::Value;
 
+use handlers::config::var;
+
 use crate::{FakeManagementApi, PATIENCE, TestDynamo, eventually};
 
 /// What the function answered to one invocation (or at its start).
@@ -233,20 +235,20 @@ pub fn function_variables(
     log_level: &str,
 ) -> Vec<(&'static str, String)> {
     vec![
-        ("AWS_LAMBDA_LOG_LEVEL", log_level.to_owned()),
-        ("AWS_LAMBDA_LOG_FORMAT", "JSON".to_owned()),
+        (var::AWS_LAMBDA_LOG_LEVEL, log_level.to_owned()),
+        (var::AWS_LAMBDA_LOG_FORMAT, "JSON".to_owned()),
         ("AWS_REGION", chat_local::aws::LOCAL_REGION.to_owned()),
         ("AWS_ACCESS_KEY_ID", "local".to_owned()),
         ("AWS_SECRET_ACCESS_KEY", "local".to_owned()),
         ("AWS_ENDPOINT_URL_DYNAMODB", db.endpoint.clone()),
-        (
-            "ACTIVE_CONNECTIONS_TABLE",
-            db.tables.active_connections.clone(),
-        ),
-        ("SESSION_HISTORY_TABLE", db.tables.session_history.clone()),
-        ("MESSAGE_HISTORY_TABLE", db.tables.message_history.clone()),
-        ("MODERATION_TABLE", db.tables.moderation.clone()),
-        ("MANAGEMENT_API_ENDPOINT", api.endpoint.clone()),
-        ("STAGE", "dev".to_owned()),
+        (var::MANAGEMENT_API_ENDPOINT, api.endpoint.clone()),
+        (var::STAGE, "dev".to_owned()),
     ]
+    .into_iter()
+    .chain(
+        db.tables
+            .variables()
+            .map(|(variable, table)| (variable, table.to_owned())),
+    )
+    .collect()
 }

@@ -511,6 +511,28 @@ async fn upgrade_only(
 }
 
 /// What the web client needs to know about this stack.
+/// Every limit a client meets, from [`handlers::limits`]: the page checks
+/// rooms and names and sizes its requests with them (its own copies are
+/// only the fallback for a page served elsewhere; a test compares them).
+fn client_limits() -> serde_json::Value {
+    use handlers::limits::{
+        DISPLAY_NAME_CHARS, GATEWAY_MAX_FRAME_BYTES, GATEWAY_MAX_MESSAGE_BYTES,
+        HISTORY_DEFAULT_LIMIT, HISTORY_MAX_LIMIT, MAX_MODERATION_REASON_CHARS, ROOM_NAME_CHARS,
+        WELCOME_MAX_LISTED,
+    };
+    serde_json::json!({
+        "room_name_chars": *ROOM_NAME_CHARS.end(),
+        "display_name_chars": *DISPLAY_NAME_CHARS.end(),
+        "history_default_limit": HISTORY_DEFAULT_LIMIT,
+        "history_max_limit": HISTORY_MAX_LIMIT,
+        "welcome_max_listed": WELCOME_MAX_LISTED,
+        "max_frame_bytes": GATEWAY_MAX_FRAME_BYTES,
+        "max_message_frame_bytes": GATEWAY_MAX_MESSAGE_BYTES,
+        "moderation_reason_chars": MAX_MODERATION_REASON_CHARS,
+        "ban_minutes_max": *handlers::limits::BAN_MINUTES_RANGE.end(),
+    })
+}
+
 async fn client_config(State(gateway): State<Arc<Gateway>>, headers: HeaderMap) -> Response {
     let host = headers
         .get(header::HOST)
@@ -521,6 +543,7 @@ async fn client_config(State(gateway): State<Arc<Gateway>>, headers: HeaderMap) 
         "max_message_bytes": gateway.chat.limits.max_chat_message_bytes,
         "heartbeat_secs": handlers::limits::HEARTBEAT_INTERVAL.as_secs(),
         "sign_in": gateway.verifier.is_some(),
+        "limits": client_limits(),
     });
     // With sign-in, who may join which room: the page says why a room was
     // refused (a browser is not told).
