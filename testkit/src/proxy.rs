@@ -11,7 +11,11 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use http_body_util::{BodyExt, Full};
+use hyper::body::{Bytes, Incoming};
+use hyper::service::service_fn;
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -189,12 +193,33 @@ async fn rebind(address: SocketAddr) -> TcpListener {
     socket.listen(128).expect("listens")
 }
 
-/// One request: faulted, or forwarded on a connection of its own.
-async fn serve(mut client: TcpStream, shared: Arc<Shared>) {
-    let Some((head, body)) = read_request(&mut client).await else {
-        return;
-    };
-    let target = header(&head, "x-amz-target").unwrap_or_default();
+/// Why a request got no answer: the client's connection is then closed
+/// unanswered, as a broken DynamoDB would leave it.
+type Unanswered = std::io::Error;
+
+/// Serves one request on the client's connection (hyper answers it with
+/// `connection: close`), so a fault set now applies to the very next one.
+async fn serve(client: TcpStream, shared: Arc<Shared>) {
+    let service = service_fn(move |request| {
+        let shared = Arc::clone(&shared);
+        async move { answer(shared, request).await }
+    });
+    let _ = hyper::server::conn::http1::Builder::new()
+        .keep_alive(false)
+        .serve_connection(TokioIo::new(client), service)
+        .await;
+}
+
+/// The request's fault, or DynamoDB's answer.
+async fn answer(
+    shared: Arc<Shared>,
+    request: Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, Unanswered> {
+    let target = request
+        .headers()
+        .get("x-amz-target")
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or_default();
     let fault = shared
         .faults
         .lock()
@@ -202,97 +227,51 @@ async fn serve(mut client: TcpStream, shared: Arc<Shared>) {
         .iter()
         .find(|(prefix, _)| target.starts_with(prefix.as_str()))
         .map(|(prefix, fault)| (prefix.clone(), *fault));
-    if let Some((prefix, fault)) = fault {
-        *shared
-            .faulted
-            .lock()
-            .expect("counts")
-            .entry(prefix)
-            .or_default() += 1;
-        match fault {
-            Fault::Hang => std::future::pending::<()>().await,
-            Fault::Error { status, code } => {
-                let body = serde_json::json!({
-                    "__type": format!("com.amazonaws.dynamodb.v20120810#{code}"),
-                    "message": "injected by the test's fault proxy",
-                })
-                .to_string();
-                let answer = format!(
-                    "HTTP/1.1 {status} Injected\r\nx-amzn-ErrorType: {code}\r\nx-amzn-RequestId: FAULTPROXY\r\ncontent-type: application/x-amz-json-1.0\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                    body.len()
-                );
-                let _ = client.write_all(answer.as_bytes()).await;
-            }
-        }
-        return;
-    }
-    let Ok(mut upstream) = TcpStream::connect(&shared.upstream).await else {
-        return;
+    let Some((prefix, fault)) = fault else {
+        return forward(&shared.upstream, request).await;
     };
-    let mut forwarded: String = head
-        .split("\r\n")
-        .filter(|line| {
-            !line.is_empty()
-                && !line
-                    .split(':')
-                    .next()
-                    .is_some_and(|name| name.trim().eq_ignore_ascii_case("connection"))
-        })
-        .map(|line| format!("{line}\r\n"))
-        .collect();
-    forwarded.push_str("connection: close\r\n\r\n");
-    if upstream.write_all(forwarded.as_bytes()).await.is_err()
-        || upstream.write_all(&body).await.is_err()
-    {
-        return;
-    }
-    let mut answer = Vec::new();
-    if upstream.read_to_end(&mut answer).await.is_ok() {
-        let _ = client.write_all(&answer).await;
+    *shared
+        .faulted
+        .lock()
+        .expect("counts")
+        .entry(prefix)
+        .or_default() += 1;
+    match fault {
+        Fault::Hang => std::future::pending().await,
+        Fault::Error { status, code } => {
+            let body = serde_json::json!({
+                "__type": format!("com.amazonaws.dynamodb.v20120810#{code}"),
+                "message": "injected by the test's fault proxy",
+            });
+            Ok(Response::builder()
+                .status(status)
+                .header("x-amzn-ErrorType", code)
+                .header("x-amzn-RequestId", "FAULTPROXY")
+                .header("content-type", "application/x-amz-json-1.0")
+                .body(Full::new(Bytes::from(body.to_string())))
+                .map_err(Unanswered::other)?)
+        }
     }
 }
 
-/// The request's head (without its blank line) and body; `None` when the
-/// client went away. Bodies must have a `content-length` (the SDK's JSON
-/// requests do).
-async fn read_request(client: &mut TcpStream) -> Option<(String, Vec<u8>)> {
-    let mut buffer = Vec::new();
-    let end = loop {
-        if let Some(end) = buffer.windows(4).position(|window| window == b"\r\n\r\n") {
-            break end;
-        }
-        let mut chunk = [0; 8192];
-        let read = client.read(&mut chunk).await.ok()?;
-        if read == 0 {
-            return None;
-        }
-        buffer.extend_from_slice(&chunk[..read]);
-    };
-    let head = String::from_utf8(buffer[..end].to_vec()).expect("an HTTP head");
-    assert!(
-        header(&head, "transfer-encoding").is_none(),
-        "the proxy reads content-length bodies only: {head}"
-    );
-    let length: usize = header(&head, "content-length")
-        .map(|value| value.parse().expect("a content-length"))
-        .unwrap_or(0);
-    let mut body = buffer[end + 4..].to_vec();
-    while body.len() < length {
-        let mut chunk = vec![0; length - body.len()];
-        let read = client.read(&mut chunk).await.ok()?;
-        if read == 0 {
-            return None;
-        }
-        body.extend_from_slice(&chunk[..read]);
-    }
-    Some((head, body))
-}
-
-fn header(head: &str, name: &str) -> Option<String> {
-    head.split("\r\n").skip(1).find_map(|line| {
-        let (key, value) = line.split_once(':')?;
-        key.trim()
-            .eq_ignore_ascii_case(name)
-            .then(|| value.trim().to_owned())
-    })
+/// Forwards the request to DynamoDB on a connection of its own; its
+/// answer, read whole.
+async fn forward(
+    upstream: &str,
+    request: Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, Unanswered> {
+    let stream = TcpStream::connect(upstream).await?;
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .map_err(Unanswered::other)?;
+    tokio::spawn(connection);
+    let (parts, body) = request.into_parts();
+    let body = body.collect().await.map_err(Unanswered::other)?.to_bytes();
+    let response = sender
+        .send_request(Request::from_parts(parts, Full::new(body)))
+        .await
+        .map_err(Unanswered::other)?;
+    let (parts, body) = response.into_parts();
+    let body = body.collect().await.map_err(Unanswered::other)?.to_bytes();
+    Ok(Response::from_parts(parts, Full::new(body)))
 }

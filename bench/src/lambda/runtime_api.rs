@@ -6,24 +6,32 @@
 //! empty, `next` is held open (the function waits for work, as on Lambda)
 //! until [`RuntimeApi::release`] closes it, which makes the runtime exit.
 //!
-//! HTTP/1.1 with keep-alive, `Content-Length` and chunked bodies: what the
-//! `lambda_runtime` crate's hyper client sends. Nothing else.
+//! axum's router on hyper's HTTP/1.1 connections (keep-alive, chunked
+//! bodies: what the `lambda_runtime` crate's client sends), each served in a
+//! task of ours, so releasing or dropping the API closes them unanswered,
+//! which `axum::serve` cannot do.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::tcp::OwnedReadHalf;
-use tokio::net::{TcpListener, TcpStream};
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use hyper::server::conn::http1;
+use hyper_util::rt::TokioIo;
+use hyper_util::service::TowerToHyperService;
+use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 use tokio::task::{JoinHandle, JoinSet};
 
 /// The API version in every path.
 const PREFIX: &str = "/2018-06-01/runtime";
-/// Largest request head and body accepted (Lambda's response limit is 6 MB).
-const MAX_HEAD_BYTES: usize = 64 * 1024;
+/// Largest request body accepted (Lambda's response limit is 6 MB).
 const MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
 
 /// One event for the function.
@@ -66,7 +74,6 @@ struct Shared {
     /// How long each invocation may run, for `Lambda-Runtime-Deadline-Ms`.
     timeout: Duration,
     records: mpsc::UnboundedSender<Record>,
-    release: watch::Receiver<bool>,
 }
 
 /// A running Runtime API. Stops serving (and closes every connection) when
@@ -98,9 +105,19 @@ impl RuntimeApi {
             function_arn,
             timeout,
             records: records_sender,
-            release: released,
         });
-        let server = tokio::spawn(accept(listener, shared));
+        let router = Router::new()
+            .route(&format!("{PREFIX}/invocation/next"), get(next))
+            .route(
+                &format!("{PREFIX}/invocation/{{id}}/response"),
+                post(response),
+            )
+            .route(&format!("{PREFIX}/invocation/{{id}}/error"), post(error))
+            .route(&format!("{PREFIX}/init/error"), post(init_error))
+            .fallback(not_found)
+            .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
+            .with_state(shared);
+        let server = tokio::spawn(accept(listener, router, released));
         Ok(Self {
             address,
             records,
@@ -118,8 +135,8 @@ impl RuntimeApi {
             .flatten()
     }
 
-    /// Closes the held `next` requests (and refuses new ones): the runtime
-    /// sees its Runtime API gone and exits.
+    /// Closes every connection (the held `next` requests unanswered) and the
+    /// port: the runtime sees its Runtime API gone and exits.
     pub fn release(&self) {
         let _ = self.release.send(true);
     }
@@ -131,122 +148,46 @@ impl Drop for RuntimeApi {
     }
 }
 
-/// Accepts connections until aborted; aborting drops the set, which aborts
-/// every connection's task.
-async fn accept(listener: TcpListener, shared: Arc<Shared>) {
+/// Serves each connection in a task of its own until released (or
+/// aborted): then the listener and every connection are dropped.
+async fn accept(listener: TcpListener, router: Router, mut released: watch::Receiver<bool>) {
     let mut connections = JoinSet::new();
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => {
-                    connections.spawn(serve(stream, Arc::clone(&shared)));
+                    let _ = stream.set_nodelay(true);
+                    let service = TowerToHyperService::new(router.clone());
+                    connections.spawn(async move {
+                        let _ = http1::Builder::new()
+                            .serve_connection(TokioIo::new(stream), service)
+                            .await;
+                    });
                 }
                 Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
             },
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
-        }
-    }
-}
-
-/// A request's method, path, the headers this API reads, and body.
-struct Request {
-    method: String,
-    path: String,
-    error_type: Option<String>,
-    body: Vec<u8>,
-}
-
-/// Serves one keep-alive connection.
-async fn serve(stream: TcpStream, shared: Arc<Shared>) {
-    let _ = stream.set_nodelay(true);
-    let (read, mut write) = stream.into_split();
-    let mut reader = BufReader::new(read);
-    loop {
-        let request = match read_request(&mut reader).await {
-            Ok(Some(request)) => request,
-            Ok(None) | Err(_) => return,
-        };
-        let at = Instant::now();
-        let answer = match (request.method.as_str(), route(&request.path)) {
-            ("GET", Some(Route::Next)) => {
-                let _ = shared.records.send(Record::Next { at });
-                let next = shared
-                    .queue
-                    .lock()
-                    .ok()
-                    .and_then(|mut queue| queue.pop_front());
-                match next {
-                    Some(invocation) => next_response(&shared, &invocation),
-                    None => {
-                        // Nothing more to do: hold the request, as Lambda
-                        // does between invocations, until released.
-                        let mut release = shared.release.clone();
-                        let _ = release.wait_for(|released| *released).await;
-                        return;
-                    }
+            changed = released.changed() => {
+                if changed.is_err() || *released.borrow() {
+                    return;
                 }
             }
-            ("POST", Some(Route::Response(request_id))) => {
-                let _ = shared.records.send(Record::Response {
-                    request_id,
-                    at,
-                    body: String::from_utf8_lossy(&request.body).into_owned(),
-                });
-                accepted()
-            }
-            ("POST", Some(Route::Error(request_id))) => {
-                let _ = shared.records.send(Record::Error {
-                    request_id,
-                    at,
-                    error_type: request.error_type,
-                    body: String::from_utf8_lossy(&request.body).into_owned(),
-                });
-                accepted()
-            }
-            ("POST", Some(Route::InitError)) => {
-                let _ = shared.records.send(Record::InitError {
-                    at,
-                    error_type: request.error_type,
-                    body: String::from_utf8_lossy(&request.body).into_owned(),
-                });
-                accepted()
-            }
-            _ => response(
-                "404 Not Found",
-                &[],
-                r#"{"errorMessage":"not served by the bench's Runtime API","errorType":"NotFound"}"#,
-            ),
-        };
-        if write.write_all(&answer).await.is_err() || write.flush().await.is_err() {
-            return;
         }
     }
 }
 
-enum Route {
-    Next,
-    Response(String),
-    Error(String),
-    InitError,
-}
-
-fn route(path: &str) -> Option<Route> {
-    let rest = path.strip_prefix(PREFIX)?;
-    if rest == "/invocation/next" {
-        return Some(Route::Next);
-    }
-    if rest == "/init/error" {
-        return Some(Route::InitError);
-    }
-    let rest = rest.strip_prefix("/invocation/")?;
-    if let Some(id) = rest.strip_suffix("/response") {
-        return Some(Route::Response(id.to_owned()));
-    }
-    rest.strip_suffix("/error")
-        .map(|id| Route::Error(id.to_owned()))
-}
-
-fn next_response(shared: &Shared, invocation: &Invocation) -> Vec<u8> {
+/// The next invocation; with none left, held (as Lambda holds it between
+/// invocations) until the API is released, which closes it unanswered.
+async fn next(State(shared): State<Arc<Shared>>) -> Response {
+    let _ = shared.records.send(Record::Next { at: Instant::now() });
+    let next = shared
+        .queue
+        .lock()
+        .ok()
+        .and_then(|mut queue| queue.pop_front());
+    let Some(invocation) = next else {
+        return std::future::pending().await;
+    };
     let deadline = SystemTime::now()
         .checked_add(shared.timeout)
         .and_then(|deadline| deadline.duration_since(UNIX_EPOCH).ok())
@@ -262,194 +203,93 @@ fn next_response(shared: &Shared, invocation: &Invocation) -> Vec<u8> {
         deadline / 1000,
         deadline
     );
-    response(
-        "200 OK",
-        &[
-            ("Lambda-Runtime-Aws-Request-Id", &invocation.request_id),
-            ("Lambda-Runtime-Deadline-Ms", &deadline.to_string()),
-            ("Lambda-Runtime-Invoked-Function-Arn", &shared.function_arn),
-            ("Lambda-Runtime-Trace-Id", &trace),
+    (
+        [
+            (header::CONTENT_TYPE.as_str(), "application/json".to_owned()),
+            ("lambda-runtime-aws-request-id", invocation.request_id),
+            ("lambda-runtime-deadline-ms", deadline.to_string()),
+            (
+                "lambda-runtime-invoked-function-arn",
+                shared.function_arn.clone(),
+            ),
+            ("lambda-runtime-trace-id", trace),
         ],
-        &invocation.body,
+        invocation.body,
     )
+        .into_response()
 }
 
-fn accepted() -> Vec<u8> {
-    response("202 Accepted", &[], r#"{"status":"OK"}"#)
+async fn response(
+    State(shared): State<Arc<Shared>>,
+    Path(request_id): Path<String>,
+    body: Bytes,
+) -> Response {
+    let _ = shared.records.send(Record::Response {
+        request_id,
+        at: Instant::now(),
+        body: String::from_utf8_lossy(&body).into_owned(),
+    });
+    accepted()
 }
 
-fn response(status: &str, headers: &[(&str, &str)], body: &str) -> Vec<u8> {
-    let mut head = format!(
-        "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n",
-        body.len()
-    );
-    for (name, value) in headers {
-        head.push_str(name);
-        head.push_str(": ");
-        head.push_str(value);
-        head.push_str("\r\n");
-    }
-    head.push_str("\r\n");
-    let mut bytes = head.into_bytes();
-    bytes.extend_from_slice(body.as_bytes());
-    bytes
+async fn error(
+    State(shared): State<Arc<Shared>>,
+    Path(request_id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let _ = shared.records.send(Record::Error {
+        request_id,
+        at: Instant::now(),
+        error_type: error_type(&headers),
+        body: String::from_utf8_lossy(&body).into_owned(),
+    });
+    accepted()
 }
 
-/// One request, or `None` when the client closed the connection between
-/// requests.
-async fn read_request(reader: &mut BufReader<OwnedReadHalf>) -> Result<Option<Request>, String> {
-    let mut head_bytes = 0;
-    let mut line = String::new();
-    let request_line = loop {
-        line.clear();
-        if reader
-            .read_line(&mut line)
-            .await
-            .map_err(|problem| problem.to_string())?
-            == 0
-        {
-            return Ok(None);
-        }
-        head_bytes += line.len();
-        // Tolerate empty lines before a request (RFC 9112, 2.2).
-        if !line.trim().is_empty() {
-            break line.trim().to_owned();
-        }
-        if head_bytes > MAX_HEAD_BYTES {
-            return Err("request head too long".into());
-        }
-    };
-    let mut parts = request_line.split_whitespace();
-    let (Some(method), Some(path)) = (parts.next(), parts.next()) else {
-        return Err(format!("not an HTTP request line: {request_line:?}"));
-    };
-    let (method, path) = (method.to_owned(), path.to_owned());
-    let mut content_length = None;
-    let mut chunked = false;
-    let mut error_type = None;
-    loop {
-        line.clear();
-        if reader
-            .read_line(&mut line)
-            .await
-            .map_err(|problem| problem.to_string())?
-            == 0
-        {
-            return Err("connection closed inside a request head".into());
-        }
-        head_bytes += line.len();
-        if head_bytes > MAX_HEAD_BYTES {
-            return Err("request head too long".into());
-        }
-        let header = line.trim_end_matches(['\r', '\n']);
-        if header.is_empty() {
-            break;
-        }
-        let Some((name, value)) = header.split_once(':') else {
-            return Err(format!("malformed header: {header:?}"));
-        };
-        let value = value.trim();
-        if name.eq_ignore_ascii_case("content-length") {
-            content_length = Some(
-                value
-                    .parse::<usize>()
-                    .map_err(|_| format!("bad Content-Length: {value:?}"))?,
-            );
-        } else if name.eq_ignore_ascii_case("transfer-encoding") {
-            chunked = value.to_ascii_lowercase().contains("chunked");
-        } else if name.eq_ignore_ascii_case("lambda-runtime-function-error-type") {
-            error_type = Some(value.to_owned());
-        }
-    }
-    let body = if chunked {
-        read_chunked(reader).await?
-    } else {
-        let length = content_length.unwrap_or(0);
-        if length > MAX_BODY_BYTES {
-            return Err(format!("body of {length} bytes is too large"));
-        }
-        let mut body = vec![0; length];
-        reader
-            .read_exact(&mut body)
-            .await
-            .map_err(|problem| problem.to_string())?;
-        body
-    };
-    Ok(Some(Request {
-        method,
-        path,
-        error_type,
-        body,
-    }))
+async fn init_error(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let _ = shared.records.send(Record::InitError {
+        at: Instant::now(),
+        error_type: error_type(&headers),
+        body: String::from_utf8_lossy(&body).into_owned(),
+    });
+    accepted()
 }
 
-async fn read_chunked(reader: &mut BufReader<OwnedReadHalf>) -> Result<Vec<u8>, String> {
-    let mut body = Vec::new();
-    let mut line = String::new();
-    loop {
-        line.clear();
-        reader
-            .read_line(&mut line)
-            .await
-            .map_err(|problem| problem.to_string())?;
-        let size = line.trim().split(';').next().unwrap_or("").trim();
-        let size = usize::from_str_radix(size, 16)
-            .map_err(|_| format!("bad chunk size line: {line:?}"))?;
-        if size == 0 {
-            // Trailers, then the empty line.
-            loop {
-                line.clear();
-                let read = reader
-                    .read_line(&mut line)
-                    .await
-                    .map_err(|problem| problem.to_string())?;
-                if read == 0 || line.trim().is_empty() {
-                    return Ok(body);
-                }
-            }
-        }
-        if body.len() + size > MAX_BODY_BYTES {
-            return Err("chunked body too large".into());
-        }
-        let start = body.len();
-        body.resize(start + size, 0);
-        reader
-            .read_exact(&mut body[start..])
-            .await
-            .map_err(|problem| problem.to_string())?;
-        let mut crlf = [0; 2];
-        reader
-            .read_exact(&mut crlf)
-            .await
-            .map_err(|problem| problem.to_string())?;
-    }
+async fn not_found() -> Response {
+    (
+        StatusCode::NOT_FOUND,
+        [(header::CONTENT_TYPE, "application/json")],
+        r#"{"errorMessage":"not served by the bench's Runtime API","errorType":"NotFound"}"#,
+    )
+        .into_response()
+}
+
+fn error_type(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get("lambda-runtime-function-error-type")
+        .and_then(|value| value.to_str().ok())
+        .map(str::to_owned)
+}
+
+fn accepted() -> Response {
+    (
+        StatusCode::ACCEPTED,
+        [(header::CONTENT_TYPE, "application/json")],
+        r#"{"status":"OK"}"#,
+    )
+        .into_response()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn routes_are_the_runtime_apis() {
-        assert!(matches!(
-            route("/2018-06-01/runtime/invocation/next"),
-            Some(Route::Next)
-        ));
-        assert!(matches!(
-            route("/2018-06-01/runtime/invocation/abc-1/response"),
-            Some(Route::Response(id)) if id == "abc-1"
-        ));
-        assert!(matches!(
-            route("/2018-06-01/runtime/invocation/abc-1/error"),
-            Some(Route::Error(id)) if id == "abc-1"
-        ));
-        assert!(matches!(
-            route("/2018-06-01/runtime/init/error"),
-            Some(Route::InitError)
-        ));
-        assert!(route("/2018-06-01/runtime/invocation/abc").is_none());
-        assert!(route("/other").is_none());
-    }
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpStream;
 
     async fn exchange(stream: &mut TcpStream, request: &str) -> String {
         stream
@@ -488,8 +328,13 @@ mod tests {
         )
         .await;
         assert!(next.starts_with("HTTP/1.1 200 OK\r\n"), "{next}");
-        assert!(next.contains("Lambda-Runtime-Aws-Request-Id: req-1\r\n"));
-        assert!(next.contains("Lambda-Runtime-Deadline-Ms: "));
+        // Header names are case-insensitive; hyper writes them in lower case.
+        let head = next.to_ascii_lowercase();
+        assert!(
+            head.contains("lambda-runtime-aws-request-id: req-1\r\n"),
+            "{next}"
+        );
+        assert!(head.contains("lambda-runtime-deadline-ms: "), "{next}");
         assert!(next.ends_with("\r\n\r\n{\"hello\":1}"), "{next}");
         let posted = exchange(
             &mut stream,
