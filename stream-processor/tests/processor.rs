@@ -489,7 +489,7 @@ async fn a_close_processed_before_its_late_insert_is_measured_once_and_the_inser
     );
     assert_eq!(listed(&h, "alice", "left"), [NEWCOMER], "measured once");
     // The late join is still announced after the leave (clients remember a
-    // leave, so it brings nobody back: web/app.js, onJoined).
+    // leave, so it brings nobody back: web/chat-client.js, onJoined).
     assert_eq!(listed(&h, "alice", "joined"), [NEWCOMER]);
 }
 

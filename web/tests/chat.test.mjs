@@ -23,7 +23,7 @@ import { artifacts, freePort, startStack, webDir } from './stack.mjs';
 /** A static file server for web/ without /config.json, like S3 or GitHub Pages. */
 async function startStaticHost() {
   const types = { '.html': 'text/html; charset=utf-8', '.js': 'text/javascript', '.css': 'text/css' };
-  const files = new Set(['index.html', 'app.js', 'style.css']);
+  const files = new Set(['index.html', 'chat-rules.js', 'chat-client.js', 'app.js', 'style.css']);
   const server = http.createServer((request, response) => {
     const name = new URL(request.url, 'http://x').pathname.slice(1) || 'index.html';
     if (!files.has(name)) {

@@ -559,6 +559,31 @@ async fn client_config(State(gateway): State<Arc<Gateway>>, headers: HeaderMap) 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The page's fallback limits (web/chat-rules.js, for a page served
+    /// where there is no /config.json) are the ones /config.json serves.
+    #[test]
+    fn the_pages_fallback_limits_are_the_servers() {
+        let script = include_str!("../../../web/chat-rules.js");
+        let start = script
+            .find("const FALLBACK_LIMITS = Object.freeze({")
+            .expect("web/chat-rules.js has FALLBACK_LIMITS");
+        let block = &script[start..];
+        let block = &block[..block.find("});").expect("its end")];
+        let fallbacks: serde_json::Map<String, serde_json::Value> = block
+            .lines()
+            .skip(1)
+            .filter_map(|line| line.trim().strip_suffix(','))
+            .filter_map(|entry| entry.split_once(": "))
+            .map(|(key, value)| {
+                (
+                    key.to_owned(),
+                    serde_json::json!(value.parse::<u64>().expect("a number")),
+                )
+            })
+            .collect();
+        assert_eq!(serde_json::Value::Object(fallbacks), client_limits());
+    }
     use aws_lambda_events::encodings::Body;
 
     #[test]
