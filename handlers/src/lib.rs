@@ -25,7 +25,6 @@ pub mod records;
 pub mod retry_budget;
 pub mod room;
 pub mod routes;
-pub mod sigv4;
 pub mod store;
 pub mod time;
 

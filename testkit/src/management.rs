@@ -3,10 +3,12 @@
 //! records every post, answers 410 GoneException for ids marked gone,
 //! 403 ForbiddenException for ids marked failing, and 429 or 5xx for the
 //! next posts to ids given [`FakeManagementApi::fail_next`], with the
-//! `x-amzn-ErrorType` header errors are mapped by. Like API Gateway, it
-//! refuses a post whose SigV4 signature is not what the SDK's own signer
-//! (`aws-sigv4`) computes for the request as received: 403
-//! `InvalidSignatureException`, and the post is not recorded.
+//! `x-amzn-ErrorType` header errors are mapped by. `GET` (GetConnection)
+//! and `DELETE` (DeleteConnection) answer as API Gateway does too, gone ids
+//! with 410, deletions recorded. Like API Gateway, it refuses a request
+//! whose SigV4 signature is not what the SDK's own signer (`aws-sigv4`)
+//! computes for the request as received: 403 `InvalidSignatureException`,
+//! and nothing is recorded.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -42,6 +44,8 @@ struct FakeState {
     failing: HashSet<String>,
     /// Status and how many more posts get it, by connection id.
     transient: HashMap<String, (u16, usize)>,
+    /// Connections closed with DeleteConnection.
+    deleted: Vec<String>,
 }
 
 impl FakeManagementApi {
@@ -54,13 +58,8 @@ impl FakeManagementApi {
             headers: HeaderMap,
             body: Bytes,
         ) -> Response {
-            if let Some(problem) = signature_problem(&headers, &uri, &body) {
-                return (
-                    StatusCode::FORBIDDEN,
-                    [("x-amzn-ErrorType", "InvalidSignatureException")],
-                    serde_json::json!({ "message": problem }).to_string(),
-                )
-                    .into_response();
+            if let Some(refused) = unsigned("POST", &headers, &uri, &body) {
+                return refused;
             }
             let body = String::from_utf8_lossy(&body).into_owned();
             let mut state = state.lock().expect("fake state");
@@ -81,12 +80,7 @@ impl FakeManagementApi {
                     .into_response();
             }
             if state.gone.contains(&id) {
-                return (
-                    StatusCode::GONE,
-                    [("x-amzn-ErrorType", "GoneException")],
-                    r#"{"message":null}"#,
-                )
-                    .into_response();
+                return gone();
             }
             if state.failing.contains(&id) {
                 return (
@@ -100,9 +94,51 @@ impl FakeManagementApi {
             StatusCode::OK.into_response()
         }
 
+        /// GetConnection: 410 for a gone id, else a connection's document.
+        async fn get(
+            State(state): State<Shared>,
+            Path((_stage, id)): Path<(String, String)>,
+            uri: Uri,
+            headers: HeaderMap,
+        ) -> Response {
+            if let Some(refused) = unsigned("GET", &headers, &uri, b"") {
+                return refused;
+            }
+            if state.lock().expect("fake state").gone.contains(&id) {
+                return gone();
+            }
+            axum::Json(serde_json::json!({
+                "connectedAt": "2026-11-28T00:13:36.123Z",
+                "identity": { "sourceIp": "127.0.0.1" },
+                "lastActiveAt": "2026-11-28T00:13:40.000Z",
+            }))
+            .into_response()
+        }
+
+        /// DeleteConnection: 410 for a gone id, else recorded and gone.
+        async fn delete(
+            State(state): State<Shared>,
+            Path((_stage, id)): Path<(String, String)>,
+            uri: Uri,
+            headers: HeaderMap,
+        ) -> Response {
+            if let Some(refused) = unsigned("DELETE", &headers, &uri, b"") {
+                return refused;
+            }
+            let mut state = state.lock().expect("fake state");
+            if !state.gone.insert(id.clone()) {
+                return gone();
+            }
+            state.deleted.push(id);
+            StatusCode::NO_CONTENT.into_response()
+        }
+
         let state = Shared::default();
         let app = axum::Router::new()
-            .route("/{stage}/@connections/{id}", axum::routing::post(post))
+            .route(
+                "/{stage}/@connections/{id}",
+                axum::routing::post(post).get(get).delete(delete),
+            )
             .with_state(state.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -149,6 +185,11 @@ impl FakeManagementApi {
             .collect()
     }
 
+    /// The connections closed with DeleteConnection, in order.
+    pub fn deleted(&self) -> Vec<String> {
+        self.lock().deleted.clone()
+    }
+
     /// How many posts were made to one connection, answered or not.
     pub fn attempts(&self, connection_id: &str) -> usize {
         self.lock()
@@ -178,9 +219,32 @@ impl Drop for FakeManagementApi {
     }
 }
 
+fn gone() -> Response {
+    (
+        StatusCode::GONE,
+        [("x-amzn-ErrorType", "GoneException")],
+        r#"{"message":null}"#,
+    )
+        .into_response()
+}
+
+/// API Gateway's 403 for a request whose signature is wrong; `None` when it
+/// is right.
+fn unsigned(method: &str, headers: &HeaderMap, uri: &Uri, body: &[u8]) -> Option<Response> {
+    let problem = signature_problem(method, headers, uri, body)?;
+    Some(
+        (
+            StatusCode::FORBIDDEN,
+            [("x-amzn-ErrorType", "InvalidSignatureException")],
+            serde_json::json!({ "message": problem }).to_string(),
+        )
+            .into_response(),
+    )
+}
+
 /// Why the request's `authorization` is not the signature `aws-sigv4`
 /// computes for it (`None`: it is).
-fn signature_problem(headers: &HeaderMap, uri: &Uri, body: &[u8]) -> Option<String> {
+fn signature_problem(method: &str, headers: &HeaderMap, uri: &Uri, body: &[u8]) -> Option<String> {
     let header = |name: &str| headers.get(name).and_then(|value| value.to_str().ok());
     let (Some(given), Some(date), Some(host)) = (
         header("authorization"),
@@ -209,7 +273,7 @@ fn signature_problem(headers: &HeaderMap, uri: &Uri, body: &[u8]) -> Option<Stri
         .expect("complete signing parameters");
     let url = format!("http://{host}{}", uri.path());
     let signed = SignableRequest::new(
-        "POST",
+        method,
         &url,
         [("host", host)].into_iter(),
         SignableBody::Bytes(body),

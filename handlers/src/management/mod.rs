@@ -1,18 +1,23 @@
-//! The API Gateway Management API adapter: posts frames to connections, and
-//! asks whether one is still there, at the endpoint the deployment
-//! configures (`MANAGEMENT_API_ENDPOINT`).
+//! The API Gateway Management API adapter, at the endpoint the deployment
+//! configures (`MANAGEMENT_API_ENDPOINT`): posts frames to connections,
+//! asks whether one is still there, and closes one.
 //!
-//! `PostToConnection` runs once per recipient of every message, so each call
-//! is one signed HTTP request ([`crate::sigv4`]) over the SDK's HTTP
-//! connector, without the SDK client: its per-operation machinery
-//! (interceptors, endpoint rules, runtime components, signing) was about
-//! three quarters of a post's instructions; docs/performance.md has the
-//! figures. So the retry loop, its backoff and the error mapping are ours,
-//! written to match the SDK's for this API: 429, 5xx and broken
-//! connections are tried again at most [`POST_ATTEMPTS`] times with full
-//! jitter and a process-wide retry budget ([`RetryBudget`], the SDKs' retry
-//! quota); errors are read from `x-amzn-ErrorType` and the body's `__type`,
-//! with `x-amzn-RequestId`. `GetConnection` takes the same path.
+//! `PostToConnection` runs once per recipient of every message, so it takes
+//! a fast path of ours: one request signed by [`sigv4`] (a day key, on
+//! RustCrypto's `Hmac<Sha256>`) and sent over the SDK's HTTP connector. The
+//! retry loop, its backoff and the error mapping of that path are ours, not
+//! the SDK's, written to behave as the SDK's standard mode does for this
+//! API: 429, 5xx and broken connections are tried again at most
+//! [`POST_ATTEMPTS`] times within [`POST_TIMEOUT`], with full jitter and a
+//! process-wide retry budget ([`RetryBudget`], the SDKs' retry quota);
+//! errors are read from `x-amzn-ErrorType` and the body's `__type`, with
+//! `x-amzn-RequestId`. The SDK's client for the same post costs several
+//! times the instructions (docs/performance.md, "Management API").
+//!
+//! `GetConnection` (the repair) and `DeleteConnection` (moderators) go
+//! through the SDK's own client ([`sdk`]), one per process, with the same
+//! signer as its SigV4 auth scheme: there the SDK's serialization, retries,
+//! timeouts and error mapping run.
 
 use std::fmt;
 use std::str::FromStr;
@@ -29,10 +34,13 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Limited};
 use percent_encoding::utf8_percent_encode;
 
+mod sdk;
+mod sigv4;
+
 use crate::error::{AwsError, ConfigError, causes};
 use crate::limits::{POST_ATTEMPTS, POST_RETRY_BACKOFF, POST_RETRY_MAX_BACKOFF, POST_TIMEOUT};
 use crate::retry_budget::{RetryBudget, RetryReason};
-use crate::sigv4::{Signer, UNRESERVED};
+use sigv4::{Signer, UNRESERVED};
 
 const SERVICE: &str = "Management API";
 /// SigV4's name for API Gateway's execute API, the Management API's signing
@@ -114,44 +122,23 @@ impl FromStr for ManagementEndpoint {
 /// The Management API of one WebSocket API stage.
 #[derive(Clone, Debug)]
 pub struct Management {
+    /// `PostToConnection`'s signed fast path.
     api: Arc<Api>,
+    /// The SDK's client, for everything else.
+    sdk: aws_sdk_apigatewaymanagement::Client,
 }
 
 #[derive(Debug)]
 struct Api {
     endpoint: ManagementEndpoint,
     connector: SharedHttpConnector,
-    signer: Signer,
+    signer: Arc<Signer>,
     /// Shared by every call of the process.
     retries: RetryBudget,
 }
 
-/// The operations the chat calls (API Gateway's names).
-#[derive(Clone, Copy, Debug)]
-#[allow(clippy::enum_variant_names)]
-enum Operation {
-    PostToConnection,
-    GetConnection,
-    DeleteConnection,
-}
-
-impl Operation {
-    fn method(self) -> &'static str {
-        match self {
-            Self::PostToConnection => "POST",
-            Self::GetConnection => "GET",
-            Self::DeleteConnection => "DELETE",
-        }
-    }
-
-    fn name(self) -> &'static str {
-        match self {
-            Self::PostToConnection => "PostToConnection",
-            Self::GetConnection => "GetConnection",
-            Self::DeleteConnection => "DeleteConnection",
-        }
-    }
-}
+/// The one operation the fast path makes.
+const POST_TO_CONNECTION: &str = "PostToConnection";
 
 impl Management {
     /// Over HTTPS (or HTTP), with the credentials and region of `sdk`.
@@ -167,15 +154,17 @@ impl Management {
         endpoint: &ManagementEndpoint,
         connector: SharedHttpConnector,
     ) -> Self {
+        let signer = Arc::new(Signer::new(
+            SIGNING_NAME,
+            sdk.region().map(|region| region.as_ref().to_owned()),
+            sdk.credentials_provider(),
+        ));
         Self {
+            sdk: sdk::client(sdk, endpoint, connector.clone(), Arc::clone(&signer)),
             api: Arc::new(Api {
                 endpoint: endpoint.clone(),
                 connector,
-                signer: Signer::new(
-                    SIGNING_NAME,
-                    sdk.region().map(|region| region.as_ref().to_owned()),
-                    sdk.credentials_provider(),
-                ),
+                signer,
                 retries: RetryBudget::default(),
             }),
         }
@@ -184,13 +173,17 @@ impl Management {
     /// Whether API Gateway still has the connection (`GetConnection`).
     pub async fn is_connected(&self, connection_id: &str) -> Result<bool, AwsError> {
         match self
-            .api
-            .call(Operation::GetConnection, connection_id, Bytes::new())
+            .sdk
+            .get_connection()
+            .connection_id(connection_id)
+            .send()
             .await
         {
-            Delivery::Delivered => Ok(true),
-            Delivery::Gone => Ok(false),
-            Delivery::Failed(error) => Err(error),
+            Ok(_) => Ok(true),
+            Err(error) if error.as_service_error().is_some_and(|error| error.is_gone_exception()) => {
+                Ok(false)
+            }
+            Err(error) => Err(AwsError::new(SERVICE, "GetConnection", &error)),
         }
     }
 
@@ -208,15 +201,25 @@ impl Management {
     /// Closes a connection (`DeleteConnection`): a moderator's removal.
     /// `Gone` when it had closed already.
     pub async fn close(&self, connection_id: &str) -> Delivery {
-        self.api
-            .call(Operation::DeleteConnection, connection_id, Bytes::new())
+        match self
+            .sdk
+            .delete_connection()
+            .connection_id(connection_id)
+            .send()
             .await
+        {
+            Ok(_) => Delivery::Delivered,
+            Err(error) if error.as_service_error().is_some_and(|error| error.is_gone_exception()) => {
+                Delivery::Gone
+            }
+            Err(error) => Delivery::Failed(AwsError::new(SERVICE, "DeleteConnection", &error)),
+        }
     }
 
     /// Posts one frame to one connection (`PostToConnection`).
     pub async fn post(&self, connection_id: &str, frame: Bytes) -> Delivery {
         self.api
-            .call(Operation::PostToConnection, connection_id, frame)
+            .call(connection_id, frame)
             .await
     }
 }
@@ -233,7 +236,7 @@ impl Api {
     /// the process's retry budget lasts ([`RetryBudget`]): one slow
     /// recipient must not stall a fan-out, nor a throttled API Gateway be
     /// asked again and again. 410 and 403 are answers, never retried.
-    async fn call(&self, operation: Operation, connection_id: &str, body: Bytes) -> Delivery {
+    async fn call(&self, connection_id: &str, body: Bytes) -> Delivery {
         let path = format!(
             "{}/@connections/{}",
             self.endpoint.base_path,
@@ -242,7 +245,7 @@ impl Api {
         let attempts = async {
             let mut attempt = 1;
             loop {
-                match self.attempt(operation, &path, &body).await {
+                match self.attempt(&path, &body).await {
                     Attempt::Done(delivery) => {
                         if !matches!(delivery, Delivery::Failed(_)) {
                             self.retries.succeeded();
@@ -268,16 +271,15 @@ impl Api {
         match tokio::time::timeout(POST_TIMEOUT, attempts).await {
             Ok(delivery) => delivery,
             Err(_) => Delivery::Failed(failure(
-                operation,
                 ServiceReply::default(),
                 format!("no answer within {POST_TIMEOUT:?}"),
             )),
         }
     }
 
-    async fn attempt(&self, operation: Operation, path: &str, body: &Bytes) -> Attempt {
+    async fn attempt(&self, path: &str, body: &Bytes) -> Attempt {
         let host = &self.endpoint.authority;
-        let method = operation.method();
+        let method = "POST";
         let signature = match self
             .signer
             .sign(method, host, path, body, SystemTime::now())
@@ -286,7 +288,6 @@ impl Api {
             Ok(signature) => signature,
             Err(error) => {
                 return Attempt::Done(Delivery::Failed(failure(
-                    operation,
                     ServiceReply::default(),
                     error.to_string(),
                 )));
@@ -303,7 +304,6 @@ impl Api {
             });
         if let Err(detail) = built {
             return Attempt::Done(Delivery::Failed(failure(
-                operation,
                 ServiceReply::default(),
                 detail,
             )));
@@ -317,9 +317,9 @@ impl Api {
             headers.insert("x-amz-security-token", token);
         }
         match self.connector.call(request).await {
-            Ok(response) => answer(operation, response).await,
+            Ok(response) => answer(response).await,
             Err(error) => Attempt::Retry(
-                connection_failure(operation, &error),
+                connection_failure(&error),
                 RetryReason::Unanswered,
             ),
         }
@@ -335,7 +335,7 @@ impl ManagementEndpoint {
 
 /// Maps the Management API's answer: 2xx delivered, 410 gone, 429 and 5xx
 /// worth another try, anything else a failure.
-async fn answer(operation: Operation, response: HttpResponse) -> Attempt {
+async fn answer(response: HttpResponse) -> Attempt {
     let status = response.status().as_u16();
     match status {
         200..=299 => return Attempt::Done(Delivery::Delivered),
@@ -366,7 +366,6 @@ async fn answer(operation: Operation, response: HttpResponse) -> Attempt {
         (None, true) => format!("HTTP {status}"),
     };
     let error = failure(
-        operation,
         ServiceReply {
             code,
             request_id,
@@ -401,7 +400,7 @@ impl ErrorDocument {
     }
 }
 
-fn connection_failure(operation: Operation, error: &ConnectorError) -> AwsError {
+fn connection_failure(error: &ConnectorError) -> AwsError {
     let kind = if error.is_timeout() {
         "timeout"
     } else if error.is_io() {
@@ -410,7 +409,6 @@ fn connection_failure(operation: Operation, error: &ConnectorError) -> AwsError 
         "dispatch failure"
     };
     failure(
-        operation,
         ServiceReply::default(),
         format!("{kind}: {}", causes(error)),
     )
@@ -425,10 +423,10 @@ struct ServiceReply {
     status: Option<u16>,
 }
 
-fn failure(operation: Operation, answer: ServiceReply, detail: String) -> AwsError {
+fn failure(answer: ServiceReply, detail: String) -> AwsError {
     AwsError {
         service: SERVICE,
-        operation: operation.name(),
+        operation: POST_TO_CONNECTION,
         code: answer.code,
         request_id: answer.request_id,
         status: answer.status,

@@ -1,16 +1,17 @@
-//! AWS Signature Version 4 for the Management API's hot path: one
-//! `PostToConnection` per recipient of every message.
+//! AWS Signature Version 4 for the Management API adapter, its only user:
+//! one `PostToConnection` per recipient of every message.
 //!
 //! The SDK's signer derives the signing key (four HMACs) and builds the
 //! canonical request through maps and formatted strings for every request:
 //! 41% of a post's instructions on Lambda (docs/performance.md). This signer
-//! derives the key once per credentials and UTC day, keys its HMAC once, and
+//! derives the key once per credentials and UTC day (RustCrypto's
+//! `Hmac<Sha256>`), keeps the keyed HMAC to clone for each signature, and
 //! writes the canonical request straight into one buffer. Its output is
 //! checked against the SDK's own signer (`aws-sigv4`) in the tests below.
 //!
-//! It signs what [`crate::management`] sends and nothing more general: a
-//! request without a query string, with `host`, `x-amz-date` and, for
-//! temporary credentials, `x-amz-security-token` as its signed headers.
+//! It signs what the adapter sends and nothing more general: a request
+//! without a query string, with `host`, `x-amz-date` and, for temporary
+//! credentials, `x-amz-security-token` as its signed headers.
 
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::{Duration, SystemTime};
@@ -18,8 +19,11 @@ use std::time::{Duration, SystemTime};
 use aws_credential_types::Credentials;
 use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
 use chrono::{DateTime, Datelike, NaiveDate, Timelike, Utc};
+use hmac::{Hmac, KeyInit, Mac};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use sha2::{Digest, Sha256};
+
+type HmacSha256 = Hmac<Sha256>;
 
 const ALGORITHM: &str = "AWS4-HMAC-SHA256";
 
@@ -46,6 +50,8 @@ pub enum SignError {
     NoRegion,
     #[error("loading AWS credentials failed: {0}")]
     Credentials(String),
+    #[error("the signing key could not be made")]
+    Key,
 }
 
 /// The headers that sign one request.
@@ -79,8 +85,8 @@ struct DayKey {
     authorization_prefix: String,
     /// `<day>/<region>/<service>/aws4_request`.
     scope: String,
-    /// The signing key, keyed into an HMAC once.
-    mac: KeyedHmac,
+    /// The signing key, keyed into an HMAC once; cloned for each signature.
+    mac: HmacSha256,
 }
 
 impl Signer {
@@ -99,7 +105,7 @@ impl Signer {
 
     /// Signs `method` (`POST`, `GET`) of `body` to `path` (already
     /// percent-encoded as it will be sent, without a query) on `host`, at
-    /// `now`.
+    /// `now`, with credentials from the signer's provider.
     pub async fn sign(
         &self,
         method: &str,
@@ -110,7 +116,52 @@ impl Signer {
     ) -> Result<Signature, SignError> {
         let time = DateTime::<Utc>::from(now);
         let key = self.key_for(&time, now).await?;
-        let amz_date = amz_date(&time);
+        Ok(Self::signature(&key, &time, method, host, path, body))
+    }
+
+    /// [`Signer::sign`] with `credentials` given (the SDK client's identity,
+    /// which its identity cache keeps): no call to the provider.
+    pub fn sign_with(
+        &self,
+        credentials: &Credentials,
+        request: Request<'_>,
+        now: SystemTime,
+    ) -> Result<Signature, SignError> {
+        let time = DateTime::<Utc>::from(now);
+        let day = time.date_naive();
+        let cached = self
+            .key
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+            .filter(|key| key.day == day && same(&key.credentials, credentials));
+        let key = match cached {
+            Some(key) => key,
+            None => {
+                let region = self.region.as_deref().ok_or(SignError::NoRegion)?;
+                let key = Arc::new(DayKey::derive(credentials.clone(), day, region, self.service)?);
+                *self.key.write().unwrap_or_else(PoisonError::into_inner) = Some(key.clone());
+                key
+            }
+        };
+        let Request {
+            method,
+            host,
+            path,
+            body,
+        } = request;
+        Ok(Self::signature(&key, &time, method, host, path, body))
+    }
+
+    fn signature(
+        key: &DayKey,
+        time: &DateTime<Utc>,
+        method: &str,
+        host: &str,
+        path: &str,
+        body: &[u8],
+    ) -> Signature {
+        let amz_date = amz_date(time);
         let token = key.credentials.session_token();
         let signed_headers = if token.is_some() {
             "host;x-amz-date;x-amz-security-token"
@@ -148,13 +199,15 @@ impl Signer {
         authorization.push_str(&key.authorization_prefix);
         authorization.push_str(signed_headers);
         authorization.push_str(", Signature=");
-        push_hex(&mut authorization, &key.mac.sign(string_to_sign.as_bytes()));
+        let mut mac = key.mac.clone();
+        mac.update(string_to_sign.as_bytes());
+        push_hex(&mut authorization, &mac.finalize().into_bytes());
 
-        Ok(Signature {
+        Signature {
             amz_date,
             authorization,
             security_token: token.map(str::to_owned),
-        })
+        }
     }
 
     /// The day's key, derived again when the day or the credentials change.
@@ -181,10 +234,28 @@ impl Signer {
             .provide_credentials()
             .await
             .map_err(|error| SignError::Credentials(crate::error::causes(&error)))?;
-        let key = Arc::new(DayKey::derive(credentials, day, region, self.service));
+        let key = Arc::new(DayKey::derive(credentials, day, region, self.service)?);
         *self.key.write().unwrap_or_else(PoisonError::into_inner) = Some(key.clone());
         Ok(key)
     }
+}
+
+/// What one request signs: its method, `host`, percent-encoded path (no
+/// query) and body.
+#[derive(Clone, Copy, Debug)]
+pub struct Request<'a> {
+    pub method: &'a str,
+    pub host: &'a str,
+    pub path: &'a str,
+    pub body: &'a [u8],
+}
+
+/// Whether two credentials are the same key (a day key derived for one
+/// serves the other).
+fn same(a: &Credentials, b: &Credentials) -> bool {
+    a.access_key_id() == b.access_key_id()
+        && a.secret_access_key() == b.secret_access_key()
+        && a.session_token() == b.session_token()
 }
 
 fn expiring(credentials: &Credentials, now: SystemTime) -> bool {
@@ -194,70 +265,48 @@ fn expiring(credentials: &Credentials, now: SystemTime) -> bool {
 }
 
 impl DayKey {
-    fn derive(credentials: Credentials, day: NaiveDate, region: &str, service: &str) -> Self {
+    /// SigV4's signing key: the secret HMACs the day, the region, the
+    /// service and `aws4_request` in turn.
+    fn derive(
+        credentials: Credentials,
+        day: NaiveDate,
+        region: &str,
+        service: &str,
+    ) -> Result<Self, SignError> {
         let yyyymmdd = day.format("%Y%m%d").to_string();
-        let secret = KeyedHmac::new(format!("AWS4{}", credentials.secret_access_key()).as_bytes());
-        let by_day = KeyedHmac::new(&secret.sign(yyyymmdd.as_bytes()));
-        let by_region = KeyedHmac::new(&by_day.sign(region.as_bytes()));
-        let by_service = KeyedHmac::new(&by_region.sign(service.as_bytes()));
-        let signing_key = by_service.sign(b"aws4_request");
+        let secret = format!("AWS4{}", credentials.secret_access_key());
+        let signing_key = [
+            yyyymmdd.as_bytes(),
+            region.as_bytes(),
+            service.as_bytes(),
+            b"aws4_request",
+        ]
+        .into_iter()
+        .try_fold(secret.into_bytes(), |key, part| {
+            keyed(&key).map(|mut mac| {
+                mac.update(part);
+                mac.finalize().into_bytes().to_vec()
+            })
+        })?;
         let scope = format!("{yyyymmdd}/{region}/{service}/aws4_request");
         let authorization_prefix = format!(
             "{ALGORITHM} Credential={}/{scope}, SignedHeaders=",
             credentials.access_key_id()
         );
-        Self {
+        Ok(Self {
             credentials,
             day,
             authorization_prefix,
             scope,
-            mac: KeyedHmac::new(&signing_key),
-        }
+            mac: keyed(&signing_key)?,
+        })
     }
 }
 
-/// HMAC-SHA256 (RFC 2104) with its key absorbed once: signing clones the two
-/// keyed hash states instead of hashing the padded key again.
-#[derive(Clone)]
-struct KeyedHmac {
-    inner: Sha256,
-    outer: Sha256,
-}
-
-impl std::fmt::Debug for KeyedHmac {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("KeyedHmac(..)")
-    }
-}
-
-impl KeyedHmac {
-    const BLOCK: usize = 64;
-
-    fn new(key: &[u8]) -> Self {
-        let mut block = [0u8; Self::BLOCK];
-        if key.len() > Self::BLOCK {
-            block[..32].copy_from_slice(&Sha256::digest(key));
-        } else {
-            block[..key.len()].copy_from_slice(key);
-        }
-        let pad = |byte: u8| {
-            let mut hash = Sha256::new();
-            hash.update(block.map(|b| b ^ byte));
-            hash
-        };
-        Self {
-            inner: pad(0x36),
-            outer: pad(0x5c),
-        }
-    }
-
-    fn sign(&self, message: &[u8]) -> [u8; 32] {
-        let mut inner = self.inner.clone();
-        inner.update(message);
-        let mut outer = self.outer.clone();
-        outer.update(inner.finalize());
-        outer.finalize().into()
-    }
+/// An HMAC-SHA256 keyed with `key` (any length is a valid HMAC key; the
+/// error cannot happen, and is reported rather than assumed).
+fn keyed(key: &[u8]) -> Result<HmacSha256, SignError> {
+    HmacSha256::new_from_slice(key).map_err(|_| SignError::Key)
 }
 
 /// `YYYYMMDD'T'HHMMSS'Z'`, written digit by digit: `format!` costs more
@@ -499,27 +548,5 @@ mod tests {
             no_credentials.sign("POST", "h", "/p", b"", at(0)).await,
             Err(SignError::NoCredentialsProvider)
         ));
-    }
-
-    #[test]
-    fn hmac_matches_rfc_4231() {
-        // Test case 2 and test case 6 (a key longer than a block).
-        let mac = KeyedHmac::new(b"Jefe");
-        let mut hex = String::new();
-        push_hex(&mut hex, &mac.sign(b"what do ya want for nothing?"));
-        assert_eq!(
-            hex,
-            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
-        );
-        let mac = KeyedHmac::new(&[0xaa; 131]);
-        let mut hex = String::new();
-        push_hex(
-            &mut hex,
-            &mac.sign(b"Test Using Larger Than Block-Size Key - Hash Key First"),
-        );
-        assert_eq!(
-            hex,
-            "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54"
-        );
     }
 }
