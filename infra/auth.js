@@ -33,11 +33,13 @@
 // rather than every handshake.
 'use strict';
 
+const { level } = require('./log-level.js');
+// Every function's memory and timeout (serverless.yml reads the others').
+const FUNCTIONS = require('./functions.json');
+
 // Kind of key -> the variable the authorizer reads it from
 // (handlers/src/config.rs, `AuthSettings::from_vars`), where it is stored,
 // and the default name of the secret or parameter.
-const { level } = require('./log-level.js');
-
 const KINDS = {
   hs256: {
     variable: 'AUTH_JWT_SECRET',
@@ -229,9 +231,10 @@ async function authorizer({ resolveVariable }) {
     role: 'AuthorizerRole',
     // Verifies one signature per handshake and calls no AWS service (with
     // authJwksUrl, the provider's keys now and then): the least memory, and
-    // a short timeout (docs/deploy.md, "Memory and timeouts").
-    memorySize: 128,
-    timeout: 5,
+    // a short timeout (infra/functions.json; docs/deploy.md, "Memory and
+    // timeouts").
+    memorySize: FUNCTIONS.authorizer.memorySize,
+    timeout: FUNCTIONS.authorizer.timeout,
     package: { artifact: 'dist/authorizer.zip' },
     environment: environment(signIn),
   };

@@ -21,11 +21,15 @@ cd "$root"
 profile="${LAMBDA_PROFILE:-lambda}"
 nice_level="${BUILD_NICE:-19}"
 target=aarch64-unknown-linux-gnu
-# The deployed binaries: one per WebSocket route, the stream consumer, the
-# scheduled repair of sessions left open, and the $connect authorizer
-# (deployed only with sign-in on, built always). (chat-local, the offline
-# stack, is not deployed.)
-functions=(connect disconnect sendmessage history default moderate stream-processor reconcile authorizer)
+# The deployed binaries, from infra/functions.json (the one list of the
+# functions, with their memory and timeouts): one per WebSocket route (one
+# for the three moderation routes), the stream consumer, the scheduled
+# repair of sessions left open, and the $connect authorizer (deployed only
+# with sign-in on, built always). (chat-local, the offline stack, is not
+# deployed.) Serverless's `streamProcessor` is the binary `stream-processor`.
+mapfile -t functions < <(python3 -c 'import json, sys
+for key in json.load(open(sys.argv[1])):
+    print("stream-processor" if key == "streamProcessor" else key)' "$infra/functions.json")
 
 # shellcheck source=tools.sh
 source "$infra/tools.sh"

@@ -24,6 +24,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use anyhow::Context;
 use futures::{SinkExt, StreamExt};
 use serde::Serialize;
 use serde_json::Value;
@@ -116,7 +117,7 @@ const ECHO_PATIENCE: Duration = Duration::from_secs(5);
 /// The victim says something this often (within its own allowance).
 const PROBE_INTERVAL: Duration = Duration::from_millis(250);
 
-pub async fn measure(binaries: &Binaries, plan: &Plan) -> Result<Outcome, String> {
+pub async fn measure(binaries: &Binaries, plan: &Plan) -> anyhow::Result<Outcome> {
     let target = Target::ChatDefaults {
         open_files: plan.server_open_files,
     };
@@ -124,25 +125,55 @@ pub async fn measure(binaries: &Binaries, plan: &Plan) -> Result<Outcome, String
     let address = server_address(&server.url)?;
     let during = Duration::from_secs(plan.attack_secs);
     let mut victim = Victim::join(&server.url, address).await?;
-    let mut phases = Vec::new();
+    let alone = victim
+        .measure("alone", &server, during, &Counts::default())
+        .await;
+    let phases = vec![
+        alone,
+        flood_of_messages(&mut victim, &server, address, plan).await?,
+        flood_of_history(&mut victim, &server, address, plan).await?,
+        handshakes_never_finished(&mut victim, &server, address, plan).await,
+    ];
+    for phase in &phases {
+        eprintln!("  {phase:?}");
+    }
+    let backlog_left_after = leave_a_backlog(&server.url, address, plan.backlog_frames).await?;
+    eprintln!("  backlog: left after {backlog_left_after:?}");
 
-    phases.push(
-        victim
-            .measure("alone", &server, during, &Counts::default())
-            .await,
-    );
+    let server_errors = server.errors();
+    let server_peak_rss_kib = server.peak_rss_kib();
+    let sigterm_exit = sigterm_during_a_flood(server, address).await?;
+    eprintln!("  SIGTERM: exited after {sigterm_exit:?}");
 
+    Ok(Outcome {
+        target: target.label(),
+        phases,
+        backlog_left_after_ms: backlog_left_after.map(ms),
+        sigterm_exit_ms: sigterm_exit.map(ms),
+        server_errors,
+        server_peak_rss_kib,
+    })
+}
+
+/// Attack 1: connections on 127.0.0.2 in a room of their own, each sending
+/// at its own message allowance.
+async fn flood_of_messages(
+    victim: &mut Victim,
+    server: &Server,
+    address: SocketAddr,
+    plan: &Plan,
+) -> anyhow::Result<Phase> {
     let counts = Counts::default();
     let stop = CancellationToken::new();
-    for socket in open_many(
+    let flooders = open_many(
         &server.url,
         address,
         ATTACKER,
         "flood",
         plan.message_flooders,
     )
-    .await?
-    {
+    .await?;
+    for socket in flooders {
         tokio::spawn(flood_messages(
             socket,
             plan.message_rate,
@@ -150,43 +181,49 @@ pub async fn measure(binaries: &Binaries, plan: &Plan) -> Result<Outcome, String
             stop.clone(),
         ));
     }
-    phases.push(
-        victim
-            .under_attack(
-                "messages at each one's allowance",
-                &server,
-                during,
-                &counts,
-                &stop,
-            )
-            .await,
-    );
+    let during = Duration::from_secs(plan.attack_secs);
+    let name = "messages at each one's allowance";
+    Ok(victim
+        .under_attack(name, server, during, &counts, &stop)
+        .await)
+}
 
+/// Attack 2: connections on 127.0.0.2 asking for `history` as fast as they
+/// are answered.
+async fn flood_of_history(
+    victim: &mut Victim,
+    server: &Server,
+    address: SocketAddr,
+    plan: &Plan,
+) -> anyhow::Result<Phase> {
     let counts = Counts::default();
     let stop = CancellationToken::new();
-    for socket in open_many(
+    let flooders = open_many(
         &server.url,
         address,
         ATTACKER,
         "history",
         plan.history_flooders,
     )
-    .await?
-    {
+    .await?;
+    for socket in flooders {
         tokio::spawn(flood_history(socket, counts.clone(), stop.clone()));
     }
-    phases.push(
-        victim
-            .under_attack(
-                "history as fast as answered",
-                &server,
-                during,
-                &counts,
-                &stop,
-            )
-            .await,
-    );
+    let during = Duration::from_secs(plan.attack_secs);
+    let name = "history as fast as answered";
+    Ok(victim
+        .under_attack(name, server, during, &counts, &stop)
+        .await)
+}
 
+/// Attack 3: more sockets than the server may open files, from many
+/// 127.0.1.x addresses, that never finish their handshake.
+async fn handshakes_never_finished(
+    victim: &mut Victim,
+    server: &Server,
+    address: SocketAddr,
+    plan: &Plan,
+) -> Phase {
     let counts = Counts::default();
     let stop = CancellationToken::new();
     for socket in 0..plan.handshake_sockets {
@@ -202,21 +239,19 @@ pub async fn measure(binaries: &Binaries, plan: &Plan) -> Result<Outcome, String
     }
     // Let them take their places first.
     tokio::time::sleep(Duration::from_secs(3)).await;
-    phases.push(
-        victim
-            .under_attack("handshakes never finished", &server, during, &counts, &stop)
-            .await,
-    );
+    let during = Duration::from_secs(plan.attack_secs);
+    let name = "handshakes never finished";
+    victim
+        .under_attack(name, server, during, &counts, &stop)
+        .await
+}
 
-    for phase in &phases {
-        eprintln!("  {phase:?}");
-    }
-    let backlog_left_after = leave_a_backlog(&server.url, address, plan.backlog_frames).await?;
-    eprintln!("  backlog: left after {backlog_left_after:?}");
-
-    let server_errors = server.errors();
-    let server_peak_rss_kib = server.peak_rss_kib();
-    // A flood in progress while the stack is told to stop.
+/// SIGTERM while a flood of history requests is in progress: how long the
+/// server took to exit, if it did.
+async fn sigterm_during_a_flood(
+    server: Server,
+    address: SocketAddr,
+) -> anyhow::Result<Option<Duration>> {
     let mut flood = connect_from(&server.url, address, LEAVER, "sigterm").await?;
     let flooding = tokio::spawn(async move {
         let request = Message::text(r#"{"action":"history"}"#);
@@ -225,23 +260,14 @@ pub async fn measure(binaries: &Binaries, plan: &Plan) -> Result<Outcome, String
     tokio::time::sleep(Duration::from_secs(1)).await;
     let sigterm_exit = server.terminate(SIGTERM_PATIENCE).await;
     flooding.abort();
-    eprintln!("  SIGTERM: exited after {sigterm_exit:?}");
-
-    Ok(Outcome {
-        target: target.label(),
-        phases,
-        backlog_left_after_ms: backlog_left_after.map(ms),
-        sigterm_exit_ms: sigterm_exit.map(ms),
-        server_errors,
-        server_peak_rss_kib,
-    })
+    Ok(sigterm_exit)
 }
 
-fn server_address(url: &str) -> Result<SocketAddr, String> {
+fn server_address(url: &str) -> anyhow::Result<SocketAddr> {
     url.strip_prefix("ws://")
         .and_then(|rest| rest.split('/').next())
         .and_then(|host| host.parse().ok())
-        .ok_or_else(|| format!("not a ws://IP:PORT URL: {url}"))
+        .with_context(|| format!("not a ws://IP:PORT URL: {url}"))
 }
 
 /// A WebSocket connection from `local` to the room `room`.
@@ -250,19 +276,16 @@ async fn connect_from(
     server: SocketAddr,
     local: IpAddr,
     room: &str,
-) -> Result<Socket, String> {
-    let socket = TcpSocket::new_v4().map_err(|problem| problem.to_string())?;
+) -> anyhow::Result<Socket> {
+    let socket = TcpSocket::new_v4()?;
     socket
         .bind(SocketAddr::new(local, 0))
-        .map_err(|problem| format!("cannot bind {local}: {problem}"))?;
-    let tcp = socket
-        .connect(server)
-        .await
-        .map_err(|problem| problem.to_string())?;
+        .with_context(|| format!("cannot bind {local}"))?;
+    let tcp = socket.connect(server).await?;
     let _ = tcp.set_nodelay(true);
     let (socket, _) = client_async(format!("{url}?room={room}"), MaybeTlsStream::Plain(tcp))
         .await
-        .map_err(|problem| format!("handshake from {local}: {problem}"))?;
+        .with_context(|| format!("handshake from {local}"))?;
     Ok(socket)
 }
 
@@ -273,7 +296,7 @@ async fn open_many(
     local: IpAddr,
     room: &str,
     count: usize,
-) -> Result<Vec<Socket>, String> {
+) -> anyhow::Result<Vec<Socket>> {
     let mut sockets = Vec::with_capacity(count);
     let opening = futures::stream::iter(0..count)
         .map(|_| connect_from(url, server, local, room))
@@ -458,7 +481,7 @@ async fn leave_a_backlog(
     url: &str,
     server: SocketAddr,
     frames: usize,
-) -> Result<Option<Duration>, String> {
+) -> anyhow::Result<Option<Duration>> {
     let mut observer = connect_from(url, server, VICTIM, "backlog").await?;
     next_of_type(&mut observer, "welcome", ECHO_PATIENCE).await?;
     let mut leaver = connect_from(url, server, LEAVER, "backlog").await?;
@@ -466,18 +489,12 @@ async fn leave_a_backlog(
         .await
         .ok()
         .and_then(|welcome| welcome["connection_id"].as_str().map(str::to_owned))
-        .ok_or("the leaver had no welcome")?;
+        .context("the leaver had no welcome")?;
     let request = Message::text(r#"{"action":"history"}"#);
     for _ in 0..frames {
-        leaver
-            .feed(request.clone())
-            .await
-            .map_err(|problem| problem.to_string())?;
+        leaver.feed(request.clone()).await?;
     }
-    leaver
-        .flush()
-        .await
-        .map_err(|problem| problem.to_string())?;
+    leaver.flush().await?;
     drop(leaver);
     let left = Instant::now();
     let patience = Duration::from_secs(600);
@@ -510,11 +527,11 @@ struct Victim {
 }
 
 impl Victim {
-    async fn join(url: &str, server: SocketAddr) -> Result<Self, String> {
+    async fn join(url: &str, server: SocketAddr) -> anyhow::Result<Self> {
         let mut socket = connect_from(url, server, VICTIM, "quiet").await?;
         next_of_type(&mut socket, "welcome", ECHO_PATIENCE)
             .await
-            .map_err(|problem| format!("the victim had no welcome: {problem}"))?;
+            .context("the victim had no welcome")?;
         Ok(Self {
             socket,
             sequence: 0,

@@ -11,6 +11,7 @@
 use std::collections::{BTreeMap, HashSet};
 use std::time::{Duration, Instant};
 
+use anyhow::anyhow;
 use futures::StreamExt;
 use serde::Serialize;
 use tokio::net::TcpStream;
@@ -73,102 +74,122 @@ impl Outcome {
     }
 }
 
-pub async fn measure(target: &Target, binaries: &Binaries, plan: &Plan) -> Result<Outcome, String> {
+pub async fn measure(target: &Target, binaries: &Binaries, plan: &Plan) -> anyhow::Result<Outcome> {
     let server = Server::start(target, binaries).await?;
     let url = format!("{}?room={ROOM}", server.url);
     let mut observer = handshake(&url, false)
         .await
-        .map_err(|problem| format!("the observer could not connect: {problem:?}"))?;
+        .map_err(|problem| anyhow!("the observer could not connect: {problem:?}"))?;
     next_of_type(&mut observer, "welcome", plan.patience).await?;
-
-    let started = Instant::now();
     let (leave, leave_now) = watch::channel(false);
-    let (reports, mut outcomes) = mpsc::unbounded_channel();
-    for client in 0..plan.clients {
-        let reset = client % 100 < plan.reset_percent;
-        tokio::spawn(member(
-            url.clone(),
-            reset,
-            plan.patience,
-            leave_now.clone(),
-            reports.clone(),
-        ));
-    }
-    drop(reports);
-    let mut refused = BTreeMap::new();
-    let mut unanswered = 0;
-    let mut first_unanswered = None;
-    let mut connected = 0;
-    let mut left_by_reset = 0;
-    let mut missing_welcomes = 0;
-    let mut last_welcome = None;
-    for _ in 0..plan.clients {
-        match outcomes.recv().await {
-            Some(Joined::Welcomed { at, reset }) => {
-                connected += 1;
-                left_by_reset += usize::from(reset);
-                last_welcome = last_welcome.max(Some(at - started));
-            }
-            Some(Joined::NoWelcome) => {
-                connected += 1;
-                missing_welcomes += 1;
-            }
-            Some(Joined::Refused(reason)) => *refused.entry(reason).or_default() += 1,
-            Some(Joined::Unanswered(problem)) => {
-                unanswered += 1;
-                first_unanswered.get_or_insert(problem);
-            }
-            None => unanswered += 1,
-        }
-    }
+    let joins = join_all(&url, plan, leave_now).await;
     // Everyone who joined leaves at the same moment.
     let _ = leave.send(true);
     let left_at = Instant::now();
     let (departures_announced, last_departure) =
-        count_departures(&mut observer, connected, plan.patience).await;
-    let still_listed = match handshake(&url, false).await {
-        Ok(mut newcomer) => next_of_type(&mut newcomer, "welcome", plan.patience)
-            .await
-            .ok()
-            .and_then(|welcome| welcome["online_count"].as_u64())
-            // The two observers.
-            .map(|count| count.saturating_sub(2)),
-        Err(_) => None,
-    };
+        count_departures(&mut observer, joins.connected, plan.patience).await;
     let outcome = Outcome {
         target: target.label(),
         clients: plan.clients,
-        connected,
-        refused,
-        unanswered,
-        first_unanswered,
-        last_welcome_ms: last_welcome.map(ms),
-        missing_welcomes,
-        left_by_reset,
+        connected: joins.connected,
+        refused: joins.refused,
+        unanswered: joins.unanswered,
+        first_unanswered: joins.first_unanswered,
+        last_welcome_ms: joins.last_welcome.map(ms),
+        missing_welcomes: joins.missing_welcomes,
+        left_by_reset: joins.left_by_reset,
         departures_announced,
         last_departure_ms: last_departure.map(|at: Instant| ms(at - left_at)),
-        still_listed,
+        still_listed: still_listed(&url, plan.patience).await,
         server_errors: server.errors(),
         server_warnings: server.warnings(),
         server_peak_rss_kib: server.peak_rss_kib(),
     };
-    eprintln!(
-        "  {:<12} {} clients: {} connected, {} refused, {} unanswered; last welcome {:?} ms; \
-         {} departures announced (last {:?} ms after leaving), {:?} still listed; {} ERROR, {} WARN lines",
-        outcome.target,
-        outcome.clients,
-        outcome.connected,
-        outcome.refused.values().sum::<usize>(),
-        outcome.unanswered,
-        outcome.last_welcome_ms,
-        outcome.departures_announced,
-        outcome.last_departure_ms,
-        outcome.still_listed,
-        outcome.server_errors,
-        outcome.server_warnings,
-    );
+    outcome.print();
     server.stop().await;
     Ok(outcome)
+}
+
+impl Outcome {
+    fn print(&self) {
+        eprintln!(
+            "  {:<12} {} clients: {} connected, {} refused, {} unanswered; last welcome {:?} ms; \
+             {} departures announced (last {:?} ms after leaving), {:?} still listed; {} ERROR, {} WARN lines",
+            self.target,
+            self.clients,
+            self.connected,
+            self.refused.values().sum::<usize>(),
+            self.unanswered,
+            self.last_welcome_ms,
+            self.departures_announced,
+            self.last_departure_ms,
+            self.still_listed,
+            self.server_errors,
+            self.server_warnings,
+        );
+    }
+}
+
+/// How the clients' joining went, all together.
+#[derive(Default)]
+struct Joins {
+    connected: usize,
+    refused: BTreeMap<String, usize>,
+    unanswered: usize,
+    first_unanswered: Option<String>,
+    missing_welcomes: usize,
+    left_by_reset: usize,
+    /// From the first handshake to the last `welcome`.
+    last_welcome: Option<Duration>,
+}
+
+/// Every client joins at once (each then waits for `leave`); how that went.
+async fn join_all(url: &str, plan: &Plan, leave: watch::Receiver<bool>) -> Joins {
+    let started = Instant::now();
+    let (reports, mut outcomes) = mpsc::unbounded_channel();
+    for client in 0..plan.clients {
+        let reset = client % 100 < plan.reset_percent;
+        tokio::spawn(member(
+            url.to_owned(),
+            reset,
+            plan.patience,
+            leave.clone(),
+            reports.clone(),
+        ));
+    }
+    drop(reports);
+    let mut joins = Joins::default();
+    for _ in 0..plan.clients {
+        match outcomes.recv().await {
+            Some(Joined::Welcomed { at, reset }) => {
+                joins.connected += 1;
+                joins.left_by_reset += usize::from(reset);
+                joins.last_welcome = joins.last_welcome.max(Some(at - started));
+            }
+            Some(Joined::NoWelcome) => {
+                joins.connected += 1;
+                joins.missing_welcomes += 1;
+            }
+            Some(Joined::Refused(reason)) => *joins.refused.entry(reason).or_default() += 1,
+            Some(Joined::Unanswered(problem)) => {
+                joins.unanswered += 1;
+                joins.first_unanswered.get_or_insert(problem);
+            }
+            None => joins.unanswered += 1,
+        }
+    }
+    joins
+}
+
+/// Connections a newcomer is told are in the room, besides the two
+/// observers.
+async fn still_listed(url: &str, patience: Duration) -> Option<u64> {
+    let mut newcomer = handshake(url, false).await.ok()?;
+    next_of_type(&mut newcomer, "welcome", patience)
+        .await
+        .ok()
+        .and_then(|welcome| welcome["online_count"].as_u64())
+        .map(|count| count.saturating_sub(2))
 }
 
 /// How one client's joining went.

@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use anyhow::{anyhow, bail};
 use futures::{SinkExt, StreamExt, stream};
 use serde::Deserialize;
 use tokio::sync::mpsc;
@@ -67,7 +68,7 @@ type Welcomes = Arc<Mutex<Vec<Option<Welcome>>>>;
 
 impl Swarm {
     /// Opens `clients` connections, at most `in_flight` handshakes at a time.
-    pub async fn connect(url: &str, clients: usize, in_flight: usize) -> Result<Self, String> {
+    pub async fn connect(url: &str, clients: usize, in_flight: usize) -> anyhow::Result<Self> {
         let (events, receiver) = mpsc::unbounded_channel();
         let frames = Arc::new(AtomicU64::new(0));
         let welcomes: Welcomes = Arc::new(Mutex::new(vec![None; clients]));
@@ -89,11 +90,11 @@ impl Swarm {
                 Err(problem) => failures.push(problem),
             }
         }
-        if let Some(first) = failures.first() {
-            return Err(format!(
-                "{} of {clients} connections failed, the first: {first}",
-                failures.len()
-            ));
+        let failed = failures.len();
+        if let Some(first) = failures.into_iter().next() {
+            return Err(first.context(format!(
+                "{failed} of {clients} connections failed, the first"
+            )));
         }
         Ok(Self {
             writers: writers.into_iter().flatten().collect(),
@@ -138,7 +139,7 @@ impl Swarm {
     /// retrying with a fresh token (joins take a moment to become visible to
     /// the chat's fan-out) for up to [`SETTLE_PATIENCE`], then lets in-flight
     /// presence settle for `quiet`.
-    pub async fn settle(&mut self, per_probe: Duration, quiet: Duration) -> Result<(), String> {
+    pub async fn settle(&mut self, per_probe: Duration, quiet: Duration) -> anyhow::Result<()> {
         let deadline = Instant::now() + SETTLE_PATIENCE;
         let mut token = SETTLE_TOKENS;
         while Instant::now() < deadline {
@@ -151,10 +152,10 @@ impl Swarm {
                 return Ok(());
             }
         }
-        Err(format!(
+        bail!(
             "a message never reached all {} clients within {SETTLE_PATIENCE:?}",
             self.len()
-        ))
+        )
     }
 
     /// The arrival times of `token`'s deliveries, one per client at most,
@@ -201,11 +202,9 @@ async fn open(
     events: mpsc::UnboundedSender<Event>,
     frames: Arc<AtomicU64>,
     welcomes: Welcomes,
-) -> Result<mpsc::UnboundedSender<Message>, String> {
+) -> anyhow::Result<mpsc::UnboundedSender<Message>> {
     // Small frames go out at once, as a browser's do.
-    let (socket, _) = tokio_tungstenite::connect_async_with_config(url, None, true)
-        .await
-        .map_err(|problem| problem.to_string())?;
+    let (socket, _) = tokio_tungstenite::connect_async_with_config(url, None, true).await?;
     let (mut sink, mut source) = socket.split();
     let (writer, mut queued) = mpsc::unbounded_channel::<Message>();
     tokio::spawn(async move {
@@ -282,12 +281,12 @@ pub async fn next_of_type(
     socket: &mut Socket,
     frame_type: &str,
     patience: Duration,
-) -> Result<serde_json::Value, String> {
+) -> anyhow::Result<serde_json::Value> {
     let deadline = tokio::time::Instant::now() + patience;
     loop {
         let frame = tokio::time::timeout_at(deadline, socket.next())
             .await
-            .map_err(|_| format!("no {frame_type} frame within {patience:?}"))?;
+            .map_err(|_| anyhow!("no {frame_type} frame within {patience:?}"))?;
         match frame {
             Some(Ok(Message::Text(text))) => {
                 if let Ok(value) = serde_json::from_str::<serde_json::Value>(text.as_str())
@@ -297,8 +296,8 @@ pub async fn next_of_type(
                 }
             }
             Some(Ok(_)) => {}
-            Some(Err(problem)) => return Err(problem.to_string()),
-            None => return Err("the connection closed".into()),
+            Some(Err(problem)) => return Err(problem.into()),
+            None => bail!("the connection closed"),
         }
     }
 }

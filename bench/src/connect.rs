@@ -34,7 +34,7 @@ pub async fn measure(
     binaries: &Binaries,
     clients: usize,
     in_flight: usize,
-) -> Result<Outcome, String> {
+) -> anyhow::Result<Outcome> {
     let server = Server::start(target, binaries).await?;
     let url = room_url(&server.url, target);
     let started = Instant::now();

@@ -36,7 +36,7 @@ pub struct Outcome {
     pub server_cpu_ms_per_round: Option<f64>,
 }
 
-pub async fn measure(target: &Target, binaries: &Binaries, plan: &Plan) -> Result<Outcome, String> {
+pub async fn measure(target: &Target, binaries: &Binaries, plan: &Plan) -> anyhow::Result<Outcome> {
     let server = Server::start(target, binaries).await?;
     let url = room_url(&server.url, target);
     let mut swarm = Swarm::connect(&url, plan.clients, CONNECT_IN_FLIGHT).await?;

@@ -25,7 +25,7 @@ pub async fn measure(
     target: &Target,
     binaries: &Binaries,
     clients: usize,
-) -> Result<Outcome, String> {
+) -> anyhow::Result<Outcome> {
     let server = Server::start(target, binaries).await?;
     // What the process holds once it has settled, before anyone connects.
     tokio::time::sleep(Duration::from_secs(1)).await;

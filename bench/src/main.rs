@@ -20,6 +20,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use anyhow::{Context, bail};
 use clap::{Parser, Subcommand, ValueEnum};
 
 use report::Report;
@@ -165,7 +166,7 @@ const SPARE_FILES: u64 = 256;
 /// Each client holds a socket here and one in the server, which inherits
 /// this process's limit: raises the soft limit to the hard one, and says
 /// exactly what to set when even that is too low for the run.
-fn check_open_file_limit(command: &Command) -> Result<(), String> {
+fn check_open_file_limit(command: &Command) -> anyhow::Result<()> {
     let clients = match command {
         Command::Fanout { clients, .. } => clients.iter().copied().max().unwrap_or(0),
         Command::Connect { clients, .. }
@@ -178,12 +179,14 @@ fn check_open_file_limit(command: &Command) -> Result<(), String> {
         Command::Lambda(_) | Command::Floor { .. } | Command::Smoke { .. } => 0,
     };
     let needed = clients as u64 + SPARE_FILES;
-    let limit = rlimit::increase_nofile_limit(u64::MAX)
-        .map_err(|problem| format!("cannot raise the open-file limit: {problem}"))?;
+    let limit =
+        rlimit::increase_nofile_limit(u64::MAX).context("cannot raise the open-file limit")?;
     if limit < needed {
-        return Err(format!(
-            "{clients} clients need about {needed} open files per process, and this              process may have {limit}: raise the hard limit first (`ulimit -Hn {needed}` as              root, or `LimitNOFILE=` for a service), then run again"
-        ));
+        bail!(
+            "{clients} clients need about {needed} open files per process, and this \
+             process may have {limit}: raise the hard limit first (`ulimit -Hn {needed}` as \
+             root, or `LimitNOFILE=` for a service), then run again"
+        );
     }
     Ok(())
 }
@@ -200,44 +203,42 @@ async fn main() -> ExitCode {
             }
         };
     }
-    // A smoke test of a deployed stage starts no server.
-    let needs_server = !matches!(&cli.command, Command::Smoke { url: Some(_), .. });
-    let located = if needs_server {
-        Binaries::locate(cli.chat_local.clone())
-    } else {
-        Binaries::without_server()
-    };
-    let binaries = match located {
-        Ok(binaries) => binaries,
-        Err(problem) => {
-            eprintln!("chat-bench: {problem}");
-            return ExitCode::FAILURE;
+    match bench(cli).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            // What failed, then each of its causes.
+            eprintln!("chat-bench: {error:#}");
+            ExitCode::FAILURE
         }
-    };
-    let mut report = Report::new();
-    if let Err(problem) = check_open_file_limit(&cli.command) {
-        eprintln!("chat-bench: {problem}");
-        return ExitCode::FAILURE;
     }
-    if let Err(problem) = run(cli.command, &binaries, &mut report).await {
-        eprintln!("chat-bench: {problem}");
-        return ExitCode::FAILURE;
-    }
-    println!("{}", report.summary());
-    if let Some(path) = cli.json
-        && let Err(problem) = report.write_json(&path)
-    {
-        eprintln!("chat-bench: cannot write {}: {problem}", path.display());
-        return ExitCode::FAILURE;
-    }
-    if report.lost_or_duplicated() {
-        eprintln!("chat-bench: deliveries were lost or duplicated");
-        return ExitCode::FAILURE;
-    }
-    ExitCode::SUCCESS
 }
 
-async fn run(command: Command, binaries: &Binaries, report: &mut Report) -> Result<(), String> {
+/// Runs the command and prints its summary (and writes its JSON); fails when
+/// the run does, when the JSON cannot be written, or (after the summary)
+/// when deliveries were lost or duplicated.
+async fn bench(cli: Cli) -> anyhow::Result<()> {
+    // A smoke test of a deployed stage starts no server.
+    let binaries = if matches!(&cli.command, Command::Smoke { url: Some(_), .. }) {
+        Binaries::without_server()?
+    } else {
+        Binaries::locate(cli.chat_local.clone())?
+    };
+    let mut report = Report::new();
+    check_open_file_limit(&cli.command)?;
+    run(cli.command, &binaries, &mut report).await?;
+    println!("{}", report.summary());
+    if let Some(path) = cli.json {
+        report
+            .write_json(&path)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    if report.lost_or_duplicated() {
+        bail!("deliveries were lost or duplicated");
+    }
+    Ok(())
+}
+
+async fn run(command: Command, binaries: &Binaries, report: &mut Report) -> anyhow::Result<()> {
     match command {
         Command::Fanout {
             clients,
@@ -245,30 +246,20 @@ async fn run(command: Command, binaries: &Binaries, report: &mut Report) -> Resu
             targets,
             management_delay_ms,
         } => {
-            for &count in &clients {
-                let plan = fanout::Plan {
-                    clients: count,
-                    rounds,
-                    patience: Duration::from_secs(30),
-                };
-                for name in &targets {
-                    let target = name.target(management_delay_ms);
-                    report
-                        .fanout
-                        .push(fanout::measure(&target, binaries, &plan).await?);
-                }
-            }
+            let targets: Vec<Target> = targets
+                .iter()
+                .map(|name| name.target(management_delay_ms))
+                .collect();
+            fanout(&clients, rounds, &targets, binaries, report).await?;
         }
         Command::Connect {
             clients,
             in_flight,
             targets,
         } => {
-            for name in targets {
-                let target = name.target(0);
-                report
-                    .connect
-                    .push(connect::measure(&target, binaries, clients, in_flight).await?);
+            for target in targets.iter().map(|name| name.target(0)) {
+                let outcome = connect::measure(&target, binaries, clients, in_flight).await?;
+                report.connect.push(outcome);
             }
         }
         Command::Churn {
@@ -281,12 +272,7 @@ async fn run(command: Command, binaries: &Binaries, report: &mut Report) -> Resu
                 reset_percent: usize::from(reset_percent),
                 patience: Duration::from_secs(patience_secs),
             };
-            let outcome = churn::measure(&TargetName::Chat.target(0), binaries, &plan).await?;
-            let clean = outcome.clean();
-            report.churn.push(outcome);
-            if !clean {
-                return Err("sessions left open, rows left behind, handshakes unanswered or ERROR lines (above)".into());
-            }
+            churn(&plan, binaries, report).await?;
         }
         Command::Smoke {
             url,
@@ -294,25 +280,13 @@ async fn run(command: Command, binaries: &Binaries, report: &mut Report) -> Resu
             management_url,
             patience_secs,
         } => {
-            let plan = smoke::Plan {
-                url,
-                token,
-                management_url,
-                patience: Duration::from_secs(patience_secs),
-            };
-            let outcome = smoke::run(&plan, binaries).await?;
-            let passed = outcome.passed();
-            report.smoke.push(outcome);
-            if !passed {
-                return Err("the smoke test failed (✘ above)".into());
-            }
+            let patience = Duration::from_secs(patience_secs);
+            smoke(url, token, management_url, patience, binaries, report).await?;
         }
         Command::Idle { clients, targets } => {
-            for name in targets {
-                let target = name.target(0);
-                report
-                    .idle
-                    .push(idle::measure(&target, binaries, clients).await?);
+            for target in targets.iter().map(|name| name.target(0)) {
+                let outcome = idle::measure(&target, binaries, clients).await?;
+                report.idle.push(outcome);
             }
         }
         Command::Sustained {
@@ -322,9 +296,6 @@ async fn run(command: Command, binaries: &Binaries, report: &mut Report) -> Resu
             duration_secs,
             target,
         } => {
-            if !(rate.is_finite() && rate > 0.0) {
-                return Err("--rate must be a positive number of messages per second".into());
-            }
             let plan = sustained::Plan {
                 clients,
                 senders,
@@ -332,9 +303,7 @@ async fn run(command: Command, binaries: &Binaries, report: &mut Report) -> Resu
                 duration: Duration::from_secs(duration_secs),
                 drain: Duration::from_secs(15),
             };
-            report
-                .sustained
-                .push(sustained::measure(&target.target(0), binaries, &plan).await?);
+            sustained(&plan, target, binaries, report).await?;
         }
         Command::Abuse(plan) => {
             report.abuse.push(abuse::measure(binaries, &plan).await?);
@@ -345,4 +314,91 @@ async fn run(command: Command, binaries: &Binaries, report: &mut Report) -> Resu
         Command::Floor { .. } => {}
     }
     Ok(())
+}
+
+/// `fanout`: each number of clients, against each target.
+async fn fanout(
+    clients: &[usize],
+    rounds: usize,
+    targets: &[Target],
+    binaries: &Binaries,
+    report: &mut Report,
+) -> anyhow::Result<()> {
+    for &count in clients {
+        let plan = fanout::Plan {
+            clients: count,
+            rounds,
+            patience: Duration::from_secs(30),
+        };
+        for target in targets {
+            report
+                .fanout
+                .push(fanout::measure(target, binaries, &plan).await?);
+        }
+    }
+    Ok(())
+}
+
+/// `churn`, failing unless every session closed and every row went.
+async fn churn(plan: &churn::Plan, binaries: &Binaries, report: &mut Report) -> anyhow::Result<()> {
+    let outcome = churn::measure(&TargetName::Chat.target(0), binaries, plan).await?;
+    let clean = outcome.clean();
+    report.churn.push(outcome);
+    if !clean {
+        bail!("sessions left open, rows left behind, handshakes unanswered or ERROR lines (above)");
+    }
+    Ok(())
+}
+
+/// `smoke` of the stage at `url` (none: a local stack), failing on any
+/// failed check.
+async fn smoke(
+    url: Option<String>,
+    token: Option<String>,
+    management_url: Option<String>,
+    patience: Duration,
+    binaries: &Binaries,
+    report: &mut Report,
+) -> anyhow::Result<()> {
+    let plan = smoke::Plan {
+        url,
+        token,
+        management_url,
+        patience,
+    };
+    let outcome = smoke::run(&plan, binaries).await?;
+    let passed = outcome.passed();
+    report.smoke.push(outcome);
+    if !passed {
+        bail!("the smoke test failed (✘ above)");
+    }
+    Ok(())
+}
+
+/// `sustained` against `target`.
+async fn sustained(
+    plan: &sustained::Plan,
+    target: TargetName,
+    binaries: &Binaries,
+    report: &mut Report,
+) -> anyhow::Result<()> {
+    if !(plan.rate.is_finite() && plan.rate > 0.0) {
+        bail!("--rate must be a positive number of messages per second");
+    }
+    report
+        .sustained
+        .push(sustained::measure(&target.target(0), binaries, plan).await?);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        Cli::command().debug_assert();
+    }
 }

@@ -81,124 +81,12 @@ impl Report {
             "\n{} ({} cores), Linux {}\n",
             self.machine.cpu, self.machine.cores, self.machine.kernel
         );
-        if !self.fanout.is_empty() {
-            out.push_str(
-                "\nfan-out (ms)                          clients  first p50  median p50  last p50  last p99  server CPU/msg  last p50 / floor\n",
-            );
-            for run in &self.fanout {
-                let floor = self
-                    .fanout
-                    .iter()
-                    .find(|other| other.target == "floor" && other.clients == run.clients)
-                    .map(|floor| floor.last.p50_ms);
-                let ratio = floor
-                    .filter(|floor| *floor > 0.0)
-                    .map_or_else(String::new, |floor| {
-                        format!("{:.1}x", run.last.p50_ms / floor)
-                    });
-                let _ = writeln!(
-                    out,
-                    "  {:<36} {:>5}  {:>9.1}  {:>10.1}  {:>8.1}  {:>8.1}  {:>14}  {:>8}{}",
-                    run.target,
-                    run.clients,
-                    run.first.p50_ms,
-                    run.median.p50_ms,
-                    run.last.p50_ms,
-                    run.last.p99_ms,
-                    run.server_cpu_ms_per_round
-                        .map_or_else(|| "-".into(), |ms| format!("{ms:.1}")),
-                    ratio,
-                    incomplete(run.incomplete_rounds),
-                );
-            }
-        }
-        if !self.connect.is_empty() {
-            out.push_str("\nconnect                               clients  conn/s  last welcome ms  frames received\n");
-            for run in &self.connect {
-                let _ = writeln!(
-                    out,
-                    "  {:<36} {:>5}  {:>6}  {:>15}  {:>15}",
-                    run.target,
-                    run.clients,
-                    run.connections_per_second,
-                    run.last_welcome_ms
-                        .map_or_else(|| "-".into(), |ms| format!("{ms:.0}")),
-                    run.frames_received,
-                );
-            }
-        }
-        if !self.churn.is_empty() {
-            out.push_str("\nchurn        clients  connected  refused  unanswered  last welcome ms  departures  last departure ms  still listed  ERROR  WARN  peak RSS KiB\n");
-            for run in &self.churn {
-                let _ = writeln!(
-                    out,
-                    "  {:<10} {:>7}  {:>9}  {:>7}  {:>10}  {:>15}  {:>10}  {:>17}  {:>12}  {:>5}  {:>4}  {:>12}",
-                    run.target,
-                    run.clients,
-                    run.connected,
-                    run.refused.values().sum::<usize>(),
-                    run.unanswered,
-                    run.last_welcome_ms
-                        .map_or_else(|| "-".into(), |ms| format!("{ms:.0}")),
-                    run.departures_announced,
-                    run.last_departure_ms
-                        .map_or_else(|| "-".into(), |ms| format!("{ms:.0}")),
-                    show(run.still_listed),
-                    run.server_errors,
-                    run.server_warnings,
-                    show(run.server_peak_rss_kib),
-                );
-                for (reason, count) in &run.refused {
-                    let _ = writeln!(out, "    refused {count}: {reason}");
-                }
-            }
-        }
-        if !self.idle.is_empty() {
-            out.push_str("\nidle                                  ready ms  RSS ready KiB  clients  RSS KiB  KiB/conn\n");
-            for run in &self.idle {
-                let _ = writeln!(
-                    out,
-                    "  {:<36} {:>8.0}  {:>13}  {:>7}  {:>7}  {:>8}",
-                    run.target,
-                    run.ready_ms,
-                    show(run.rss_ready_kib),
-                    run.clients,
-                    show(run.rss_connected_kib),
-                    run.kib_per_connection
-                        .map_or_else(|| "-".into(), |kib| format!("{kib:.1}")),
-                );
-            }
-        }
+        fanout_table(&mut out, &self.fanout);
+        connect_table(&mut out, &self.connect);
+        churn_table(&mut out, &self.churn);
+        idle_table(&mut out, &self.idle);
         for run in &self.sustained {
-            let _ = writeln!(
-                out,
-                "\nsustained: {}, {} clients, {} senders, {}/s for {} s\n  \
-                 sent {}, delivered {} of {} ({}/s), lost {}, duplicated {}, stored {}\n  \
-                 latency p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms; error frames {}, closed {}\n  \
-                 server RSS start {} KiB, end {} KiB, peak {} KiB; log lines WARN {}, ERROR {}",
-                run.target,
-                run.clients,
-                run.senders,
-                run.rate_per_second,
-                run.duration_seconds,
-                run.sent,
-                run.delivered,
-                run.expected_deliveries,
-                run.deliveries_per_second,
-                run.lost,
-                run.duplicated,
-                run.stored.map_or_else(|| "-".into(), |n| n.to_string()),
-                run.latency.p50_ms,
-                run.latency.p99_ms,
-                run.latency.max_ms,
-                run.error_frames,
-                run.closed_connections,
-                show(run.server_rss_start_kib),
-                show(run.server_rss_end_kib),
-                show(run.server_peak_rss_kib),
-                run.server_warnings,
-                run.server_errors,
-            );
+            sustained_lines(&mut out, run);
         }
         for run in &self.lambda {
             lambda_tables(&mut out, run);
@@ -208,6 +96,141 @@ impl Report {
         }
         out
     }
+}
+
+fn fanout_table(out: &mut String, runs: &[fanout::Outcome]) {
+    if runs.is_empty() {
+        return;
+    }
+    out.push_str(
+        "\nfan-out (ms)                          clients  first p50  median p50  last p50  last p99  server CPU/msg  last p50 / floor\n",
+    );
+    for run in runs {
+        let floor = runs
+            .iter()
+            .find(|other| other.target == "floor" && other.clients == run.clients)
+            .map(|floor| floor.last.p50_ms);
+        let ratio = floor
+            .filter(|floor| *floor > 0.0)
+            .map_or_else(String::new, |floor| {
+                format!("{:.1}x", run.last.p50_ms / floor)
+            });
+        let _ = writeln!(
+            out,
+            "  {:<36} {:>5}  {:>9.1}  {:>10.1}  {:>8.1}  {:>8.1}  {:>14}  {:>8}{}",
+            run.target,
+            run.clients,
+            run.first.p50_ms,
+            run.median.p50_ms,
+            run.last.p50_ms,
+            run.last.p99_ms,
+            run.server_cpu_ms_per_round
+                .map_or_else(|| "-".into(), |ms| format!("{ms:.1}")),
+            ratio,
+            incomplete(run.incomplete_rounds),
+        );
+    }
+}
+
+fn connect_table(out: &mut String, runs: &[connect::Outcome]) {
+    if runs.is_empty() {
+        return;
+    }
+    out.push_str("\nconnect                               clients  conn/s  last welcome ms  frames received\n");
+    for run in runs {
+        let _ = writeln!(
+            out,
+            "  {:<36} {:>5}  {:>6}  {:>15}  {:>15}",
+            run.target,
+            run.clients,
+            run.connections_per_second,
+            run.last_welcome_ms
+                .map_or_else(|| "-".into(), |ms| format!("{ms:.0}")),
+            run.frames_received,
+        );
+    }
+}
+
+fn churn_table(out: &mut String, runs: &[churn::Outcome]) {
+    if runs.is_empty() {
+        return;
+    }
+    out.push_str("\nchurn        clients  connected  refused  unanswered  last welcome ms  departures  last departure ms  still listed  ERROR  WARN  peak RSS KiB\n");
+    for run in runs {
+        let _ = writeln!(
+            out,
+            "  {:<10} {:>7}  {:>9}  {:>7}  {:>10}  {:>15}  {:>10}  {:>17}  {:>12}  {:>5}  {:>4}  {:>12}",
+            run.target,
+            run.clients,
+            run.connected,
+            run.refused.values().sum::<usize>(),
+            run.unanswered,
+            run.last_welcome_ms
+                .map_or_else(|| "-".into(), |ms| format!("{ms:.0}")),
+            run.departures_announced,
+            run.last_departure_ms
+                .map_or_else(|| "-".into(), |ms| format!("{ms:.0}")),
+            show(run.still_listed),
+            run.server_errors,
+            run.server_warnings,
+            show(run.server_peak_rss_kib),
+        );
+        for (reason, count) in &run.refused {
+            let _ = writeln!(out, "    refused {count}: {reason}");
+        }
+    }
+}
+
+fn idle_table(out: &mut String, runs: &[idle::Outcome]) {
+    if runs.is_empty() {
+        return;
+    }
+    out.push_str("\nidle                                  ready ms  RSS ready KiB  clients  RSS KiB  KiB/conn\n");
+    for run in runs {
+        let _ = writeln!(
+            out,
+            "  {:<36} {:>8.0}  {:>13}  {:>7}  {:>7}  {:>8}",
+            run.target,
+            run.ready_ms,
+            show(run.rss_ready_kib),
+            run.clients,
+            show(run.rss_connected_kib),
+            run.kib_per_connection
+                .map_or_else(|| "-".into(), |kib| format!("{kib:.1}")),
+        );
+    }
+}
+
+fn sustained_lines(out: &mut String, run: &sustained::Outcome) {
+    let _ = writeln!(
+        out,
+        "\nsustained: {}, {} clients, {} senders, {}/s for {} s\n  \
+         sent {}, delivered {} of {} ({}/s), lost {}, duplicated {}, stored {}\n  \
+         latency p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms; error frames {}, closed {}\n  \
+         server RSS start {} KiB, end {} KiB, peak {} KiB; log lines WARN {}, ERROR {}",
+        run.target,
+        run.clients,
+        run.senders,
+        run.rate_per_second,
+        run.duration_seconds,
+        run.sent,
+        run.delivered,
+        run.expected_deliveries,
+        run.deliveries_per_second,
+        run.lost,
+        run.duplicated,
+        run.stored.map_or_else(|| "-".into(), |n| n.to_string()),
+        run.latency.p50_ms,
+        run.latency.p99_ms,
+        run.latency.max_ms,
+        run.error_frames,
+        run.closed_connections,
+        show(run.server_rss_start_kib),
+        show(run.server_rss_end_kib),
+        show(run.server_peak_rss_kib),
+        run.server_warnings,
+        run.server_errors,
+    );
 }
 
 fn abuse_table(out: &mut String, run: &abuse::Outcome) {

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use anyhow::{Context, bail};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 use tokio::sync::oneshot;
@@ -67,9 +68,8 @@ pub struct Binaries {
 
 impl Binaries {
     /// This executable alone (a run against a server started elsewhere).
-    pub fn without_server() -> Result<Self, String> {
-        let bench = std::env::current_exe()
-            .map_err(|problem| format!("cannot find this executable: {problem}"))?;
+    pub fn without_server() -> anyhow::Result<Self> {
+        let bench = std::env::current_exe().context("cannot find this executable")?;
         Ok(Self {
             chat_local: PathBuf::new(),
             bench,
@@ -77,19 +77,18 @@ impl Binaries {
     }
 
     /// This executable, and chat-local beside it unless given.
-    pub fn locate(chat_local: Option<PathBuf>) -> Result<Self, String> {
-        let bench = std::env::current_exe()
-            .map_err(|problem| format!("cannot find this executable: {problem}"))?;
+    pub fn locate(chat_local: Option<PathBuf>) -> anyhow::Result<Self> {
+        let bench = std::env::current_exe().context("cannot find this executable")?;
         let chat_local = match chat_local {
             Some(path) => path,
             None => bench.with_file_name("chat-local"),
         };
         if !chat_local.is_file() {
-            return Err(format!(
+            bail!(
                 "no chat-local binary at {}: build it first \
                  (cargo build --release -p chat-local -p chat-bench) or pass --chat-local",
                 chat_local.display()
-            ));
+            );
         }
         Ok(Self { bench, chat_local })
     }
@@ -116,50 +115,8 @@ pub struct LogCounts {
 }
 
 impl Server {
-    pub async fn start(target: &Target, binaries: &Binaries) -> Result<Self, String> {
-        let mut command = match target {
-            Target::Floor => {
-                let mut command = Command::new(&binaries.bench);
-                command.args(["floor", "--listen", "127.0.0.1:0"]);
-                command
-            }
-            Target::Chat {
-                fanout_concurrency,
-                management_delay_ms,
-            } => {
-                let mut command = chat_command(&binaries.chat_local);
-                // The bench's clients all come from 127.0.0.1.
-                command
-                    .args(["--max-connections-per-ip", "100000"])
-                    .args(["--max-pending-handshakes", "100000"])
-                    .args(["--max-pending-handshakes-per-ip", "100000"])
-                    .args(["--address-rate-limit", "100000"])
-                    .args(["--address-burst-limit", "100000"])
-                    .args([
-                        "--management-api-delay-ms",
-                        &management_delay_ms.to_string(),
-                    ]);
-                if let Some(concurrency) = fanout_concurrency {
-                    command.args(["--fanout-concurrency", &concurrency.to_string()]);
-                }
-                command
-            }
-            Target::ChatDefaults { open_files } => {
-                // util-linux's prlimit sets the limit and execs chat-local
-                // (same process), so an attack can outnumber its files.
-                let mut command = Command::new("prlimit");
-                command
-                    .arg(format!("--nofile={open_files}:{open_files}"))
-                    .arg("--")
-                    .arg(&binaries.chat_local)
-                    .args(["--in-memory", "--listen", "127.0.0.1:0"])
-                    .args(["--dynamodb-listen", "127.0.0.1:0"])
-                    // Its victim and attackers hold more than 4,096 between them.
-                    .args(["--max-connections-per-ip", "100000"])
-                    .env("RUST_LOG", "warn");
-                command
-            }
-        };
+    pub async fn start(target: &Target, binaries: &Binaries) -> anyhow::Result<Self> {
+        let mut command = command(target, binaries);
         let started = Instant::now();
         let mut child = command
             .stdin(Stdio::null())
@@ -167,7 +124,7 @@ impl Server {
             .stderr(Stdio::piped())
             .kill_on_drop(true)
             .spawn()
-            .map_err(|problem| format!("cannot start {}: {problem}", target.label()))?;
+            .with_context(|| format!("cannot start {}", target.label()))?;
         let log = Arc::new(LogCounts::default());
         let (banner_sender, banner) = oneshot::channel();
         if let Some(stdout) = child.stdout.take() {
@@ -178,17 +135,15 @@ impl Server {
         }
         let banner = match tokio::time::timeout(START_PATIENCE, banner).await {
             Ok(Ok(banner)) => banner,
-            _ => {
-                return Err(format!(
-                    "{} did not print its WebSocket URL{}",
-                    target.label(),
-                    if target.is_chat() {
-                        ", Management API and DynamoDB endpoint"
-                    } else {
-                        ""
-                    }
-                ));
-            }
+            _ => bail!(
+                "{} did not print its WebSocket URL{}",
+                target.label(),
+                if target.is_chat() {
+                    ", Management API and DynamoDB endpoint"
+                } else {
+                    ""
+                }
+            ),
         };
         Ok(Self {
             child,
@@ -254,6 +209,53 @@ impl Server {
         match tokio::time::timeout(patience, self.child.wait()).await {
             Ok(_) => Some(sent.elapsed()),
             Err(_) => None,
+        }
+    }
+}
+
+/// The command that starts `target`.
+fn command(target: &Target, binaries: &Binaries) -> Command {
+    match target {
+        Target::Floor => {
+            let mut command = Command::new(&binaries.bench);
+            command.args(["floor", "--listen", "127.0.0.1:0"]);
+            command
+        }
+        Target::Chat {
+            fanout_concurrency,
+            management_delay_ms,
+        } => {
+            let mut command = chat_command(&binaries.chat_local);
+            // The bench's clients all come from 127.0.0.1.
+            command
+                .args(["--max-connections-per-ip", "100000"])
+                .args(["--max-pending-handshakes", "100000"])
+                .args(["--max-pending-handshakes-per-ip", "100000"])
+                .args(["--address-rate-limit", "100000"])
+                .args(["--address-burst-limit", "100000"])
+                .args([
+                    "--management-api-delay-ms",
+                    &management_delay_ms.to_string(),
+                ]);
+            if let Some(concurrency) = fanout_concurrency {
+                command.args(["--fanout-concurrency", &concurrency.to_string()]);
+            }
+            command
+        }
+        Target::ChatDefaults { open_files } => {
+            // util-linux's prlimit sets the limit and execs chat-local
+            // (same process), so an attack can outnumber its files.
+            let mut command = Command::new("prlimit");
+            command
+                .arg(format!("--nofile={open_files}:{open_files}"))
+                .arg("--")
+                .arg(&binaries.chat_local)
+                .args(["--in-memory", "--listen", "127.0.0.1:0"])
+                .args(["--dynamodb-listen", "127.0.0.1:0"])
+                // Its victim and attackers hold more than 4,096 between them.
+                .args(["--max-connections-per-ip", "100000"])
+                .env("RUST_LOG", "warn");
+            command
         }
     }
 }

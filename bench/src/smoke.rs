@@ -15,6 +15,7 @@
 
 use std::time::{Duration, Instant};
 
+use anyhow::{Context, anyhow, bail};
 use futures::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio::net::TcpStream;
@@ -57,7 +58,7 @@ impl Outcome {
     }
 }
 
-pub async fn run(plan: &Plan, binaries: &Binaries) -> Result<Outcome, String> {
+pub async fn run(plan: &Plan, binaries: &Binaries) -> anyhow::Result<Outcome> {
     // The rustls of `wss://`; the same provider as the functions' HTTPS.
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let local = match &plan.url {
@@ -76,7 +77,7 @@ pub async fn run(plan: &Plan, binaries: &Binaries) -> Result<Outcome, String> {
     let url = match (&plan.url, &local) {
         (Some(url), _) => url.clone(),
         (None, Some(server)) => server.url.clone(),
-        (None, None) => return Err("no stage to test".into()),
+        (None, None) => bail!("no stage to test"),
     };
     let management_url = plan.management_url.clone().or_else(|| {
         local
@@ -94,7 +95,7 @@ pub async fn run(plan: &Plan, binaries: &Binaries) -> Result<Outcome, String> {
         if server.errors() > 0 {
             smoke.record(
                 "the local stack logged no ERROR line",
-                Err(format!("{} ERROR lines", server.errors())),
+                Err(anyhow!("{} ERROR lines", server.errors())),
             );
         }
         server.stop().await;
@@ -120,10 +121,10 @@ struct Member {
 }
 
 impl Smoke {
-    fn record(&mut self, name: &'static str, result: Result<String, String>) -> bool {
+    fn record(&mut self, name: &'static str, result: anyhow::Result<String>) -> bool {
         let (passed, detail) = match result {
             Ok(detail) => (true, detail),
-            Err(problem) => (false, problem),
+            Err(problem) => (false, format!("{problem:#}")),
         };
         eprintln!(
             "  {} {name}{}",
@@ -228,18 +229,18 @@ impl Smoke {
 
     /// Connects (over a TCP connection of our own, reset on drop: SO_LINGER
     /// 0 for `reset`) and waits for the `welcome`.
-    async fn join(&self, room: &str, name: &str, reset: bool) -> Result<Member, String> {
+    async fn join(&self, room: &str, name: &str, reset: bool) -> anyhow::Result<Member> {
         let url = self.member_url(room, name, true);
         let mut socket = connect(&url, reset)
             .await
-            .map_err(|problem| format!("{name} could not connect: {problem}"))?;
+            .with_context(|| format!("{name} could not connect"))?;
         let mut backlog = Vec::new();
         let welcome = next_of_type(&mut socket, &mut backlog, "welcome", self.plan.patience)
             .await
-            .map_err(|problem| format!("{name}: {problem}"))?;
+            .context(name.to_owned())?;
         let id = welcome["connection_id"]
             .as_str()
-            .ok_or_else(|| format!("{name}'s welcome names no connection: {welcome}"))?
+            .with_context(|| format!("{name}'s welcome names no connection: {welcome}"))?
             .to_owned();
         Ok(Member {
             socket,
@@ -248,24 +249,27 @@ impl Smoke {
         })
     }
 
-    async fn refused_without_token(&self, room: &str) -> Result<String, String> {
+    async fn refused_without_token(&self, room: &str) -> anyhow::Result<String> {
         let url = self.member_url(room, "NoToken", false);
         match connect(&url, false).await {
-            Ok(_) => Err("a handshake without a token was accepted".into()),
-            Err(problem) if problem.starts_with("HTTP 401") || problem.starts_with("HTTP 403") => {
-                Ok(problem)
+            Ok(_) => bail!("a handshake without a token was accepted"),
+            Err(problem) => {
+                let problem = format!("{problem:#}");
+                if problem.starts_with("HTTP 401") || problem.starts_with("HTTP 403") {
+                    Ok(problem)
+                } else {
+                    bail!("refused, but not as sign-in does: {problem}")
+                }
             }
-            Err(problem) => Err(format!("refused, but not as sign-in does: {problem}")),
         }
     }
 }
 
 /// A WebSocket handshake (TLS for `wss://`); the refusal's status and body
 /// when the server refused it.
-async fn connect(url: &str, reset: bool) -> Result<Socket, String> {
-    let uri: tokio_tungstenite::tungstenite::http::Uri =
-        url.parse().map_err(|error| format!("not a URL: {error}"))?;
-    let host = uri.host().ok_or("the URL names no host")?;
+async fn connect(url: &str, reset: bool) -> anyhow::Result<Socket> {
+    let uri: tokio_tungstenite::tungstenite::http::Uri = url.parse().context("not a URL")?;
+    let host = uri.host().context("the URL names no host")?;
     let port = uri
         .port_u16()
         .unwrap_or(if uri.scheme_str() == Some("wss") {
@@ -275,17 +279,16 @@ async fn connect(url: &str, reset: bool) -> Result<Socket, String> {
         });
     let tcp = TcpStream::connect((host, port))
         .await
-        .map_err(|error| format!("cannot reach {host}:{port}: {error}"))?;
+        .with_context(|| format!("cannot reach {host}:{port}"))?;
     if reset {
         // Deprecated because a non-zero linger blocks on drop; zero resets.
         #[allow(deprecated)]
-        tcp.set_linger(Some(Duration::ZERO))
-            .map_err(|error| error.to_string())?;
+        tcp.set_linger(Some(Duration::ZERO))?;
     }
     match client_async_tls(url, tcp).await {
         Ok((socket, _)) => Ok(socket),
-        Err(WsError::Http(response)) => Err(crate::client::refusal(&response)),
-        Err(error) => Err(error.to_string()),
+        Err(WsError::Http(response)) => Err(anyhow!(crate::client::refusal(&response))),
+        Err(error) => Err(error.into()),
     }
 }
 
@@ -296,12 +299,12 @@ async fn next_of_type(
     backlog: &mut Vec<Value>,
     frame_type: &str,
     patience: Duration,
-) -> Result<Value, String> {
+) -> anyhow::Result<Value> {
     next_matching(socket, backlog, patience, |frame| {
         frame["type"] == frame_type
     })
     .await
-    .map_err(|problem| format!("no {frame_type} frame: {problem}"))
+    .with_context(|| format!("no {frame_type} frame"))
 }
 
 async fn next_matching(
@@ -309,7 +312,7 @@ async fn next_matching(
     backlog: &mut Vec<Value>,
     patience: Duration,
     wanted: impl Fn(&Value) -> bool,
-) -> Result<Value, String> {
+) -> anyhow::Result<Value> {
     if let Some(index) = backlog.iter().position(&wanted) {
         return Ok(backlog.remove(index));
     }
@@ -317,46 +320,43 @@ async fn next_matching(
     loop {
         let frame = tokio::time::timeout_at(deadline, socket.next())
             .await
-            .map_err(|_| format!("nothing within {patience:?}"))?;
+            .map_err(|_| anyhow!("nothing within {patience:?}"))?;
         match frame {
             Some(Ok(Message::Text(text))) => {
                 let value: Value = serde_json::from_str(text.as_str())
-                    .map_err(|_| format!("a frame that is not JSON: {text}"))?;
+                    .map_err(|_| anyhow!("a frame that is not JSON: {text}"))?;
                 if wanted(&value) {
                     return Ok(value);
                 }
                 backlog.push(value);
             }
             Some(Ok(_)) => {}
-            Some(Err(error)) => return Err(error.to_string()),
-            None => return Err("the connection closed".into()),
+            Some(Err(error)) => return Err(error.into()),
+            None => bail!("the connection closed"),
         }
     }
 }
 
 impl Member {
-    async fn send(&mut self, frame: Value) -> Result<(), String> {
+    async fn send(&mut self, frame: Value) -> anyhow::Result<()> {
         self.send_text(frame.to_string()).await
     }
 
-    async fn send_text(&mut self, text: String) -> Result<(), String> {
-        self.socket
-            .send(Message::Text(text.into()))
-            .await
-            .map_err(|error| error.to_string())
+    async fn send_text(&mut self, text: String) -> anyhow::Result<()> {
+        Ok(self.socket.send(Message::Text(text.into())).await?)
     }
 
     async fn next_of_type(
         &mut self,
         frame_type: &str,
         patience: Duration,
-    ) -> Result<Value, String> {
+    ) -> anyhow::Result<Value> {
         next_of_type(&mut self.socket, &mut self.backlog, frame_type, patience).await
     }
 }
 
 /// API Gateway's ids: 16 characters of base64, often ending in `=`.
-fn looks_like_ids(ids: &[String]) -> Result<String, String> {
+fn looks_like_ids(ids: &[String]) -> anyhow::Result<String> {
     let odd: Vec<&String> = ids
         .iter()
         .filter(|id| {
@@ -369,7 +369,7 @@ fn looks_like_ids(ids: &[String]) -> Result<String, String> {
     if odd.is_empty() {
         Ok(String::new())
     } else {
-        Err(format!("not 16 characters of base64: {odd:?}"))
+        bail!("not 16 characters of base64: {odd:?}")
     }
 }
 
@@ -379,7 +379,7 @@ async fn told_joined(
     member: &mut Member,
     others: &[&String],
     patience: Duration,
-) -> Result<String, String> {
+) -> anyhow::Result<String> {
     let mut missing: Vec<&String> = others.to_vec();
     let deadline = Instant::now() + patience;
     while !missing.is_empty() && Instant::now() < deadline {
@@ -396,7 +396,7 @@ async fn told_joined(
     if missing.is_empty() {
         Ok(String::new())
     } else {
-        Err(format!("never told that {missing:?} joined"))
+        bail!("never told that {missing:?} joined")
     }
 }
 
@@ -406,7 +406,7 @@ async fn one_message_reaches_everyone(
     bob: &mut Member,
     cy: &mut Member,
     patience: Duration,
-) -> Result<String, String> {
+) -> anyhow::Result<String> {
     let text = format!("smoke test {}", std::process::id());
     ada.send(json!({ "action": "sendmessage", "message": text }))
         .await?;
@@ -416,7 +416,7 @@ async fn one_message_reaches_everyone(
             frame["type"] == "message" && frame["text"] == text.as_str()
         })
         .await
-        .map_err(|problem| format!("not received: {problem}"))?;
+        .context("not received")?;
         ids.push(frame["message_id"].as_str().unwrap_or_default().to_owned());
         // Once: no second copy within a moment.
         let again = next_matching(
@@ -427,13 +427,13 @@ async fn one_message_reaches_everyone(
         )
         .await;
         if again.is_ok() {
-            return Err("received twice".into());
+            bail!("received twice");
         }
     }
     if ids.iter().all(|id| !id.is_empty() && *id == ids[0]) {
         Ok(ids[0].clone())
     } else {
-        Err(format!("different message ids: {ids:?}"))
+        bail!("different message ids: {ids:?}")
     }
 }
 
@@ -441,7 +441,7 @@ async fn in_history(
     member: &mut Member,
     message_id: &str,
     patience: Duration,
-) -> Result<String, String> {
+) -> anyhow::Result<String> {
     member.send(json!({ "action": "history" })).await?;
     let page = member.next_of_type("history", patience).await?;
     let found = page["messages"]
@@ -452,21 +452,21 @@ async fn in_history(
     if found {
         Ok(String::new())
     } else {
-        Err(format!("not in the first page: {page}"))
+        bail!("not in the first page: {page}")
     }
 }
 
-async fn heartbeat(member: &mut Member, patience: Duration) -> Result<String, String> {
+async fn heartbeat(member: &mut Member, patience: Duration) -> anyhow::Result<String> {
     member.send(json!({ "action": "ping" })).await?;
     let pong = member.next_of_type("pong", patience).await?;
     if pong["message"] == "pong" {
         Ok(String::new())
     } else {
-        Err(format!("an odd pong: {pong}"))
+        bail!("an odd pong: {pong}")
     }
 }
 
-async fn refusals(member: &mut Member, patience: Duration) -> Result<String, String> {
+async fn refusals(member: &mut Member, patience: Duration) -> anyhow::Result<String> {
     let mut codes = Vec::new();
     for (frame, expected) in [
         ("not json".to_owned(), "invalid_json"),
@@ -475,10 +475,10 @@ async fn refusals(member: &mut Member, patience: Duration) -> Result<String, Str
         member.send_text(frame).await?;
         let error = member.next_of_type("error", patience).await?;
         if error["code"] != expected {
-            return Err(format!("expected {expected}, got {error}"));
+            bail!("expected {expected}, got {error}");
         }
         if error["message"].as_str().is_none_or(str::is_empty) {
-            return Err(format!("an error without a message: {error}"));
+            bail!("an error without a message: {error}");
         }
         codes.push(expected);
     }
@@ -492,7 +492,7 @@ async fn vanish(
     bob: &mut Member,
     gone: &str,
     patience: Duration,
-) -> Result<String, String> {
+) -> anyhow::Result<String> {
     let deadline = Instant::now() + patience * 3;
     loop {
         let left = ada
@@ -501,7 +501,7 @@ async fn vanish(
                 deadline.saturating_duration_since(Instant::now()),
             )
             .await
-            .map_err(|problem| format!("never told it left: {problem}"))?;
+            .context("never told it left")?;
         if left["left"]
             .as_array()
             .into_iter()
@@ -519,7 +519,7 @@ async fn vanish(
             frame["type"] == "message" && frame["text"] == text.as_str()
         })
         .await
-        .map_err(|problem| format!("the next message was not received: {problem}"))?;
+        .context("the next message was not received")?;
     }
     let error = next_matching(
         &mut ada.socket,
@@ -529,14 +529,14 @@ async fn vanish(
     )
     .await;
     match error {
-        Ok(error) => Err(format!("the sender was told: {error}")),
+        Ok(error) => bail!("the sender was told: {error}"),
         Err(_) => Ok(String::new()),
     }
 }
 
 /// `GetConnection` through the real SDK client, with the credentials of
 /// the environment (any, for a local stack).
-async fn management(endpoint: &str, live: &str, gone: &str) -> Result<String, String> {
+async fn management(endpoint: &str, live: &str, gone: &str) -> anyhow::Result<String> {
     let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
     let region = sdk
         .region()
@@ -559,7 +559,7 @@ async fn management(endpoint: &str, live: &str, gone: &str) -> Result<String, St
         .connection_id(live)
         .send()
         .await
-        .map_err(|error| format!("GetConnection({live}) failed: {}", describe(&error)))?;
+        .with_context(|| format!("GetConnection({live}) failed"))?;
     match client.get_connection().connection_id(gone).send().await {
         Err(error)
             if error
@@ -568,23 +568,9 @@ async fn management(endpoint: &str, live: &str, gone: &str) -> Result<String, St
         {
             Ok(format!("{live}: 200, {gone}: 410"))
         }
-        Ok(_) => Err(format!("GetConnection({gone}) says it is still connected")),
-        Err(error) => Err(format!(
-            "GetConnection({gone}) failed: {}",
-            describe(&error)
-        )),
+        Ok(_) => bail!("GetConnection({gone}) says it is still connected"),
+        Err(error) => Err(error).with_context(|| format!("GetConnection({gone}) failed")),
     }
-}
-
-fn describe(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 /// `eu-west-1` in `https://abc.execute-api.eu-west-1.amazonaws.com/prod`.

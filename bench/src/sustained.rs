@@ -5,6 +5,7 @@
 
 use std::time::{Duration, Instant};
 
+use anyhow::bail;
 use serde::Serialize;
 use serde_json::Value;
 
@@ -49,71 +50,18 @@ pub struct Outcome {
     pub server_errors: u64,
 }
 
-pub async fn measure(target: &Target, binaries: &Binaries, plan: &Plan) -> Result<Outcome, String> {
+pub async fn measure(target: &Target, binaries: &Binaries, plan: &Plan) -> anyhow::Result<Outcome> {
     let server = Server::start(target, binaries).await?;
     let mut swarm = Swarm::connect(&room_url(&server.url, target), plan.clients, 64).await?;
     swarm.settle(PROBE_PATIENCE, Duration::from_secs(1)).await?;
     let rss_start = server.rss_kib();
     let clients = swarm.len();
     let senders = plan.senders.clamp(1, clients);
-    let mut sent_at: Vec<Instant> = Vec::new();
-    let mut received: Vec<Vec<u8>> = Vec::new();
-    let mut latencies = Vec::new();
-    let (mut error_frames, mut closed) = (0, 0);
-    let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / plan.rate));
-    let started = Instant::now();
-    let sending_until = tokio::time::Instant::now() + plan.duration;
-    let mut drain_deadline = None;
-    let mut last_report = Instant::now();
-    loop {
-        let sending = drain_deadline.is_none();
-        tokio::select! {
-            _ = tick.tick(), if sending => {
-                if tokio::time::Instant::now() >= sending_until {
-                    drain_deadline = Some(tokio::time::Instant::now() + plan.drain);
-                    continue;
-                }
-                let token = sent_at.len();
-                sent_at.push(Instant::now());
-                received.push(vec![0; clients]);
-                swarm.send_token(token % senders, token as u64);
-            }
-            () = sleep_until(drain_deadline) => break,
-            event = swarm.events.recv() => match event {
-                Some(Event::Delivered { client, token, at }) => {
-                    let Some(counts) = usize::try_from(token).ok().and_then(|t| received.get_mut(t)) else {
-                        continue;
-                    };
-                    counts[client] = counts[client].saturating_add(1);
-                    if counts[client] == 1 {
-                        latencies.push(at - sent_at[token as usize]);
-                    }
-                    if !sending && latencies.len() == sent_at.len() * clients {
-                        break;
-                    }
-                }
-                Some(Event::Error { text, .. }) => {
-                    error_frames += 1;
-                    eprintln!("  error frame: {text}");
-                }
-                Some(Event::Closed) => closed += 1,
-                Some(_) => {}
-                None => break,
-            }
-        }
-        if last_report.elapsed() >= Duration::from_secs(10) {
-            last_report = Instant::now();
-            eprintln!(
-                "  {:>5.0} s: {} sent, server RSS {:?} KiB",
-                started.elapsed().as_secs_f64(),
-                sent_at.len(),
-                server.rss_kib()
-            );
-        }
-    }
-    let sent = sent_at.len();
-    let delivered = received.iter().flatten().filter(|n| **n > 0).count();
-    let duplicated = received
+    let tally = send_and_listen(&mut swarm, &server, plan, senders).await;
+    let sent = tally.sent_at.len();
+    let delivered = tally.received.iter().flatten().filter(|n| **n > 0).count();
+    let duplicated = tally
+        .received
         .iter()
         .flatten()
         .map(|n| usize::from(n.saturating_sub(1)))
@@ -135,10 +83,10 @@ pub async fn measure(target: &Target, binaries: &Binaries, plan: &Plan) -> Resul
         lost: sent * clients - delivered,
         duplicated,
         deliveries_per_second: (delivered as f64 / plan.duration.as_secs_f64()).round(),
-        latency: Spread::of(&latencies),
+        latency: Spread::of(&tally.latencies),
         stored,
-        error_frames,
-        closed_connections: closed,
+        error_frames: tally.error_frames,
+        closed_connections: tally.closed,
         server_rss_start_kib: rss_start,
         server_rss_end_kib: server.rss_kib(),
         server_peak_rss_kib: server.peak_rss_kib(),
@@ -147,6 +95,98 @@ pub async fn measure(target: &Target, binaries: &Binaries, plan: &Plan) -> Resul
     };
     server.stop().await;
     Ok(outcome)
+}
+
+/// What was sent and what came back: per message, when it was sent and how
+/// many times each client received it.
+#[derive(Default)]
+struct Tally {
+    sent_at: Vec<Instant>,
+    received: Vec<Vec<u8>>,
+    latencies: Vec<Duration>,
+    error_frames: usize,
+    closed: usize,
+}
+
+impl Tally {
+    /// The next message, from the next of the `senders`.
+    fn send(&mut self, swarm: &Swarm, senders: usize) {
+        let token = self.sent_at.len();
+        self.sent_at.push(Instant::now());
+        self.received.push(vec![0; swarm.len()]);
+        swarm.send_token(token % senders, token as u64);
+    }
+
+    /// Counts what a client saw; whether every message sent so far has now
+    /// reached every client.
+    fn note(&mut self, event: Event) -> bool {
+        match event {
+            Event::Delivered { client, token, at } => {
+                let Some(counts) = usize::try_from(token)
+                    .ok()
+                    .and_then(|t| self.received.get_mut(t))
+                else {
+                    return false;
+                };
+                counts[client] = counts[client].saturating_add(1);
+                if counts[client] == 1 {
+                    self.latencies.push(at - self.sent_at[token as usize]);
+                }
+                self.latencies.len() == self.sent_at.len() * counts.len()
+            }
+            Event::Error { text, .. } => {
+                self.error_frames += 1;
+                eprintln!("  error frame: {text}");
+                false
+            }
+            Event::Closed => {
+                self.closed += 1;
+                false
+            }
+            _ => false,
+        }
+    }
+}
+
+/// Sends at `plan.rate` for `plan.duration`, then listens for up to
+/// `plan.drain` more (less, once everything came), reporting progress every
+/// ten seconds.
+async fn send_and_listen(swarm: &mut Swarm, server: &Server, plan: &Plan, senders: usize) -> Tally {
+    let mut tally = Tally::default();
+    let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / plan.rate));
+    let started = Instant::now();
+    let sending_until = tokio::time::Instant::now() + plan.duration;
+    let mut drain_deadline = None;
+    let mut last_report = Instant::now();
+    loop {
+        let sending = drain_deadline.is_none();
+        tokio::select! {
+            _ = tick.tick(), if sending => {
+                if tokio::time::Instant::now() >= sending_until {
+                    drain_deadline = Some(tokio::time::Instant::now() + plan.drain);
+                    continue;
+                }
+                tally.send(swarm, senders);
+            }
+            () = sleep_until(drain_deadline) => break,
+            event = swarm.events.recv() => match event {
+                Some(event) => if tally.note(event) && !sending {
+                    break;
+                },
+                None => break,
+            }
+        }
+        if last_report.elapsed() >= Duration::from_secs(10) {
+            last_report = Instant::now();
+            eprintln!(
+                "  {:>5.0} s: {} sent, server RSS {:?} KiB",
+                started.elapsed().as_secs_f64(),
+                tally.sent_at.len(),
+                server.rss_kib()
+            );
+        }
+    }
+    tally
 }
 
 async fn sleep_until(deadline: Option<tokio::time::Instant>) {
@@ -158,7 +198,7 @@ async fn sleep_until(deadline: Option<tokio::time::Instant>) {
 
 /// Pages through the room's history from client 0 and counts the distinct
 /// benchmark messages with a token below `sent`.
-async fn count_stored(swarm: &mut Swarm, sent: usize) -> Result<usize, String> {
+async fn count_stored(swarm: &mut Swarm, sent: usize) -> anyhow::Result<usize> {
     let mut found = vec![false; sent];
     let mut before: Option<String> = None;
     loop {
@@ -184,18 +224,18 @@ async fn count_stored(swarm: &mut Swarm, sent: usize) -> Result<usize, String> {
     Ok(found.iter().filter(|seen| **seen).count())
 }
 
-async fn next_history_page(swarm: &mut Swarm) -> Result<Value, String> {
+async fn next_history_page(swarm: &mut Swarm) -> anyhow::Result<Value> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     loop {
         match tokio::time::timeout_at(deadline, swarm.events.recv()).await {
             Ok(Some(Event::History { client: 0, text })) => {
-                return serde_json::from_str(&text).map_err(|problem| problem.to_string());
+                return Ok(serde_json::from_str(&text)?);
             }
             Ok(Some(Event::Error { client: 0, text })) => {
-                return Err(format!("history request refused: {text}"));
+                bail!("history request refused: {text}");
             }
             Ok(Some(_)) => {}
-            _ => return Err("no history page within 10 s".into()),
+            _ => bail!("no history page within 10 s"),
         }
     }
 }

@@ -3,11 +3,12 @@
 infra/check.sh runs infra/build.sh and then `serverless package` (offline,
 dummy credentials) twice before this: as deployed by default, sign-in off,
 into infra/.serverless/, and with sign-in on (infra/tests/sign-in.json) into
-infra/.serverless-sign-in/. infra/dist/ holds the seven zips. Every check of
+infra/.serverless-sign-in/. infra/dist/ holds the nine zips. Every check of
 the template runs on both packages. Nothing here talks to AWS.
 
 Sources of truth read here rather than repeated: infra/tables.json (the
-tables' schemas), infra/stream-filter.json (the stream filter) and
+tables' schemas), infra/stream-filter.json (the stream filter),
+infra/functions.json (every function's memory and timeout) and
 handlers/src/metric.rs (the metrics). The permission table below is the one
 source of truth for what each function may do; it must equal what the
 template grants and what docs/deploy.md documents. Numbers and names that
@@ -45,6 +46,7 @@ STATE_FILE = "serverless-state.json"
 SIGN_IN_PATH = INFRA / "tests" / "sign-in.json"
 STREAM_FILTER_PATH = INFRA / "stream-filter.json"
 TABLES_PATH = INFRA / "tables.json"
+FUNCTIONS_PATH = INFRA / "functions.json"
 METRICS_PATH = ROOT / "handlers" / "src" / "metric.rs"
 LIMITS_PATH = ROOT / "handlers" / "src" / "limits.rs"
 DOC_PATH = ROOT / "docs" / "deploy.md"
@@ -791,6 +793,20 @@ def test_functions(resources, doc, functions):
         # It delays every handshake; and API Gateway stops waiting for it as
         # for an integration.
         assert function_properties(resources, "authorizer")["Timeout"] <= 10
+
+
+def test_memory_and_timeouts_are_functions_json(resources, functions):
+    """infra/functions.json is the one home of every function's memory and
+    timeout: serverless.yml and infra/auth.js read it (as does `chat-bench
+    lambda`), and the template holds exactly its values."""
+    sizes = json.loads(FUNCTIONS_PATH.read_text())
+    keys = {key for key, _ in FUNCTIONS.values()}
+    assert set(sizes) == keys, "infra/functions.json sizes every function (by its serverless.yml key), and only those"
+    for binary in functions:
+        key, _ = FUNCTIONS[binary]
+        properties = function_properties(resources, binary)
+        assert properties["MemorySize"] == sizes[key]["memorySize"], binary
+        assert properties["Timeout"] == sizes[key]["timeout"], binary
 
 
 def test_every_function_gets_the_same_environment(resources, stage, functions):

@@ -16,6 +16,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use anyhow::Context;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -91,13 +92,13 @@ impl RuntimeApi {
         function_arn: String,
         timeout: Duration,
         invocations: Vec<Invocation>,
-    ) -> Result<Self, String> {
+    ) -> anyhow::Result<Self> {
         let listener = TcpListener::bind("127.0.0.1:0")
             .await
-            .map_err(|problem| format!("the Runtime API stub cannot listen: {problem}"))?;
+            .context("the Runtime API stub cannot listen")?;
         let address = listener
             .local_addr()
-            .map_err(|problem| format!("the Runtime API stub has no address: {problem}"))?;
+            .context("the Runtime API stub has no address")?;
         let (records_sender, records) = mpsc::unbounded_channel();
         let (release, released) = watch::channel(false);
         let shared = Arc::new(Shared {
