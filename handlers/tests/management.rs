@@ -40,7 +40,11 @@ async fn a_wrong_key_is_refused_and_reported_with_its_code() {
     let sdk = chat_local::aws::local_sdk_config()
         .into_builder()
         .credentials_provider(SharedCredentialsProvider::new(Credentials::new(
-            "local", "not-the-key", None, None, "test",
+            "local",
+            "not-the-key",
+            None,
+            None,
+            "test",
         )))
         .build();
     let management = plain_http_management(&sdk, &api.endpoint);

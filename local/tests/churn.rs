@@ -4,12 +4,11 @@
 
 #![allow(clippy::expect_used)] // a failed step fails the test
 
-use testkit::stack::{Client, start_stack, unique_prefix};
+use testkit::stack::{Client, TestStack};
 
 #[tokio::test]
 async fn a_burst_of_vanishing_connections_does_not_hold_up_a_newcomers_welcome() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let t = start_stack(dir.path(), &unique_prefix(), &[]).await;
+    let t = TestStack::start(&[]).await;
     let url = t.stack.websocket_url();
     let churn_url = format!("{url}?room=churn");
     // Fifty connections, each gone as soon as its handshake is done. Before,

@@ -10,7 +10,7 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::Request;
 use hyper_util::rt::TokioIo;
-use testkit::stack::{Client, start_stack, unique_prefix};
+use testkit::stack::{Client, TestStack, start_stack, unique_prefix};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 /// Sends `request` to `address`; the status, the headers and the body.
@@ -87,8 +87,7 @@ async fn only_the_chats_own_page_may_open_websockets_unless_an_origin_is_allowed
 
 #[tokio::test]
 async fn a_host_name_that_is_not_this_chats_reaches_nothing() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let t = start_stack(dir.path(), &unique_prefix(), &[]).await;
+    let t = TestStack::start(&[]).await;
     let address = t.stack.address;
     let port = address.port();
     // A name an attacker's DNS resolves to 127.0.0.1.
@@ -109,8 +108,7 @@ async fn a_host_name_that_is_not_this_chats_reaches_nothing() {
 
 #[tokio::test]
 async fn the_management_api_refuses_what_a_browser_sends_and_serves_curl() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let t = start_stack(dir.path(), &unique_prefix(), &[]).await;
+    let t = TestStack::start(&[]).await;
     let mut victim = Client::connect(&t.stack.websocket_url()).await;
     let address = t.stack.address;
     let path = format!(
@@ -160,8 +158,7 @@ async fn the_management_api_refuses_what_a_browser_sends_and_serves_curl() {
 
 #[tokio::test]
 async fn the_page_cannot_be_framed_or_sniffed_and_sends_no_referrer() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let t = start_stack(dir.path(), &unique_prefix(), &[]).await;
+    let t = TestStack::start(&[]).await;
     let host = t.stack.address.to_string();
     for path in ["/", "/dashboard", "/app.js", "/config.json"] {
         let (status, headers, _) = send(t.stack.address, get(path, &host)).await;

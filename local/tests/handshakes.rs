@@ -8,7 +8,7 @@
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use testkit::stack::{Client, start_stack, unique_prefix};
+use testkit::stack::{Client, TestStack};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 
@@ -35,13 +35,7 @@ async fn closed_within(tcp: &mut TcpStream, wait: Duration) -> Option<String> {
 
 #[tokio::test]
 async fn silent_and_trickling_sockets_are_closed_after_the_deadline() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let t = start_stack(
-        dir.path(),
-        &unique_prefix(),
-        &["--handshake-timeout-secs", "1"],
-    )
-    .await;
+    let t = TestStack::start(&["--handshake-timeout-secs", "1"]).await;
     let server = t.stack.address;
     let started = Instant::now();
     let mut quiet = silent(server, IpAddr::from([127, 0, 0, 1])).await;
@@ -81,13 +75,7 @@ async fn silent_and_trickling_sockets_are_closed_after_the_deadline() {
 
 #[tokio::test]
 async fn one_address_past_its_share_is_refused_while_another_is_served() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let t = start_stack(
-        dir.path(),
-        &unique_prefix(),
-        &["--max-pending-handshakes-per-ip", "5"],
-    )
-    .await;
+    let t = TestStack::start(&["--max-pending-handshakes-per-ip", "5"]).await;
     let server = t.stack.address;
     let mut held = Vec::new();
     for _ in 0..5 {
@@ -111,13 +99,7 @@ async fn one_address_past_its_share_is_refused_while_another_is_served() {
 
 #[tokio::test]
 async fn past_the_total_cap_the_longest_waiting_socket_makes_room_for_a_real_client() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let t = start_stack(
-        dir.path(),
-        &unique_prefix(),
-        &["--max-pending-handshakes", "20"],
-    )
-    .await;
+    let t = TestStack::start(&["--max-pending-handshakes", "20"]).await;
     let server = t.stack.address;
     // Twenty silent sockets from twenty addresses: every place taken.
     let mut held = Vec::new();
@@ -142,8 +124,7 @@ async fn past_the_total_cap_the_longest_waiting_socket_makes_room_for_a_real_cli
 
 #[tokio::test]
 async fn half_sent_requests_do_not_hold_the_stack_when_it_stops() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let t = start_stack(dir.path(), &unique_prefix(), &[]).await;
+    let t = TestStack::start(&[]).await;
     let server = t.stack.address;
     let mut half_sent = Vec::new();
     for _ in 0..5 {

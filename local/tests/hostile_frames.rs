@@ -4,7 +4,7 @@
 #![allow(clippy::expect_used)] // a failed step fails the test
 
 use testkit::item::{number, scan};
-use testkit::stack::{Client, start_stack, unique_prefix};
+use testkit::stack::{Client, TestStack};
 use tokio::io::AsyncWriteExt;
 use tokio_tungstenite::MaybeTlsStream;
 
@@ -31,8 +31,7 @@ fn frame(first: u8, payload: &[u8], masked: bool) -> Vec<u8> {
 
 #[tokio::test]
 async fn protocol_violations_close_with_the_rfcs_codes() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let t = start_stack(dir.path(), &unique_prefix(), &[]).await;
+    let t = TestStack::start(&[]).await;
     let cases = [
         (
             "invalid UTF-8 in a text frame",
@@ -77,13 +76,7 @@ async fn protocol_violations_close_with_the_rfcs_codes() {
 
 #[tokio::test]
 async fn one_address_holds_at_most_the_configured_connections() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let t = start_stack(
-        dir.path(),
-        &unique_prefix(),
-        &["--max-connections-per-ip", "2"],
-    )
-    .await;
+    let t = TestStack::start(&["--max-connections-per-ip", "2"]).await;
     let url = t.stack.websocket_url();
     let mut first = Client::connect(&url).await;
     let _second = Client::connect(&url).await;

@@ -12,7 +12,7 @@ use handlers::time::Timestamp;
 use handlers::{Room, Store};
 use serde_json::Value;
 use testkit::item::{connection_row, number, string};
-use testkit::stack::{Client, TestStack, start_stack, unique_prefix};
+use testkit::stack::{Client, TestStack};
 
 /// A connection API Gateway no longer has, but whose rows say it is in
 /// `room` (its `$disconnect` never came), opened `age` ago.
@@ -38,8 +38,7 @@ async fn told_left(client: &mut Client, id: &str) -> Value {
 
 #[tokio::test]
 async fn a_connection_whose_disconnect_never_came_is_closed_by_the_next_message() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let t = start_stack(dir.path(), &unique_prefix(), &[]).await;
+    let t = TestStack::start(&[]).await;
     let url = format!("{}?room=ghosts", t.stack.websocket_url());
     let mut alice = Client::connect(&url).await;
     plant_ghost(&t, "GhostGhostGhost=", "ghosts", Duration::from_secs(60)).await;
@@ -78,13 +77,7 @@ async fn a_connection_whose_disconnect_never_came_is_closed_by_the_next_message(
 
 #[tokio::test]
 async fn the_repair_runs_by_itself_and_closes_what_no_message_found() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let t = start_stack(
-        dir.path(),
-        &unique_prefix(),
-        &["--repair-interval-secs", "1"],
-    )
-    .await;
+    let t = TestStack::start(&["--repair-interval-secs", "1"]).await;
     let url = format!("{}?room=quiet", t.stack.websocket_url());
     let mut alice = Client::connect(&url).await;
     plant_ghost(&t, "QuietGhostGhost=", "quiet", Duration::from_secs(30)).await;

@@ -8,7 +8,7 @@ use std::collections::HashSet;
 use serde_json::{Value, json};
 use testkit::QUIET;
 use testkit::item::{number, scan};
-use testkit::stack::{Client, start_stack, unique_prefix};
+use testkit::stack::{Client, TestStack, start_stack, unique_prefix};
 
 fn in_room(url: &str, room: &str) -> String {
     format!("{url}?room={room}")
@@ -16,8 +16,7 @@ fn in_room(url: &str, room: &str) -> String {
 
 #[tokio::test]
 async fn messages_and_presence_never_cross_rooms() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let t = start_stack(dir.path(), &unique_prefix(), &[]).await;
+    let t = TestStack::start(&[]).await;
     let url = t.stack.websocket_url();
     let mut red = Client::connect(&in_room(&url, "red")).await;
     let mut blue = Client::connect(&in_room(&url, "blue")).await;
@@ -81,8 +80,7 @@ async fn messages_and_presence_never_cross_rooms() {
 
 #[tokio::test]
 async fn a_bad_room_name_refuses_the_upgrade_with_400_and_a_reason_and_writes_nothing() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let t = start_stack(dir.path(), &unique_prefix(), &[]).await;
+    let t = TestStack::start(&[]).await;
     let url = t.stack.websocket_url();
     let long = "x".repeat(65);
     for hostile in [
@@ -219,8 +217,7 @@ async fn history_pages_are_complete_ordered_and_never_overlap_while_others_write
 
 #[tokio::test]
 async fn hostile_cursors_and_limits_get_an_error_and_read_nothing() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let t = start_stack(dir.path(), &unique_prefix(), &[]).await;
+    let t = TestStack::start(&[]).await;
     let base = t.stack.websocket_url();
     let mut films = Client::connect(&in_room(&base, "films")).await;
     for index in 0..3 {
@@ -313,8 +310,7 @@ async fn retention_sets_a_ttl_on_messages_and_sessions_only_when_configured() {
 
 #[tokio::test]
 async fn display_names_travel_with_messages_presence_and_history_and_are_not_identity() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let t = start_stack(dir.path(), &unique_prefix(), &[]).await;
+    let t = TestStack::start(&[]).await;
     let url = t.stack.websocket_url();
     let mut ada = Client::connect(&format!("{url}?room=books&name=%20Ada%20")).await;
     let mut other_ada = Client::connect(&format!("{url}?room=books&name=Ada")).await;
@@ -376,8 +372,7 @@ async fn display_names_travel_with_messages_presence_and_history_and_are_not_ide
 
 #[tokio::test]
 async fn hostile_names_refuse_the_upgrade_with_400_and_a_reason() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let t = start_stack(dir.path(), &unique_prefix(), &[]).await;
+    let t = TestStack::start(&[]).await;
     let url = t.stack.websocket_url();
     let ten_kb = "x".repeat(10 * 1024);
     for hostile in [

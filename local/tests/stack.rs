@@ -14,14 +14,13 @@ use serde_json::json;
 use testkit::QUIET;
 use testkit::eventually;
 use testkit::item::{connection_row as get, field_names, number, scan, string};
-use testkit::stack::{Client, start_stack, unique_prefix};
+use testkit::stack::{Client, TestStack, start_stack, unique_prefix};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
 #[tokio::test]
 async fn two_clients_chat_and_each_receives_every_message_exactly_once() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let t = start_stack(dir.path(), &unique_prefix(), &[]).await;
+    let t = TestStack::start(&[]).await;
     let url = t.stack.websocket_url();
     let mut alice = Client::connect(&url).await;
     let mut bob = Client::connect(&url).await;
@@ -112,8 +111,7 @@ async fn two_clients_chat_and_each_receives_every_message_exactly_once() {
 
 #[tokio::test]
 async fn presence_and_durations_flow_from_the_session_stream() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let t = start_stack(dir.path(), &unique_prefix(), &[]).await;
+    let t = TestStack::start(&[]).await;
     let url = t.stack.websocket_url();
     let mut alice = Client::connect(&url).await;
     let mut bob = Client::connect(&url).await;
@@ -166,8 +164,7 @@ async fn presence_and_durations_flow_from_the_session_stream() {
 
 #[tokio::test]
 async fn a_failing_connect_rejects_the_handshake_with_its_status() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let t = start_stack(dir.path(), &unique_prefix(), &[]).await;
+    let t = TestStack::start(&[]).await;
     // Without its table, $connect's transaction fails and the handler
     // answers 500.
     t.dynamodb
@@ -197,8 +194,7 @@ async fn a_failing_connect_rejects_the_handshake_with_its_status() {
 
 #[tokio::test]
 async fn a_client_that_vanishes_is_disconnected() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let t = start_stack(dir.path(), &unique_prefix(), &[]).await;
+    let t = TestStack::start(&[]).await;
     let client = Client::connect(&t.stack.websocket_url()).await;
     let id = client.id.clone();
     // Drop the TCP connection without a close frame.
@@ -216,8 +212,7 @@ async fn a_client_that_vanishes_is_disconnected() {
 
 #[tokio::test]
 async fn idle_connections_are_closed_and_disconnected() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let t = start_stack(dir.path(), &unique_prefix(), &["--idle-timeout-secs", "1"]).await;
+    let t = TestStack::start(&["--idle-timeout-secs", "1"]).await;
     let mut client = Client::connect(&t.stack.websocket_url()).await;
     let frame = client.closed_by_server().await.expect("a close frame");
     assert_eq!(frame.code, CloseCode::Away);
@@ -228,13 +223,7 @@ async fn idle_connections_are_closed_and_disconnected() {
 
 #[tokio::test]
 async fn connections_close_at_the_maximum_duration_even_when_busy() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let t = start_stack(
-        dir.path(),
-        &unique_prefix(),
-        &["--max-connection-secs", "1"],
-    )
-    .await;
+    let t = TestStack::start(&["--max-connection-secs", "1"]).await;
     let mut client = Client::connect(&t.stack.websocket_url()).await;
     client.send_text(r#"{"action":"ping"}"#).await;
     let frame = client.closed_by_server().await.expect("a close frame");
@@ -244,8 +233,7 @@ async fn connections_close_at_the_maximum_duration_even_when_busy() {
 
 #[tokio::test]
 async fn a_stale_connection_is_pruned_when_a_message_reaches_it() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let t = start_stack(dir.path(), &unique_prefix(), &[]).await;
+    let t = TestStack::start(&[]).await;
     let tables = t.stack.tables.clone();
     // A row whose $disconnect never arrived, from an hour ago.
     let an_hour_ago = chrono::Utc::now() - chrono::Duration::hours(1);
@@ -284,8 +272,7 @@ async fn a_stale_connection_is_pruned_when_a_message_reaches_it() {
 
 #[tokio::test]
 async fn unroutable_frames_get_error_frames_and_heartbeats_get_pongs() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let t = start_stack(dir.path(), &unique_prefix(), &[]).await;
+    let t = TestStack::start(&[]).await;
     let mut client = Client::connect(&t.stack.websocket_url()).await;
 
     client.send_text("hello?").await;
@@ -337,8 +324,7 @@ async fn unroutable_frames_get_error_frames_and_heartbeats_get_pongs() {
 
 #[tokio::test]
 async fn oversized_frames_close_with_1009_and_binary_frames_with_1003() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let t = start_stack(dir.path(), &unique_prefix(), &[]).await;
+    let t = TestStack::start(&[]).await;
     let url = t.stack.websocket_url();
 
     let mut big = Client::connect(&url).await;
@@ -393,8 +379,7 @@ async fn send_fragmented(client: &mut Client, text: &str, parts: usize) {
 
 #[tokio::test]
 async fn the_frame_and_message_limits_are_separate() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let t = start_stack(dir.path(), &unique_prefix(), &[]).await;
+    let t = TestStack::start(&[]).await;
     let url = t.stack.websocket_url();
     let fragment = GATEWAY_MAX_FRAME_BYTES - 1024;
 
@@ -443,8 +428,7 @@ async fn message_history_survives_a_restart() {
 
 #[tokio::test]
 async fn the_chats_own_client_asks_the_management_api_whether_a_connection_is_there() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let t = start_stack(dir.path(), &unique_prefix(), &[]).await;
+    let t = TestStack::start(&[]).await;
     let management = testkit::management::plain_http_management(
         &chat_local::aws::local_sdk_config(),
         &t.stack.management_endpoint(),
@@ -459,8 +443,7 @@ async fn the_chats_own_client_asks_the_management_api_whether_a_connection_is_th
 async fn the_management_api_answers_like_api_gateway() {
     use aws_sdk_apigatewaymanagement::primitives::Blob;
 
-    let dir = tempfile::tempdir().expect("temp dir");
-    let t = start_stack(dir.path(), &unique_prefix(), &[]).await;
+    let t = TestStack::start(&[]).await;
     let sdk = chat_local::aws::local_sdk_config();
     let api = aws_sdk_apigatewaymanagement::Client::from_conf(
         aws_sdk_apigatewaymanagement::config::Builder::from(&sdk)
@@ -545,8 +528,7 @@ async fn the_management_api_answers_like_api_gateway() {
 
 #[tokio::test]
 async fn serves_the_page_its_config_and_metrics() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let t = start_stack(dir.path(), &unique_prefix(), &[]).await;
+    let t = TestStack::start(&[]).await;
     let mut client = Client::connect(&t.stack.websocket_url()).await;
     client.say("count me").await;
     client.next_of_type("message").await;

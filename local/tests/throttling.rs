@@ -6,7 +6,7 @@
 
 #![allow(clippy::expect_used)] // a failed step fails the test
 
-use testkit::stack::{Client, start_stack, unique_prefix};
+use testkit::stack::{Client, TestStack, start_stack, unique_prefix};
 
 #[tokio::test]
 async fn a_route_over_the_stages_rate_is_refused_for_everyone_and_others_are_not() {
@@ -46,8 +46,7 @@ async fn a_route_over_the_stages_rate_is_refused_for_everyone_and_others_are_not
 #[tokio::test]
 async fn each_connection_has_its_own_history_allowance() {
     use handlers::limits::HISTORY_RATE;
-    let dir = tempfile::tempdir().expect("temp dir");
-    let t = start_stack(dir.path(), &unique_prefix(), &[]).await;
+    let t = TestStack::start(&[]).await;
     let url = t.stack.websocket_url();
     let mut greedy = Client::connect(&url).await;
     let mut other = Client::connect(&url).await;
@@ -159,8 +158,7 @@ async fn a_client_that_floods_and_leaves_leaves_little_behind() {
 async fn the_stack_stops_within_seconds_while_a_client_floods() {
     use futures::SinkExt;
     use tokio_tungstenite::tungstenite::Message;
-    let dir = tempfile::tempdir().expect("temp dir");
-    let t = start_stack(dir.path(), &unique_prefix(), &[]).await;
+    let t = TestStack::start(&[]).await;
     let mut flood = Client::connect(&t.stack.websocket_url()).await;
     let flooding = tokio::spawn(async move {
         let request = Message::text(r#"{"action":"history"}"#);

@@ -24,9 +24,22 @@ pub use crate::dynamo::unique_prefix;
 pub struct TestStack {
     pub stack: Stack,
     pub dynamodb: aws_sdk_dynamodb::Client,
+    /// The data directory [`TestStack::start`] made; removed with it.
+    _data_dir: Option<tempfile::TempDir>,
 }
 
 impl TestStack {
+    /// A stack of its own: a fresh data directory (removed when the test
+    /// ends) and table prefix, and `flags`.
+    pub async fn start(flags: &[&str]) -> Self {
+        let dir = tempfile::tempdir().expect("a temporary data directory");
+        let stack = start_stack(dir.path(), &unique_prefix(), flags).await;
+        Self {
+            _data_dir: Some(dir),
+            ..stack
+        }
+    }
+
     /// Waits until `$disconnect` has closed the session of `connection_id`.
     pub async fn closed_session(&self, connection_id: &str) -> Item {
         let table = &self.stack.tables.session_history;
@@ -80,7 +93,11 @@ pub async fn start_stack_on(
         &chat_local::aws::local_sdk_config(),
         &stack.dynamodb_endpoint,
     );
-    TestStack { stack, dynamodb }
+    TestStack {
+        stack,
+        dynamodb,
+        _data_dir: None,
+    }
 }
 
 pub type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;

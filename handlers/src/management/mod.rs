@@ -180,7 +180,11 @@ impl Management {
             .await
         {
             Ok(_) => Ok(true),
-            Err(error) if error.as_service_error().is_some_and(|error| error.is_gone_exception()) => {
+            Err(error)
+                if error
+                    .as_service_error()
+                    .is_some_and(|error| error.is_gone_exception()) =>
+            {
                 Ok(false)
             }
             Err(error) => Err(AwsError::new(SERVICE, "GetConnection", &error)),
@@ -209,7 +213,11 @@ impl Management {
             .await
         {
             Ok(_) => Delivery::Delivered,
-            Err(error) if error.as_service_error().is_some_and(|error| error.is_gone_exception()) => {
+            Err(error)
+                if error
+                    .as_service_error()
+                    .is_some_and(|error| error.is_gone_exception()) =>
+            {
                 Delivery::Gone
             }
             Err(error) => Delivery::Failed(AwsError::new(SERVICE, "DeleteConnection", &error)),
@@ -218,9 +226,7 @@ impl Management {
 
     /// Posts one frame to one connection (`PostToConnection`).
     pub async fn post(&self, connection_id: &str, frame: Bytes) -> Delivery {
-        self.api
-            .call(connection_id, frame)
-            .await
+        self.api.call(connection_id, frame).await
     }
 }
 
@@ -303,10 +309,7 @@ impl Api {
                     .map_err(|error| causes(&error))
             });
         if let Err(detail) = built {
-            return Attempt::Done(Delivery::Failed(failure(
-                ServiceReply::default(),
-                detail,
-            )));
+            return Attempt::Done(Delivery::Failed(failure(ServiceReply::default(), detail)));
         }
         let headers = request.headers_mut();
         headers.insert("host", host.clone());
@@ -318,10 +321,7 @@ impl Api {
         }
         match self.connector.call(request).await {
             Ok(response) => answer(response).await,
-            Err(error) => Attempt::Retry(
-                connection_failure(&error),
-                RetryReason::Unanswered,
-            ),
+            Err(error) => Attempt::Retry(connection_failure(&error), RetryReason::Unanswered),
         }
     }
 }

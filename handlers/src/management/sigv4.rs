@@ -139,7 +139,12 @@ impl Signer {
             Some(key) => key,
             None => {
                 let region = self.region.as_deref().ok_or(SignError::NoRegion)?;
-                let key = Arc::new(DayKey::derive(credentials.clone(), day, region, self.service)?);
+                let key = Arc::new(DayKey::derive(
+                    credentials.clone(),
+                    day,
+                    region,
+                    self.service,
+                )?);
                 *self.key.write().unwrap_or_else(PoisonError::into_inner) = Some(key.clone());
                 key
             }

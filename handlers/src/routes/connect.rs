@@ -1,9 +1,7 @@
-use aws_lambda_events::apigw::ApiGatewayProxyResponse;
 use tracing::{error, info, instrument};
 
-use super::{SignedIn, WebSocketEvent, connection_id, reply, signed_in, span_id};
+use super::{RouteResult, SignedIn, WebSocketEvent, connection_id, reply, signed_in, span_id};
 use crate::Chat;
-use crate::error::Error;
 use crate::metric;
 use crate::protocol::{ErrorCode, ServerFrame, parse_joining};
 use crate::records::{ActiveConnection, Retention, Session};
@@ -16,10 +14,7 @@ use crate::time::Timestamp;
 /// bad room or name is a 400 that writes nothing; with sign-in, a room the
 /// user may not join (members-only, or banned from) is a 403.
 #[instrument(name = "$connect", skip_all, fields(connection_id = span_id(&event)))]
-pub(super) async fn connect(
-    chat: &Chat,
-    event: WebSocketEvent,
-) -> Result<ApiGatewayProxyResponse, Error> {
+pub(super) async fn connect(chat: &Chat, event: WebSocketEvent) -> RouteResult {
     let id = connection_id(&event)?;
     let context = &event.request_context;
     let connected_at = Timestamp::from_epoch_millis(context.connected_at)?;

@@ -1,8 +1,6 @@
-use aws_lambda_events::apigw::ApiGatewayProxyResponse;
 use tracing::{info, instrument};
 
-use super::{WebSocketEvent, connection_id, reply, span_id};
-use crate::error::Error;
+use super::{RouteResult, WebSocketEvent, connection_id, reply, span_id};
 use crate::limits::MAX_ECHOED_ACTION_CHARS;
 use crate::protocol::{Action, ErrorCode, Inbound, ServerFrame};
 
@@ -10,7 +8,7 @@ use crate::protocol::{Action, ErrorCode, Inbound, ServerFrame};
 /// pong; anything else gets an error naming the valid actions. Answers from
 /// the event alone: no tables, no Management API.
 #[instrument(name = "$default", skip_all, fields(connection_id = span_id(&event)))]
-pub async fn default(event: WebSocketEvent) -> Result<ApiGatewayProxyResponse, Error> {
+pub async fn default(event: WebSocketEvent) -> RouteResult {
     connection_id(&event)?;
     let frame = match Inbound::parse(event.body.as_deref()) {
         Inbound::Object {

@@ -1,9 +1,7 @@
-use aws_lambda_events::apigw::ApiGatewayProxyResponse;
 use tracing::{debug, error, info, instrument};
 
-use super::{WebSocketEvent, connection_id, reply, span_id};
+use super::{RouteResult, WebSocketEvent, connection_id, reply, span_id};
 use crate::Chat;
-use crate::error::Error;
 use crate::records::SessionClose;
 use crate::store::WriteOutcome;
 use crate::time::Timestamp;
@@ -17,10 +15,7 @@ use crate::time::Timestamp;
 /// repair finds it, [`crate::reconcile`]) and the connection row keeps its
 /// last sign of life for the repair to use.
 #[instrument(name = "$disconnect", skip_all, fields(connection_id = span_id(&event)))]
-pub(super) async fn disconnect(
-    chat: &Chat,
-    event: WebSocketEvent,
-) -> Result<ApiGatewayProxyResponse, Error> {
+pub(super) async fn disconnect(chat: &Chat, event: WebSocketEvent) -> RouteResult {
     let id = connection_id(&event)?;
     let context = &event.request_context;
     let close = SessionClose {

@@ -1,11 +1,9 @@
-use aws_lambda_events::apigw::ApiGatewayProxyResponse;
 use tracing::{error, info, instrument};
 
-use super::{WebSocketEvent, connection_id, reply, span_id};
+use super::{RouteResult, WebSocketEvent, connection_id, reply, span_id};
 use crate::Chat;
 use crate::admission::{Admission, admit};
 use crate::cursor;
-use crate::error::Error;
 use crate::limits::{HISTORY_FRAME_BYTES, HISTORY_RATE};
 use crate::protocol::{ErrorCode, ServerFrame, parse_history_request};
 use crate::rate::Allowance;
@@ -18,10 +16,7 @@ use crate::time::Timestamp;
 /// sender alone, within its connection's allowance ([`HISTORY_RATE`]). A
 /// two-way route: it always answers with a body.
 #[instrument(name = "history", skip_all, fields(connection_id = span_id(&event)))]
-pub(super) async fn history(
-    chat: &Chat,
-    event: WebSocketEvent,
-) -> Result<ApiGatewayProxyResponse, Error> {
+pub(super) async fn history(chat: &Chat, event: WebSocketEvent) -> RouteResult {
     let id = connection_id(&event)?;
     let request = match parse_history_request(event.body.as_deref()) {
         Ok(request) => request,

@@ -32,8 +32,11 @@ use crate::protocol::ServerFrame;
 /// route is defined, so its state machine and the SDK calls inside it are
 /// compiled with this crate, not again in each crate that awaits it (the
 /// local stack, last in a build; docs/performance.md, "Build time").
-pub type RouteFuture<'a> =
-    Pin<Box<dyn Future<Output = Result<ApiGatewayProxyResponse, Error>> + Send + 'a>>;
+pub type RouteFuture<'a> = Pin<Box<dyn Future<Output = RouteResult> + Send + 'a>>;
+
+/// What a route answers API Gateway: a proxy response, or a failure of the
+/// event itself (a field API Gateway always sends, missing).
+pub type RouteResult = Result<ApiGatewayProxyResponse, Error>;
 
 /// `$connect` (routes/connect.rs).
 pub fn connect(chat: &Chat, event: WebSocketEvent) -> RouteFuture<'_> {

@@ -1,7 +1,7 @@
 use aws_lambda_events::apigw::ApiGatewayProxyResponse;
 use tracing::{error, info, instrument, warn};
 
-use super::{SignedIn, WebSocketEvent, connection_id, reply, signed_in, span_id};
+use super::{RouteResult, SignedIn, WebSocketEvent, connection_id, reply, signed_in, span_id};
 use crate::Chat;
 use crate::error::{Error, StoreError};
 use crate::fanout::{Audience, broadcast};
@@ -21,10 +21,7 @@ use crate::time::Timestamp;
 /// or an `error` saying why nothing was done), written to the room's audit
 /// log and counted. A two-way route: it always answers with a body.
 #[instrument(name = "moderate", skip_all, fields(connection_id = span_id(&event)))]
-pub(super) async fn moderate(
-    chat: &Chat,
-    event: WebSocketEvent,
-) -> Result<ApiGatewayProxyResponse, Error> {
+pub(super) async fn moderate(chat: &Chat, event: WebSocketEvent) -> RouteResult {
     let id = connection_id(&event)?;
     let action = event
         .request_context

@@ -1,10 +1,10 @@
 use aws_lambda_events::apigw::ApiGatewayProxyResponse;
 use tracing::{debug, error, info, instrument, warn};
 
-use super::{WebSocketEvent, connection_id, reply, span_id};
+use super::{RouteResult, WebSocketEvent, connection_id, reply, span_id};
 use crate::Chat;
 use crate::admission::{Admission, admit};
-use crate::error::{Error, StoreError};
+use crate::error::StoreError;
 use crate::fanout::{Audience, FanoutReport, broadcast};
 use crate::management::Delivery;
 use crate::metric::{self, FanoutKind};
@@ -19,10 +19,7 @@ use crate::time::Timestamp;
 /// is one-way, because with a route response API Gateway would send every
 /// body-less success to the client as an empty frame.
 #[instrument(name = "sendmessage", skip_all, fields(connection_id = span_id(&event)))]
-pub(super) async fn sendmessage(
-    chat: &Chat,
-    event: WebSocketEvent,
-) -> Result<ApiGatewayProxyResponse, Error> {
+pub(super) async fn sendmessage(chat: &Chat, event: WebSocketEvent) -> RouteResult {
     let id = connection_id(&event)?;
     let body = event.body.as_deref();
     let text = match validate_send_message(body, chat.limits.max_chat_message_bytes) {
