@@ -513,12 +513,25 @@ impl Store {
     /// caller compares `until`). Consistent, so a ban holds from the moment
     /// it is written, not a second later.
     pub async fn ban(&self, room: &Room, user_id: &str) -> Result<Option<Ban>, StoreError> {
+        let key = HashMap::from([
+            ("room".to_owned(), AttributeValue::S(room.to_string())),
+            ("entry".to_owned(), AttributeValue::S(Ban::entry_of(user_id))),
+        ]);
+        self.read(&self.tables.moderation, key).await
+    }
+
+    /// The whole item of `table` under `key`, read consistently; `None`
+    /// when there is none.
+    async fn read<T: serde::de::DeserializeOwned>(
+        &self,
+        table: &str,
+        key: HashMap<String, AttributeValue>,
+    ) -> Result<Option<T>, StoreError> {
         let output = self
             .client
             .get_item()
-            .table_name(&self.tables.moderation)
-            .key("room", AttributeValue::S(room.to_string()))
-            .key("entry", AttributeValue::S(Ban::entry_of(user_id)))
+            .table_name(table)
+            .set_key(Some(key))
             .consistent_read(true)
             .send()
             .await
@@ -584,16 +597,11 @@ impl Store {
 
     /// One stored message, tombstone or not.
     pub async fn message(&self, message_id: &str) -> Result<Option<Message>, StoreError> {
-        let output = self
-            .client
-            .get_item()
-            .table_name(&self.tables.message_history)
-            .key("message_id", AttributeValue::S(message_id.to_owned()))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(StoreError::call("GetItem"))?;
-        output.item.map(from_item).transpose().map_err(Into::into)
+        let key = HashMap::from([(
+            "message_id".to_owned(),
+            AttributeValue::S(message_id.to_owned()),
+        )]);
+        self.read(&self.tables.message_history, key).await
     }
 
     /// Turns a stored message into a tombstone: its text gone, who deleted

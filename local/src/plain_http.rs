@@ -1,14 +1,14 @@
 //! The HTTP client of the local stack's SDK clients: HTTP/1.1 over TCP with
 //! kept-alive connections, for the `http://` endpoints the local stack calls
-//! (the embedded engine, or DynamoDB Local with `--dynamodb-endpoint`). The
-//! SDK's own client adds TLS, HTTP/2 and proxies, which nothing local uses,
-//! and a minute to a first build (docs/performance.md, "Build time"). The
-//! SDK clients themselves are unchanged: same serialization, signing,
-//! retries and error mapping.
+//! (the embedded engine, or DynamoDB Local with `--dynamodb-endpoint`):
+//! hyper-util's client (its pool; a request a closed idle connection never
+//! sent goes again on a new one), HTTP/1 only. The SDK's own client adds
+//! TLS, HTTP/2 and proxies, which nothing local uses, and a minute to a
+//! first build (docs/performance.md, "Build time"). The SDK clients
+//! themselves are unchanged: same serialization, signing, retries and error
+//! mapping.
 
-use std::collections::HashMap;
 use std::future::Future;
-use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use aws_smithy_runtime_api::client::http::{
@@ -19,13 +19,11 @@ use aws_smithy_runtime_api::client::result::ConnectorError;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::body::SdkBody;
 use http_body_util::{BodyExt, Limited};
-use hyper::client::conn::http1::{self, SendRequest};
-use hyper::header::{HOST, HeaderValue};
-use hyper::{Request, Uri};
-use hyper_util::rt::TokioIo;
+use hyper::Uri;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector as TcpConnector;
+use hyper_util::rt::TokioExecutor;
 use thiserror::Error;
-use tokio::net::TcpStream;
-use tracing::debug;
 
 /// Idle connections kept per endpoint; a connection finishing beyond that is
 /// closed.
@@ -40,17 +38,11 @@ pub const MAX_RESPONSE_BYTES: usize = 32 * 1024 * 1024;
 enum Failure {
     #[error("the local stack speaks plain HTTP only, not to {0}")]
     NotPlainHttp(Uri),
-    #[error("tcp connect to {endpoint}")]
-    Connect {
-        endpoint: String,
-        #[source]
-        source: std::io::Error,
-    },
     #[error("HTTP/1.1 exchange with {endpoint}")]
     Exchange {
         endpoint: String,
         #[source]
-        source: hyper::Error,
+        source: hyper_util::client::legacy::Error,
     },
     #[error("reading the answer of {endpoint}")]
     Body {
@@ -68,24 +60,22 @@ impl Failure {
     }
 }
 
-type Sender = SendRequest<SdkBody>;
-
-/// Kept-alive connections, by endpoint (`host:port`).
-type Idle = Arc<Mutex<HashMap<String, Vec<Sender>>>>;
-
 /// Give it to an SDK config as its HTTP client.
 #[derive(Clone, Debug, Default)]
-pub struct PlainHttp {
-    idle: Idle,
-}
+pub struct PlainHttp;
 
 impl PlainHttp {
-    /// A connector over these connections with the timeouts of `settings`,
+    /// A connector with the timeouts of `settings` (and a pool of its own),
     /// for code that sends requests itself (the Management API adapter).
     pub fn connector(&self, settings: &HttpConnectorSettings) -> SharedHttpConnector {
+        let mut tcp = TcpConnector::new();
+        tcp.set_nodelay(true);
+        tcp.set_connect_timeout(settings.connect_timeout());
+        let client = Client::builder(TokioExecutor::new())
+            .pool_max_idle_per_host(MAX_IDLE_PER_ENDPOINT)
+            .build(tcp);
         SharedHttpConnector::new(Connector {
-            idle: Arc::clone(&self.idle),
-            connect_timeout: settings.connect_timeout(),
+            client,
             read_timeout: settings.read_timeout(),
         })
     }
@@ -101,25 +91,39 @@ impl HttpClient for PlainHttp {
     }
 }
 
-/// One client's connections and the timeouts of its SDK config.
+/// One client's pool and the read timeout of its SDK config.
 #[derive(Debug)]
 struct Connector {
-    idle: Idle,
-    connect_timeout: Option<Duration>,
+    client: Client<TcpConnector, SdkBody>,
     read_timeout: Option<Duration>,
 }
 
 impl HttpConnector for Connector {
     fn call(&self, request: HttpRequest) -> HttpConnectorFuture {
-        let idle = Arc::clone(&self.idle);
-        let (connect_timeout, read_timeout) = (self.connect_timeout, self.read_timeout);
+        let client = self.client.clone();
+        let read_timeout = self.read_timeout;
         HttpConnectorFuture::new(async move {
             let request = request
                 .try_into_http1x()
                 .map_err(|problem| ConnectorError::other(problem.into(), None))?;
-            let (endpoint, request) = origin_form(request)?;
+            if request.uri().scheme_str() != Some("http") {
+                let uri = request.uri().clone();
+                return Err(ConnectorError::other(Failure::NotPlainHttp(uri).into(), None));
+            }
+            let endpoint = request
+                .uri()
+                .authority()
+                .map(ToString::to_string)
+                .unwrap_or_default();
             let answer = async {
-                let (sender, response) = send(&idle, &endpoint, request, connect_timeout).await?;
+                let response = client.request(request).await.map_err(|source| {
+                    let endpoint = endpoint.clone();
+                    if source.is_connect() {
+                        ConnectorError::io(Failure::Exchange { endpoint, source }.into())
+                    } else {
+                        Failure::Exchange { endpoint, source }.io()
+                    }
+                })?;
                 let (parts, body) = response.into_parts();
                 let body = Limited::new(body, MAX_RESPONSE_BYTES)
                     .collect()
@@ -129,8 +133,6 @@ impl HttpConnector for Connector {
                         Failure::Body { endpoint, source }.io()
                     })?
                     .to_bytes();
-                // The whole answer is read, so the connection is free again.
-                keep(&idle, &endpoint, sender);
                 Ok(hyper::Response::from_parts(parts, SdkBody::from(body)))
             };
             let response = within(read_timeout, answer).await??;
@@ -138,115 +140,6 @@ impl HttpConnector for Connector {
                 .map_err(|problem| ConnectorError::other(problem.into(), None))
         })
     }
-}
-
-/// The endpoint (`host:port`) of an `http://` request, and the request with
-/// its target in origin form (`/path?query`) and a `Host` header, as
-/// HTTP/1.1 sends it.
-fn origin_form(request: Request<SdkBody>) -> Result<(String, Request<SdkBody>), ConnectorError> {
-    let (mut parts, body) = request.into_parts();
-    let not_plain = || ConnectorError::other(Failure::NotPlainHttp(parts.uri.clone()).into(), None);
-    if parts.uri.scheme_str() != Some("http") {
-        return Err(not_plain());
-    }
-    let Some(authority) = parts.uri.authority().cloned() else {
-        return Err(not_plain());
-    };
-    let endpoint = format!(
-        "{}:{}",
-        authority.host(),
-        authority.port_u16().unwrap_or(80)
-    );
-    if !parts.headers.contains_key(HOST) {
-        let host = HeaderValue::from_str(authority.as_str())
-            .map_err(|problem| ConnectorError::other(problem.into(), None))?;
-        parts.headers.insert(HOST, host);
-    }
-    let target = parts
-        .uri
-        .path_and_query()
-        .map_or("/", |target| target.as_str());
-    parts.uri =
-        Uri::try_from(target).map_err(|problem| ConnectorError::other(problem.into(), None))?;
-    Ok((endpoint, Request::from_parts(parts, body)))
-}
-
-/// Sends `request` on a kept-alive connection, or a new one. A kept-alive
-/// connection the server closed meanwhile hands the request back unsent; it
-/// then goes on a new connection. Any other failure is an I/O error, which
-/// the SDK's retry policy retries.
-async fn send(
-    idle: &Idle,
-    endpoint: &str,
-    mut request: Request<SdkBody>,
-    connect_timeout: Option<Duration>,
-) -> Result<(Sender, hyper::Response<hyper::body::Incoming>), ConnectorError> {
-    loop {
-        let (mut sender, reused) = match reuse(idle, endpoint).await {
-            Some(sender) => (sender, true),
-            None => (connect(endpoint, connect_timeout).await?, false),
-        };
-        match sender.try_send_request(request).await {
-            Ok(response) => return Ok((sender, response)),
-            Err(mut failed) => match failed.take_message() {
-                Some(unsent) if reused => request = unsent,
-                _ => {
-                    let source = failed.into_error();
-                    let endpoint = endpoint.to_owned();
-                    return Err(Failure::Exchange { endpoint, source }.io());
-                }
-            },
-        }
-    }
-}
-
-/// A kept-alive connection to `endpoint` that is still open.
-async fn reuse(idle: &Idle, endpoint: &str) -> Option<Sender> {
-    loop {
-        let mut sender = idle
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get_mut(endpoint)?
-            .pop()?;
-        // Ready once the connection has finished its last exchange; an error
-        // means the server closed it.
-        if !sender.is_closed() && sender.ready().await.is_ok() {
-            return Some(sender);
-        }
-    }
-}
-
-fn keep(idle: &Idle, endpoint: &str, sender: Sender) {
-    let mut idle = idle.lock().unwrap_or_else(PoisonError::into_inner);
-    let senders = idle.entry(endpoint.to_owned()).or_default();
-    if senders.len() < MAX_IDLE_PER_ENDPOINT {
-        senders.push(sender);
-    }
-}
-
-async fn connect(endpoint: &str, timeout: Option<Duration>) -> Result<Sender, ConnectorError> {
-    let failed = |source| {
-        let endpoint = endpoint.to_owned();
-        Failure::Connect { endpoint, source }.io()
-    };
-    let stream = within(timeout, TcpStream::connect(endpoint))
-        .await?
-        .map_err(failed)?;
-    // Requests are small and each waits for its answer: send them at once.
-    stream.set_nodelay(true).map_err(failed)?;
-    let (sender, connection) = http1::handshake(TokioIo::new(stream))
-        .await
-        .map_err(|source| {
-            let endpoint = endpoint.to_owned();
-            Failure::Exchange { endpoint, source }.io()
-        })?;
-    let endpoint = endpoint.to_owned();
-    tokio::spawn(async move {
-        if let Err(error) = connection.await {
-            debug!(%error, %endpoint, "an HTTP connection of an SDK client ended");
-        }
-    });
-    Ok(sender)
 }
 
 /// `work`, or a timeout error once `limit` has passed.
@@ -264,10 +157,16 @@ async fn within<T>(
 
 #[cfg(test)]
 mod tests {
+    use std::convert::Infallible;
+    use std::sync::Arc;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    use tokio::net::TcpListener;
+    use hyper::body::Bytes;
+    use http_body_util::Full;
+    use hyper::body::Incoming;
+    use hyper::service::service_fn;
+    use hyper_util::rt::TokioIo;
+    use tokio::net::{TcpListener, TcpStream};
 
     use super::*;
 
@@ -284,55 +183,55 @@ mod tests {
         Oversized,
     }
 
-    /// A raw HTTP/1.1 server on 127.0.0.1 counting the connections it
-    /// accepted; it stops with the test's runtime.
+    /// An HTTP/1.1 server (hyper's) on 127.0.0.1 counting the connections
+    /// it accepted; it stops with the test's runtime.
     async fn server(serve: Serve) -> (String, Arc<AtomicUsize>) {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("a port");
         let endpoint = format!("http://{}", listener.local_addr().expect("an address"));
         let accepted = Arc::new(AtomicUsize::new(0));
         let counter = Arc::clone(&accepted);
         tokio::spawn(async move {
-            while let Ok((mut socket, _)) = listener.accept().await {
+            while let Ok((socket, _)) = listener.accept().await {
                 counter.fetch_add(1, Ordering::SeqCst);
-                tokio::spawn(async move {
-                    while read_request(&mut socket).await {
-                        let body_len = match serve {
-                            Serve::Silent => return std::future::pending().await,
-                            Serve::Oversized => MAX_RESPONSE_BYTES + 1,
-                            Serve::KeepAlive | Serve::OneThenClose => 2,
-                        };
-                        let head = format!("HTTP/1.1 200 OK\r\ncontent-length: {body_len}\r\n\r\n");
-                        if socket.write_all(head.as_bytes()).await.is_err()
-                            || socket.write_all(&vec![b'{'; body_len]).await.is_err()
-                            || matches!(serve, Serve::OneThenClose)
-                        {
-                            return;
-                        }
-                    }
-                });
+                tokio::spawn(answer(socket, serve));
             }
         });
         (endpoint, accepted)
     }
 
-    /// Reads one request with a `content-length` body; false at the end of
-    /// the connection.
-    async fn read_request(socket: &mut TcpStream) -> bool {
-        let mut seen = Vec::new();
-        let mut byte = [0_u8];
-        while !seen.ends_with(b"\r\n\r\n") {
-            if socket.read(&mut byte).await.unwrap_or(0) == 0 {
-                return false;
+    /// Serves one connection as `serve` says. `OneThenClose` stops keeping
+    /// it alive once its first answer is on its way, so hyper closes it
+    /// after that answer without a `connection: close` (the head is
+    /// already written): the client learns of it only by the closed socket.
+    async fn answer(socket: TcpStream, serve: Serve) {
+        let answered = Arc::new(tokio::sync::Notify::new());
+        let told = Arc::clone(&answered);
+        let service = service_fn(move |request: hyper::Request<Incoming>| {
+            let told = Arc::clone(&told);
+            async move {
+                let _ = request.into_body().collect().await;
+                let length = match serve {
+                    Serve::Silent => return std::future::pending().await,
+                    Serve::Oversized => MAX_RESPONSE_BYTES + 1,
+                    Serve::KeepAlive | Serve::OneThenClose => 2,
+                };
+                told.notify_one();
+                Ok::<_, Infallible>(hyper::Response::new(Full::new(Bytes::from(vec![
+                    b'{';
+                    length
+                ]))))
             }
-            seen.push(byte[0]);
+        });
+        let connection = hyper::server::conn::http1::Builder::new()
+            .serve_connection(TokioIo::new(socket), service);
+        tokio::pin!(connection);
+        if matches!(serve, Serve::OneThenClose) {
+            tokio::select! {
+                _ = connection.as_mut() => return,
+                () = answered.notified() => connection.as_mut().graceful_shutdown(),
+            }
         }
-        let head = String::from_utf8_lossy(&seen).to_ascii_lowercase();
-        let body_len = head
-            .lines()
-            .find_map(|line| line.strip_prefix("content-length:"))
-            .map_or(0, |len| len.trim().parse().expect("a length"));
-        let mut body = vec![0; body_len];
-        socket.read_exact(&mut body).await.is_ok()
+        let _ = connection.await;
     }
 
     fn connector(read_timeout: Option<Duration>) -> SharedHttpConnector {
@@ -367,6 +266,8 @@ mod tests {
         for _ in 0..3 {
             let response = http.call(post(&endpoint)).await.expect("an answer");
             assert_eq!(response.status().as_u16(), 200);
+            // Closed without saying so: the client finds out by the socket.
+            assert_eq!(response.headers().get("connection"), None);
         }
         assert_eq!(accepted.load(Ordering::SeqCst), 3);
     }

@@ -14,8 +14,8 @@ use testkit::stack::{Client, TestStack, start_stack, unique_prefix};
 use testkit::tokens::{self, SECRET, claims, hs256};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
-async fn stack_with(dir: &tempfile::TempDir, flags: &[&str]) -> TestStack {
-    start_stack(dir.path(), &unique_prefix(), flags).await
+async fn stack_with(flags: &[&str]) -> TestStack {
+    TestStack::start(flags).await
 }
 
 /// The HTTP status of a refused upgrade, or `None` when it was accepted.
@@ -40,8 +40,7 @@ fn with_token(url: &str, token: &str) -> String {
 
 #[tokio::test]
 async fn a_good_token_signs_in_and_its_name_wins_over_the_query() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let t = stack_with(&dir, &["--auth-jwt-secret", SECRET]).await;
+    let t = stack_with(&["--auth-jwt-secret", SECRET]).await;
     let url = t.stack.websocket_url();
     let token = hs256(&claims("user-42", Some("Ada Lovelace")), SECRET);
     let mut ada = Client::connect(&format!("{url}?token={token}&name=Mallory&room=books")).await;
@@ -96,18 +95,14 @@ async fn a_good_token_signs_in_and_its_name_wins_over_the_query() {
 
 #[tokio::test]
 async fn every_kind_of_bad_token_is_refused_and_leaves_nothing() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let t = stack_with(
-        &dir,
-        &[
-            "--auth-jwt-secret",
-            SECRET,
-            "--auth-jwt-issuer",
-            "https://issuer.test",
-            "--auth-jwt-audience",
-            "chat",
-        ],
-    )
+    let t = stack_with(&[
+        "--auth-jwt-secret",
+        SECRET,
+        "--auth-jwt-issuer",
+        "https://issuer.test",
+        "--auth-jwt-audience",
+        "chat",
+    ])
     .await;
     let url = t.stack.websocket_url();
     let good = || {
@@ -339,13 +334,7 @@ impl IdentityProvider {
                 }
             }),
         );
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("a port");
-        let address = listener.local_addr().expect("its address");
-        let server = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
+        let (address, server) = testkit::serve_locally(app, "the JWKS server").await;
         Self {
             url: format!("http://{address}/.well-known/jwks.json"),
             document,
@@ -489,16 +478,12 @@ fn a_short_hs256_secret_stops_the_stack_naming_its_length() {
 
 #[tokio::test]
 async fn a_token_valid_for_longer_than_the_maximum_is_refused() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let t = stack_with(
-        &dir,
-        &[
-            "--auth-jwt-secret",
-            SECRET,
-            "--auth-max-token-lifetime-secs",
-            "3600",
-        ],
-    )
+    let t = stack_with(&[
+        "--auth-jwt-secret",
+        SECRET,
+        "--auth-max-token-lifetime-secs",
+        "3600",
+    ])
     .await;
     let url = t.stack.websocket_url();
     let now = tokens::now();
@@ -524,8 +509,7 @@ async fn a_token_valid_for_longer_than_the_maximum_is_refused() {
 
 #[tokio::test]
 async fn a_name_claim_that_is_not_a_display_name_signs_in_without_a_name() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let t = stack_with(&dir, &["--auth-jwt-secret", SECRET]).await;
+    let t = stack_with(&["--auth-jwt-secret", SECRET]).await;
     let url = t.stack.websocket_url();
     for bad in [json!("x".repeat(100)), json!("\u{202e}evil"), json!(42)] {
         let mut claims = claims("user-7", None);

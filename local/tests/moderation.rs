@@ -9,10 +9,10 @@ use testkit::item::{connection_row, scan, string};
 use testkit::stack::{Client, TestStack, start_stack, unique_prefix};
 use testkit::tokens::{SECRET, claims, hs256};
 
-async fn stack_with(dir: &tempfile::TempDir, flags: &[&str]) -> TestStack {
+async fn stack_with(flags: &[&str]) -> TestStack {
     let mut all = vec!["--auth-jwt-secret", SECRET];
     all.extend_from_slice(flags);
-    start_stack(dir.path(), &unique_prefix(), &all).await
+    TestStack::start(&all).await
 }
 
 /// A token for `sub`, named `name`, with extra claims.
@@ -61,8 +61,7 @@ fn code(answer: &Value) -> &str {
 
 #[tokio::test]
 async fn members_only_rooms_admit_their_members_and_refuse_everyone_else() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let t = stack_with(&dir, &["--members-only-rooms", "team-*,staff"]).await;
+    let t = stack_with(&["--members-only-rooms", "team-*,staff"]).await;
     let member = token("u-member", "Mia", json!({"rooms": ["team-*"]}));
     let outsider = token("u-outsider", "Otto", json!({}));
     let elsewhere = token("u-other", "Ola", json!({"rooms": "staff"}));
@@ -117,8 +116,7 @@ async fn members_only_rooms_admit_their_members_and_refuse_everyone_else() {
 
 #[tokio::test]
 async fn closed_access_admits_only_the_rooms_a_token_names() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let t = stack_with(&dir, &["--room-access", "closed"]).await;
+    let t = stack_with(&["--room-access", "closed"]).await;
     let member = token("u-1", "Ann", json!({"rooms": ["lobby", "team-*"]}));
     let none = token("u-2", "Ben", json!({}));
     Client::connect(&url(&t, "team-x", &member)).await;
@@ -136,8 +134,7 @@ async fn closed_access_admits_only_the_rooms_a_token_names() {
 
 #[tokio::test]
 async fn a_moderator_removes_bans_and_deletes_and_every_refusal_is_answered() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let t = stack_with(&dir, &[]).await;
+    let t = stack_with(&[]).await;
     let tables = &t.stack.tables;
     let moderator_token = token("u-mod", "Mod", json!({"roles": ["moderator"]}));
     let alice_token = token("u-alice", "Alice", json!({}));

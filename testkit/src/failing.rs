@@ -45,13 +45,7 @@ impl FailingEndpoint {
                 answer
             }
         });
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("binding the failing endpoint");
-        let address = listener.local_addr().expect("its address");
-        let server = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
+        let (address, server) = crate::serve_locally(app, "the failing endpoint").await;
         Self {
             endpoint: format!("http://{address}"),
             requests,

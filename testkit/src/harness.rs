@@ -88,16 +88,6 @@ impl Harness {
             .expect("connect handled")
     }
 
-    /// `$connect` with `?room=` (any text: the handler validates it).
-    pub async fn connect_to(&self, id: &str, room: &str) -> ApiGatewayProxyResponse {
-        let mut event = self.event("connect.json", id, |_| {});
-        event.query_string_parameters =
-            std::collections::HashMap::from([("room".to_owned(), room.to_owned())]).into();
-        handlers::connect(&self.chat, event)
-            .await
-            .expect("connect handled")
-    }
-
     /// A `history` frame from `id`; the response body as JSON.
     pub async fn history(&self, id: &str, body: &str) -> (i64, Value) {
         let mut event = self.event("message.json", id, |context| {

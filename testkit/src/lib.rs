@@ -46,6 +46,22 @@ pub const PATIENCE: Duration = Duration::from_secs(10);
 /// one (its stream poll is 50 ms in tests).
 pub const QUIET: Duration = Duration::from_millis(400);
 
+/// Serves `app` on 127.0.0.1 at a port of its own, until the returned task
+/// is aborted (every stand-in aborts it when dropped); its address.
+pub async fn serve_locally(
+    app: axum::Router,
+    what: &str,
+) -> (std::net::SocketAddr, tokio::task::JoinHandle<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap_or_else(|error| panic!("binding {what}: {error}"));
+    let address = listener.local_addr().expect("its address");
+    let server = tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    (address, server)
+}
+
 /// Polls `check` until it returns `Some`, or panics after [`PATIENCE`].
 pub async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
 where

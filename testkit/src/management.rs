@@ -94,18 +94,26 @@ impl FakeManagementApi {
             StatusCode::OK.into_response()
         }
 
-        /// GetConnection: 410 for a gone id, else a connection's document.
-        async fn get(
+        /// GetConnection (a connection's document) and DeleteConnection
+        /// (recorded, and gone from then on); 410 for a gone id.
+        async fn get_or_delete(
             State(state): State<Shared>,
             Path((_stage, id)): Path<(String, String)>,
+            method: axum::http::Method,
             uri: Uri,
             headers: HeaderMap,
         ) -> Response {
-            if let Some(refused) = unsigned("GET", &headers, &uri, b"") {
+            if let Some(refused) = unsigned(method.as_str(), &headers, &uri, b"") {
                 return refused;
             }
-            if state.lock().expect("fake state").gone.contains(&id) {
+            let mut state = state.lock().expect("fake state");
+            if state.gone.contains(&id) {
                 return gone();
+            }
+            if method == axum::http::Method::DELETE {
+                state.gone.insert(id.clone());
+                state.deleted.push(id);
+                return StatusCode::NO_CONTENT.into_response();
             }
             axum::Json(serde_json::json!({
                 "connectedAt": "2026-11-28T00:13:36.123Z",
@@ -115,38 +123,16 @@ impl FakeManagementApi {
             .into_response()
         }
 
-        /// DeleteConnection: 410 for a gone id, else recorded and gone.
-        async fn delete(
-            State(state): State<Shared>,
-            Path((_stage, id)): Path<(String, String)>,
-            uri: Uri,
-            headers: HeaderMap,
-        ) -> Response {
-            if let Some(refused) = unsigned("DELETE", &headers, &uri, b"") {
-                return refused;
-            }
-            let mut state = state.lock().expect("fake state");
-            if !state.gone.insert(id.clone()) {
-                return gone();
-            }
-            state.deleted.push(id);
-            StatusCode::NO_CONTENT.into_response()
-        }
-
         let state = Shared::default();
         let app = axum::Router::new()
             .route(
                 "/{stage}/@connections/{id}",
-                axum::routing::post(post).get(get).delete(delete),
+                axum::routing::post(post)
+                    .get(get_or_delete)
+                    .delete(get_or_delete),
             )
             .with_state(state.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("binding the fake Management API");
-        let address = listener.local_addr().expect("its address");
-        let server = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
+        let (address, server) = crate::serve_locally(app, "the fake Management API").await;
         Self {
             endpoint: format!("http://{address}/dev"),
             state,

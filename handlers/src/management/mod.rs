@@ -497,20 +497,19 @@ mod tests {
 
     #[test]
     fn backoff_doubles_up_to_its_cap() {
-        for attempt in 1..=40 {
-            let cap = POST_RETRY_BACKOFF
-                .saturating_mul(1 << (attempt - 1).min(16))
-                .min(POST_RETRY_MAX_BACKOFF);
-            for _ in 0..50 {
-                assert!(backoff(attempt) <= cap, "attempt {attempt}");
+        // 25 ms, doubling per attempt, capped at 400 ms; each wait a random
+        // share of its attempt's cap (full jitter).
+        for (attempt, cap_ms) in [(1, 25), (2, 50), (3, 100), (4, 200), (5, 400), (6, 400), (40, 400)] {
+            let cap = Duration::from_millis(cap_ms);
+            let mut longest = Duration::ZERO;
+            for _ in 0..200 {
+                let wait = backoff(attempt);
+                assert!(wait <= cap, "attempt {attempt}: {wait:?} over {cap:?}");
+                longest = longest.max(wait);
             }
+            // 200 draws all below half the cap: one chance in 2^200.
+            assert!(longest >= cap / 2, "attempt {attempt}: {longest:?}, jitter too narrow");
         }
-        assert_eq!(
-            POST_RETRY_BACKOFF
-                .saturating_mul(1 << 16)
-                .min(POST_RETRY_MAX_BACKOFF),
-            POST_RETRY_MAX_BACKOFF
-        );
     }
 
     #[test]
