@@ -19,22 +19,16 @@ use aws_lambda_events::http::header::AUTHORIZATION;
 use aws_lambda_events::http::{HeaderMap, HeaderValue};
 use aws_lambda_events::query_map::QueryMap;
 use handlers::Room;
-use handlers::auth::{AuthSettings, DEFAULT_NAME_CLAIM, Denial, KeySource, Verifier, token_of};
+use handlers::auth::{AuthSettings, Denial, KeySource, Verifier, token_of};
 use handlers::limits::{DISPLAY_NAME_CHARS, MAX_TOKEN_BYTES};
 use handlers::protocol::{ErrorCode, ServerFrame, parse_joining};
 use libfuzzer_sys::fuzz_target;
 use serde_json::Value;
 
 static VERIFIER: LazyLock<Verifier> = LazyLock::new(|| {
-    Verifier::new(AuthSettings {
-        keys: KeySource::Secret(b"fuzz-secret-of-at-least-32-bytes".to_vec()),
-        jwks_url: None,
-        max_lifetime: None,
-        issuer: None,
-        audience: None,
-        name_claim: DEFAULT_NAME_CLAIM.to_owned(),
-        claims: Default::default(),
-    })
+    Verifier::new(AuthSettings::new(KeySource::Secret(
+        b"fuzz-secret-of-at-least-32-bytes".to_vec(),
+    )))
     .expect("a verifier")
 });
 

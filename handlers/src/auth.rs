@@ -78,6 +78,22 @@ pub struct AuthSettings {
 /// The claim of the display name, unless configured.
 pub const DEFAULT_NAME_CLAIM: &str = "name";
 
+impl AuthSettings {
+    /// Verifying with `keys`, everything else as by default: no JWKS URL,
+    /// issuer, audience or lifetime limit; the default claims.
+    pub fn new(keys: KeySource) -> Self {
+        Self {
+            keys,
+            jwks_url: None,
+            issuer: None,
+            audience: None,
+            name_claim: DEFAULT_NAME_CLAIM.to_owned(),
+            max_lifetime: None,
+            claims: ClaimNames::default(),
+        }
+    }
+}
+
 /// Why the settings cannot verify anything.
 #[derive(Debug, thiserror::Error)]
 pub enum AuthConfigError {
@@ -606,15 +622,7 @@ mod tests {
 
     #[test]
     fn settings_that_cannot_verify_are_refused_at_start() {
-        let settings = |keys| AuthSettings {
-            keys,
-            jwks_url: None,
-            max_lifetime: None,
-            issuer: None,
-            audience: None,
-            name_claim: DEFAULT_NAME_CLAIM.into(),
-            claims: ClaimNames::default(),
-        };
+        let settings = AuthSettings::new;
         assert!(matches!(
             Verifier::new(settings(KeySource::Secret(vec![]))),
             Err(AuthConfigError::EmptySecret)

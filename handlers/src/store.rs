@@ -515,7 +515,10 @@ impl Store {
     pub async fn ban(&self, room: &Room, user_id: &str) -> Result<Option<Ban>, StoreError> {
         let key = HashMap::from([
             ("room".to_owned(), AttributeValue::S(room.to_string())),
-            ("entry".to_owned(), AttributeValue::S(Ban::entry_of(user_id))),
+            (
+                "entry".to_owned(),
+                AttributeValue::S(Ban::entry_of(user_id)),
+            ),
         ]);
         self.read(&self.tables.moderation, key).await
     }

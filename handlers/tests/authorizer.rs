@@ -4,7 +4,7 @@
 
 #![allow(clippy::expect_used)] // a failed step fails the test
 
-use handlers::auth::{AuthSettings, DEFAULT_NAME_CLAIM, KeySource, Verifier};
+use handlers::auth::{AuthSettings, KeySource, Verifier};
 use handlers::routes::UNAUTHORIZED;
 use serde_json::{Value, json};
 use testkit::fixtures::authorizer_event;
@@ -13,15 +13,9 @@ use testkit::tokens::{SECRET, claims, hs256};
 const CONNECT_ARN: &str = "arn:aws:execute-api:us-east-1:123456789012:abcdef1234/dev/$connect";
 
 fn verifier() -> Verifier {
-    Verifier::new(AuthSettings {
-        keys: KeySource::Secret(SECRET.as_bytes().to_vec()),
-        jwks_url: None,
-        max_lifetime: None,
-        issuer: None,
-        audience: None,
-        name_claim: DEFAULT_NAME_CLAIM.to_owned(),
-        claims: Default::default(),
-    })
+    Verifier::new(AuthSettings::new(KeySource::Secret(
+        SECRET.as_bytes().to_vec(),
+    )))
     .expect("valid settings")
 }
 

@@ -9,7 +9,7 @@ use handlers::ChatLimits;
 use serde_json::json;
 use testkit::Harness;
 use testkit::harness::{DISCONNECT_AT, MESSAGE_AT, body_json};
-use testkit::item::{field_names, number, string};
+use testkit::item::{OPENED_SESSION_FIELDS, field_names, number, string};
 
 #[tokio::test]
 async fn connect_writes_both_rows_with_the_contract_fields() {
@@ -39,13 +39,7 @@ async fn connect_writes_both_rows_with_the_contract_fields() {
         .expect("SessionHistory row");
     assert_eq!(
         field_names(&session),
-        [
-            "connected_at",
-            "connection_id",
-            "open_shard",
-            "room",
-            "source_ip"
-        ],
+        OPENED_SESSION_FIELDS,
         "open_shard: the session is in the open-sessions index until it closes"
     );
     assert_eq!(

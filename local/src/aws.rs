@@ -23,7 +23,7 @@ pub fn local_sdk_config() -> SdkConfig {
         .behavior_version(BehaviorVersion::latest())
         .region(Region::new(LOCAL_REGION))
         // Plain HTTP: every local endpoint is on this machine or network.
-        .http_client(PlainHttp::default())
+        .http_client(PlainHttp)
         .credentials_provider(SharedCredentialsProvider::new(Credentials::new(
             "local",
             "local",

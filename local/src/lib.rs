@@ -286,7 +286,7 @@ async fn verifier(config: &Config) -> Result<Option<handlers::auth::Verifier>, S
     };
     let settings = auth.settings().map_err(StartError::AuthKeyFile)?;
     let verifier = handlers::auth::Verifier::new(settings)?.with_http(
-        plain_http::PlainHttp::default().connector(
+        plain_http::PlainHttp.connector(
             &aws_smithy_runtime_api::client::http::HttpConnectorSettings::builder()
                 .connect_timeout(handlers::limits::JWKS_FETCH_TIMEOUT)
                 .build(),

@@ -108,7 +108,10 @@ impl HttpConnector for Connector {
                 .map_err(|problem| ConnectorError::other(problem.into(), None))?;
             if request.uri().scheme_str() != Some("http") {
                 let uri = request.uri().clone();
-                return Err(ConnectorError::other(Failure::NotPlainHttp(uri).into(), None));
+                return Err(ConnectorError::other(
+                    Failure::NotPlainHttp(uri).into(),
+                    None,
+                ));
             }
             let endpoint = request
                 .uri()
@@ -161,8 +164,8 @@ mod tests {
     use std::sync::Arc;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
-    use hyper::body::Bytes;
     use http_body_util::Full;
+    use hyper::body::Bytes;
     use hyper::body::Incoming;
     use hyper::service::service_fn;
     use hyper_util::rt::TokioIo;
@@ -237,7 +240,7 @@ mod tests {
     fn connector(read_timeout: Option<Duration>) -> SharedHttpConnector {
         let mut settings = HttpConnectorSettings::builder();
         settings.set_read_timeout(read_timeout);
-        PlainHttp::default().connector(&settings.build())
+        PlainHttp.connector(&settings.build())
     }
 
     fn post(url: &str) -> HttpRequest {
@@ -247,29 +250,29 @@ mod tests {
         HttpRequest::try_from(request).expect("an SDK request")
     }
 
-    #[tokio::test]
-    async fn requests_share_a_kept_alive_connection() {
-        let (endpoint, accepted) = server(Serve::KeepAlive).await;
+    /// Three posts, one after the other, each answered `{{` with nothing
+    /// said of closing; the connections the server accepted for them.
+    async fn three_posts(serve: Serve) -> usize {
+        let (endpoint, accepted) = server(serve).await;
         let http = connector(None);
         for _ in 0..3 {
             let response = http.call(post(&endpoint)).await.expect("an answer");
             assert_eq!(response.status().as_u16(), 200);
             assert_eq!(response.body().bytes(), Some(&b"{{"[..]));
+            assert_eq!(response.headers().get("connection"), None);
         }
-        assert_eq!(accepted.load(Ordering::SeqCst), 1);
+        accepted.load(Ordering::SeqCst)
     }
 
     #[tokio::test]
+    async fn requests_share_a_kept_alive_connection() {
+        assert_eq!(three_posts(Serve::KeepAlive).await, 1);
+    }
+
+    /// Closed without saying so, the client finds out by the socket.
+    #[tokio::test]
     async fn a_connection_the_server_closed_is_replaced() {
-        let (endpoint, accepted) = server(Serve::OneThenClose).await;
-        let http = connector(None);
-        for _ in 0..3 {
-            let response = http.call(post(&endpoint)).await.expect("an answer");
-            assert_eq!(response.status().as_u16(), 200);
-            // Closed without saying so: the client finds out by the socket.
-            assert_eq!(response.headers().get("connection"), None);
-        }
-        assert_eq!(accepted.load(Ordering::SeqCst), 3);
+        assert_eq!(three_posts(Serve::OneThenClose).await, 3);
     }
 
     #[tokio::test]

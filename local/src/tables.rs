@@ -201,13 +201,8 @@ async fn add_missing_indexes(
     name: &str,
     schema: &TableSchema,
 ) -> Result<(), StoreError> {
-    let existing: Vec<String> = client
-        .describe_table()
-        .table_name(name)
-        .send()
-        .await
-        .map_err(StoreError::call("DescribeTable"))?
-        .table
+    let existing: Vec<String> = describe(client, name)
+        .await?
         .and_then(|table| table.global_secondary_indexes)
         .unwrap_or_default()
         .into_iter()
@@ -282,15 +277,9 @@ async fn list_tables(client: &Client) -> Result<Vec<String>, StoreError> {
 /// DynamoDB Local and AWS create tables asynchronously.
 async fn wait_until_active(client: &Client, name: &str) -> Result<(), StoreError> {
     for _ in 0..100 {
-        let output = client
-            .describe_table()
-            .table_name(name)
-            .send()
-            .await
-            .map_err(StoreError::call("DescribeTable"))?;
         // The table and every index being built on it (an engine that
         // reports no index status has none being built).
-        let active = output.table.is_some_and(|table| {
+        let active = describe(client, name).await?.is_some_and(|table| {
             table.table_status == Some(TableStatus::Active)
                 && table
                     .global_secondary_indexes
@@ -313,14 +302,23 @@ async fn wait_until_active(client: &Client, name: &str) -> Result<(), StoreError
 
 /// The stream ARN of `table`, if it has a stream.
 pub async fn stream_arn(client: &Client, table: &str) -> Result<Option<String>, StoreError> {
+    Ok(describe(client, table)
+        .await?
+        .and_then(|table| table.latest_stream_arn))
+}
+
+/// What DescribeTable says of `table`.
+async fn describe(
+    client: &Client,
+    table: &str,
+) -> Result<Option<aws_sdk_dynamodb::types::TableDescription>, StoreError> {
     Ok(client
         .describe_table()
         .table_name(table)
         .send()
         .await
         .map_err(StoreError::call("DescribeTable"))?
-        .table
-        .and_then(|table| table.latest_stream_arn))
+        .table)
 }
 
 #[cfg(test)]

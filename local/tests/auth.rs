@@ -10,7 +10,7 @@ use std::process::{Command, Stdio};
 
 use serde_json::{Value, json};
 use testkit::item::{connection_row, scan, string};
-use testkit::stack::{Client, TestStack, start_stack, unique_prefix};
+use testkit::stack::{Client, TestStack};
 use testkit::tokens::{self, SECRET, claims, hs256};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
@@ -197,9 +197,8 @@ async fn every_kind_of_bad_token_is_refused_and_leaves_nothing() {
 
 #[tokio::test]
 async fn public_keys_and_jwks_verify_rs256_and_es256_and_nothing_else() {
-    let dir = tempfile::tempdir().expect("temp dir");
     let rsa = tokens::key_path("rsa-public.pem");
-    let t = stack_with(&dir, &["--auth-jwt-public-key", &rsa]).await;
+    let t = stack_with(&["--auth-jwt-public-key", &rsa]).await;
     let url = t.stack.websocket_url();
     let good = claims("user-1", None);
     assert_eq!(
@@ -218,9 +217,8 @@ async fn public_keys_and_jwks_verify_rs256_and_es256_and_nothing_else() {
     );
     t.stack.shutdown().await;
 
-    let dir = tempfile::tempdir().expect("temp dir");
     let ec = tokens::key_path("ec-public.pem");
-    let t = stack_with(&dir, &["--auth-jwt-public-key", &ec]).await;
+    let t = stack_with(&["--auth-jwt-public-key", &ec]).await;
     let url = t.stack.websocket_url();
     assert_eq!(
         refusal(&with_token(&url, &tokens::es256(&good, None)), None).await,
@@ -235,7 +233,7 @@ async fn public_keys_and_jwks_verify_rs256_and_es256_and_nothing_else() {
     let dir = tempfile::tempdir().expect("temp dir");
     let jwks = dir.path().join("jwks.json");
     std::fs::write(&jwks, tokens::jwks("key-1")).expect("writes");
-    let t = stack_with(&dir, &["--auth-jwks", &jwks.display().to_string()]).await;
+    let t = stack_with(&["--auth-jwks", &jwks.display().to_string()]).await;
     let url = t.stack.websocket_url();
     let token = |kid| tokens::rs256(&good, kid);
     assert_eq!(
@@ -365,15 +363,12 @@ async fn keys_rotated_at_the_jwks_url_are_fetched_when_a_token_names_one() {
     // The deployed document, the fallback: it knows key-1 only.
     let fallback = dir.path().join("jwks.json");
     std::fs::write(&fallback, tokens::jwks("key-1")).expect("writes");
-    let t = stack_with(
-        &dir,
-        &[
-            "--auth-jwks",
-            &fallback.display().to_string(),
-            "--auth-jwks-url",
-            &provider.url,
-        ],
-    )
+    let t = stack_with(&[
+        "--auth-jwks",
+        &fallback.display().to_string(),
+        "--auth-jwks-url",
+        &provider.url,
+    ])
     .await;
     let url = t.stack.websocket_url();
     assert_eq!(provider.fetches(), 1, "fetched at start");
@@ -427,15 +422,12 @@ async fn an_unreachable_jwks_url_falls_back_on_the_deployed_document() {
     let dir = tempfile::tempdir().expect("temp dir");
     let fallback = dir.path().join("jwks.json");
     std::fs::write(&fallback, tokens::jwks("key-1")).expect("writes");
-    let t = stack_with(
-        &dir,
-        &[
-            "--auth-jwks",
-            &fallback.display().to_string(),
-            "--auth-jwks-url",
-            &unreachable,
-        ],
-    )
+    let t = stack_with(&[
+        "--auth-jwks",
+        &fallback.display().to_string(),
+        "--auth-jwks-url",
+        &unreachable,
+    ])
     .await;
     let url = t.stack.websocket_url();
     let good = claims("user-1", None);

@@ -66,11 +66,7 @@ async fn protocol_violations_close_with_the_rfcs_codes() {
             "{what}"
         );
     }
-    assert!(
-        scan(&t.dynamodb, &t.stack.tables.message_history)
-            .await
-            .is_empty()
-    );
+    assert!(t.stored_messages().await.is_empty());
     t.stack.shutdown().await;
 }
 

@@ -6,7 +6,7 @@
 
 use serde_json::{Value, json};
 use testkit::item::{connection_row, scan, string};
-use testkit::stack::{Client, TestStack, start_stack, unique_prefix};
+use testkit::stack::{Client, TestStack};
 use testkit::tokens::{SECRET, claims, hs256};
 
 async fn stack_with(flags: &[&str]) -> TestStack {
@@ -52,6 +52,14 @@ async fn ask(client: &mut Client, frame: Value) -> Value {
             return answer;
         }
     }
+}
+
+/// The id of the next chat message `client` receives.
+async fn message_id(client: &mut Client) -> String {
+    client.next_of_type("message").await["message_id"]
+        .as_str()
+        .expect("an id")
+        .to_owned()
 }
 
 fn code(answer: &Value) -> &str {
@@ -149,13 +157,9 @@ async fn a_moderator_removes_bans_and_deletes_and_every_refusal_is_answered() {
     let mut carol = Client::connect(&url(&t, "lobby", &token("u-carol", "Carol", json!({})))).await;
 
     alice.say("buy cheap watches").await;
-    let spam = bob.next_of_type("message").await;
-    let spam_id = spam["message_id"].as_str().expect("an id").to_owned();
+    let spam_id = message_id(&mut bob).await;
     carol.say("hello lobby").await;
-    let lobby_id = carol.next_of_type("message").await["message_id"]
-        .as_str()
-        .expect("an id")
-        .to_owned();
+    let lobby_id = message_id(&mut carol).await;
 
     // Not a moderator, not the author: refused, nothing changes.
     let answer = ask(&mut bob, json!({"action":"delete","message_id": spam_id})).await;
@@ -275,10 +279,7 @@ async fn a_moderator_removes_bans_and_deletes_and_every_refusal_is_answered() {
 
     // A member deletes their own message.
     bob.say("typo").await;
-    let typo = bob.next_of_type("message").await["message_id"]
-        .as_str()
-        .expect("an id")
-        .to_owned();
+    let typo = message_id(&mut bob).await;
     let answer = ask(&mut bob, json!({"action":"delete","message_id": typo})).await;
     assert_eq!(answer["type"], "moderated", "{answer}");
     // Alice heard of both deletions, in order.

@@ -56,7 +56,8 @@ async fn messages_and_presence_never_cross_rooms() {
     }
 
     // Each message is stored with its room.
-    let rooms: HashSet<(String, String)> = scan(&t.dynamodb, &t.stack.tables.message_history)
+    let rooms: HashSet<(String, String)> = t
+        .stored_messages()
         .await
         .iter()
         .map(|item| {
@@ -301,7 +302,7 @@ async fn retention_sets_a_ttl_on_messages_and_sessions_only_when_configured() {
     let mut client = Client::connect(&t.stack.websocket_url()).await;
     client.say("keep me for ever").await;
     client.next_of_type("message").await;
-    let messages = scan(&t.dynamodb, &t.stack.tables.message_history).await;
+    let messages = t.stored_messages().await;
     assert!(!messages[0].contains_key("ttl"));
     let sessions = scan(&t.dynamodb, &t.stack.tables.session_history).await;
     assert!(!sessions[0].contains_key("ttl"));

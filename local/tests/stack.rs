@@ -13,7 +13,9 @@ use handlers::time::Timestamp;
 use serde_json::json;
 use testkit::QUIET;
 use testkit::eventually;
-use testkit::item::{connection_row as get, field_names, number, scan, string};
+use testkit::item::{
+    OPENED_SESSION_FIELDS, connection_row as get, field_names, number, scan, string,
+};
 use testkit::stack::{Client, TestStack, start_stack, unique_prefix};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
@@ -95,16 +97,7 @@ async fn two_clients_chat_and_each_receives_every_message_exactly_once() {
     let session = get(&t.dynamodb, &tables.session_history, &alice.id)
         .await
         .expect("alice's session");
-    assert_eq!(
-        field_names(&session),
-        [
-            "connected_at",
-            "connection_id",
-            "open_shard",
-            "room",
-            "source_ip"
-        ]
-    );
+    assert_eq!(field_names(&session), OPENED_SESSION_FIELDS);
     assert_eq!(string(&session, "source_ip"), "127.0.0.1");
     t.stack.shutdown().await;
 }
@@ -314,11 +307,7 @@ async fn unroutable_frames_get_error_frames_and_heartbeats_get_pongs() {
         client.drain_of_type("message", QUIET).await.is_empty(),
         "nothing was broadcast"
     );
-    assert!(
-        scan(&t.dynamodb, &t.stack.tables.message_history)
-            .await
-            .is_empty()
-    );
+    assert!(t.stored_messages().await.is_empty());
     t.stack.shutdown().await;
 }
 
@@ -414,7 +403,7 @@ async fn message_history_survives_a_restart() {
     t.stack.shutdown().await;
 
     let t = start_stack(dir.path(), &prefix, &[]).await;
-    let messages = scan(&t.dynamodb, &t.stack.tables.message_history).await;
+    let messages = t.stored_messages().await;
     assert_eq!(messages.len(), 1);
     assert_eq!(string(&messages[0], "message"), "remember me");
     // The shutdown closed the session, and the drained stream measured it.
@@ -621,9 +610,7 @@ async fn a_flooding_client_gets_its_burst_then_rate_limited_errors_and_others_he
         listener.next_of_type("message").await["text"],
         "after a pause"
     );
-    let stored = scan(&t.dynamodb, &t.stack.tables.message_history)
-        .await
-        .len();
+    let stored = t.stored_messages().await.len();
     assert_eq!(stored, 6, "the burst and the marker, nothing refused");
     t.stack.shutdown().await;
 }

@@ -52,6 +52,17 @@ pub fn number(item: &Item, field: &str) -> String {
     }
 }
 
+/// The attributes of a SessionHistory row `$connect` just opened, sorted:
+/// the data contract's, and `open_shard` (its key in the open-sessions
+/// index until it closes).
+pub const OPENED_SESSION_FIELDS: [&str; 5] = [
+    "connected_at",
+    "connection_id",
+    "open_shard",
+    "room",
+    "source_ip",
+];
+
 /// The item's attribute names, sorted.
 pub fn field_names(item: &Item) -> Vec<String> {
     let mut names: Vec<String> = item.keys().cloned().collect();

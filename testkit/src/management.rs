@@ -50,79 +50,6 @@ struct FakeState {
 
 impl FakeManagementApi {
     pub async fn start() -> Self {
-        type Shared = Arc<Mutex<FakeState>>;
-        async fn post(
-            State(state): State<Shared>,
-            Path((_stage, id)): Path<(String, String)>,
-            uri: Uri,
-            headers: HeaderMap,
-            body: Bytes,
-        ) -> Response {
-            if let Some(refused) = unsigned("POST", &headers, &uri, &body) {
-                return refused;
-            }
-            let body = String::from_utf8_lossy(&body).into_owned();
-            let mut state = state.lock().expect("fake state");
-            *state.attempts.entry(id.clone()).or_default() += 1;
-            if let Some((status, left)) = state.transient.get_mut(&id).filter(|(_, n)| *n > 0) {
-                *left -= 1;
-                let code = match *status {
-                    429 => "LimitExceededException",
-                    500 => "InternalServerError",
-                    _ => "ServiceUnavailableException",
-                };
-                let status = StatusCode::from_u16(*status).expect("a status");
-                return (
-                    status,
-                    [("x-amzn-ErrorType", code)],
-                    r#"{"message":"try again later"}"#,
-                )
-                    .into_response();
-            }
-            if state.gone.contains(&id) {
-                return gone();
-            }
-            if state.failing.contains(&id) {
-                return (
-                    StatusCode::FORBIDDEN,
-                    [("x-amzn-ErrorType", "ForbiddenException")],
-                    r#"{"message":"Forbidden"}"#,
-                )
-                    .into_response();
-            }
-            state.posts.push((id, body));
-            StatusCode::OK.into_response()
-        }
-
-        /// GetConnection (a connection's document) and DeleteConnection
-        /// (recorded, and gone from then on); 410 for a gone id.
-        async fn get_or_delete(
-            State(state): State<Shared>,
-            Path((_stage, id)): Path<(String, String)>,
-            method: axum::http::Method,
-            uri: Uri,
-            headers: HeaderMap,
-        ) -> Response {
-            if let Some(refused) = unsigned(method.as_str(), &headers, &uri, b"") {
-                return refused;
-            }
-            let mut state = state.lock().expect("fake state");
-            if state.gone.contains(&id) {
-                return gone();
-            }
-            if method == axum::http::Method::DELETE {
-                state.gone.insert(id.clone());
-                state.deleted.push(id);
-                return StatusCode::NO_CONTENT.into_response();
-            }
-            axum::Json(serde_json::json!({
-                "connectedAt": "2026-11-28T00:13:36.123Z",
-                "identity": { "sourceIp": "127.0.0.1" },
-                "lastActiveAt": "2026-11-28T00:13:40.000Z",
-            }))
-            .into_response()
-        }
-
         let state = Shared::default();
         let app = axum::Router::new()
             .route(
@@ -205,6 +132,80 @@ impl Drop for FakeManagementApi {
     }
 }
 
+type Shared = Arc<Mutex<FakeState>>;
+
+async fn post(
+    State(state): State<Shared>,
+    Path((_stage, id)): Path<(String, String)>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if let Some(refused) = unsigned("POST", &headers, &uri, &body) {
+        return refused;
+    }
+    let body = String::from_utf8_lossy(&body).into_owned();
+    let mut state = state.lock().expect("fake state");
+    *state.attempts.entry(id.clone()).or_default() += 1;
+    if let Some((status, left)) = state.transient.get_mut(&id).filter(|(_, n)| *n > 0) {
+        *left -= 1;
+        let code = match *status {
+            429 => "LimitExceededException",
+            500 => "InternalServerError",
+            _ => "ServiceUnavailableException",
+        };
+        let status = StatusCode::from_u16(*status).expect("a status");
+        return (
+            status,
+            [("x-amzn-ErrorType", code)],
+            r#"{"message":"try again later"}"#,
+        )
+            .into_response();
+    }
+    if state.gone.contains(&id) {
+        return gone();
+    }
+    if state.failing.contains(&id) {
+        return (
+            StatusCode::FORBIDDEN,
+            [("x-amzn-ErrorType", "ForbiddenException")],
+            r#"{"message":"Forbidden"}"#,
+        )
+            .into_response();
+    }
+    state.posts.push((id, body));
+    StatusCode::OK.into_response()
+}
+
+/// GetConnection (a connection's document) and DeleteConnection
+/// (recorded, and gone from then on); 410 for a gone id.
+async fn get_or_delete(
+    State(state): State<Shared>,
+    Path((_stage, id)): Path<(String, String)>,
+    method: axum::http::Method,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
+    if let Some(refused) = unsigned(method.as_str(), &headers, &uri, b"") {
+        return refused;
+    }
+    let mut state = state.lock().expect("fake state");
+    if state.gone.contains(&id) {
+        return gone();
+    }
+    if method == axum::http::Method::DELETE {
+        state.gone.insert(id.clone());
+        state.deleted.push(id);
+        return StatusCode::NO_CONTENT.into_response();
+    }
+    axum::Json(serde_json::json!({
+        "connectedAt": "2026-11-28T00:13:36.123Z",
+        "identity": { "sourceIp": "127.0.0.1" },
+        "lastActiveAt": "2026-11-28T00:13:40.000Z",
+    }))
+    .into_response()
+}
+
 fn gone() -> Response {
     (
         StatusCode::GONE,
@@ -282,7 +283,7 @@ fn signature_problem(method: &str, headers: &HeaderMap, uri: &Uri, body: &[u8]) 
 /// stack's plain HTTP client (the deployed functions' HTTPS client is only in
 /// builds with the `aws` feature).
 pub fn plain_http_management(sdk: &aws_types::SdkConfig, endpoint: &str) -> handlers::Management {
-    let connector = chat_local::plain_http::PlainHttp::default()
+    let connector = chat_local::plain_http::PlainHttp
         .connector(&aws_smithy_runtime_api::client::http::HttpConnectorSettings::default());
     handlers::Management::with_connector(
         sdk,

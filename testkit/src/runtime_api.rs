@@ -55,10 +55,9 @@ impl RuntimeApi {
         let app = Router::new()
             .route("/2018-06-01/runtime/invocation/next", get(next))
             .route(
-                "/2018-06-01/runtime/invocation/{id}/response",
-                post(response),
+                "/2018-06-01/runtime/invocation/{id}/{outcome}",
+                post(answered),
             )
-            .route("/2018-06-01/runtime/invocation/{id}/error", post(error))
             .route("/2018-06-01/runtime/init/error", post(init_error))
             .with_state(Arc::clone(&shared));
         let (address, server) = crate::serve_locally(app, "the Runtime API").await;
@@ -134,22 +133,18 @@ fn json(body: &Bytes) -> Value {
         .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(body).into_owned()))
 }
 
-async fn response(
+/// `…/invocation/{id}/response` and `…/invocation/{id}/error`.
+async fn answered(
     State(shared): State<Shared>,
-    Path(request_id): Path<String>,
+    Path((request_id, outcome)): Path<(String, String)>,
     body: Bytes,
 ) -> Response {
     let body = json(&body);
-    record(&shared, Invocation::Response { request_id, body })
-}
-
-async fn error(
-    State(shared): State<Shared>,
-    Path(request_id): Path<String>,
-    body: Bytes,
-) -> Response {
-    let body = json(&body);
-    record(&shared, Invocation::Error { request_id, body })
+    match outcome.as_str() {
+        "response" => record(&shared, Invocation::Response { request_id, body }),
+        "error" => record(&shared, Invocation::Error { request_id, body }),
+        _ => StatusCode::NOT_FOUND.into_response(),
+    }
 }
 
 async fn init_error(State(shared): State<Shared>, body: Bytes) -> Response {

@@ -40,6 +40,11 @@ impl TestStack {
         }
     }
 
+    /// Every row of MessageHistory.
+    pub async fn stored_messages(&self) -> Vec<Item> {
+        crate::item::scan(&self.dynamodb, &self.stack.tables.message_history).await
+    }
+
     /// Waits until `$disconnect` has closed the session of `connection_id`.
     pub async fn closed_session(&self, connection_id: &str) -> Item {
         let table = &self.stack.tables.session_history;

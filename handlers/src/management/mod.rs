@@ -499,7 +499,15 @@ mod tests {
     fn backoff_doubles_up_to_its_cap() {
         // 25 ms, doubling per attempt, capped at 400 ms; each wait a random
         // share of its attempt's cap (full jitter).
-        for (attempt, cap_ms) in [(1, 25), (2, 50), (3, 100), (4, 200), (5, 400), (6, 400), (40, 400)] {
+        for (attempt, cap_ms) in [
+            (1, 25),
+            (2, 50),
+            (3, 100),
+            (4, 200),
+            (5, 400),
+            (6, 400),
+            (40, 400),
+        ] {
             let cap = Duration::from_millis(cap_ms);
             let mut longest = Duration::ZERO;
             for _ in 0..200 {
@@ -508,7 +516,10 @@ mod tests {
                 longest = longest.max(wait);
             }
             // 200 draws all below half the cap: one chance in 2^200.
-            assert!(longest >= cap / 2, "attempt {attempt}: {longest:?}, jitter too narrow");
+            assert!(
+                longest >= cap / 2,
+                "attempt {attempt}: {longest:?}, jitter too narrow"
+            );
         }
     }
 

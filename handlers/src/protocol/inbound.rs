@@ -495,6 +495,9 @@ mod tests {
             r#"{{"action":"delete","message_id":"{}"}}"#,
             "m".repeat(MAX_TARGET_ID_CHARS + 1)
         );
+        // No minutes, none, fewer than none, a fraction, more than a year.
+        let bans = ["0", "-1", "2.5", "525601"]
+            .map(|minutes| format!(r#"{{"action":"ban","user_id":"u","minutes":{minutes}}}"#));
         for (action, bad, field) in [
             (Action::Remove, r#"{"action":"remove"}"#, "connection_id"),
             (
@@ -520,26 +523,10 @@ mod tests {
                 "not both",
             ),
             (Action::Ban, r#"{"action":"ban","user_id":"u"}"#, "minutes"),
-            (
-                Action::Ban,
-                r#"{"action":"ban","user_id":"u","minutes":0}"#,
-                "minutes",
-            ),
-            (
-                Action::Ban,
-                r#"{"action":"ban","user_id":"u","minutes":-1}"#,
-                "minutes",
-            ),
-            (
-                Action::Ban,
-                r#"{"action":"ban","user_id":"u","minutes":2.5}"#,
-                "minutes",
-            ),
-            (
-                Action::Ban,
-                r#"{"action":"ban","user_id":"u","minutes":525601}"#,
-                "minutes",
-            ),
+            (Action::Ban, &bans[0], "minutes"),
+            (Action::Ban, &bans[1], "minutes"),
+            (Action::Ban, &bans[2], "minutes"),
+            (Action::Ban, &bans[3], "minutes"),
             (Action::Delete, long_id.as_str(), "message_id"),
         ] {
             let frame = parse(action, bad).expect_err(bad);

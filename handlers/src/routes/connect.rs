@@ -1,6 +1,8 @@
-use tracing::{error, info, instrument};
+use tracing::{info, instrument};
 
-use super::{RouteResult, SignedIn, WebSocketEvent, connection_id, reply, signed_in, span_id};
+use super::{
+    RouteResult, SignedIn, WebSocketEvent, connection_id, log_failure, reply, signed_in, span_id,
+};
 use crate::Chat;
 use crate::metric;
 use crate::protocol::{ErrorCode, ServerFrame, parse_joining};
@@ -73,12 +75,7 @@ pub(super) async fn connect(chat: &Chat, event: WebSocketEvent) -> RouteResult {
             Ok(reply(200, None))
         }
         Err(failure) => {
-            error!(
-                error.code = failure.code(),
-                error.request_id = failure.request_id(),
-                error = %failure,
-                "could not open session; rejecting the handshake"
-            );
+            log_failure(&failure, "could not open session; rejecting the handshake");
             Ok(reply(500, None))
         }
     }
@@ -119,11 +116,9 @@ async fn admitted(
         }
         Ok(_) => Ok(None),
         Err(failure) => {
-            error!(
-                error.code = failure.code(),
-                error.request_id = failure.request_id(),
-                error = %failure,
-                "could not read the user's ban; rejecting the handshake"
+            log_failure(
+                &failure,
+                "could not read the user's ban; rejecting the handshake",
             );
             Err(())
         }

@@ -1,6 +1,6 @@
-use tracing::{debug, error, info, instrument};
+use tracing::{debug, info, instrument};
 
-use super::{RouteResult, WebSocketEvent, connection_id, reply, span_id};
+use super::{RouteResult, WebSocketEvent, connection_id, log_failure, reply, span_id};
 use crate::Chat;
 use crate::records::SessionClose;
 use crate::store::WriteOutcome;
@@ -35,21 +35,17 @@ pub(super) async fn disconnect(chat: &Chat, event: WebSocketEvent) -> RouteResul
             debug!("no open session to close: unknown, or already closed by a prune or the repair")
         }
         Err(failure) => {
-            error!(
-                error.code = failure.code(),
-                error.request_id = failure.request_id(),
-                error = %failure,
-                "could not close the session; the repair will (the connection row is kept for it)"
+            log_failure(
+                &failure,
+                "could not close the session; the repair will (the connection row is kept for it)",
             );
             return Ok(reply(500, None));
         }
     }
     if let Err(failure) = chat.store.delete_connection(id).await {
-        error!(
-            error.code = failure.code(),
-            error.request_id = failure.request_id(),
-            error = %failure,
-            "could not delete the connection; a prune or its ttl will"
+        log_failure(
+            &failure,
+            "could not delete the connection; a prune or its ttl will",
         );
         return Ok(reply(500, None));
     }

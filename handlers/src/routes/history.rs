@@ -1,6 +1,6 @@
-use tracing::{error, info, instrument};
+use tracing::{info, instrument};
 
-use super::{RouteResult, WebSocketEvent, connection_id, reply, span_id};
+use super::{RouteResult, WebSocketEvent, connection_id, log_failure, reply, span_id};
 use crate::Chat;
 use crate::admission::{Admission, admit};
 use crate::cursor;
@@ -35,7 +35,7 @@ pub(super) async fn history(chat: &Chat, event: WebSocketEvent) -> RouteResult {
             return Ok(reply(200, Some(&not_connected())));
         }
         Err(failure) => {
-            error!(error.code = failure.code(), error.request_id = failure.request_id(), error = %failure, "could not read the connection's room");
+            log_failure(&failure, "could not read the connection's room");
             return Ok(reply(500, Some(&unavailable())));
         }
     };
@@ -58,7 +58,7 @@ pub(super) async fn history(chat: &Chat, event: WebSocketEvent) -> RouteResult {
     {
         Ok((messages, more)) => Ok(reply(200, Some(&page(&room, messages, more)))),
         Err(failure) => {
-            error!(error.code = failure.code(), error.request_id = failure.request_id(), error = %failure, "could not read the history");
+            log_failure(&failure, "could not read the history");
             Ok(reply(500, Some(&unavailable())))
         }
     }

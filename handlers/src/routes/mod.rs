@@ -109,6 +109,17 @@ fn signed_in(event: &WebSocketEvent) -> Option<SignedIn> {
     })
 }
 
+/// Logs a failed DynamoDB call at ERROR with its AWS code and request id:
+/// `what` could not be done.
+fn log_failure(failure: &crate::error::StoreError, what: &str) {
+    tracing::error!(
+        error.code = failure.code(),
+        error.request_id = failure.request_id(),
+        error = %failure,
+        "{what}"
+    );
+}
+
 /// The connection id for a route's log span, before it is validated.
 fn span_id(event: &WebSocketEvent) -> &str {
     event

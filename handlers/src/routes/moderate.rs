@@ -1,7 +1,9 @@
 use aws_lambda_events::apigw::ApiGatewayProxyResponse;
 use tracing::{error, info, instrument, warn};
 
-use super::{RouteResult, SignedIn, WebSocketEvent, connection_id, reply, signed_in, span_id};
+use super::{
+    RouteResult, SignedIn, WebSocketEvent, connection_id, log_failure, reply, signed_in, span_id,
+};
 use crate::Chat;
 use crate::error::{Error, StoreError};
 use crate::fanout::{Audience, broadcast};
@@ -165,7 +167,7 @@ fn refusal(code: ErrorCode, message: &str) -> ServerFrame {
 }
 
 fn failed(failure: &StoreError, what: &'static str) -> ApiGatewayProxyResponse {
-    error!(error.code = failure.code(), error.request_id = failure.request_id(), error = %failure, "{what}");
+    log_failure(failure, what);
     reply(
         500,
         Some(&refusal(

@@ -1,7 +1,7 @@
 use aws_lambda_events::apigw::ApiGatewayProxyResponse;
-use tracing::{debug, error, info, instrument, warn};
+use tracing::{debug, info, instrument, warn};
 
-use super::{RouteResult, WebSocketEvent, connection_id, reply, span_id};
+use super::{RouteResult, WebSocketEvent, connection_id, log_failure, reply, span_id};
 use crate::Chat;
 use crate::admission::{Admission, admit};
 use crate::error::StoreError;
@@ -118,12 +118,7 @@ async fn store_failed(
     failure: &StoreError,
     what: &'static str,
 ) -> ApiGatewayProxyResponse {
-    error!(
-        error.code = failure.code(),
-        error.request_id = failure.request_id(),
-        error = %failure,
-        "{what}"
-    );
+    log_failure(failure, what);
     answer(chat, id, &not_stored()).await;
     reply(500, None)
 }
