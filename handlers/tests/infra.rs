@@ -44,3 +44,35 @@ fn serverless_yml_deploys_every_route_with_its_direction() {
     expected.sort();
     assert_eq!(deployed, expected);
 }
+
+/// docs/architecture.md counts the binaries and the functions that answer
+/// routes as handlers/Cargo.toml and the code have them.
+#[test]
+fn the_architecture_counts_the_binaries_and_route_functions() {
+    let words = [
+        "no", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten",
+    ];
+    let doc = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../docs/architecture.md"
+    ))
+    .expect("docs/architecture.md");
+    let manifest = include_str!("../Cargo.toml");
+    let binaries = manifest.matches("[[bin]]").count();
+    assert!(
+        doc.contains(&format!("yes: {} binaries", words[binaries])),
+        "docs/architecture.md should say `yes: {} binaries` (handlers/Cargo.toml has {binaries})",
+        words[binaries]
+    );
+    // Every binary but the authorizer and the repair answers routes.
+    let route_functions = binaries - 2;
+    let sentence = format!(
+        "{} route handlers answer API Gateway",
+        words[route_functions]
+    );
+    let capitalised = sentence[..1].to_uppercase() + &sentence[1..];
+    assert!(
+        doc.contains(&capitalised),
+        "docs/architecture.md should say `{capitalised}`"
+    );
+}
