@@ -242,6 +242,17 @@ impl Grants {
     fn names(&self, room: &Room) -> bool {
         self.rooms.as_ref().is_some_and(|rooms| rooms.matches(room))
     }
+
+    /// The rooms the rooms claim names exactly (its prefixes left out).
+    pub fn exact_rooms(&self) -> impl Iterator<Item = &Room> {
+        self.rooms
+            .iter()
+            .flat_map(|rooms| rooms.0.iter())
+            .filter_map(|pattern| match pattern {
+                RoomPattern::Exact(room) => Some(room),
+                RoomPattern::Prefix(_) => None,
+            })
+    }
 }
 
 /// The deployment's rule for signed-in users (`ROOM_ACCESS`,
@@ -249,7 +260,10 @@ impl Grants {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum RoomAccess {
     /// `open`: every signed-in user may join any room but the members-only
-    /// ones, which only tokens whose rooms claim names them may join.
+    /// ones, which only tokens whose rooms claim names them may join: those
+    /// `members_only` names, and every room a signed-in user's rooms claim
+    /// has named by its exact name (learned as they connect:
+    /// [`RoomAccess::learns_claims`]).
     Open { members_only: RoomPatterns },
     /// `closed`: a signed-in user may join only the rooms their token's
     /// rooms claim names.
@@ -287,6 +301,12 @@ impl RoomAccess {
         }
     }
 
+    /// Whether the rooms claims name are remembered as members-only (with
+    /// `open`; with `closed` every room is).
+    pub fn learns_claims(&self) -> bool {
+        matches!(self, Self::Open { .. })
+    }
+
     /// `open` or `closed`, as the setting is written.
     pub fn name(&self) -> &'static str {
         match self {
@@ -304,10 +324,11 @@ impl RoomAccess {
         }
     }
 
-    /// Whether a signed-in user with `grants` may join `room`.
-    pub fn admits(&self, room: &Room, grants: &Grants) -> Result<(), RoomRefusal> {
+    /// Whether a signed-in user with `grants` may join `room`; `claimed`:
+    /// some signed-in user's rooms claim has named it.
+    pub fn admits(&self, room: &Room, grants: &Grants, claimed: bool) -> Result<(), RoomRefusal> {
         let members_only = match self {
-            Self::Open { members_only } => members_only.matches(room),
+            Self::Open { members_only } => claimed || members_only.matches(room),
             Self::Closed => true,
         };
         if !members_only || grants.names(room) {
@@ -419,20 +440,30 @@ mod tests {
         let member = grants(json!({"rooms": ["team-*"]})).expect("valid");
         let outsider = grants(json!({})).expect("valid");
         let open = RoomAccess::from_settings(Some("open"), Some("team-*,staff")).expect("valid");
-        assert_eq!(open.admits(&room("team-a"), &member), Ok(()));
+        assert_eq!(open.admits(&room("team-a"), &member, false), Ok(()));
         assert_eq!(
-            open.admits(&room("team-a"), &outsider),
+            open.admits(&room("team-a"), &outsider, false),
             Err(RoomRefusal::NotAMember)
         );
         assert_eq!(
-            open.admits(&room("staff"), &member),
+            open.admits(&room("staff"), &member, false),
             Err(RoomRefusal::NotAMember)
         );
-        assert_eq!(open.admits(&room("lobby"), &outsider), Ok(()));
+        assert_eq!(open.admits(&room("lobby"), &outsider, false), Ok(()));
+        // A room some token's claim named is members-only, whatever the list.
+        assert_eq!(
+            open.admits(&room("secret"), &outsider, true),
+            Err(RoomRefusal::NotAMember)
+        );
+        let named = grants(json!({"rooms": ["secret", "team-*"]})).expect("valid");
+        assert_eq!(open.admits(&room("secret"), &named, true), Ok(()));
+        assert_eq!(named.exact_rooms().collect::<Vec<_>>(), [&room("secret")]);
+        assert!(open.learns_claims());
         let closed = RoomAccess::from_settings(Some("closed"), None).expect("valid");
-        assert_eq!(closed.admits(&room("team-a"), &member), Ok(()));
+        assert_eq!(closed.admits(&room("team-a"), &member, false), Ok(()));
+        assert!(!closed.learns_claims());
         assert_eq!(
-            closed.admits(&room("lobby"), &member),
+            closed.admits(&room("lobby"), &member, false),
             Err(RoomRefusal::NotAMember)
         );
         assert_eq!(

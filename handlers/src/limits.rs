@@ -153,6 +153,9 @@ pub const MAX_MODERATION_REASON_CHARS: usize = 200;
 pub const BAN_MINUTES_RANGE: std::ops::RangeInclusive<u64> = 1..=525_600;
 /// The longest id (connection, user or message) a moderation frame may name.
 pub const MAX_TARGET_ID_CHARS: usize = 256;
+/// Calls of `$connect`'s BatchGetItem (a ban and a room's mark) while
+/// DynamoDB leaves keys unprocessed.
+pub const BATCH_GET_ATTEMPTS: usize = 3;
 /// A ban's row outlives its end by this much before DynamoDB's TTL may
 /// delete it (`$connect` compares `until` itself: TTL deletes late).
 pub const BAN_TTL_MARGIN: Duration = Duration::from_secs(24 * 60 * 60);

@@ -343,6 +343,29 @@ impl Ban {
     }
 }
 
+/// A row of Moderation saying that a signed-in user's rooms claim named
+/// the room by its exact name (`entry` = [`MembersOnly::ENTRY`]): with
+/// `ROOM_ACCESS` `open`, only tokens naming it may join it from then on.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MembersOnly {
+    pub room: Room,
+    pub entry: String,
+    /// When a claim first named it.
+    pub since: Timestamp,
+}
+
+impl MembersOnly {
+    pub const ENTRY: &'static str = "members-only";
+
+    pub fn new(room: Room, since: Timestamp) -> Self {
+        Self {
+            room,
+            entry: Self::ENTRY.to_owned(),
+            since,
+        }
+    }
+}
+
 /// One moderator action, a row of Moderation (`entry` =
 /// `audit#<at>#<id>`, so a room's log reads in time order).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -2,7 +2,8 @@
 //! maps. Everything going in or out is a typed record from [`crate::records`],
 //! converted with `serde_dynamo`.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
@@ -18,8 +19,8 @@ use crate::error::StoreError;
 use crate::name::DisplayName;
 use crate::rate::Allowance;
 use crate::records::{
-    ActiveConnection, AuditEntry, Ban, ConnectionKey, Deletion, Member, Message, OpenSession,
-    Session, SessionClose, SessionDuration,
+    ActiveConnection, AuditEntry, Ban, ConnectionKey, Deletion, Member, MembersOnly, Message,
+    OpenSession, Session, SessionClose, SessionDuration,
 };
 use crate::room::Room;
 use crate::time::Timestamp;
@@ -134,7 +135,23 @@ pub struct Store {
     /// Items per page of a room's connections; `None` lets DynamoDB fill
     /// 1 MB pages.
     page_size: Option<i32>,
+    /// Rooms this process knows are marked members-only, so a member's
+    /// connect writes each mark once, not every time.
+    marked: Arc<Mutex<HashSet<Room>>>,
 }
+
+/// What `$connect` reads of a room for a signed-in user, in one call.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RoomEntry {
+    /// The user's ban from the room, if there is a row (ended or not).
+    pub ban: Option<Ban>,
+    /// Some signed-in user's rooms claim has named the room.
+    pub claimed: bool,
+}
+
+/// The most rooms one process remembers as marked; past it, it starts over
+/// (a mark is written again at worst).
+const MARKED_ROOMS_REMEMBERED: usize = 10_000;
 
 impl Store {
     pub fn new(client: Client, tables: Tables) -> Self {
@@ -142,6 +159,7 @@ impl Store {
             client,
             tables,
             page_size: None,
+            marked: Arc::default(),
         }
     }
 
@@ -509,18 +527,109 @@ impl Store {
             .expression_attribute_values(":seen_at", AttributeValue::S(now.to_string()))
     }
 
-    /// `user_id`'s ban from `room`, if there is a row (ended or not: the
-    /// caller compares `until`). Consistent, so a ban holds from the moment
-    /// it is written, not a second later.
-    pub async fn ban(&self, room: &Room, user_id: &str) -> Result<Option<Ban>, StoreError> {
-        let key = HashMap::from([
-            ("room".to_owned(), AttributeValue::S(room.to_string())),
-            (
-                "entry".to_owned(),
-                AttributeValue::S(Ban::entry_of(user_id)),
-            ),
-        ]);
-        self.read(&self.tables.moderation, key).await
+    /// `user_id`'s ban from `room` (ended or not: the caller compares
+    /// `until`) and whether a claim has named the room: one consistent
+    /// BatchGetItem, so a ban holds from the moment it is written.
+    pub async fn room_entry(&self, room: &Room, user_id: &str) -> Result<RoomEntry, StoreError> {
+        use aws_sdk_dynamodb::types::KeysAndAttributes;
+        let table = &self.tables.moderation;
+        let key = |entry: String| {
+            HashMap::from([
+                ("room".to_owned(), AttributeValue::S(room.to_string())),
+                ("entry".to_owned(), AttributeValue::S(entry)),
+            ])
+        };
+        let mut pending = Some(
+            KeysAndAttributes::builder()
+                .keys(key(Ban::entry_of(user_id)))
+                .keys(key(MembersOnly::ENTRY.to_owned()))
+                .consistent_read(true)
+                .build()
+                .map_err(StoreError::request("BatchGetItem"))?,
+        );
+        let mut found = RoomEntry::default();
+        // Keys DynamoDB left unprocessed (throttling) are asked again.
+        for _ in 0..crate::limits::BATCH_GET_ATTEMPTS {
+            let Some(keys) = pending.take() else {
+                return Ok(found);
+            };
+            let mut output = self
+                .client
+                .batch_get_item()
+                .request_items(table, keys)
+                .send()
+                .await
+                .map_err(StoreError::call("BatchGetItem"))?;
+            let items = output
+                .responses
+                .as_mut()
+                .and_then(|responses| responses.remove(table))
+                .unwrap_or_default();
+            for item in items {
+                let is_mark = matches!(item.get("entry"), Some(AttributeValue::S(entry)) if entry == MembersOnly::ENTRY);
+                if is_mark {
+                    found.claimed = true;
+                } else {
+                    found.ban = Some(from_item(item)?);
+                }
+            }
+            pending = output
+                .unprocessed_keys
+                .and_then(|mut unprocessed| unprocessed.remove(table))
+                .filter(|keys| !keys.keys().is_empty());
+        }
+        match pending {
+            None => Ok(found),
+            Some(_) => Err(StoreError::Dynamo(crate::error::AwsError {
+                service: "DynamoDB",
+                operation: "BatchGetItem",
+                code: None,
+                request_id: None,
+                status: None,
+                detail: "keys left unprocessed after every attempt (throttled)".to_owned(),
+            })),
+        }
+    }
+
+    /// Marks each of `rooms` members-only (a signed-in user's claim named
+    /// it), once: a room already marked keeps its first `since`.
+    pub async fn mark_members_only(
+        &self,
+        rooms: impl IntoIterator<Item = &Room>,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        let known = |room: &Room| {
+            self.marked
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .contains(room)
+        };
+        let new: Vec<Room> = rooms
+            .into_iter()
+            .filter(|room| !known(room))
+            .cloned()
+            .collect();
+        for room in new {
+            let written = self
+                .client
+                .put_item()
+                .table_name(&self.tables.moderation)
+                .set_item(Some(to_item(MembersOnly::new(room.clone(), now))?))
+                .condition_expression("attribute_not_exists(entry)")
+                .send()
+                .await;
+            match written {
+                Ok(_) => {}
+                Err(error) if is_condition_failure(&error) => {}
+                Err(error) => return Err(StoreError::call("PutItem")(error)),
+            }
+            let mut marked = self.marked.lock().unwrap_or_else(PoisonError::into_inner);
+            if marked.len() >= MARKED_ROOMS_REMEMBERED {
+                marked.clear();
+            }
+            marked.insert(room);
+        }
+        Ok(())
     }
 
     /// The whole item of `table` under `key`, read consistently; `None`

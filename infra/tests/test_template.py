@@ -125,8 +125,10 @@ PERMISSIONS: dict[str, set[tuple[str, str]]] = {
     | {
         ("dynamodb:PutItem", "ActiveConnections"),
         ("dynamodb:PutItem", "SessionHistory"),
-        # A signed-in user's ban from the room.
-        ("dynamodb:GetItem", "Moderation"),
+        # A signed-in user's ban and the room's members-only mark; the marks
+        # of the rooms their claim names.
+        ("dynamodb:BatchGetItem", "Moderation"),
+        ("dynamodb:PutItem", "Moderation"),
     },
     "disconnect": LOGS
     | {

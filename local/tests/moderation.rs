@@ -122,6 +122,37 @@ async fn members_only_rooms_admit_their_members_and_refuse_everyone_else() {
     t.stack.shutdown().await;
 }
 
+/// With the default `open` access and no list, a room becomes
+/// members-only once a signed-in member's claim has named it: the rooms no
+/// claim names stay open to every signed-in user.
+#[tokio::test]
+async fn a_room_a_claim_names_is_members_only_from_its_first_member_on() {
+    let t = stack_with(&[]).await;
+    let member = token("u-member", "Mia", json!({"rooms": ["secret", "team-*"]}));
+    let outsider = token("u-outsider", "Otto", json!({}));
+    let elsewhere = token("u-other", "Ola", json!({"rooms": ["other"]}));
+    // Before any claim named it, `secret` is like any room.
+    Client::connect(&url(&t, "lobby", &outsider)).await;
+    let mut mia = Client::connect(&url(&t, "secret", &member)).await;
+    assert_eq!(mia.welcome["room"], "secret");
+    for who in [&outsider, &elsewhere] {
+        let (status, body) = refused(&url(&t, "secret", who)).await.expect("refused");
+        assert_eq!(
+            (status, body["code"].as_str()),
+            (403, Some("room_forbidden"))
+        );
+    }
+    // A prefix names no room in particular: `team-x` stays open.
+    Client::connect(&url(&t, "team-x", &outsider)).await;
+    // Only admitted members mark rooms (Ola was refused before hers).
+    let marks = scan(&t.dynamodb, &t.stack.tables.moderation).await;
+    let marked: Vec<String> = marks.iter().map(|row| string(row, "room")).collect();
+    assert_eq!(marked, ["secret"]);
+    mia.say("only for members").await;
+    mia.next_of_type("message").await;
+    t.stack.shutdown().await;
+}
+
 #[tokio::test]
 async fn closed_access_admits_only_the_rooms_a_token_names() {
     let t = stack_with(&["--room-access", "closed"]).await;

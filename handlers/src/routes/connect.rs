@@ -81,9 +81,12 @@ pub(super) async fn connect(chat: &Chat, event: WebSocketEvent) -> RouteResult {
     }
 }
 
-/// Whether a signed-in user may join `room` now: the deployment's rule and
-/// their rooms claim, then their ban, if any (one consistent read). The
-/// refusal to answer with, if not; `Err` when the ban could not be read.
+/// Whether a signed-in user may join `room` now: the deployment's rule,
+/// their rooms claim and whether any claim has named the room, then their
+/// ban, if any (the mark and the ban in one consistent read). The refusal
+/// to answer with, if not; `Err` when the room could not be read. With
+/// `open` access, the rooms their claim names exactly are marked
+/// members-only from now on.
 async fn admitted(
     chat: &Chat,
     user: &SignedIn,
@@ -97,7 +100,21 @@ async fn admitted(
         metrics::counter!(metric::ROOMS_REFUSED, metric::REASON => reason).increment(1);
         Ok(Some(frame))
     };
-    if chat.access.admits(room, &user.grants).is_err() {
+    let entry = match chat.store.room_entry(room, &user.user_id).await {
+        Ok(entry) => entry,
+        Err(failure) => {
+            log_failure(
+                &failure,
+                "could not read the room's access; rejecting the handshake",
+            );
+            return Err(());
+        }
+    };
+    if chat
+        .access
+        .admits(room, &user.grants, entry.claimed)
+        .is_err()
+    {
         return refuse(
             "not_a_member",
             ServerFrame::error(
@@ -106,21 +123,23 @@ async fn admitted(
             ),
         );
     }
-    match chat.store.ban(room, &user.user_id).await {
-        Ok(Some(ban)) if ban.until > now => {
-            let mut message = format!("A moderator banned you from {room} until {}.", ban.until);
-            if let Some(reason) = &ban.reason {
-                message.push_str(&format!(" Reason: {reason}"));
-            }
-            refuse("banned", ServerFrame::error(ErrorCode::Banned, message))
+    if let Some(ban) = entry.ban.filter(|ban| ban.until > now) {
+        let mut message = format!("A moderator banned you from {room} until {}.", ban.until);
+        if let Some(reason) = &ban.reason {
+            message.push_str(&format!(" Reason: {reason}"));
         }
-        Ok(_) => Ok(None),
-        Err(failure) => {
-            log_failure(
-                &failure,
-                "could not read the user's ban; rejecting the handshake",
-            );
-            Err(())
+        return refuse("banned", ServerFrame::error(ErrorCode::Banned, message));
+    }
+    if chat.access.learns_claims() {
+        let marked = chat
+            .store
+            .mark_members_only(user.grants.exact_rooms(), now)
+            .await;
+        if let Err(failure) = marked {
+            // The user is let in; the mark is tried again at their next
+            // connect (or another member's).
+            log_failure(&failure, "could not mark the claim's rooms members-only");
         }
     }
+    Ok(None)
 }
