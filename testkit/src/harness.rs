@@ -143,7 +143,7 @@ impl Harness {
 
     /// Rows as `$connect` writes them, at the stream fixtures' time (with a
     /// `ttl` counted from now, so DynamoDB Local keeps the row).
-    pub async fn connected_in(&self, id: &str, room: &Room) {
+    async fn connected_in(&self, id: &str, room: &Room) {
         let connected_at: Timestamp = FIXTURE_CONNECTED_AT.parse().expect("a time");
         let session = Session::opened(
             id.to_owned(),
@@ -188,7 +188,7 @@ impl Harness {
         item::connection_row(&self.db.client, &self.db.tables.session_history, id).await
     }
 
-    pub async fn all_items(&self, table: &str) -> Vec<Item> {
+    async fn all_items(&self, table: &str) -> Vec<Item> {
         item::scan(&self.db.client, table).await
     }
 
