@@ -632,25 +632,6 @@ impl Store {
         Ok(())
     }
 
-    /// The whole item of `table` under `key`, read consistently; `None`
-    /// when there is none.
-    async fn read<T: serde::de::DeserializeOwned>(
-        &self,
-        table: &str,
-        key: HashMap<String, AttributeValue>,
-    ) -> Result<Option<T>, StoreError> {
-        let output = self
-            .client
-            .get_item()
-            .table_name(table)
-            .set_key(Some(key))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(StoreError::call("GetItem"))?;
-        output.item.map(from_item).transpose().map_err(Into::into)
-    }
-
     /// Writes a ban, replacing an earlier one of the same user and room.
     pub async fn put_ban(&self, ban: &Ban) -> Result<(), StoreError> {
         self.put(&self.tables.moderation, to_item(ban)?).await
@@ -709,11 +690,16 @@ impl Store {
 
     /// One stored message, tombstone or not.
     pub async fn message(&self, message_id: &str) -> Result<Option<Message>, StoreError> {
-        let key = HashMap::from([(
-            "message_id".to_owned(),
-            AttributeValue::S(message_id.to_owned()),
-        )]);
-        self.read(&self.tables.message_history, key).await
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.tables.message_history)
+            .key("message_id", AttributeValue::S(message_id.to_owned()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(StoreError::call("GetItem"))?;
+        output.item.map(from_item).transpose().map_err(Into::into)
     }
 
     /// Turns a stored message into a tombstone: its text gone, who deleted

@@ -18,6 +18,21 @@ async fn stack_with(flags: &[&str]) -> TestStack {
     TestStack::start(flags).await
 }
 
+/// A stack signing in with the JWKS at `url`, and a deployed JWKS file
+/// holding key-1 as its fallback (in the returned directory).
+async fn stack_with_jwks_url(url: &str) -> (TestStack, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let fallback = dir.path().join("jwks.json");
+    std::fs::write(&fallback, tokens::jwks("key-1")).expect("writes");
+    let flags = [
+        "--auth-jwks",
+        &fallback.display().to_string(),
+        "--auth-jwks-url",
+        url,
+    ];
+    (stack_with(&flags).await, dir)
+}
+
 /// The HTTP status of a refused upgrade, or `None` when it was accepted.
 async fn refusal(url: &str, bearer: Option<&str>) -> Option<u16> {
     let mut request = url.into_client_request().expect("a request");
@@ -359,17 +374,8 @@ impl Drop for IdentityProvider {
 #[tokio::test]
 async fn keys_rotated_at_the_jwks_url_are_fetched_when_a_token_names_one() {
     let provider = IdentityProvider::start(tokens::jwks("key-1")).await;
-    let dir = tempfile::tempdir().expect("temp dir");
-    // The deployed document, the fallback: it knows key-1 only.
-    let fallback = dir.path().join("jwks.json");
-    std::fs::write(&fallback, tokens::jwks("key-1")).expect("writes");
-    let t = stack_with(&[
-        "--auth-jwks",
-        &fallback.display().to_string(),
-        "--auth-jwks-url",
-        &provider.url,
-    ])
-    .await;
+    // The deployed document, the fallback, knows key-1 only.
+    let (t, _dir) = stack_with_jwks_url(&provider.url).await;
     let url = t.stack.websocket_url();
     assert_eq!(provider.fetches(), 1, "fetched at start");
     let good = claims("user-1", None);
@@ -419,16 +425,7 @@ async fn an_unreachable_jwks_url_falls_back_on_the_deployed_document() {
     let provider = IdentityProvider::start(tokens::jwks("key-1")).await;
     let unreachable = provider.url.clone();
     drop(provider);
-    let dir = tempfile::tempdir().expect("temp dir");
-    let fallback = dir.path().join("jwks.json");
-    std::fs::write(&fallback, tokens::jwks("key-1")).expect("writes");
-    let t = stack_with(&[
-        "--auth-jwks",
-        &fallback.display().to_string(),
-        "--auth-jwks-url",
-        &unreachable,
-    ])
-    .await;
+    let (t, _dir) = stack_with_jwks_url(&unreachable).await;
     let url = t.stack.websocket_url();
     let good = claims("user-1", None);
     assert_eq!(

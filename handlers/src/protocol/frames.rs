@@ -231,19 +231,18 @@ impl ServerFrame {
 
     /// To a connection being removed from `room`.
     pub fn removed(room: &Room, removal: &Removal) -> Self {
-        let mut message = match removal.banned_until {
-            Some(until) => format!("A moderator banned you from {room} until {until}."),
-            None => format!("A moderator removed you from {room}."),
-        };
-        if let Some(reason) = &removal.reason {
-            message.push_str(&format!(" Reason: {reason}"));
-        }
         Self::Removed {
-            message,
+            message: removal_text(room, removal),
             room: room.clone(),
             reason: removal.reason.clone(),
             banned_until: removal.banned_until,
         }
+    }
+
+    /// The refusal of a handshake into `room` while `removal`'s ban lasts
+    /// (403): the same words as the `removed` frame of the ban.
+    pub fn banned(room: &Room, removal: &Removal) -> Self {
+        Self::error(ErrorCode::Banned, removal_text(room, removal))
     }
 
     /// The answer to a moderation action carried out.
@@ -457,6 +456,18 @@ impl ServerFrame {
 /// connection id.
 fn shown<'a>(connection_id: &'a str, name: Option<&'a DisplayName>) -> &'a str {
     name.map_or(connection_id, DisplayName::as_str)
+}
+
+/// What a removed or banned person is told: by whom, until when, why.
+fn removal_text(room: &Room, removal: &Removal) -> String {
+    let mut text = match removal.banned_until {
+        Some(until) => format!("A moderator banned you from {room} until {until}."),
+        None => format!("A moderator removed you from {room}."),
+    };
+    if let Some(reason) = &removal.reason {
+        text.push_str(&format!(" Reason: {reason}"));
+    }
+    text
 }
 
 /// How a deletion is told: by whom, in words.

@@ -6,7 +6,7 @@ use super::{
 use crate::Chat;
 use crate::metric;
 use crate::protocol::{ErrorCode, ServerFrame, parse_joining};
-use crate::records::{ActiveConnection, Retention, Session};
+use crate::records::{ActiveConnection, Removal, Retention, Session};
 use crate::room::Room;
 use crate::time::Timestamp;
 
@@ -124,11 +124,11 @@ async fn admitted(
         );
     }
     if let Some(ban) = entry.ban.filter(|ban| ban.until > now) {
-        let mut message = format!("A moderator banned you from {room} until {}.", ban.until);
-        if let Some(reason) = &ban.reason {
-            message.push_str(&format!(" Reason: {reason}"));
-        }
-        return refuse("banned", ServerFrame::error(ErrorCode::Banned, message));
+        let removal = Removal {
+            reason: ban.reason,
+            banned_until: Some(ban.until),
+        };
+        return refuse("banned", ServerFrame::banned(room, &removal));
     }
     if chat.access.learns_claims() {
         let marked = chat

@@ -66,7 +66,7 @@ pub(super) async fn moderate(chat: &Chat, event: WebSocketEvent) -> RouteResult 
         Moderation::Delete { message_id } => delete(chat, &caller, &room, &message_id, now).await,
     };
     Ok(match outcome {
-        Ok((frame, audit)) => {
+        Ok((frame, target)) => {
             metrics::counter!(metric::MODERATION_ACTIONS, metric::ACTION => action.name())
                 .increment(1);
             let entry = AuditEntry {
@@ -76,12 +76,22 @@ pub(super) async fn moderate(chat: &Chat, event: WebSocketEvent) -> RouteResult 
                 actor_user_id: caller.user.as_ref().map(|user| user.user_id.clone()),
                 actor_connection_id: id.to_owned(),
                 at: now,
+                target_connection_id: target.connection_id,
+                target_user_id: target.user_id,
+                message_id: target.message_id,
+                reason: target.reason,
+                minutes: target.minutes,
                 ttl: Retention::expiry(chat.retention.session_days, now),
-                ..audit
             };
             if let Err(failure) = chat.store.put_audit(&entry).await {
                 // Done, but unrecorded: loud, for the alarm on ERROR lines.
-                error!(error.code = failure.code(), error.request_id = failure.request_id(), error = %failure, action = action.name(), "could not write the audit record of a moderation action");
+                log_failure(
+                    &failure,
+                    &format!(
+                        "could not write the audit record of a {} action",
+                        action.name()
+                    ),
+                );
             }
             info!(action = action.name(), %room, "moderation action carried out");
             reply(200, Some(&frame))
@@ -159,8 +169,19 @@ impl Refused {
     }
 }
 
+/// What an action's audit record says it acted on (the record's who,
+/// where and when are the caller's).
+#[derive(Default)]
+struct Audited {
+    connection_id: Option<String>,
+    user_id: Option<String>,
+    message_id: Option<String>,
+    reason: Option<String>,
+    minutes: Option<u64>,
+}
+
 /// The answer to a carried-out action, and what its audit record adds.
-type Done = (ServerFrame, AuditEntry);
+type Done = (ServerFrame, Audited);
 
 fn refusal(code: ErrorCode, message: &str) -> ServerFrame {
     ServerFrame::error(code, message)
@@ -175,25 +196,6 @@ fn failed(failure: &StoreError, what: &'static str) -> ApiGatewayProxyResponse {
             "The server could not carry out the action; please try again.",
         )),
     )
-}
-
-/// An audit record with nothing but the action's own fields (the caller
-/// adds who, where and when).
-fn audit() -> AuditEntry {
-    AuditEntry {
-        room: Room::lobby(),
-        entry: String::new(),
-        action: String::new(),
-        actor_user_id: None,
-        actor_connection_id: String::new(),
-        at: Timestamp::now(),
-        target_connection_id: None,
-        target_user_id: None,
-        message_id: None,
-        reason: None,
-        minutes: None,
-        ttl: None,
-    }
 }
 
 async fn remove(
@@ -236,11 +238,11 @@ async fn remove(
     );
     Ok((
         frame,
-        AuditEntry {
-            target_connection_id: Some(target.to_owned()),
-            target_user_id: sender.user_id,
+        Audited {
+            connection_id: Some(target.to_owned()),
+            user_id: sender.user_id,
             reason,
-            ..audit()
+            ..Audited::default()
         },
     ))
 }
@@ -311,11 +313,11 @@ async fn ban(
     );
     Ok((
         frame,
-        AuditEntry {
-            target_user_id: Some(user_id),
+        Audited {
+            user_id: Some(user_id),
             reason,
             minutes: Some(minutes),
-            ..audit()
+            ..Audited::default()
         },
     ))
 }
@@ -408,11 +410,11 @@ async fn delete(
     );
     Ok((
         answer,
-        AuditEntry {
-            target_connection_id: Some(message.connection_id),
-            target_user_id: message.user_id,
+        Audited {
+            connection_id: Some(message.connection_id),
+            user_id: message.user_id,
             message_id: Some(message_id.to_owned()),
-            ..audit()
+            ..Audited::default()
         },
     ))
 }
