@@ -673,9 +673,12 @@
       this.askLatest();
     }
 
-    // `presence`: who joined and who left the room since the last one, one
-    // frame per stream batch. Delivered at least once, so a join or a leave
-    // may come again: each is told once and changes the online list once.
+    // `presence`: who joined and who left the room since the last one, at
+    // most about one a second per room. Delivered at least once, so a join
+    // or a leave may come again: each is told once and changes the online
+    // list once. A crowd's frame (it carries `online`) names only a few of
+    // each: who is here comes from its `online` and `online_count`, and
+    // nobody's coming and going is told one by one.
     onPresence(frame) {
       const joined = Array.isArray(frame.joined) ? frame.joined : null;
       const left = Array.isArray(frame.left) ? frame.left : null;
@@ -683,33 +686,35 @@
         if (typeof frame.message === 'string') this.emit('notice', { frame });
         return;
       }
+      const crowd = Array.isArray(frame.online);
       for (const member of joined || []) {
-        if (isRecord(member)) this.onJoined(member);
+        if (isRecord(member)) this.onJoined(member, crowd);
       }
       for (const departure of left || []) {
-        if (isRecord(departure)) this.onLeft(departure);
+        if (isRecord(departure)) this.onLeft(departure, crowd);
       }
+      if (crowd) this.crowdOnline(frame);
       this.emit('online', this.online);
     }
 
-    onJoined(member) {
+    onJoined(member, quietly = false) {
       const id = str(member.connection_id);
       if (!id) return;
       // Someone the welcome already listed was here before us: no news.
       const listed = this.online.known && this.online.members.has(id);
       this.addOnline(id, nameOf(member));
-      if (listed || this.ownIds.has(id) || !this.firstTime(`joined:${id}`)) return;
+      if (quietly || listed || this.ownIds.has(id) || !this.firstTime(`joined:${id}`)) return;
       this.others.add(id);
       this.emit('joined', { id, name: nameOf(member) });
     }
 
     // `left` carries the departure as the server sent it (its `removed`,
     // `duration_seconds`); `id` may be an earlier connection of this client.
-    onLeft(departure) {
+    onLeft(departure, quietly = false) {
       const id = str(departure.connection_id);
       if (!id) return;
       this.removeOnline(id);
-      if (!this.firstTime(`left:${id}`)) return;
+      if (quietly || !this.firstTime(`left:${id}`)) return;
       this.emit('left', { id, name: nameOf(departure), departure });
     }
 
@@ -738,6 +743,23 @@
       online.members = members;
       online.unlisted = online.known ? Math.max(0, count - ids.size) : 0;
       this.emit('online', online);
+    }
+
+    // A crowd's presence frame: who is here now (a few, `online_count` in
+    // all) in place of the list kept so far, yourself first; nobody who has
+    // left comes back (the room index may lag a leave by a moment).
+    crowdOnline(frame) {
+      const online = this.online;
+      const members = new Map();
+      if (this.ownId && online.members.has(this.ownId)) members.set(this.ownId, online.members.get(this.ownId));
+      for (const member of frame.online.filter(isRecord)) {
+        const id = str(member.connection_id);
+        if (id && !online.gone.has(id) && !members.has(id)) members.set(id, nameOf(member));
+      }
+      online.members = members;
+      const count = Number.isInteger(frame.online_count) ? frame.online_count : null;
+      if (count !== null) online.known = count > 0;
+      online.unlisted = online.known && count !== null ? Math.max(0, count - members.size) : 0;
     }
 
     addOnline(id, name) {

@@ -3,14 +3,16 @@
 
 use std::env;
 use std::ops::RangeInclusive;
+use std::time::Duration;
 
 use crate::access::{ClaimNames, DEFAULT_ROLES_CLAIM, DEFAULT_ROOMS_CLAIM, RoomAccess};
 use crate::auth::{AuthSettings, DEFAULT_NAME_CLAIM, KeySource};
 use crate::error::ConfigError;
 use crate::limits::{
     CHAT_MESSAGE_BYTES_RANGE, ChatLimits, DEFAULT_CHAT_MESSAGE_BYTES, DEFAULT_FANOUT_CONCURRENCY,
-    DEFAULT_MESSAGE_BURST, DEFAULT_MESSAGES_PER_SECOND, FANOUT_CONCURRENCY_RANGE,
-    MESSAGE_BURST_RANGE, MESSAGES_PER_SECOND_RANGE, RETENTION_DAYS_RANGE,
+    DEFAULT_MESSAGE_BURST, DEFAULT_MESSAGES_PER_SECOND, DEFAULT_PRESENCE_WINDOW_MS,
+    FANOUT_CONCURRENCY_RANGE, MESSAGE_BURST_RANGE, MESSAGES_PER_SECOND_RANGE,
+    PRESENCE_WINDOW_MS_RANGE, RETENTION_DAYS_RANGE,
 };
 use crate::management::ManagementEndpoint;
 use crate::rate::Rate;
@@ -42,6 +44,8 @@ pub mod var {
     pub const MAX_MESSAGE_BYTES: &str = "MAX_MESSAGE_BYTES";
     /// Posts in flight during one fan-out.
     pub const FANOUT_CONCURRENCY: &str = "FANOUT_CONCURRENCY";
+    /// The least time between two presence frames of a room, in ms.
+    pub const PRESENCE_WINDOW_MS: &str = "PRESENCE_WINDOW_MS";
     /// Each connection's sustained messages per second; 0: off.
     pub const MESSAGE_RATE_PER_SECOND: &str = "MESSAGE_RATE_PER_SECOND";
     /// Each connection's burst of messages.
@@ -129,7 +133,8 @@ impl Tables {
 
 impl ChatLimits {
     /// `MAX_MESSAGE_BYTES`, `FANOUT_CONCURRENCY`, `MESSAGE_RATE_PER_SECOND`
-    /// (0: off) and `MESSAGE_RATE_BURST`, each within its range.
+    /// (0: off), `MESSAGE_RATE_BURST` and `PRESENCE_WINDOW_MS`, each within
+    /// its range.
     fn from_vars(vars: &impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let in_range = |name: &'static str, default: usize, range: RangeInclusive<usize>| {
             vars(name).map_or(Ok(default), |value| parse_in_range(name, &value, range))
@@ -157,6 +162,11 @@ impl ChatLimits {
                     MESSAGE_BURST_RANGE,
                 )?,
             ),
+            presence_window: Duration::from_millis(in_range(
+                var::PRESENCE_WINDOW_MS,
+                DEFAULT_PRESENCE_WINDOW_MS,
+                PRESENCE_WINDOW_MS_RANGE,
+            )? as u64),
         })
     }
 }

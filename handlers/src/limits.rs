@@ -169,6 +169,13 @@ pub const ROOM_NAME_CHARS: std::ops::RangeInclusive<usize> = 1..=64;
 /// The most members a `welcome` lists by name (`online_count` says how
 /// many there are), so a crowded room's welcome stays one small message.
 pub const WELCOME_MAX_LISTED: usize = 200;
+/// Above this many members, a room's `presence` frames stop naming every
+/// arrival and departure ([`crate::protocol::frames::is_crowd`]).
+pub const PRESENCE_CROWD_SIZE: usize = 100;
+/// The most members a crowd's `presence` frame names in each of `joined`,
+/// `left` and `online`: it goes to every member once per presence window,
+/// so it stays a few KiB.
+pub const PRESENCE_MAX_LISTED: usize = 50;
 /// Messages in a `history` page when the client names no `limit`.
 pub const HISTORY_DEFAULT_LIMIT: usize = 50;
 /// The most messages one `history` page holds; a larger `limit` is capped.
@@ -188,6 +195,13 @@ pub const CHAT_MESSAGE_BYTES_RANGE: std::ops::RangeInclusive<usize> = 1..=GATEWA
 /// `FANOUT_CONCURRENCY`: Management API posts in flight during one fan-out.
 pub const DEFAULT_FANOUT_CONCURRENCY: usize = 64;
 pub const FANOUT_CONCURRENCY_RANGE: std::ops::RangeInclusive<usize> = 1..=1024;
+
+/// `PRESENCE_WINDOW_MS`: a room's `presence` frames are at least this far
+/// apart, so a member gets about one a second however fast people come and
+/// go; the stream mapping's batch window is the same second
+/// (infra/stream-mapping.json). 0 announces every batch at once.
+pub const DEFAULT_PRESENCE_WINDOW_MS: usize = 1000;
+pub const PRESENCE_WINDOW_MS_RANGE: std::ops::RangeInclusive<usize> = 0..=60_000;
 
 /// Each connection's `history` pages: a page load asks for one, a reconnect
 /// for up to four more to close its gap, scrolling back one at a time.
@@ -218,6 +232,9 @@ pub struct ChatLimits {
     pub fanout_concurrency: usize,
     /// Each connection's chat message rate; `None`: unlimited.
     pub message_rate: Option<Rate>,
+    /// The least time between two `presence` frames of a room
+    /// ([`PRESENCE_WINDOW_MS_RANGE`], in ms).
+    pub presence_window: Duration,
 }
 
 impl Default for ChatLimits {
@@ -229,6 +246,7 @@ impl Default for ChatLimits {
                 per_second: DEFAULT_MESSAGES_PER_SECOND,
                 burst: DEFAULT_MESSAGE_BURST,
             }),
+            presence_window: Duration::from_millis(DEFAULT_PRESENCE_WINDOW_MS as u64),
         }
     }
 }

@@ -45,6 +45,7 @@ STATE_FILE = "serverless-state.json"
 # values of the key variables in the environment while packaging.
 SIGN_IN_PATH = INFRA / "tests" / "sign-in.json"
 STREAM_FILTER_PATH = INFRA / "stream-filter.json"
+STREAM_MAPPING_PATH = INFRA / "stream-mapping.json"
 TABLES_PATH = INFRA / "tables.json"
 FUNCTIONS_PATH = INFRA / "functions.json"
 METRICS_PATH = ROOT / "handlers" / "src" / "metric.rs"
@@ -657,7 +658,11 @@ def test_stream_mapping(resources):
     # it expires from the stream, blocking its shard for 24 hours.
     assert 0 <= properties["MaximumRetryAttempts"] <= 10
     assert 60 <= properties["MaximumRecordAgeInSeconds"] <= 86400
-    assert 1 <= properties["BatchSize"] <= 100
+    # The one home of the batch settings, which the local poller reads too.
+    shared = json.loads(STREAM_MAPPING_PATH.read_text())
+    assert properties["BatchSize"] == shared["batchSize"]
+    assert properties["MaximumBatchingWindowInSeconds"] == shared["batchWindow"]
+    assert 1 <= properties["BatchSize"] <= 10000
     assert properties["StartingPosition"] == "LATEST"
     destination = properties["DestinationConfig"]["OnFailure"]["Destination"]
     assert destination == {"Fn::GetAtt": ["StreamProcessorFailuresQueue", "Arn"]}

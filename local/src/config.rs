@@ -11,9 +11,10 @@ use handlers::auth::{AuthSettings, KeySource};
 use handlers::limits::{
     CHAT_MESSAGE_BYTES_RANGE, CONNECT_ROUTE_THROTTLE, DEFAULT_CHAT_MESSAGE_BYTES,
     DEFAULT_FANOUT_CONCURRENCY, DEFAULT_MESSAGE_BURST, DEFAULT_MESSAGES_PER_SECOND,
-    DEFAULT_ROUTE_THROTTLE, FANOUT_CONCURRENCY_RANGE, GATEWAY_IDLE_TIMEOUT,
-    GATEWAY_MAX_CONNECTION_DURATION, HISTORY_ROUTE_THROTTLE, MESSAGE_BURST_RANGE,
-    MESSAGES_PER_SECOND_RANGE, RETENTION_DAYS_RANGE, RouteThrottle,
+    DEFAULT_PRESENCE_WINDOW_MS, DEFAULT_ROUTE_THROTTLE, FANOUT_CONCURRENCY_RANGE,
+    GATEWAY_IDLE_TIMEOUT, GATEWAY_MAX_CONNECTION_DURATION, HISTORY_ROUTE_THROTTLE,
+    MESSAGE_BURST_RANGE, MESSAGES_PER_SECOND_RANGE, PRESENCE_WINDOW_MS_RANGE, RETENTION_DAYS_RANGE,
+    RouteThrottle,
 };
 use handlers::rate::Rate;
 use handlers::{ChatLimits, Retention, Tables};
@@ -79,6 +80,12 @@ pub struct Args {
     #[arg(long, env = "FANOUT_CONCURRENCY", default_value_t = DEFAULT_FANOUT_CONCURRENCY,
           value_parser = usize_in(FANOUT_CONCURRENCY_RANGE))]
     pub fanout_concurrency: usize,
+
+    /// The least time between two presence frames of a room, in ms (0:
+    /// every stream batch announces at once).
+    #[arg(long, env = "PRESENCE_WINDOW_MS", default_value_t = DEFAULT_PRESENCE_WINDOW_MS,
+          value_parser = usize_in(PRESENCE_WINDOW_MS_RANGE))]
+    pub presence_window_ms: usize,
 
     /// A connection's sustained chat messages per second (0: no limit).
     #[arg(long, env = "MESSAGE_RATE_PER_SECOND", default_value_t = DEFAULT_MESSAGES_PER_SECOND as usize,
@@ -253,10 +260,18 @@ pub struct Args {
     #[arg(long, env = "MEMBERS_ONLY_ROOMS", value_parser = room_patterns)]
     pub members_only_rooms: Option<handlers::access::RoomPatterns>,
 
-    /// Stream records per stream-processor invocation (Lambda's BatchSize).
-    #[arg(long, env = "CHAT_STREAM_BATCH_SIZE", default_value_t = 100,
+    /// Stream records per stream-processor invocation (Lambda's BatchSize);
+    /// unset, the deployed mapping's (infra/stream-mapping.json).
+    #[arg(long, env = "CHAT_STREAM_BATCH_SIZE",
           value_parser = clap::value_parser!(i32).range(1..=10_000))]
-    pub stream_batch_size: i32,
+    pub stream_batch_size: Option<i32>,
+
+    /// Milliseconds to gather stream records before invoking the processor
+    /// (Lambda's MaximumBatchingWindowInSeconds); unset, the deployed
+    /// mapping's (infra/stream-mapping.json).
+    #[arg(long, env = "CHAT_STREAM_BATCH_WINDOW_MS",
+          value_parser = clap::value_parser!(u64).range(0..=300_000))]
+    pub stream_batch_window_ms: Option<u64>,
 
     /// Milliseconds between stream polls when the stream is idle.
     #[arg(long, env = "CHAT_STREAM_POLL_MS", default_value_t = 250,
@@ -448,7 +463,9 @@ impl AuthConfig {
 /// event-source mapping.
 #[derive(Clone, Debug)]
 pub struct StreamConfig {
-    pub batch_size: i32,
+    /// Unset: the deployed mapping's ([`crate::poller::StreamMapping`]).
+    pub batch_size: Option<i32>,
+    pub batch_window: Option<Duration>,
     pub poll_interval: Duration,
     pub max_retries: u32,
 }
@@ -532,6 +549,7 @@ impl From<Args> for Config {
                     args.message_rate_per_second,
                     args.message_rate_burst,
                 ),
+                presence_window: Duration::from_millis(args.presence_window_ms as u64),
             },
             retention: Retention {
                 message_days: args
@@ -548,6 +566,7 @@ impl From<Args> for Config {
             liveness_mark,
             stream: StreamConfig {
                 batch_size: args.stream_batch_size,
+                batch_window: args.stream_batch_window_ms.map(Duration::from_millis),
                 poll_interval: Duration::from_millis(args.stream_poll_ms),
                 max_retries: args.stream_max_retries,
             },

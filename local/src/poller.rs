@@ -18,6 +18,7 @@ use chrono::{DateTime, Utc};
 use handlers::Chat;
 use handlers::metric;
 use serde::{Deserialize, Serialize};
+use stream_processor::Processor;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
@@ -50,11 +51,47 @@ struct Checkpoint {
     shards: HashMap<String, String>,
 }
 
+/// The deployed event-source mapping's batch settings, the one home of
+/// both its template (infra/serverless.yml) and this poller's defaults, so
+/// a local run batches, and so announces presence, as AWS would.
+pub const STREAM_MAPPING: &str = include_str!("../../infra/stream-mapping.json");
+
+/// How records are gathered into one invocation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StreamMapping {
+    /// Lambda's `BatchSize`: the most records per invocation.
+    pub batch_size: i32,
+    /// Lambda's `MaximumBatchingWindowInSeconds`: how long records are
+    /// gathered before a batch that is not full is delivered.
+    pub batch_window: Duration,
+}
+
+impl StreamMapping {
+    /// infra/stream-mapping.json, with `config`'s overrides.
+    pub fn of(config: &StreamConfig) -> Result<Self, String> {
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase", deny_unknown_fields)]
+        struct Deployed {
+            batch_size: i32,
+            batch_window: u64,
+        }
+        let deployed: Deployed = serde_json::from_str(STREAM_MAPPING)
+            .map_err(|error| format!("infra/stream-mapping.json: {error}"))?;
+        Ok(Self {
+            batch_size: config.batch_size.unwrap_or(deployed.batch_size),
+            batch_window: config
+                .batch_window
+                .unwrap_or(Duration::from_secs(deployed.batch_window)),
+        })
+    }
+}
+
 pub struct Poller {
     client: Client,
     stream_arn: String,
-    chat: Chat,
+    processor: Processor,
     config: StreamConfig,
+    mapping: StreamMapping,
     filter: Filter,
     checkpoint_path: Option<PathBuf>,
     shards: BTreeMap<String, Shard>,
@@ -69,6 +106,7 @@ impl Poller {
         checkpoint_path: Option<PathBuf>,
     ) -> Result<Self, StartError> {
         let filter = Filter::stream_default().map_err(StartError::Stream)?;
+        let mapping = StreamMapping::of(&config).map_err(StartError::Stream)?;
         let shards = checkpoint_path
             .as_deref()
             .map(|path| Checkpoint::resume(path, &stream_arn))
@@ -76,8 +114,9 @@ impl Poller {
         Ok(Self {
             client,
             stream_arn,
-            chat,
+            processor: Processor::new(chat),
             config,
+            mapping,
             filter,
             checkpoint_path,
             shards,
@@ -181,6 +220,8 @@ impl Poller {
         }
     }
 
+    /// Reads a batch from a shard, as the event-source mapping gathers one
+    /// (up to the batch size, for up to the batch window), and delivers it.
     async fn read_shard(&mut self, shard_id: &str) -> Result<usize, String> {
         let iterator = match self
             .shards
@@ -190,31 +231,50 @@ impl Poller {
             Some(iterator) => iterator,
             None => self.new_iterator(shard_id).await?,
         };
-        let output = match self
-            .client
-            .get_records()
-            .shard_iterator(iterator)
-            .limit(self.config.batch_size)
-            .send()
-            .await
-        {
-            Ok(output) => output,
-            Err(error)
-                if error.as_service_error().is_some_and(|e| {
-                    e.is_expired_iterator_exception() || e.is_trimmed_data_access_exception()
-                }) =>
+        let gathering = tokio::time::Instant::now();
+        let mut records: Vec<Record> = Vec::new();
+        let mut next = Some(iterator);
+        while let Some(iterator) = next.take() {
+            let room_left = self.mapping.batch_size - records.len() as i32;
+            let output = match self
+                .client
+                .get_records()
+                .shard_iterator(iterator)
+                .limit(room_left)
+                .send()
+                .await
             {
-                // Start again from the last processed record.
-                if let Some(shard) = self.shards.get_mut(shard_id) {
-                    shard.iterator = None;
+                Ok(output) => output,
+                Err(error)
+                    if error.as_service_error().is_some_and(|e| {
+                        e.is_expired_iterator_exception() || e.is_trimmed_data_access_exception()
+                    }) =>
+                {
+                    // Start again from the last processed record.
+                    if let Some(shard) = self.shards.get_mut(shard_id) {
+                        shard.iterator = None;
+                    }
+                    return Ok(0);
                 }
-                return Ok(0);
+                Err(error) => {
+                    return Err(AwsError::new(STREAMS, "GetRecords", &error).to_string());
+                }
+            };
+            records.extend(output.records.unwrap_or_default());
+            next = output.next_shard_iterator;
+            let window_left = self
+                .mapping
+                .batch_window
+                .saturating_sub(gathering.elapsed());
+            if records.is_empty()
+                || records.len() as i32 >= self.mapping.batch_size
+                || window_left.is_zero()
+                || next.is_none()
+            {
+                break;
             }
-            Err(error) => {
-                return Err(AwsError::new(STREAMS, "GetRecords", &error).to_string());
-            }
-        };
-        let records = output.records.unwrap_or_default();
+            tokio::time::sleep(self.config.poll_interval.min(window_left)).await;
+        }
         let count = records.len();
         if !records.is_empty() {
             self.deliver(&records).await;
@@ -227,8 +287,8 @@ impl Poller {
             if last_sequence.is_some() {
                 shard.last_sequence = last_sequence;
             }
-            shard.finished = output.next_shard_iterator.is_none();
-            shard.iterator = output.next_shard_iterator;
+            shard.finished = next.is_none();
+            shard.iterator = next;
         }
         if count > 0 {
             self.save_checkpoint();
@@ -277,7 +337,7 @@ impl Poller {
         }
         let pause = self.config.poll_interval.min(Duration::from_millis(500));
         let outcome = deliver_with_retries(pending, self.config.max_retries, pause, |batch| {
-            invoke(&self.chat, batch)
+            invoke(&self.processor, batch)
         })
         .await;
         if let Delivered::Skipping { retries, skipped } = outcome {
@@ -330,10 +390,11 @@ fn ready_shards(shards: &BTreeMap<String, Shard>) -> Vec<String> {
 /// One stream-processor invocation, as Lambda makes it; the sequence numbers
 /// it reported as failed (`None`: an unidentified failure, which fails the
 /// whole batch).
-async fn invoke(chat: &Chat, records: Vec<EventRecord>) -> Vec<Option<String>> {
+async fn invoke(processor: &Processor, records: Vec<EventRecord>) -> Vec<Option<String>> {
     let mut event = Event::default();
     event.records = records;
-    stream_processor::handle(chat, event)
+    processor
+        .handle(event)
         .await
         .batch_item_failures
         .into_iter()

@@ -5,10 +5,13 @@
 //! - MODIFY that sets `disconnected_at` on a session without a duration: writes
 //!   `duration_seconds` (conditionally, so a replay writes once), then the
 //!   session is among the batch's `left`; disconnect and duration metrics.
-//! - After the batch (or the records before the first that failed): welcomes
-//!   and one `presence` frame per room and member, listing the room's joins
-//!   and leaves, posted concurrently within bounds; a session that opened
-//!   and closed within the batch is not welcomed.
+//! - After the batch (or the records before the first that failed): each
+//!   room with changes is read once; welcomes, then one `presence` frame per
+//!   room and member with the room's joins and leaves (in a crowd, counts
+//!   and a few names: [`handlers::protocol::frames::is_crowd`]), posted
+//!   concurrently within bounds. A room's frames are at least the presence
+//!   window apart ([`Processor`]); a session that opened and closed within
+//!   the batch is not welcomed.
 //! - Anything else (the processor's own duration write, REMOVEs from TTL
 //!   expiry, DynamoDB Local's `UNKNOWN_TO_SDK_VERSION`) is skipped.
 //!
@@ -17,9 +20,11 @@
 
 use aws_lambda_events::dynamodb::{Event, EventRecord};
 use aws_lambda_events::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::{Mutex, PoisonError};
+use std::time::Instant;
 
 use bytes::Bytes;
 use futures::{StreamExt, stream};
@@ -101,14 +106,67 @@ fn decode(image: &serde_dynamo::Item, which: &'static str) -> Result<Session, Re
     })
 }
 
-/// Processes a batch (`process_batch`, below). Boxed here, where it is defined,
-/// so its state machine and the SDK calls inside it are compiled with this
-/// crate, not again in the local stack (docs/performance.md, "Build time").
-pub fn handle(
-    chat: &Chat,
-    event: Event,
-) -> Pin<Box<dyn Future<Output = DynamoDbEventResponse> + Send + '_>> {
-    Box::pin(process_batch(chat, event))
+/// The stream processor of one process: the chat's clients, and when each
+/// room's last `presence` frame went out. A room announced less than the
+/// presence window ago ([`handlers::ChatLimits::presence_window`]) is
+/// announced when the window ends, so however fast people come and go a
+/// member gets about one frame a second; the stream meanwhile waits (its
+/// records are read in order, one batch at a time per shard), and the next
+/// batch brings everything that happened since in one frame.
+///
+/// On AWS this paces each stream shard's invocations; a table of several
+/// shards may announce a room once per shard and window (docs/scale.md).
+pub struct Processor {
+    chat: Chat,
+    announced: Mutex<HashMap<Room, Instant>>,
+}
+
+/// Rooms a processor remembers announcing; past it, those announced more
+/// than a window ago are forgotten.
+const ROOMS_REMEMBERED: usize = 10_000;
+
+impl Processor {
+    pub fn new(chat: Chat) -> Self {
+        Self {
+            chat,
+            announced: Mutex::default(),
+        }
+    }
+
+    pub fn chat(&self) -> &Chat {
+        &self.chat
+    }
+
+    /// Processes a batch (`process_batch`, below). Boxed here, where it is
+    /// defined, so its state machine and the SDK calls inside it are
+    /// compiled with this crate, not again in the local stack
+    /// (docs/performance.md, "Build time").
+    pub fn handle(
+        &self,
+        event: Event,
+    ) -> Pin<Box<dyn Future<Output = DynamoDbEventResponse> + Send + '_>> {
+        Box::pin(process_batch(self, event))
+    }
+
+    /// Waits until `room` may be announced again, and marks it announced.
+    async fn window_for(&self, room: &Room) {
+        let window = self.chat.limits.presence_window;
+        let last = self.announced().get(room).copied();
+        if let Some(last) = last {
+            tokio::time::sleep_until((last + window).into()).await;
+        }
+        let mut announced = self.announced();
+        if announced.len() >= ROOMS_REMEMBERED {
+            announced.retain(|_, at| at.elapsed() < window);
+        }
+        announced.insert(room.clone(), Instant::now());
+    }
+
+    fn announced(&self) -> std::sync::MutexGuard<'_, HashMap<Room, Instant>> {
+        self.announced
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
 }
 
 /// Processes a batch: each record in order until one fails (it comes back
@@ -118,7 +176,8 @@ pub fn handle(
 /// `presence` frame per room and recipient for the whole batch: N joins
 /// cost N welcomes and one frame per member, not N² posts. A newcomer whose
 /// close is in the same batch gets no welcome.
-async fn process_batch(chat: &Chat, event: Event) -> DynamoDbEventResponse {
+async fn process_batch(processor: &Processor, event: Event) -> DynamoDbEventResponse {
+    let chat = &processor.chat;
     let mut response = DynamoDbEventResponse::default();
     let mut changes: BTreeMap<Room, RoomChanges> = BTreeMap::new();
     let mut newcomers: Vec<Session> = Vec::new();
@@ -157,11 +216,16 @@ async fn process_batch(chat: &Chat, event: Event) -> DynamoDbEventResponse {
         }
     }
     let concurrency = chat.limits.fanout_concurrency.max(1);
-    welcome_all(chat, &newcomers, concurrency).await;
+    let mut rooms_now = list_rooms(chat, changes.keys().cloned().collect()).await;
+    welcome_all(chat, &newcomers, &rooms_now, concurrency).await;
     let announcements: Vec<_> = changes
         .into_iter()
-        .map(|(room, room_changes)| async move {
-            Box::pin(announce(chat, &room, room_changes)).await;
+        .map(|(room, room_changes)| {
+            let now = rooms_now.remove(&room).flatten();
+            async move {
+                processor.window_for(&room).await;
+                Box::pin(announce(chat, &room, room_changes, now)).await;
+            }
         })
         .collect();
     stream::iter(announcements)
@@ -175,14 +239,10 @@ async fn process_batch(chat: &Chat, event: Event) -> DynamoDbEventResponse {
 /// `FANOUT_CONCURRENCY` posts in flight.
 const ROOMS_AT_ONCE: usize = 4;
 
-/// Welcomes every newcomer, `concurrency` at a time: each room listed once.
-async fn welcome_all(chat: &Chat, newcomers: &[Session], concurrency: usize) {
-    let mut rooms: Vec<Room> = newcomers
-        .iter()
-        .map(|session| session.room.clone())
-        .collect();
-    rooms.sort();
-    rooms.dedup();
+/// Who is in each of `rooms` (up to [`WELCOME_MAX_LISTED`]) and how many,
+/// read once per room and batch for its welcomes and its presence frame;
+/// `None` for a room that could not be read.
+async fn list_rooms(chat: &Chat, rooms: Vec<Room>) -> BTreeMap<Room, Option<(Vec<Member>, usize)>> {
     // Futures made first, then run: a stream of closures borrowing them
     // would not be `Send` for every lifetime.
     let listings: Vec<_> = rooms
@@ -192,14 +252,28 @@ async fn welcome_all(chat: &Chat, newcomers: &[Session], concurrency: usize) {
             (room, members)
         })
         .collect();
-    let listed: BTreeMap<Room, (Vec<Member>, usize)> = stream::iter(listings)
+    stream::iter(listings)
         .buffer_unordered(ROOMS_AT_ONCE)
         .collect()
-        .await;
+        .await
+}
+
+/// Welcomes every newcomer, `concurrency` at a time, with its room as
+/// `listed` (nobody listed when it could not be read).
+async fn welcome_all(
+    chat: &Chat,
+    newcomers: &[Session],
+    listed: &BTreeMap<Room, Option<(Vec<Member>, usize)>>,
+    concurrency: usize,
+) {
     let welcomes: Vec<_> = newcomers
         .iter()
         .map(|newcomer| {
-            let (online, count) = listed.get(&newcomer.room).cloned().unwrap_or_default();
+            let (online, count) = listed
+                .get(&newcomer.room)
+                .cloned()
+                .flatten()
+                .unwrap_or_default();
             Box::pin(welcome(chat, newcomer, online, count))
         })
         .collect();
@@ -236,13 +310,13 @@ async fn process_record(chat: &Chat, record: &EventRecord) -> Result<Outcome, Re
     }
 }
 
-/// Who is in `room`, for welcomes; nobody listed when it cannot be read.
-async fn list_room(chat: &Chat, room: &Room) -> (Vec<Member>, usize) {
+/// Who is in `room`; `None` when it cannot be read.
+async fn list_room(chat: &Chat, room: &Room) -> Option<(Vec<Member>, usize)> {
     match chat.store.room_members(room, WELCOME_MAX_LISTED).await {
-        Ok(members) => members,
+        Ok(members) => Some(members),
         Err(failure) => {
-            warn!(%room, error = %failure, "could not list the room; welcoming without it");
-            (Vec::new(), 0)
+            warn!(%room, error = %failure, "could not list the room; welcoming and announcing without it");
+            None
         }
     }
 }
@@ -328,12 +402,18 @@ async fn closed(
     Ok(Outcome::Left(session.room, departure))
 }
 
-/// Tells a room, in one frame per member, who joined and who left; the
-/// batch's newcomers are left out (their welcome lists everyone).
-async fn announce(chat: &Chat, room: &Room, changes: RoomChanges) {
+/// Tells a room, in one frame per member, who joined and who left, and
+/// (`now`) who is here; the batch's newcomers are left out (their welcome
+/// lists everyone).
+async fn announce(
+    chat: &Chat,
+    room: &Room,
+    changes: RoomChanges,
+    now: Option<(Vec<Member>, usize)>,
+) {
     let joined = changes.joined.len();
     let left = changes.left.len();
-    let frame = ServerFrame::presence(room, changes.joined, changes.left);
+    let frame = ServerFrame::presence(room, changes.joined, changes.left, now);
     let report = broadcast(
         &chat.store,
         &chat.management,

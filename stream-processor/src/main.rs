@@ -3,10 +3,10 @@ use std::convert::Infallible;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    let chat = handlers::lambda::start().await?;
+    let processor = stream_processor::Processor::new(handlers::lambda::start().await?);
     handlers::lambda::run(|event| async {
         // Failed records come back in the response, never as a failed batch.
-        Ok::<_, Infallible>(stream_processor::handle(&chat, event).await)
+        Ok::<_, Infallible>(processor.handle(event).await)
     })
     .await
 }

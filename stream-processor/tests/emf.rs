@@ -21,15 +21,13 @@ async fn a_batch_emits_emf_with_namespace_dimensions_names_and_units() {
         h.connected(id).await;
     }
     h.disconnected("L0SM9cOFvHcCIhw=").await;
-    let response = stream_processor::handle(
-        &h.chat,
-        batch(vec![
+    let response = stream_processor::Processor::new(h.chat.clone())
+        .handle(batch(vec![
             testkit::fixtures::stream_record_for("insert.json", "bob"),
             record("modify_disconnected.json"),
             record("undecodable.json"),
-        ]),
-    )
-    .await;
+        ]))
+        .await;
     assert_eq!(response.batch_item_failures.len(), 1);
 
     let mut out = Vec::new();

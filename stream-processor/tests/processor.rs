@@ -4,14 +4,22 @@
 
 #![allow(clippy::expect_used)] // a failed step fails the test
 
+use aws_lambda_events::dynamodb::Event;
+use aws_lambda_events::streams::DynamoDbEventResponse;
 use aws_sdk_dynamodb::types::AttributeValue;
 use serde_json::json;
-use stream_processor::{Change, classify, handle};
+use stream_processor::{Change, Processor, classify};
 use testkit::Harness;
 use testkit::fixtures::{stream_batch as batch, stream_record as record};
 use testkit::harness::{FIXTURE_CONNECTED_AT, FIXTURE_DISCONNECTED_AT};
 
 const NEWCOMER: &str = "L0SM9cOFvHcCIhw=";
+
+/// One batch through a processor of its own, as a fresh process would
+/// take it: no room announced before.
+async fn handle(chat: &handlers::Chat, event: Event) -> DynamoDbEventResponse {
+    Processor::new(chat.clone()).handle(event).await
+}
 
 fn failed_sequence_numbers(
     response: &aws_lambda_events::streams::DynamoDbEventResponse,
@@ -102,6 +110,9 @@ async fn an_insert_welcomes_the_newcomer_and_tells_everyone_else() {
                     "connected_at": "2026-11-28T00:13:36.123Z",
                 }],
                 "left": [],
+                "joined_count": 1,
+                "left_count": 0,
+                "online_count": 4,
             })],
             "{id}"
         );
@@ -257,6 +268,9 @@ async fn a_disconnect_gets_its_duration_once_and_a_single_left_frame() {
                     "disconnected_at": "2026-11-28T00:15:01.000Z",
                     "duration_seconds": 84.877,
                 }],
+                "joined_count": 0,
+                "left_count": 1,
+                "online_count": 2,
             }),
             "one departure, though the batch held the close twice"
         );
@@ -538,5 +552,93 @@ async fn a_close_without_connected_at_is_reported_and_gets_no_duration() {
     assert!(
         listed(&h, "alice", "left").is_empty(),
         "the rest waits for the retry"
+    );
+}
+
+#[tokio::test]
+async fn a_rooms_presence_frames_are_a_presence_window_apart() {
+    let window = std::time::Duration::from_millis(400);
+    let h = Harness::with_limits(handlers::ChatLimits {
+        presence_window: window,
+        ..handlers::ChatLimits::default()
+    })
+    .await;
+    for id in ["alice", "Joiner01AAAA=", "Joiner02AAAA="] {
+        h.connected(id).await;
+    }
+    // One process, two batches back to back, as a join storm brings them.
+    let processor = Processor::new(h.chat.clone());
+    let started = std::time::Instant::now();
+    processor
+        .handle(batch(vec![insert_of("Joiner01AAAA=")]))
+        .await;
+    assert_eq!(listed(&h, "alice", "joined"), ["Joiner01AAAA="]);
+    processor
+        .handle(batch(vec![insert_of("Joiner02AAAA=")]))
+        .await;
+    assert!(
+        started.elapsed() >= window,
+        "the room's second frame waited for the window: {:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        listed(&h, "alice", "joined"),
+        ["Joiner01AAAA=", "Joiner02AAAA="]
+    );
+    let welcomed = h.api.frames_for("Joiner02AAAA=");
+    assert!(
+        welcomed.iter().any(|frame| frame["type"] == "welcome"),
+        "{welcomed:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_crowds_presence_frame_counts_and_lists_a_few() {
+    use handlers::limits::{PRESENCE_CROWD_SIZE, PRESENCE_MAX_LISTED};
+    let h = Harness::start().await;
+    let members: Vec<String> = (0..PRESENCE_CROWD_SIZE)
+        .map(|i| format!("Member{i:03}AAAA="))
+        .collect();
+    let newcomers: Vec<String> = (0..PRESENCE_MAX_LISTED + 10)
+        .map(|i| format!("Newcomer{i:03}AAAA="))
+        .collect();
+    for id in members.iter().chain(&newcomers) {
+        h.connected(id).await;
+    }
+    let everyone = members.len() + newcomers.len();
+    let records = newcomers.iter().map(|id| insert_of(id)).collect();
+    let response = handle(&h.chat, batch(records)).await;
+    assert!(response.batch_item_failures.is_empty());
+
+    for id in [&members[0], &members[PRESENCE_CROWD_SIZE - 1]] {
+        let frames = h.api.frames_for(id);
+        assert_eq!(frames.len(), 1, "{id}: one frame for the whole batch");
+        let frame = &frames[0];
+        assert_eq!(frame["joined_count"], newcomers.len());
+        assert_eq!(frame["left_count"], 0);
+        assert_eq!(frame["online_count"], everyone);
+        assert_eq!(
+            frame["message"],
+            format!(
+                "{} joined and 0 left; {everyone} people are here.",
+                newcomers.len()
+            )
+        );
+        let joined = frame["joined"].as_array().expect("joined");
+        assert_eq!(joined.len(), PRESENCE_MAX_LISTED, "a few of the joins");
+        let online = frame["online"].as_array().expect("who is here, in a crowd");
+        assert_eq!(online.len(), PRESENCE_MAX_LISTED);
+        for member in online {
+            let listed = member["connection_id"].as_str().expect("an id");
+            assert!(
+                members.iter().chain(&newcomers).any(|id| id == listed),
+                "{listed} is in the room"
+            );
+        }
+    }
+    let welcome = &h.api.frames_for(&newcomers[0])[0];
+    assert_eq!(
+        welcome["online_count"], everyone,
+        "welcomes still count everyone"
     );
 }

@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::{Action, EXAMPLE_FRAME};
+use crate::limits::{PRESENCE_CROWD_SIZE, PRESENCE_MAX_LISTED};
 use crate::name::DisplayName;
 use crate::rate::{Allowance, Rate};
 use crate::records::{DeletedBy, Departure, Member, Removal, Session};
@@ -77,13 +78,29 @@ pub enum ServerFrame {
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         moderator: bool,
     },
-    /// Who joined and who left the room since the last presence frame: one
-    /// frame per stream batch and recipient, however many came and went.
+    /// Who joined and who left the room since the last presence frame: at
+    /// most one per room and presence window
+    /// ([`crate::limits::ChatLimits::presence_window`]), however many came
+    /// and went.
     Presence {
         message: String,
         room: Room,
+        /// Who joined: all of them, or in a crowd ([`is_crowd`]) at most
+        /// [`PRESENCE_MAX_LISTED`].
         joined: Vec<Member>,
+        /// Who left: likewise.
         left: Vec<Departure>,
+        /// How many joined and left: more than listed in a crowd.
+        joined_count: usize,
+        left_count: usize,
+        /// How many are in the room now; absent when it could not be read.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        online_count: Option<usize>,
+        /// In a crowd only: who is here (at most [`PRESENCE_MAX_LISTED`]),
+        /// in place of the list a client kept from joins and leaves it was
+        /// not all told of.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        online: Option<Vec<Member>>,
     },
     /// To the room: a message was deleted (show it as deleted, also in
     /// history already loaded).
@@ -382,40 +399,40 @@ impl ServerFrame {
         }
     }
 
-    /// Arrivals and departures in `room`; `message` names them, e.g.
-    /// `Ada joined. Bob left after 84.877 s.`
-    pub fn presence(room: &Room, joined: Vec<Member>, left: Vec<Departure>) -> Self {
-        let mut lines: Vec<String> = joined
-            .iter()
-            .map(|member| {
-                format!(
-                    "{} joined.",
-                    shown(&member.connection_id, member.name.as_ref())
-                )
-            })
-            .collect();
-        lines.extend(left.iter().map(|departure| {
-            let who = shown(&departure.connection_id, departure.name.as_ref());
-            match &departure.removed {
-                None => format!("{who} left after {:.3} s.", departure.duration_seconds),
-                Some(removal) => {
-                    let what = if removal.banned_until.is_some() {
-                        "banned"
-                    } else {
-                        "removed"
-                    };
-                    match &removal.reason {
-                        Some(reason) => format!("{who} was {what} by a moderator: {reason}"),
-                        None => format!("{who} was {what} by a moderator."),
-                    }
-                }
-            }
-        }));
+    /// Arrivals and departures in `room`, with the room as read after them
+    /// (`now`: up to a page of members, and how many there are; `None` when
+    /// it could not be read). A small room's frame lists every change and
+    /// `message` names them, e.g. `Ada joined. Bob left after 84.877 s.`; a
+    /// crowd's ([`is_crowd`]) lists a few of each, who is here, and counts.
+    pub fn presence(
+        room: &Room,
+        mut joined: Vec<Member>,
+        mut left: Vec<Departure>,
+        now: Option<(Vec<Member>, usize)>,
+    ) -> Self {
+        let (joined_count, left_count) = (joined.len(), left.len());
+        let online_count = now.as_ref().map(|(_, count)| *count);
+        let (message, online) = if is_crowd(joined_count + left_count, online_count) {
+            joined.truncate(PRESENCE_MAX_LISTED);
+            left.truncate(PRESENCE_MAX_LISTED);
+            let mut online = now.map(|(members, _)| members).unwrap_or_default();
+            online.truncate(PRESENCE_MAX_LISTED);
+            (
+                crowd_message(joined_count, left_count, online_count),
+                Some(online),
+            )
+        } else {
+            (changes_message(&joined, &left), None)
+        };
         Self::Presence {
-            message: lines.join(" "),
+            message,
             room: room.clone(),
             joined,
             left,
+            joined_count,
+            left_count,
+            online_count,
+            online,
         }
     }
 
@@ -449,6 +466,56 @@ impl ServerFrame {
         serde_json::to_string(self).unwrap_or_else(|_| {
             r#"{"type":"error","code":"internal","message":"internal error"}"#.to_owned()
         })
+    }
+}
+
+/// Whether a presence frame stops naming everyone: in a room of more than
+/// [`PRESENCE_CROWD_SIZE`] members, or for more changes than
+/// [`PRESENCE_MAX_LISTED`]. Its recipients then take who is here from its
+/// `online` and `online_count`, so a frame stays small however many come
+/// and go.
+pub fn is_crowd(changes: usize, online_count: Option<usize>) -> bool {
+    changes > PRESENCE_MAX_LISTED || online_count.is_some_and(|count| count > PRESENCE_CROWD_SIZE)
+}
+
+/// `Ada joined. Bob left after 84.877 s.`
+fn changes_message(joined: &[Member], left: &[Departure]) -> String {
+    let mut lines: Vec<String> = joined
+        .iter()
+        .map(|member| {
+            format!(
+                "{} joined.",
+                shown(&member.connection_id, member.name.as_ref())
+            )
+        })
+        .collect();
+    lines.extend(left.iter().map(|departure| {
+        let who = shown(&departure.connection_id, departure.name.as_ref());
+        match &departure.removed {
+            None => format!("{who} left after {:.3} s.", departure.duration_seconds),
+            Some(removal) => {
+                let what = if removal.banned_until.is_some() {
+                    "banned"
+                } else {
+                    "removed"
+                };
+                match &removal.reason {
+                    Some(reason) => format!("{who} was {what} by a moderator: {reason}"),
+                    None => format!("{who} was {what} by a moderator."),
+                }
+            }
+        }
+    }));
+    lines.join(" ")
+}
+
+/// `120 joined and 3 left; 4210 people are here.`
+fn crowd_message(joined: usize, left: usize, online_count: Option<usize>) -> String {
+    let changes = format!("{joined} joined and {left} left");
+    match online_count {
+        Some(1) => format!("{changes}; 1 person is here."),
+        Some(count) => format!("{changes}; {count} people are here."),
+        None => format!("{changes}."),
     }
 }
 

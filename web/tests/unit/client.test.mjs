@@ -257,6 +257,29 @@ test('a leave of someone only counted lowers the count of the unlisted', () => {
   assert.equal(h.client.online.unlisted, 1);
 });
 
+test('a crowd\'s presence frame replaces the list and the count, telling nobody one by one', () => {
+  const h = harness();
+  opened(h);
+  h.socket().receive(welcome('me=', { online: [{ connection_id: 'me=' }, { connection_id: 'ada=', name: 'Ada' }, { connection_id: 'bob=', name: 'Bob' }], online_count: 150 }));
+  assert.equal(h.client.online.unlisted, 147);
+  h.socket().receive({
+    type: 'presence',
+    room: 'lobby',
+    message: '60 joined and 1 left; 209 people are here.',
+    joined: [{ connection_id: 'cy=', name: 'Cy' }],
+    left: [{ connection_id: 'bob=', name: 'Bob', duration_seconds: 3 }],
+    joined_count: 60,
+    left_count: 1,
+    online_count: 209,
+    online: [{ connection_id: 'cy=', name: 'Cy' }, { connection_id: 'bob=', name: 'Bob' }, { connection_id: 'dee=' }],
+  });
+  assert.deepEqual([...h.client.online.members.keys()], ['me=', 'cy=', 'dee='], 'yourself first; Bob left, whatever the index says');
+  assert.equal(h.client.online.members.size + h.client.online.unlisted, 209);
+  assert.equal(h.of('joined').length, 0, 'nobody told one by one');
+  assert.equal(h.of('left').length, 0);
+  assert.equal(h.of('online').length > 0, true);
+});
+
 test('messages are told once by message_id, live and in history alike', () => {
   const h = harness();
   opened(h);
