@@ -107,9 +107,12 @@ module.exports.body = async ({ resolveVariable }) => {
       { stat: 'p50', yLabel: 'connections' }
     ),
     graph('Fan-out latency (ms)', fanoutPercentiles('fanout_latency'), { stat: 'p50', yLabel: 'ms' }),
+    // A large room's shards handed to the fan-out workers.
+    graph('Fan-out hand-offs to workers', fanout('fanout_handoffs')),
     graph('Delivery problems', [
       ...fanout('fanout_failures'),
       ...fanout('fanout_throttled'),
+      ...fanout('fanout_handoff_failures'),
       ...fanout('connections_pruned'),
       product('stream_records_failed'),
     ]),

@@ -95,13 +95,21 @@
       series: fanoutPercentiles('fanout_recipients'),
     },
     {
+      id: 'handoffs',
+      title: 'Shards handed to fan-out workers per second',
+      metrics: 'counter fanout_handoffs{kind}',
+      unit: '/s',
+      series: perKind((kind) => rate('fanout_handoffs', { kind }, `fanout_handoffs ${kind}`)),
+    },
+    {
       id: 'failures',
       title: 'Delivery problems per second',
-      metrics: 'counters fanout_failures{kind}, fanout_throttled{kind}, connections_pruned{kind}, stream_records_failed',
+      metrics: 'counters fanout_failures{kind}, fanout_throttled{kind}, fanout_handoff_failures{kind}, connections_pruned{kind}, stream_records_failed',
       unit: '/s',
       series: [
         ...perKind((kind) => rate('fanout_failures', { kind }, `fanout_failures ${kind}`)),
         ...perKind((kind) => rate('fanout_throttled', { kind }, `fanout_throttled ${kind}`)),
+        ...perKind((kind) => rate('fanout_handoff_failures', { kind }, `fanout_handoff_failures ${kind}`)),
         ...perKind((kind) => rate('connections_pruned', { kind }, `connections_pruned ${kind}`)),
         rate('stream_records_failed'),
       ],

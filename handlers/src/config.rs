@@ -40,6 +40,8 @@ pub mod var {
     pub const MESSAGE_RETENTION_DAYS: &str = "MESSAGE_RETENTION_DAYS";
     /// Days a session is kept; unset, for ever.
     pub const SESSION_RETENTION_DAYS: &str = "SESSION_RETENTION_DAYS";
+    /// The `fanout` function, which a large room's fan-out hands its rest to.
+    pub const FANOUT_FUNCTION: &str = "FANOUT_FUNCTION";
     /// The longest chat message.
     pub const MAX_MESSAGE_BYTES: &str = "MAX_MESSAGE_BYTES";
     /// Posts in flight during one fan-out.
@@ -187,6 +189,9 @@ pub struct Settings {
     /// `ROOM_ACCESS` and `MEMBERS_ONLY_ROOMS`: who of the signed-in users
     /// may join which room (without sign-in, anyone any room).
     pub access: RoomAccess,
+    /// `FANOUT_FUNCTION`: the fan-out workers' function; unset, every
+    /// fan-out posts to the whole room itself.
+    pub fanout_function: Option<String>,
 }
 
 impl Settings {
@@ -222,6 +227,7 @@ impl Settings {
                 ),
                 expected,
             })?,
+            fanout_function: vars(var::FANOUT_FUNCTION),
         })
     }
 }

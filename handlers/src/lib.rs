@@ -49,6 +49,9 @@ pub struct Chat {
     pub retention: Retention,
     /// Who of the signed-in users may join which room.
     pub access: access::RoomAccess,
+    /// Where a large room's fan-out hands its rest (`FANOUT_FUNCTION`);
+    /// `None`: every fan-out posts to the whole room itself.
+    pub workers: Option<fanout::Workers>,
 }
 
 impl Chat {
@@ -64,6 +67,9 @@ impl Chat {
             limits: settings.limits,
             retention: settings.retention,
             access: settings.access,
+            workers: settings
+                .fanout_function
+                .map(|function| fanout::Workers::new(aws_sdk_lambda::Client::new(sdk), function)),
         }
     }
 }

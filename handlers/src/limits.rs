@@ -81,6 +81,20 @@ pub const CONNECT_GRACE: Duration = Duration::from_secs(10);
 /// 1,000 writes a second; API Gateway admits 500 new connections a second
 /// per region by default, each written twice: open, close).
 pub const OPEN_SESSION_SHARDS: u32 = 16;
+/// A room's connections are indexed under this many keys (`room_shard`:
+/// the room and a shard from the connection id), so a fan-out reads a
+/// large room from that many index partitions at once instead of one hot
+/// one, and a worker takes one shard's rest. A small room costs that many
+/// Queries a message (each at least half a read unit): docs/scale.md.
+pub const ROOM_SHARDS: u32 = 8;
+/// The first page of each shard a fan-out reads and posts itself; a shard
+/// with more goes to a fan-out worker. `sendmessage` delivers a room of up
+/// to about `ROOM_SHARDS` times this itself, and hands on the rest.
+pub const FANOUT_FIRST_PAGE: i32 = 128;
+/// Each fan-out worker's page: it hands on the rest of its shard first,
+/// then posts these, `FANOUT_CONCURRENCY` at a time: at 20 ms a post and
+/// 64 in flight, about 0.3 s, far inside its timeout (infra/functions.json).
+pub const FANOUT_WORKER_PAGE: i32 = 1000;
 /// How often the repair of sessions left open runs: the deployed schedule
 /// (infra/serverless.yml, checked) and the local stack's default.
 pub const REPAIR_INTERVAL: Duration = Duration::from_secs(15 * 60);

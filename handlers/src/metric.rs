@@ -15,7 +15,8 @@ pub const ACTION: &str = "action";
 
 /// What a fan-out carries: the value of the [`KIND`] label, so chat traffic
 /// and presence traffic can be told apart.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum FanoutKind {
     /// A chat message (`sendmessage`).
     Message,
@@ -59,6 +60,8 @@ pub const FANOUT_RECIPIENTS: &str = "fanout_recipients";
 pub const FANOUT_LATENCY: &str = "fanout_latency";
 pub const FANOUT_FAILURES: &str = "fanout_failures";
 pub const FANOUT_THROTTLED: &str = "fanout_throttled";
+pub const FANOUT_HANDOFFS: &str = "fanout_handoffs";
+pub const FANOUT_HANDOFF_FAILURES: &str = "fanout_handoff_failures";
 pub const CONNECTIONS_PRUNED: &str = "connections_pruned";
 pub const CONNECTS: &str = "connects";
 pub const DISCONNECTS: &str = "disconnects";
@@ -76,7 +79,7 @@ pub const MODERATION_ACTIONS: &str = "moderation_actions";
 /// Every metric the product records. The last two exist only in the local
 /// stack, standing in for what AWS measures itself (API Gateway's
 /// connections, Lambda's IteratorAge).
-pub const ALL: [Metric; 19] = [
+pub const ALL: [Metric; 21] = [
     Metric {
         name: MESSAGES_SENT,
         kind: MetricKind::Counter,
@@ -118,6 +121,20 @@ pub const ALL: [Metric; 19] = [
         unit: Unit::Count,
         label: Some(KIND),
         description: "Of the failed posts, those API Gateway throttled (429) on every try, or once the retry budget was spent",
+    },
+    Metric {
+        name: FANOUT_HANDOFFS,
+        kind: MetricKind::Counter,
+        unit: Unit::Count,
+        label: Some(KIND),
+        description: "Shards of a room whose rest a fan-out handed to a fan-out worker",
+    },
+    Metric {
+        name: FANOUT_HANDOFF_FAILURES,
+        kind: MetricKind::Counter,
+        unit: Unit::Count,
+        label: Some(KIND),
+        description: "Hand-offs to a fan-out worker that failed; that part was posted by the caller",
     },
     Metric {
         name: CONNECTIONS_PRUNED,

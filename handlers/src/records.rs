@@ -5,7 +5,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::limits::{CONNECTION_TTL_MARGIN, GATEWAY_MAX_CONNECTION_DURATION, OPEN_SESSION_SHARDS};
+use crate::limits::{
+    CONNECTION_TTL_MARGIN, GATEWAY_MAX_CONNECTION_DURATION, OPEN_SESSION_SHARDS, ROOM_SHARDS,
+};
 use crate::name::DisplayName;
 use crate::room::Room;
 use crate::time::Timestamp;
@@ -18,10 +20,13 @@ pub struct ActiveConnection {
     /// Epoch seconds after which DynamoDB may expire the row: the fallback for
     /// a `$disconnect` that API Gateway (best effort) never delivered.
     pub ttl: i64,
-    /// The room's fan-out reads its connections through the `room` index.
     /// Rows written before rooms existed are in the lobby.
     #[serde(default)]
     pub room: Room,
+    /// The key of the `room-shard-index`, through which the room's fan-out
+    /// reads its connections ([`room_shard`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub room_shard: Option<String>,
     /// The display name chosen on connect (or the signed-in name), if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<DisplayName>,
@@ -47,6 +52,7 @@ impl ActiveConnection {
     pub fn new(connection_id: String, connected_at: Timestamp, room: Room) -> Self {
         let lifetime = GATEWAY_MAX_CONNECTION_DURATION + CONNECTION_TTL_MARGIN;
         Self {
+            room_shard: Some(room_shard(&room, shard_of(&connection_id, ROOM_SHARDS))),
             connection_id,
             ttl: connected_at.epoch_millis().div_euclid(1000) + lifetime.as_secs() as i64,
             connected_at,
@@ -173,14 +179,25 @@ pub struct Session {
     pub removal: Option<Removal>,
 }
 
-/// The `open-sessions-index` key of a connection's session: FNV-1a of the
-/// id, modulo [`OPEN_SESSION_SHARDS`]. Stable across builds and platforms
-/// (std's hashers promise neither), since it is stored.
+/// The `open-sessions-index` key of a connection's session.
 pub fn open_shard(connection_id: &str) -> u32 {
+    shard_of(connection_id, OPEN_SESSION_SHARDS)
+}
+
+/// The `room-shard-index` key of shard `shard` of `room`: `lobby#3`. Room
+/// names have no `#`.
+pub fn room_shard(room: &Room, shard: u32) -> String {
+    format!("{room}#{shard}")
+}
+
+/// A connection's shard of `shards`: FNV-1a of its id, modulo `shards`.
+/// Stable across builds and platforms (std's hashers promise neither),
+/// since it is stored.
+pub fn shard_of(connection_id: &str, shards: u32) -> u32 {
     let hash = connection_id.bytes().fold(0x811c_9dc5_u32, |hash, byte| {
         (hash ^ u32::from(byte)).wrapping_mul(0x0100_0193)
     });
-    hash % OPEN_SESSION_SHARDS
+    hash % shards
 }
 
 /// An open session, as the `open-sessions-index` holds it (keys only).

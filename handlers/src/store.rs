@@ -10,25 +10,25 @@ use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{
     AttributeValue, Put, ReturnValue, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
 };
-use futures::Stream;
 use serde::{Deserialize, Serialize};
 use serde_dynamo::{from_item, from_items, to_item};
 
 use crate::config::Tables;
 use crate::error::StoreError;
+use crate::limits::ROOM_SHARDS;
 use crate::name::DisplayName;
 use crate::rate::Allowance;
 use crate::records::{
     ActiveConnection, AuditEntry, Ban, ConnectionKey, Deletion, Member, MembersOnly, Message,
-    OpenSession, Session, SessionClose, SessionDuration,
+    OpenSession, Session, SessionClose, SessionDuration, room_shard,
 };
 use crate::room::Room;
 use crate::time::Timestamp;
 
-/// The global secondary index of ActiveConnections by `room` (keys,
-/// `connected_at` and `name`),
-/// as infra/tables.json declares it.
-pub const ROOM_INDEX: &str = "room-index";
+/// The global secondary index of ActiveConnections by `room_shard` (keys,
+/// `connected_at` and `name`), as infra/tables.json declares it: a room's
+/// connections under [`ROOM_SHARDS`] keys.
+pub const ROOM_INDEX: &str = "room-shard-index";
 /// The global secondary index of MessageHistory by `room` and `time_order`.
 pub const HISTORY_INDEX: &str = "room-time-index";
 /// The sparse global secondary index of ActiveConnections by `user_id`
@@ -42,12 +42,22 @@ pub const OPEN_SESSIONS_INDEX: &str = "open-sessions-index";
 #[derive(Clone, Debug, PartialEq)]
 pub struct OpenSessionKey(HashMap<String, AttributeValue>);
 
-/// One page of a room's connections.
+/// One page of a shard of a room's connections.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ConnectionPage {
     pub ids: Vec<String>,
     /// Index entries DynamoDB read for it (`ScannedCount`).
     pub read: usize,
+    /// Where the next page of the shard starts; `None` after its last.
+    pub next: Option<ShardCursor>,
+}
+
+/// Where a page of a room shard ended (its `LastEvaluatedKey`): a fan-out
+/// worker's start.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShardCursor {
+    pub room_shard: String,
+    pub connection_id: String,
 }
 
 /// Where a history page ended: the last message's keys in the history index,
@@ -363,46 +373,63 @@ impl Store {
         Ok(())
     }
 
-    /// The ids of a room's connections, one page at a time, from the room
-    /// index (never a Scan: the cost is the room's size, not the table's).
-    /// Follows `LastEvaluatedKey` to the end, so no room is silently cut at
-    /// DynamoDB's 1 MB page limit.
-    pub fn room_connection_ids(
+    /// A page of shard `shard` of a room's connections (at most `limit`,
+    /// or the test page size), from `after` (the previous page's end), from
+    /// the room index: never a Scan, so the cost is the shard's size, not
+    /// the table's.
+    pub async fn room_shard_page(
         &self,
         room: &Room,
-    ) -> impl Stream<Item = Result<ConnectionPage, StoreError>> + use<> {
-        let pages = self
-            .room_query(&self.tables.active_connections, ROOM_INDEX, room)
+        shard: u32,
+        after: Option<&ShardCursor>,
+        limit: i32,
+    ) -> Result<ConnectionPage, StoreError> {
+        let output = self
+            .shard_query(room, shard)
             // The key alone: a third of the bytes to encode, send and parse
             // per recipient than the index's projection.
             .projection_expression("connection_id")
-            .set_limit(self.page_size)
-            .into_paginator()
-            .send();
-        futures::stream::unfold(pages, |mut pages| async move {
-            let page = pages.next().await?;
-            let ids = page.map_err(StoreError::call("Query")).and_then(|output| {
-                let keys: Vec<ConnectionKey> = from_items(output.items.unwrap_or_default())?;
-                Ok(ConnectionPage {
-                    ids: keys.into_iter().map(|key| key.connection_id).collect(),
-                    read: usize::try_from(output.scanned_count).unwrap_or_default(),
-                })
-            });
-            Some((ids, pages))
+            .set_exclusive_start_key(after.map(to_item).transpose()?)
+            .limit(self.page_size.map_or(limit, |size| size.min(limit)))
+            .send()
+            .await
+            .map_err(StoreError::call("Query"))?;
+        let keys: Vec<ConnectionKey> = from_items(output.items.unwrap_or_default())?;
+        Ok(ConnectionPage {
+            ids: keys.into_iter().map(|key| key.connection_id).collect(),
+            read: usize::try_from(output.scanned_count).unwrap_or_default(),
+            next: output.last_evaluated_key.map(from_item).transpose()?,
         })
     }
 
-    /// The room's members (up to `max`) and how many there are, from the
-    /// room index.
+    /// The room's members (up to `max`) and how many there are, from every
+    /// shard of the room index at once.
     pub async fn room_members(
         &self,
         room: &Room,
         max: usize,
     ) -> Result<(Vec<Member>, usize), StoreError> {
+        let shards = (0..ROOM_SHARDS).map(|shard| self.shard_members(room, shard, max));
+        let mut members = Vec::new();
+        let mut count = 0;
+        for (listed, counted) in futures::future::try_join_all(shards).await? {
+            count += counted;
+            members.extend(listed.into_iter().take(max.saturating_sub(members.len())));
+        }
+        Ok((members, count))
+    }
+
+    /// One shard's members (up to `max`), and how many it holds.
+    async fn shard_members(
+        &self,
+        room: &Room,
+        shard: u32,
+        max: usize,
+    ) -> Result<(Vec<Member>, usize), StoreError> {
         let mut members = Vec::new();
         let mut count = 0;
         let mut pages = self
-            .room_query(&self.tables.active_connections, ROOM_INDEX, room)
+            .shard_query(room, shard)
             .set_limit(self.page_size)
             .into_paginator()
             .send();
@@ -416,6 +443,20 @@ impl Store {
             members.extend(listed);
         }
         Ok((members, count))
+    }
+
+    /// A Query of one shard of a room's connections.
+    fn shard_query(
+        &self,
+        room: &Room,
+        shard: u32,
+    ) -> aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder {
+        self.client
+            .query()
+            .table_name(&self.tables.active_connections)
+            .index_name(ROOM_INDEX)
+            .key_condition_expression("room_shard = :shard")
+            .expression_attribute_values(":shard", AttributeValue::S(room_shard(room, shard)))
     }
 
     /// Who an open connection is: its room and display name; `None` when it

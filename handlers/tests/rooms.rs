@@ -49,10 +49,8 @@ async fn a_fan_out_reads_its_room_only_while_thousands_sit_elsewhere() {
     seed(&h, &crowd, 2000).await;
     let mut members = seed(&h, &quiet, 3).await;
     let report = broadcast(
-        &h.chat.store,
-        &h.chat.management,
-        br#"{"type":"notice","message":"hi"}"#,
-        8,
+        &h.chat,
+        r#"{"type":"notice","message":"hi"}"#,
         Audience::room(&quiet),
         FanoutKind::Message,
     )

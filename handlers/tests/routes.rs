@@ -24,7 +24,7 @@ async fn connect_writes_both_rows_with_the_contract_fields() {
         .expect("ActiveConnections row");
     assert_eq!(
         field_names(&connection),
-        ["connected_at", "connection_id", "room", "ttl"]
+        ["connected_at", "connection_id", "room", "room_shard", "ttl"]
     );
     assert_eq!(string(&connection, "connected_at"), h.at(0));
     // 2 h connection limit plus a margin, in epoch seconds.

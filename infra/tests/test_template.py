@@ -68,6 +68,7 @@ FUNCTIONS = {
     "moderate": ("moderate", "Moderate"),
     "stream-processor": ("streamProcessor", "StreamProcessor"),
     "reconcile": ("reconcile", "Reconcile"),
+    "fanout": ("fanout", "Fanout"),
     "authorizer": ("authorizer", "Authorizer"),
 }
 # Deployed only with sign-in on (infra/auth.js; alarms.js's SIGN_IN_FUNCTIONS).
@@ -105,9 +106,10 @@ GET_CONNECTIONS = "{api}/{stage}/GET/@connections/*"
 DELETE_CONNECTIONS = "{api}/{stage}/DELETE/@connections/*"
 SESSION_STREAM = "SessionHistory stream"
 FAILURES_QUEUE = "stream failures queue"
+FANOUT_WORKERS = "fanout function"
 # A global secondary index is written `<table>/index/<index>` (its ARN's
 # tail); infra/tables.json says which exist.
-ROOM_INDEX = "ActiveConnections/index/room-index"
+ROOM_INDEX = "ActiveConnections/index/room-shard-index"
 HISTORY_INDEX = "MessageHistory/index/room-time-index"
 OPEN_SESSIONS_INDEX = "SessionHistory/index/open-sessions-index"
 USER_INDEX = "ActiveConnections/index/user-index"
@@ -147,6 +149,8 @@ PERMISSIONS: dict[str, set[tuple[str, str]]] = {
         ("dynamodb:UpdateItem", "SessionHistory"),
         ("dynamodb:DeleteItem", "ActiveConnections"),
         ("execute-api:ManageConnections", POST_TO_CONNECTIONS),
+        # A large room's rest goes to the fan-out workers.
+        ("lambda:InvokeFunction", FANOUT_WORKERS),
     },
     "history": LOGS
     | {
@@ -170,6 +174,7 @@ PERMISSIONS: dict[str, set[tuple[str, str]]] = {
         ("dynamodb:PutItem", "Moderation"),
         ("execute-api:ManageConnections", POST_TO_CONNECTIONS),
         ("execute-api:ManageConnections", DELETE_CONNECTIONS),
+        ("lambda:InvokeFunction", FANOUT_WORKERS),
     },
     # Verifies tokens with the key in its environment: calls no AWS service.
     "authorizer": set(LOGS),
@@ -185,7 +190,18 @@ PERMISSIONS: dict[str, set[tuple[str, str]]] = {
         ("dynamodb:GetItem", "ActiveConnections"),
         ("dynamodb:DeleteItem", "ActiveConnections"),
         ("execute-api:ManageConnections", POST_TO_CONNECTIONS),
+        ("lambda:InvokeFunction", FANOUT_WORKERS),
         ("sqs:SendMessage", FAILURES_QUEUE),
+    },
+    # The fan-out workers (handlers/src/fanout/workers.rs): one shard of a
+    # room read, posted to, the gone pruned; the rest handed on.
+    "fanout": LOGS
+    | {
+        ("dynamodb:Query", ROOM_INDEX),
+        ("dynamodb:UpdateItem", "SessionHistory"),
+        ("dynamodb:DeleteItem", "ActiveConnections"),
+        ("execute-api:ManageConnections", POST_TO_CONNECTIONS),
+        ("lambda:InvokeFunction", FANOUT_WORKERS),
     },
     # The repair (handlers/src/reconcile.rs): open sessions from their index,
     # a connection's last sign of life, the close, the row, GetConnection.
@@ -545,6 +561,11 @@ def resource_label(resource, binary: str, stage: str) -> str:
             return GET_CONNECTIONS
         if resource["Fn::Sub"] == connections("DELETE"):
             return DELETE_CONNECTIONS
+        if resource["Fn::Sub"] == (
+            "arn:${AWS::Partition}:lambda:${AWS::Region}:${AWS::AccountId}:"
+            f"function:{SERVICE}-{stage}-fanout"
+        ):
+            return FANOUT_WORKERS
         if resource["Fn::Sub"] in index_labels():
             return index_labels()[resource["Fn::Sub"]]
     return json.dumps(resource)

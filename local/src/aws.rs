@@ -46,6 +46,23 @@ pub fn dynamodb_client(sdk: &SdkConfig, endpoint: &str) -> aws_sdk_dynamodb::Cli
     )
 }
 
+/// A Lambda client that reaches the stack's own Lambda API through
+/// `connector` (in-process): it invokes the fan-out workers.
+pub fn lambda_client(
+    sdk: &SdkConfig,
+    endpoint: &str,
+    connector: aws_smithy_runtime_api::client::http::SharedHttpConnector,
+) -> aws_sdk_lambda::Client {
+    aws_sdk_lambda::Client::from_conf(
+        aws_sdk_lambda::config::Builder::from(sdk)
+            .endpoint_url(endpoint)
+            .http_client(aws_smithy_runtime_api::client::http::http_client_fn(
+                move |_, _| connector.clone(),
+            ))
+            .build(),
+    )
+}
+
 /// A DynamoDB Streams client for `endpoint` (the same endpoint as DynamoDB's
 /// for both local engines).
 pub fn streams_client(sdk: &SdkConfig, endpoint: &str) -> aws_sdk_dynamodbstreams::Client {

@@ -165,6 +165,12 @@ pub struct Args {
           value_parser = usize_in(1..=10_000))]
     pub invocation_concurrency: usize,
 
+    /// Fan-out workers running at once (the `fanout` function's
+    /// concurrency); 0: every fan-out posts to the whole room itself.
+    #[arg(long, env = "CHAT_FANOUT_WORKERS", default_value_t = DEFAULT_FANOUT_WORKERS,
+          value_parser = usize_in(0..=1024))]
+    pub fanout_workers: usize,
+
     /// Requests a second each route accepts across every connection, as the
     /// deployed stage's throttling (`routeRateLimit`).
     #[arg(long, env = "CHAT_ROUTE_RATE_LIMIT", default_value_t = DEFAULT_ROUTE_THROTTLE.rate_per_second,
@@ -301,6 +307,10 @@ pub struct Args {
 /// leaving at once").
 pub const DEFAULT_INVOCATION_CONCURRENCY: usize = 64;
 
+/// Fan-out workers the local stack runs at once: a room of 10,000 has
+/// about 10 shard rests to hand on.
+pub const DEFAULT_FANOUT_WORKERS: usize = 16;
+
 /// Sockets on their way to a request head.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Handshakes {
@@ -403,6 +413,8 @@ pub struct Config {
     pub management_api_delay: Duration,
     pub max_connections_per_ip: usize,
     pub invocation_concurrency: usize,
+    /// Fan-out workers at once; 0: none.
+    pub fanout_workers: usize,
     pub throttles: crate::gateway::throttle::StageThrottles,
     pub address_budget: RouteThrottle,
     pub handshakes: Handshakes,
@@ -577,6 +589,7 @@ impl From<Args> for Config {
             management_api_delay: Duration::from_millis(args.management_api_delay_ms),
             max_connections_per_ip: args.max_connections_per_ip,
             invocation_concurrency: args.invocation_concurrency,
+            fanout_workers: args.fanout_workers,
             throttles,
             address_budget: RouteThrottle {
                 rate_per_second: args.address_rate_limit,

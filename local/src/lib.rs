@@ -17,6 +17,7 @@ pub mod error;
 pub mod filter;
 mod gateway;
 mod in_process;
+pub mod lambda_api;
 pub mod plain_http;
 pub mod poller;
 pub mod repair;
@@ -51,6 +52,7 @@ pub struct Stack {
     pub tables: handlers::Tables,
     gateway: Arc<gateway::Gateway>,
     management_transport: in_process::InProcess,
+    lambda_api: lambda_api::LambdaApi,
     stop_poller: CancellationToken,
     poller: tokio::task::JoinHandle<()>,
     stop_repair: CancellationToken,
@@ -100,6 +102,11 @@ impl Stack {
     /// stream, then stops the server and the database; each step within
     /// its share of [`SHUTDOWN_GRACE`]. What it had to abandon is in the
     /// answer (and the log): the next start's repair closes those sessions.
+    /// Fan-out workers invoked since the stack started.
+    pub fn fanout_workers_invoked(&self) -> usize {
+        self.lambda_api.invocations()
+    }
+
     pub async fn shutdown(self) -> Stopped {
         let mut stopped = Stopped::default();
         self.stop_repair.cancel();
@@ -138,6 +145,12 @@ impl Stack {
         {
             stopped.abandoned_requests = true;
             warn!("HTTP requests still open after {SERVER_STOP_GRACE:?} were dropped");
+        }
+        if tokio::time::timeout(SERVER_STOP_GRACE, self.lambda_api.idle())
+            .await
+            .is_err()
+        {
+            warn!("fan-out workers still running after {SERVER_STOP_GRACE:?} were dropped");
         }
         self.management_transport.stop();
         if let Engine::Embedded(embedded) = self.engine {
@@ -197,20 +210,24 @@ pub async fn start(config: Config) -> Result<Stack, StartError> {
     })?;
     let management_transport = in_process::InProcess::default();
     let management_endpoint = format!("http://{address}/{}", config.stage).parse()?;
+    let in_process = SharedHttpConnector::new(management_transport.clone());
     let chat = Chat {
         store,
-        management: Management::with_connector(
-            &sdk,
-            &management_endpoint,
-            SharedHttpConnector::new(management_transport.clone()),
-        ),
+        management: Management::with_connector(&sdk, &management_endpoint, in_process.clone()),
         limits: config.limits,
         retention: config.retention,
         access: config.access.clone(),
+        workers: (config.fanout_workers > 0).then(|| {
+            handlers::fanout::Workers::new(
+                aws::lambda_client(&sdk, &format!("http://{address}"), in_process),
+                lambda_api::FANOUT_FUNCTION.to_owned(),
+            )
+        }),
     };
     let verifier = verifier(&config).await?;
     let gateway = gateway::Gateway::new(chat.clone(), gateway_config(&config), verifier, address);
-    management_transport.serve(gateway.management_router());
+    let lambda_api = lambda_api::LambdaApi::new(chat.clone(), config.fanout_workers);
+    management_transport.serve(gateway.management_router().merge(lambda_api.router()));
     let (stop_server, server) = serve(listener, &gateway, config.handshakes);
 
     let poller = poller::Poller::new(
@@ -238,6 +255,7 @@ pub async fn start(config: Config) -> Result<Stack, StartError> {
         tables: config.tables,
         gateway,
         management_transport,
+        lambda_api,
         stop_poller,
         poller,
         stop_repair,

@@ -358,7 +358,7 @@ mod tests {
         );
         // The indexes the deployed code queries, by the names it uses.
         let room_index = &schemas["ActiveConnections"].indexes[handlers::store::ROOM_INDEX];
-        assert_eq!(room_index.hash_key, "room");
+        assert_eq!(room_index.hash_key, "room_shard");
         let user_index = &schemas["ActiveConnections"].indexes[handlers::store::USER_INDEX];
         assert_eq!(
             (

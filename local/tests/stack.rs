@@ -90,6 +90,7 @@ async fn two_clients_chat_and_each_receives_every_message_exactly_once() {
                 "last_seen_at",
                 "rate_allowed_at",
                 "room",
+                "room_shard",
                 "ttl"
             ]
         );
@@ -235,6 +236,13 @@ async fn a_stale_connection_is_pruned_when_a_message_reaches_it() {
         .table_name(&tables.active_connections)
         .item("connection_id", AttributeValue::S("StaleStaleStal=".into()))
         .item("room", AttributeValue::S("lobby".into()))
+        .item(
+            "room_shard",
+            AttributeValue::S(handlers::records::room_shard(
+                &handlers::Room::lobby(),
+                handlers::records::shard_of("StaleStaleStal=", handlers::limits::ROOM_SHARDS),
+            )),
+        )
         .item(
             "connected_at",
             AttributeValue::S(an_hour_ago.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),

@@ -415,10 +415,8 @@ async fn announce(
     let left = changes.left.len();
     let frame = ServerFrame::presence(room, changes.joined, changes.left, now);
     let report = broadcast(
-        &chat.store,
-        &chat.management,
-        frame.to_json().as_bytes(),
-        chat.limits.fanout_concurrency,
+        chat,
+        &frame.to_json(),
         Audience::room_except(room, &changes.newcomers),
         FanoutKind::Presence,
     )

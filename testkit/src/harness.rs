@@ -24,6 +24,10 @@ pub struct Harness {
     pub db: TestDynamo,
     pub api: FakeManagementApi,
     pub chat: Chat,
+    /// The local stack's Lambda API, running the fan-out workers
+    /// ([`Harness::with_workers`]); `None`: every fan-out posts to the
+    /// whole room itself.
+    pub workers: Option<chat_local::lambda_api::LambdaApi>,
     /// `connectedAt` of the connections the handlers open: an hour before
     /// the test runs, so their `ttl` stays in the future (DynamoDB Local
     /// really expires items) and they are old enough to be pruned as stale.
@@ -47,13 +51,45 @@ impl Harness {
             limits,
             retention: Retention::default(),
             access: Default::default(),
+            workers: None,
         };
         let base = chrono::Utc::now().timestamp_millis() - 3_600_000;
         Self {
             db,
             api,
             chat,
+            workers: None,
             base,
+        }
+    }
+
+    /// A harness whose fan-outs hand a large room's rest to fan-out
+    /// workers `function` names, through the real Lambda client and the
+    /// local stack's Lambda API on a loopback port (which runs only
+    /// `fanout`: another name fails every hand-off).
+    pub async fn with_workers(function: &str) -> Self {
+        let mut h = Self::start().await;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("binds a loopback port");
+        let endpoint = format!("http://{}", listener.local_addr().expect("an address"));
+        let client = aws_sdk_lambda::Client::from_conf(
+            aws_sdk_lambda::config::Builder::from(&h.db.sdk)
+                .endpoint_url(endpoint)
+                .build(),
+        );
+        h.chat.workers = Some(handlers::fanout::Workers::new(client, function.to_owned()));
+        let lambda = chat_local::lambda_api::LambdaApi::new(h.chat.clone(), 4);
+        let router = lambda.router();
+        tokio::spawn(async move { axum::serve(listener, router).await });
+        h.workers = Some(lambda);
+        h
+    }
+
+    /// Waits until every fan-out worker handed a task has finished.
+    pub async fn workers_idle(&self) {
+        if let Some(workers) = &self.workers {
+            workers.idle().await;
         }
     }
 

@@ -34,7 +34,8 @@ pub struct Function {
     /// `timeout`: each invocation's deadline.
     pub timeout: Duration,
     /// How the bench starts it; `None`: it does not (reconcile, whose
-    /// event is a schedule's, is known but not exercised).
+    /// event is a schedule's, and fanout, whose event is a task of a room
+    /// that would have to be planted first, are known but not exercised).
     pub exercise: Option<Exercise>,
 }
 
@@ -299,6 +300,7 @@ mod tests {
                 "connect",
                 "default",
                 "disconnect",
+                "fanout",
                 "history",
                 "moderate",
                 "reconcile",
@@ -317,6 +319,7 @@ mod tests {
         );
         assert_eq!(function("authorizer").memory_mb, 128);
         assert_eq!(function("reconcile").exercise, None);
+        assert_eq!(function("fanout").exercise, None);
     }
 
     #[test]

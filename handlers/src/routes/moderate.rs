@@ -385,15 +385,7 @@ async fn delete(
         return Err(Refused::answer(already_deleted()));
     }
     let frame = ServerFrame::deleted(room, message_id, by, now).to_json();
-    let report = broadcast(
-        &chat.store,
-        &chat.management,
-        frame.as_bytes(),
-        chat.limits.fanout_concurrency,
-        Audience::room(room),
-        FanoutKind::Message,
-    )
-    .await;
+    let report = broadcast(chat, &frame, Audience::room(room), FanoutKind::Message).await;
     if report.missed_anyone() {
         warn!(
             failed = report.failed,

@@ -73,13 +73,8 @@ pub(super) async fn sendmessage(chat: &Chat, event: WebSocketEvent) -> RouteResu
     }
     metrics::counter!(metric::MESSAGES_SENT).increment(1);
     let report = fan_out(chat, &message).await;
-    if let Some(problem) = delivery_problem(&report) {
-        answer(
-            chat,
-            id,
-            &ServerFrame::error(ErrorCode::PartialDelivery, problem),
-        )
-        .await;
+    if let Some(problem) = report.problem() {
+        answer(chat, id, &problem).await;
     }
     Ok(reply(200, None))
 }
@@ -137,24 +132,20 @@ async fn answer(chat: &Chat, sender: &str, frame: &ServerFrame) {
     }
 }
 
-/// Sends the stored message to every connection, and logs what happened.
+/// Sends the stored message to every connection (a large room's rest
+/// through fan-out workers, which tell the sender of their own misses),
+/// and logs what happened here.
 async fn fan_out(chat: &Chat, message: &Message) -> FanoutReport {
     let frame = ServerFrame::chat(message).to_json();
-    let report = broadcast(
-        &chat.store,
-        &chat.management,
-        frame.as_bytes(),
-        chat.limits.fanout_concurrency,
-        Audience::room(&message.room),
-        FanoutKind::Message,
-    )
-    .await;
+    let audience = Audience::message(&message.room, &message.connection_id);
+    let report = broadcast(chat, &frame, audience, FanoutKind::Message).await;
     info!(
         message_id = %message.message_id,
         recipients = report.recipients,
         delivered = report.delivered,
         pruned = report.pruned,
         failed = report.failed,
+        handed_off = report.handed_off,
         "message fanned out"
     );
     if report.missed_anyone() {
@@ -165,20 +156,6 @@ async fn fan_out(chat: &Chat, message: &Message) -> FanoutReport {
         );
     }
     report
-}
-
-/// What to tell the sender when someone may not have received the message.
-fn delivery_problem(report: &FanoutReport) -> Option<String> {
-    if report.incomplete {
-        Some("Your message was saved, but reading the connection list failed, so some people may not have received it.".to_owned())
-    } else if report.failed > 0 {
-        Some(format!(
-            "Your message was saved, but could not be delivered to {} of {} connections.",
-            report.failed, report.recipients
-        ))
-    } else {
-        None
-    }
 }
 
 fn not_stored() -> ServerFrame {

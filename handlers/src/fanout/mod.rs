@@ -1,0 +1,419 @@
+//! Sends one frame to every connection in a room. The room's connections
+//! are indexed under [`ROOM_SHARDS`] keys; every shard's first page is read
+//! at once and posted here, with bounded concurrency. A shard with more is
+//! handed to a fan-out worker ([`workers`]: an asynchronous invocation of
+//! the `fanout` function, which reads and posts the rest of that shard and
+//! hands on what is left past its own page), or, without workers or when
+//! the hand-off fails, read on and posted here page by page. Every
+//! connection is in one shard, each page of a shard is read once, so every
+//! member gets the frame once (a retried invocation aside: frames carry
+//! their ids). A 410 Gone closes the stale connection's session and
+//! deletes its row.
+
+mod workers;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Instant;
+
+use bytes::Bytes;
+use futures::{StreamExt, stream};
+use serde::{Deserialize, Serialize};
+use tracing::{debug, info, warn};
+
+pub use workers::{FanoutTask, HandOffError, Workers, work};
+
+use crate::Chat;
+use crate::limits::{CONNECT_GRACE, FANOUT_FIRST_PAGE, FANOUT_WORKER_PAGE, ROOM_SHARDS};
+use crate::management::{Delivery, Management};
+use crate::metric::{self, FanoutKind};
+use crate::protocol::{ErrorCode, ServerFrame};
+use crate::records::SessionClose;
+use crate::room::Room;
+use crate::store::{ShardCursor, Store, WriteOutcome};
+use crate::time::Timestamp;
+
+/// What one fan-out did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FanoutReport {
+    /// Posts attempted.
+    pub recipients: usize,
+    pub delivered: usize,
+    /// Stale connections found (410): sessions closed, rows deleted.
+    pub pruned: usize,
+    /// Connections that answered 410 but were kept: connected within
+    /// [`CONNECT_GRACE`] (still completing `$connect`), or already removed.
+    /// Not failures.
+    pub still_connecting: usize,
+    /// Posts that failed otherwise, and stale rows that could not be deleted.
+    pub failed: usize,
+    /// Of the failed posts, those API Gateway throttled (429) to the end.
+    pub throttled: usize,
+    /// Reading the connections failed part-way; some were never tried.
+    pub incomplete: bool,
+    /// Index entries read to find the recipients: the room's size (or the
+    /// part of it posted here), whatever the size of the table.
+    pub read: usize,
+    /// Index Queries made for them.
+    pub queries: usize,
+    /// Shards whose rest went to a fan-out worker: their recipients are not
+    /// counted here, but in the workers' reports.
+    pub handed_off: usize,
+}
+
+/// Who a fan-out reaches: a room's connections, but some.
+#[derive(Clone, Copy, Debug)]
+pub struct Audience<'a> {
+    pub room: &'a Room,
+    /// Left out (newcomers, who learn who is there from their welcome).
+    pub except: &'a [String],
+    /// The connection whose message it is: a worker whose part missed
+    /// someone tells it, as `sendmessage` does for its own part.
+    pub sender: Option<&'a str>,
+}
+
+impl<'a> Audience<'a> {
+    pub fn room(room: &'a Room) -> Self {
+        Self {
+            room,
+            except: &[],
+            sender: None,
+        }
+    }
+
+    pub fn room_except(room: &'a Room, except: &'a [String]) -> Self {
+        Self {
+            except,
+            ..Self::room(room)
+        }
+    }
+
+    /// A chat message's audience: the whole room; `sender` hears of misses.
+    pub fn message(room: &'a Room, sender: &'a str) -> Self {
+        Self {
+            sender: Some(sender),
+            ..Self::room(room)
+        }
+    }
+}
+
+impl FanoutReport {
+    fn add(mut self, outcome: PostOutcome) -> Self {
+        self.recipients += 1;
+        match outcome {
+            PostOutcome::Delivered => self.delivered += 1,
+            PostOutcome::Pruned => self.pruned += 1,
+            PostOutcome::StillConnecting => self.still_connecting += 1,
+            PostOutcome::Failed => self.failed += 1,
+            PostOutcome::Throttled => {
+                self.failed += 1;
+                self.throttled += 1;
+            }
+        }
+        self
+    }
+
+    /// Whether someone who should have received the frame may not have.
+    pub fn missed_anyone(&self) -> bool {
+        self.failed > 0 || self.incomplete
+    }
+
+    /// What to tell the sender of a message when someone may not have
+    /// received it (of the part this report covers).
+    pub fn problem(&self) -> Option<ServerFrame> {
+        let text = if self.incomplete {
+            "Your message was saved, but reading the connection list failed, so some people may not have received it.".to_owned()
+        } else if self.failed > 0 {
+            format!(
+                "Your message was saved, but could not be delivered to {} of {} connections.",
+                self.failed, self.recipients
+            )
+        } else {
+            return None;
+        };
+        Some(ServerFrame::error(ErrorCode::PartialDelivery, text))
+    }
+}
+
+enum PostOutcome {
+    Delivered,
+    Pruned,
+    StillConnecting,
+    Failed,
+    /// Failed because API Gateway throttled it (429), every try.
+    Throttled,
+}
+
+/// Where a fan-out starts: every shard of the room from its beginning (a
+/// broadcast), or one shard from where a page ended (a worker).
+#[derive(Clone, Debug)]
+enum Start {
+    Room,
+    Shard(u32, ShardCursor),
+}
+
+/// What the fan-out's readers count, shared by the shards read at once.
+#[derive(Default)]
+struct Reading {
+    read: AtomicUsize,
+    queries: AtomicUsize,
+    handed_off: AtomicUsize,
+    incomplete: AtomicBool,
+}
+
+/// Posts `frame` to the audience: a room's connections but the excepted.
+pub async fn broadcast(
+    chat: &Chat,
+    frame: &str,
+    audience: Audience<'_>,
+    kind: FanoutKind,
+) -> FanoutReport {
+    deliver(chat, frame, audience, kind, Start::Room).await
+}
+
+/// Reads the shards `start` names, hands on what workers can take, and
+/// posts the rest, `FANOUT_CONCURRENCY` at a time across all shards.
+async fn deliver(
+    chat: &Chat,
+    frame: &str,
+    audience: Audience<'_>,
+    kind: FanoutKind,
+    start: Start,
+) -> FanoutReport {
+    let started = Instant::now();
+    let reading = Arc::new(Reading::default());
+    let shards: Vec<_> = match start {
+        Start::Room => (0..ROOM_SHARDS)
+            .map(|shard| (shard, None, FANOUT_FIRST_PAGE))
+            .collect(),
+        Start::Shard(shard, after) => vec![(shard, Some(after), FANOUT_WORKER_PAGE)],
+    };
+    let ids = stream::select_all(shards.into_iter().map(|(shard, after, first_page)| {
+        shard_ids(
+            ShardReader {
+                chat,
+                frame,
+                audience,
+                kind,
+                shard,
+                reading: Arc::clone(&reading),
+            },
+            after,
+            first_page,
+        )
+        .boxed()
+    }));
+    // One copy, shared by every post.
+    let body = Bytes::copy_from_slice(frame.as_bytes());
+    let skip = audience.except;
+    let report = ids
+        .filter(|id| futures::future::ready(!skip.contains(id)))
+        .map(|id| post_one(&chat.store, &chat.management, body.clone(), id, kind))
+        .buffer_unordered(chat.limits.fanout_concurrency.max(1))
+        .fold(FanoutReport::default(), |report, outcome| {
+            futures::future::ready(report.add(outcome))
+        })
+        .await;
+    let report = FanoutReport {
+        read: reading.read.load(Ordering::Relaxed),
+        queries: reading.queries.load(Ordering::Relaxed),
+        handed_off: reading.handed_off.load(Ordering::Relaxed),
+        incomplete: reading.incomplete.load(Ordering::Relaxed),
+        ..report
+    };
+    record(&report, kind, started);
+    report
+}
+
+fn record(report: &FanoutReport, kind: FanoutKind, started: Instant) {
+    let kind = kind.as_str();
+    metrics::histogram!(metric::FANOUT_RECIPIENTS, metric::KIND => kind)
+        .record(report.recipients as f64);
+    metrics::histogram!(metric::FANOUT_LATENCY, metric::KIND => kind)
+        .record(started.elapsed().as_secs_f64() * 1000.0);
+    metrics::counter!(metric::FANOUT_FAILURES, metric::KIND => kind)
+        .increment(report.failed as u64);
+    metrics::counter!(metric::FANOUT_THROTTLED, metric::KIND => kind)
+        .increment(report.throttled as u64);
+    metrics::counter!(metric::FANOUT_HANDOFFS, metric::KIND => kind)
+        .increment(report.handed_off as u64);
+}
+
+/// Reads one shard of a fan-out.
+struct ShardReader<'a> {
+    chat: &'a Chat,
+    frame: &'a str,
+    audience: Audience<'a>,
+    kind: FanoutKind,
+    shard: u32,
+    reading: Arc<Reading>,
+}
+
+impl ShardReader<'_> {
+    /// Reads a page from `after`; when the shard goes on past it, hands the
+    /// rest to a worker. Returns the page's ids and where to read on here
+    /// (`None`: the shard is done, or a worker has the rest).
+    async fn page(
+        &self,
+        after: Option<ShardCursor>,
+        limit: i32,
+    ) -> Option<(Vec<String>, Option<ShardCursor>)> {
+        let room = self.audience.room;
+        self.reading.queries.fetch_add(1, Ordering::Relaxed);
+        let page = match self
+            .chat
+            .store
+            .room_shard_page(room, self.shard, after.as_ref(), limit)
+            .await
+        {
+            Ok(page) => page,
+            Err(error) => {
+                warn!(
+                    %room,
+                    shard = self.shard,
+                    error.code = error.code(),
+                    error.request_id = error.request_id(),
+                    %error,
+                    "reading active connections failed; fan-out is incomplete"
+                );
+                self.reading.incomplete.store(true, Ordering::Relaxed);
+                return None;
+            }
+        };
+        self.reading.read.fetch_add(page.read, Ordering::Relaxed);
+        let next = match (page.next, &self.chat.workers) {
+            (Some(rest), Some(workers)) => {
+                let task = FanoutTask {
+                    room: room.clone(),
+                    shard: self.shard,
+                    after: rest.clone(),
+                    frame: self.frame.to_owned(),
+                    kind: self.kind,
+                    except: self.audience.except.to_vec(),
+                    sender: self.audience.sender.map(str::to_owned),
+                };
+                match workers.hand_off(&task).await {
+                    Ok(()) => {
+                        self.reading.handed_off.fetch_add(1, Ordering::Relaxed);
+                        None
+                    }
+                    Err(error) => {
+                        warn!(%room, shard = self.shard, %error, "could not hand the rest of a shard to a worker; posting it here");
+                        metrics::counter!(metric::FANOUT_HANDOFF_FAILURES, metric::KIND => self.kind.as_str()).increment(1);
+                        Some(rest)
+                    }
+                }
+            }
+            (next, _) => next,
+        };
+        Some((page.ids, next))
+    }
+}
+
+/// The ids of one shard, page by page: the first page of `first_page`
+/// entries, the next (if no worker took them) of DynamoDB's own size.
+fn shard_ids<'a>(
+    reader: ShardReader<'a>,
+    after: Option<ShardCursor>,
+    first_page: i32,
+) -> impl futures::Stream<Item = String> + Send + 'a {
+    enum Next {
+        Read(Option<ShardCursor>, i32),
+        Done,
+    }
+    stream::unfold(
+        (reader, Next::Read(after, first_page)),
+        |(reader, next)| async move {
+            let Next::Read(after, limit) = next else {
+                return None;
+            };
+            let (ids, rest) = reader.page(after, limit).await?;
+            let next = match rest {
+                Some(rest) => Next::Read(Some(rest), FANOUT_WORKER_PAGE),
+                None => Next::Done,
+            };
+            Some((stream::iter(ids), (reader, next)))
+        },
+    )
+    .flatten()
+}
+
+async fn post_one(
+    store: &Store,
+    api: &Management,
+    frame: Bytes,
+    connection_id: String,
+    kind: FanoutKind,
+) -> PostOutcome {
+    match api.post(&connection_id, frame).await {
+        Delivery::Delivered => PostOutcome::Delivered,
+        Delivery::Gone => prune(store, &connection_id, kind).await,
+        Delivery::Failed(error) => {
+            warn!(
+                connection_id = %connection_id,
+                error.code = error.code.as_deref(),
+                error.request_id = error.request_id.as_deref(),
+                %error,
+                "post to connection failed"
+            );
+            if error.status == Some(429) {
+                PostOutcome::Throttled
+            } else {
+                PostOutcome::Failed
+            }
+        }
+    }
+}
+
+/// The `disconnect_reason` of a session closed because a post to its
+/// connection answered 410.
+pub const PRUNED_REASON: &str = "Connection gone: a post to it answered 410";
+
+/// Closes the session of a connection that answered 410 Gone (as of now,
+/// code 1006, [`PRUNED_REASON`]: the stream processor then measures it and
+/// tells the room it left), then deletes its row; unless it connected
+/// within [`CONNECT_GRACE`]. The session first, so a failure leaves the row
+/// and the open session for the next 410 or the repair.
+async fn prune(store: &Store, connection_id: &str, kind: FanoutKind) -> PostOutcome {
+    let seen = Timestamp::now();
+    let cutoff = seen.minus(CONNECT_GRACE);
+    let close = SessionClose::unseen(seen, PRUNED_REASON);
+    let pruned = match store
+        .close_session_opened_before(connection_id, &close, cutoff)
+        .await
+    {
+        Ok(WriteOutcome::Written) => store
+            .delete_connection(connection_id)
+            .await
+            .map(|()| WriteOutcome::Written),
+        // Connected within the grace period, or its session was closed
+        // already (a `$disconnect` that could not delete the row): the row
+        // goes if it is old enough.
+        Ok(WriteOutcome::ConditionFailed) => store.prune_connection(connection_id, cutoff).await,
+        Err(error) => Err(error),
+    };
+    match pruned {
+        Ok(WriteOutcome::Written) => {
+            metrics::counter!(metric::CONNECTIONS_PRUNED, metric::KIND => kind.as_str())
+                .increment(1);
+            info!(connection_id = %connection_id, "pruned a stale connection and closed its session");
+            PostOutcome::Pruned
+        }
+        // Expected: a connection inside its `$connect` answers 410 until it
+        // returns; or another fan-out pruned it first.
+        Ok(WriteOutcome::ConditionFailed) => {
+            debug!(connection_id = %connection_id, "a 410 from a connection that is still connecting, or already pruned: kept");
+            PostOutcome::StillConnecting
+        }
+        Err(error) => {
+            warn!(
+                connection_id = %connection_id,
+                error.code = error.code(),
+                error.request_id = error.request_id(),
+                %error,
+                "could not prune stale connection"
+            );
+            PostOutcome::Failed
+        }
+    }
+}
