@@ -21,6 +21,7 @@ const FUNCTIONS = {
   Moderate: 'moderate',
   StreamProcessor: 'stream-processor',
   Reconcile: 'reconcile',
+  Fanout: 'fanout',
 };
 // And those it has only with sign-in on (infra/auth.js).
 const SIGN_IN_FUNCTIONS = {

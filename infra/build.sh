@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds the nine Lambda artifacts the stack deploys and puts each in
+# Builds the ten Lambda artifacts the stack deploys and puts each in
 # infra/dist/<function>.zip (a zip holding one executable named `bootstrap`,
 # for the provided.al2023 runtime on arm64).
 #
@@ -24,7 +24,7 @@ target=aarch64-unknown-linux-gnu
 # The deployed binaries, from infra/functions.json (the one list of the
 # functions, with their memory and timeouts): one per WebSocket route (one
 # for the three moderation routes), the stream consumer, the scheduled
-# repair of sessions left open, and the $connect authorizer (deployed only
+# repair of sessions left open, the fan-out workers, and the $connect authorizer (deployed only
 # with sign-in on, built always). (chat-local, the offline stack, is not
 # deployed.) Serverless's `streamProcessor` is the binary `stream-processor`.
 mapfile -t functions < <(python3 -c 'import json, sys

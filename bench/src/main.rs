@@ -3,6 +3,7 @@
 //! docs/performance.md for the commands and the figures.
 
 mod abuse;
+mod aws;
 mod churn;
 mod client;
 mod connect;
@@ -127,6 +128,12 @@ enum Command {
     /// sendmessage's instructions per delivered post (callgrind), against
     /// chat-local's DynamoDB and Management API.
     Lambda(lambda::Plan),
+    /// The chat at AWS's scale, simulated with the real code: sendmessage,
+    /// the fan-out workers and the stream processor in this process, the
+    /// embedded engine, and a Management API sink with API Gateway's round
+    /// trip and account rate; rooms of planted rows, a join storm, and
+    /// what it all costs (docs/scale.md, docs/cost.md).
+    Aws(aws::Plan),
     /// The bare broadcast server (the bench starts it in its own process).
     Floor {
         #[arg(long, default_value = "127.0.0.1:0")]
@@ -176,7 +183,7 @@ fn check_open_file_limit(command: &Command) -> anyhow::Result<()> {
         Command::Abuse(plan) => {
             plan.handshake_sockets + plan.message_flooders + plan.history_flooders
         }
-        Command::Lambda(_) | Command::Floor { .. } | Command::Smoke { .. } => 0,
+        Command::Lambda(_) | Command::Aws(_) | Command::Floor { .. } | Command::Smoke { .. } => 0,
     };
     let needed = clients as u64 + SPARE_FILES;
     let limit =
@@ -310,6 +317,9 @@ async fn run(command: Command, binaries: &Binaries, report: &mut Report) -> anyh
         }
         Command::Lambda(plan) => {
             report.lambda.push(lambda::measure(&plan, binaries).await?);
+        }
+        Command::Aws(plan) => {
+            report.aws.push(aws::measure(&plan).await?);
         }
         Command::Floor { .. } => {}
     }

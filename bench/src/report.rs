@@ -5,7 +5,7 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use crate::{abuse, churn, connect, fanout, idle, lambda, smoke, sustained};
+use crate::{abuse, aws, churn, connect, fanout, idle, lambda, smoke, sustained};
 
 #[derive(Debug, Serialize)]
 pub struct Report {
@@ -18,6 +18,7 @@ pub struct Report {
     pub sustained: Vec<sustained::Outcome>,
     pub lambda: Vec<lambda::Outcome>,
     pub abuse: Vec<abuse::Outcome>,
+    pub aws: Vec<aws::Outcome>,
 }
 
 /// Where the figures came from.
@@ -59,6 +60,7 @@ impl Report {
             sustained: Vec::new(),
             lambda: Vec::new(),
             abuse: Vec::new(),
+            aws: Vec::new(),
         }
     }
 
@@ -68,6 +70,7 @@ impl Report {
             .any(|run| run.lost > 0 || run.duplicated > 0)
             || self.fanout.iter().any(|run| run.incomplete_rounds > 0)
             || self.lambda.iter().any(lambda::Outcome::lost_or_duplicated)
+            || self.aws.iter().any(aws::Outcome::lost_or_duplicated)
     }
 
     pub fn write_json(&self, path: &Path) -> std::io::Result<()> {
@@ -93,6 +96,9 @@ impl Report {
         }
         for run in &self.abuse {
             abuse_table(&mut out, run);
+        }
+        for run in &self.aws {
+            aws::render(&mut out, run);
         }
         out
     }

@@ -95,6 +95,14 @@ pub const FANOUT_FIRST_PAGE: i32 = 128;
 /// then posts these, `FANOUT_CONCURRENCY` at a time: at 20 ms a post and
 /// 64 in flight, about 0.3 s, far inside its timeout (infra/functions.json).
 pub const FANOUT_WORKER_PAGE: i32 = 1000;
+/// How long a fan-out keeps trying a post API Gateway throttles (429) once
+/// the client's own tries are spent: within every fan-out function's
+/// timeout, with room for its other work. A throttled post waits
+/// [`FANOUT_THROTTLE_BACKOFF`] at first, doubling up to
+/// [`FANOUT_THROTTLE_MAX_BACKOFF`] (jittered).
+pub const FANOUT_THROTTLE_PATIENCE: Duration = Duration::from_secs(20);
+pub const FANOUT_THROTTLE_BACKOFF: Duration = Duration::from_millis(50);
+pub const FANOUT_THROTTLE_MAX_BACKOFF: Duration = Duration::from_secs(1);
 /// How often the repair of sessions left open runs: the deployed schedule
 /// (infra/serverless.yml, checked) and the local stack's default.
 pub const REPAIR_INTERVAL: Duration = Duration::from_secs(15 * 60);

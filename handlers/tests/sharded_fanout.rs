@@ -175,3 +175,56 @@ async fn presence_and_deletions_reach_a_sharded_room_through_the_workers_too() {
         );
     }
 }
+
+#[tokio::test]
+async fn when_the_account_is_throttled_posts_wait_their_turn_instead_of_failing() {
+    let h = Harness::start().await;
+    let members: Vec<String> = (0..40).map(|i| format!("Member{i:04}AAA=")).collect();
+    for id in &members {
+        h.connected(id).await;
+        // More 429s than the client's own tries: the account is throttled.
+        h.api.fail_next(id, 429, 5);
+    }
+    let room = handlers::Room::lobby();
+    let report = handlers::fanout::broadcast(
+        &h.chat,
+        r#"{"type":"presence","message":"x"}"#,
+        handlers::fanout::Audience::room(&room),
+        handlers::metric::FanoutKind::Presence,
+    )
+    .await;
+    assert_eq!(report.delivered, members.len(), "{report:?}");
+    assert_eq!(report.failed, 0);
+    for id in &members {
+        assert_eq!(
+            h.api.attempts(id),
+            6,
+            "{id}: five throttled, then delivered"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_client_whose_buffer_is_full_is_given_up_on_after_one_more_try() {
+    let h = Harness::start().await;
+    let members: Vec<String> = (0..10).map(|i| format!("Member{i:04}AAA=")).collect();
+    for id in &members {
+        h.connected(id).await;
+    }
+    // API Gateway answers a client that stopped reading with 429 too.
+    h.api.fail_next(&members[3], 429, 1000);
+    let room = handlers::Room::lobby();
+    let report = handlers::fanout::broadcast(
+        &h.chat,
+        r#"{"type":"presence","message":"x"}"#,
+        handlers::fanout::Audience::room(&room),
+        handlers::metric::FanoutKind::Presence,
+    )
+    .await;
+    assert_eq!((report.delivered, report.throttled), (9, 1), "{report:?}");
+    assert_eq!(
+        h.api.attempts(&members[3]),
+        2 * handlers::limits::POST_ATTEMPTS as usize,
+        "the client's own tries, and once more after a wait"
+    );
+}

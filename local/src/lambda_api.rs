@@ -6,9 +6,9 @@
 //! AWS); one that fails is tried again, as Lambda retries an asynchronous
 //! event twice (here after 1 and 2 seconds, not 1 and 2 minutes).
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::Bytes;
@@ -35,6 +35,9 @@ pub struct LambdaApi {
     permits: Arc<Semaphore>,
     tasks: TaskTracker,
     accepted: Arc<AtomicUsize>,
+    /// How long each finished invocation ran, when recorded (the bench's
+    /// GB-seconds; [`LambdaApi::recording_durations`]).
+    durations: Option<Arc<Mutex<Vec<Duration>>>>,
 }
 
 impl LambdaApi {
@@ -44,7 +47,22 @@ impl LambdaApi {
             permits: Arc::new(Semaphore::new(concurrency.max(1))),
             tasks: TaskTracker::new(),
             accepted: Arc::default(),
+            durations: None,
         }
+    }
+
+    /// Records how long each invocation runs, from the moment it has a
+    /// permit (as Lambda bills: the handler's start to its end).
+    pub fn recording_durations(mut self) -> Self {
+        self.durations = Some(Arc::default());
+        self
+    }
+
+    /// The durations recorded since the last call.
+    pub fn take_durations(&self) -> Vec<Duration> {
+        self.durations.as_ref().map_or_else(Vec::new, |durations| {
+            std::mem::take(&mut *durations.lock().unwrap_or_else(PoisonError::into_inner))
+        })
     }
 
     /// Events accepted so far: the fan-out workers invoked.
@@ -108,7 +126,15 @@ async fn invoke(
         // The semaphore is never closed, so a permit always comes.
         let _permit = run.permits.acquire().await.ok();
         for attempt in 0..=RETRIES {
-            match work(&run.chat, task.clone()).await {
+            let started = Instant::now();
+            let outcome = work(&run.chat, task.clone()).await;
+            if let Some(durations) = &run.durations {
+                durations
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .push(started.elapsed());
+            }
+            match outcome {
                 Ok(_) => return,
                 Err(failure) if attempt < RETRIES => {
                     warn!(%failure, attempt, "fan-out worker failed; Lambda tries the event again");

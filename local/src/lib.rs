@@ -16,7 +16,7 @@ pub mod dynamo;
 pub mod error;
 pub mod filter;
 mod gateway;
-mod in_process;
+pub mod in_process;
 pub mod lambda_api;
 pub mod plain_http;
 pub mod poller;

@@ -24,7 +24,10 @@ use tracing::{debug, info, warn};
 pub use workers::{FanoutTask, HandOffError, Workers, work};
 
 use crate::Chat;
-use crate::limits::{CONNECT_GRACE, FANOUT_FIRST_PAGE, FANOUT_WORKER_PAGE, ROOM_SHARDS};
+use crate::limits::{
+    CONNECT_GRACE, FANOUT_FIRST_PAGE, FANOUT_THROTTLE_BACKOFF, FANOUT_THROTTLE_MAX_BACKOFF,
+    FANOUT_THROTTLE_PATIENCE, FANOUT_WORKER_PAGE, ROOM_SHARDS,
+};
 use crate::management::{Delivery, Management};
 use crate::metric::{self, FanoutKind};
 use crate::protocol::{ErrorCode, ServerFrame};
@@ -152,13 +155,18 @@ enum Start {
     Shard(u32, ShardCursor),
 }
 
-/// What the fan-out's readers count, shared by the shards read at once.
-#[derive(Default)]
-struct Reading {
+/// What one fan-out counts as it goes, shared by its shards' readers and
+/// its posts.
+struct Counters {
+    /// When throttled posts stop waiting for the account
+    /// ([`FANOUT_THROTTLE_PATIENCE`] after the fan-out began).
+    give_up: Instant,
     read: AtomicUsize,
     queries: AtomicUsize,
     handed_off: AtomicUsize,
     incomplete: AtomicBool,
+    /// Posts throttled (429) once the client's own tries were spent.
+    throttled: AtomicUsize,
 }
 
 /// Posts `frame` to the audience: a room's connections but the excepted.
@@ -181,7 +189,14 @@ async fn deliver(
     start: Start,
 ) -> FanoutReport {
     let started = Instant::now();
-    let reading = Arc::new(Reading::default());
+    let counters = Arc::new(Counters {
+        give_up: started + FANOUT_THROTTLE_PATIENCE,
+        read: AtomicUsize::default(),
+        queries: AtomicUsize::default(),
+        handed_off: AtomicUsize::default(),
+        incomplete: AtomicBool::default(),
+        throttled: AtomicUsize::default(),
+    });
     let shards: Vec<_> = match start {
         Start::Room => (0..ROOM_SHARDS)
             .map(|shard| (shard, None, FANOUT_FIRST_PAGE))
@@ -196,7 +211,7 @@ async fn deliver(
                 audience,
                 kind,
                 shard,
-                reading: Arc::clone(&reading),
+                counters: Arc::clone(&counters),
             },
             after,
             first_page,
@@ -208,17 +223,17 @@ async fn deliver(
     let skip = audience.except;
     let report = ids
         .filter(|id| futures::future::ready(!skip.contains(id)))
-        .map(|id| post_one(&chat.store, &chat.management, body.clone(), id, kind))
+        .map(|id| post_one(chat, body.clone(), id, kind, &counters))
         .buffer_unordered(chat.limits.fanout_concurrency.max(1))
         .fold(FanoutReport::default(), |report, outcome| {
             futures::future::ready(report.add(outcome))
         })
         .await;
     let report = FanoutReport {
-        read: reading.read.load(Ordering::Relaxed),
-        queries: reading.queries.load(Ordering::Relaxed),
-        handed_off: reading.handed_off.load(Ordering::Relaxed),
-        incomplete: reading.incomplete.load(Ordering::Relaxed),
+        read: counters.read.load(Ordering::Relaxed),
+        queries: counters.queries.load(Ordering::Relaxed),
+        handed_off: counters.handed_off.load(Ordering::Relaxed),
+        incomplete: counters.incomplete.load(Ordering::Relaxed),
         ..report
     };
     record(&report, kind, started);
@@ -246,7 +261,7 @@ struct ShardReader<'a> {
     audience: Audience<'a>,
     kind: FanoutKind,
     shard: u32,
-    reading: Arc<Reading>,
+    counters: Arc<Counters>,
 }
 
 impl ShardReader<'_> {
@@ -259,7 +274,7 @@ impl ShardReader<'_> {
         limit: i32,
     ) -> Option<(Vec<String>, Option<ShardCursor>)> {
         let room = self.audience.room;
-        self.reading.queries.fetch_add(1, Ordering::Relaxed);
+        self.counters.queries.fetch_add(1, Ordering::Relaxed);
         let page = match self
             .chat
             .store
@@ -276,11 +291,11 @@ impl ShardReader<'_> {
                     %error,
                     "reading active connections failed; fan-out is incomplete"
                 );
-                self.reading.incomplete.store(true, Ordering::Relaxed);
+                self.counters.incomplete.store(true, Ordering::Relaxed);
                 return None;
             }
         };
-        self.reading.read.fetch_add(page.read, Ordering::Relaxed);
+        self.counters.read.fetch_add(page.read, Ordering::Relaxed);
         let next = match (page.next, &self.chat.workers) {
             (Some(rest), Some(workers)) => {
                 let task = FanoutTask {
@@ -294,7 +309,7 @@ impl ShardReader<'_> {
                 };
                 match workers.hand_off(&task).await {
                     Ok(()) => {
-                        self.reading.handed_off.fetch_add(1, Ordering::Relaxed);
+                        self.counters.handed_off.fetch_add(1, Ordering::Relaxed);
                         None
                     }
                     Err(error) => {
@@ -339,15 +354,15 @@ fn shard_ids<'a>(
 }
 
 async fn post_one(
-    store: &Store,
-    api: &Management,
+    chat: &Chat,
     frame: Bytes,
     connection_id: String,
     kind: FanoutKind,
+    counters: &Counters,
 ) -> PostOutcome {
-    match api.post(&connection_id, frame).await {
+    match post_patiently(&chat.management, &connection_id, frame, counters).await {
         Delivery::Delivered => PostOutcome::Delivered,
-        Delivery::Gone => prune(store, &connection_id, kind).await,
+        Delivery::Gone => prune(&chat.store, &connection_id, kind).await,
         Delivery::Failed(error) => {
             warn!(
                 connection_id = %connection_id,
@@ -363,6 +378,64 @@ async fn post_one(
             }
         }
     }
+}
+
+/// Posts `frame`; while API Gateway throttles the account, waits and
+/// tries again, until [`FANOUT_THROTTLE_PATIENCE`] after the fan-out
+/// began (so a throttle that never ends costs a fan-out that long, not
+/// that long a post). The account's
+/// request rate is shared by every post of every fan-out, so a large
+/// room's workers together offer more than it admits; a throttled post
+/// holds its place among the `FANOUT_CONCURRENCY` in flight while it waits
+/// (backing off, doubling up to [`FANOUT_THROTTLE_MAX_BACKOFF`]), which
+/// lowers what the fan-out offers until it fits. API Gateway answers a
+/// client whose buffer is full with the same 429: a few throttled posts in
+/// a fan-out are such clients, and fail after one more try (their senders
+/// are held up by one backoff at most); from [`ACCOUNT_THROTTLED`] on, it
+/// is the account.
+async fn post_patiently(
+    api: &Management,
+    connection_id: &str,
+    frame: Bytes,
+    counters: &Counters,
+) -> Delivery {
+    let mut backoff = FANOUT_THROTTLE_BACKOFF;
+    let mut counted = false;
+    let mut waited = false;
+    loop {
+        let delivery = api.post(connection_id, frame.clone()).await;
+        let Delivery::Failed(error) = &delivery else {
+            return delivery;
+        };
+        if error.status != Some(429) || Instant::now() + backoff >= counters.give_up {
+            return delivery;
+        }
+        // Below the sign of an account throttle, one more try after a
+        // wait (the other posts' throttles may show it meanwhile).
+        if !account_throttled(counters, &mut counted) && waited {
+            return delivery;
+        }
+        waited = true;
+        // Half the backoff, and up to as much again at random.
+        tokio::time::sleep(backoff.mul_f64(0.5 + fastrand::f64() / 2.0)).await;
+        backoff = (backoff * 2).min(FANOUT_THROTTLE_MAX_BACKOFF);
+    }
+}
+
+/// Throttled posts in one fan-out from which the account, not a client's
+/// full buffer, is taken to be throttled.
+const ACCOUNT_THROTTLED: usize = 16;
+
+/// Counts this post among the fan-out's throttled ones (once), and says
+/// whether the fan-out has seen enough of them to wait for the account.
+fn account_throttled(counters: &Counters, counted: &mut bool) -> bool {
+    let throttled = if *counted {
+        counters.throttled.load(Ordering::Relaxed)
+    } else {
+        *counted = true;
+        counters.throttled.fetch_add(1, Ordering::Relaxed) + 1
+    };
+    throttled >= ACCOUNT_THROTTLED
 }
 
 /// The `disconnect_reason` of a session closed because a post to its
