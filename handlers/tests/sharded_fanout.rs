@@ -205,7 +205,7 @@ async fn when_the_account_is_throttled_posts_wait_their_turn_instead_of_failing(
 }
 
 #[tokio::test]
-async fn a_client_whose_buffer_is_full_is_given_up_on_after_one_more_try() {
+async fn a_client_whose_buffer_is_full_is_given_up_on_after_a_second() {
     let h = Harness::start().await;
     let members: Vec<String> = (0..10).map(|i| format!("Member{i:04}AAA=")).collect();
     for id in &members {
@@ -222,9 +222,8 @@ async fn a_client_whose_buffer_is_full_is_given_up_on_after_one_more_try() {
     )
     .await;
     assert_eq!((report.delivered, report.throttled), (9, 1), "{report:?}");
-    assert_eq!(
-        h.api.attempts(&members[3]),
-        2 * handlers::limits::POST_ATTEMPTS as usize,
-        "the client's own tries, and once more after a wait"
-    );
+    let attempts = h.api.attempts(&members[3]);
+    let tries = handlers::limits::POST_ATTEMPTS as usize;
+    // The client's own tries, then the fan-out's for about a second.
+    assert!((2 * tries..=10 * tries).contains(&attempts), "{attempts}");
 }

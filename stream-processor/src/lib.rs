@@ -107,8 +107,8 @@ fn decode(image: &serde_dynamo::Item, which: &'static str) -> Result<Session, Re
 }
 
 /// The stream processor of one process: the chat's clients, and when each
-/// room's last `presence` frame went out. A room announced less than the
-/// presence window ago ([`handlers::ChatLimits::presence_window`]) is
+/// room's last `presence` frame finished going out. A room announced less
+/// than the presence window ago ([`handlers::ChatLimits::presence_window`]) is
 /// announced when the window ends, so however fast people come and go a
 /// member gets about one frame a second; the stream meanwhile waits (its
 /// records are read in order, one batch at a time per shard), and the next
@@ -148,13 +148,19 @@ impl Processor {
         Box::pin(process_batch(self, event))
     }
 
-    /// Waits until `room` may be announced again, and marks it announced.
+    /// Waits until `room` may be announced again: a window after its last
+    /// frame finished going out, so that the member posted last then is
+    /// not posted again sooner.
     async fn window_for(&self, room: &Room) {
-        let window = self.chat.limits.presence_window;
         let last = self.announced().get(room).copied();
         if let Some(last) = last {
-            tokio::time::sleep_until((last + window).into()).await;
+            tokio::time::sleep_until((last + self.chat.limits.presence_window).into()).await;
         }
+    }
+
+    /// Marks `room` announced as of now.
+    fn announced_now(&self, room: &Room) {
+        let window = self.chat.limits.presence_window;
         let mut announced = self.announced();
         if announced.len() >= ROOMS_REMEMBERED {
             announced.retain(|_, at| at.elapsed() < window);
@@ -225,6 +231,7 @@ async fn process_batch(processor: &Processor, event: Event) -> DynamoDbEventResp
             async move {
                 processor.window_for(&room).await;
                 Box::pin(announce(chat, &room, room_changes, now)).await;
+                processor.announced_now(&room);
             }
         })
         .collect();

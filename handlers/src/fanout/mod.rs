@@ -390,9 +390,9 @@ async fn post_one(
 /// (backing off, doubling up to [`FANOUT_THROTTLE_MAX_BACKOFF`]), which
 /// lowers what the fan-out offers until it fits. API Gateway answers a
 /// client whose buffer is full with the same 429: a few throttled posts in
-/// a fan-out are such clients, and fail after one more try (their senders
-/// are held up by one backoff at most); from [`ACCOUNT_THROTTLED`] on, it
-/// is the account.
+/// a fan-out, and in the process, are such clients, and fail after
+/// [`FANOUT_THROTTLE_MAX_BACKOFF`] of tries (their senders are held up that
+/// long at most); from [`ACCOUNT_THROTTLED`] on, it is the account.
 async fn post_patiently(
     api: &Management,
     connection_id: &str,
@@ -400,43 +400,37 @@ async fn post_patiently(
     counters: &Counters,
 ) -> Delivery {
     let mut backoff = FANOUT_THROTTLE_BACKOFF;
-    let mut counted = false;
-    let mut waited = false;
+    let mut first_throttle = None;
     loop {
         let delivery = api.post(connection_id, frame.clone()).await;
         let Delivery::Failed(error) = &delivery else {
             return delivery;
         };
-        if error.status != Some(429) || Instant::now() + backoff >= counters.give_up {
+        let now = Instant::now();
+        if error.status != Some(429) || now + backoff >= counters.give_up {
             return delivery;
         }
-        // Below the sign of an account throttle, one more try after a
-        // wait (the other posts' throttles may show it meanwhile).
-        if !account_throttled(counters, &mut counted) && waited {
+        let first = *first_throttle.get_or_insert_with(|| {
+            counters.throttled.fetch_add(1, Ordering::Relaxed);
+            now
+        });
+        // Below the signs of an account throttle, tries for a moment
+        // longer (the other posts' throttles may show it meanwhile).
+        let account = counters.throttled.load(Ordering::Relaxed) >= ACCOUNT_THROTTLED
+            || api.throttled_lately() >= ACCOUNT_THROTTLED;
+        if !account && now.duration_since(first) >= FANOUT_THROTTLE_MAX_BACKOFF {
             return delivery;
         }
-        waited = true;
         // Half the backoff, and up to as much again at random.
         tokio::time::sleep(backoff.mul_f64(0.5 + fastrand::f64() / 2.0)).await;
         backoff = (backoff * 2).min(FANOUT_THROTTLE_MAX_BACKOFF);
     }
 }
 
-/// Throttled posts in one fan-out from which the account, not a client's
-/// full buffer, is taken to be throttled.
+/// Throttled posts, in one fan-out or by this process's Management API
+/// client within a second, from which the account, not a client's full
+/// buffer, is taken to be throttled.
 const ACCOUNT_THROTTLED: usize = 16;
-
-/// Counts this post among the fan-out's throttled ones (once), and says
-/// whether the fan-out has seen enough of them to wait for the account.
-fn account_throttled(counters: &Counters, counted: &mut bool) -> bool {
-    let throttled = if *counted {
-        counters.throttled.load(Ordering::Relaxed)
-    } else {
-        *counted = true;
-        counters.throttled.fetch_add(1, Ordering::Relaxed) + 1
-    };
-    throttled >= ACCOUNT_THROTTLED
-}
 
 /// The `disconnect_reason` of a session closed because a post to its
 /// connection answered 410.

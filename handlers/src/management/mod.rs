@@ -135,6 +135,34 @@ struct Api {
     signer: Arc<Signer>,
     /// Shared by every call of the process.
     retries: RetryBudget,
+    /// Posts throttled (429, every try) within the last second.
+    throttled: RecentThrottles,
+}
+
+/// Posts throttled within a span of a second, counted from the first.
+#[derive(Debug, Default)]
+struct RecentThrottles(std::sync::Mutex<Option<(std::time::Instant, usize)>>);
+
+impl RecentThrottles {
+    const SPAN: std::time::Duration = std::time::Duration::from_secs(1);
+
+    fn note(&self) {
+        let now = std::time::Instant::now();
+        let mut window = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        *window = match *window {
+            Some((since, count)) if now.duration_since(since) < Self::SPAN => {
+                Some((since, count + 1))
+            }
+            _ => Some((now, 1)),
+        };
+    }
+
+    fn count(&self) -> usize {
+        match *self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner) {
+            Some((since, count)) if since.elapsed() < Self::SPAN => count,
+            _ => 0,
+        }
+    }
 }
 
 /// The one operation the fast path makes.
@@ -166,6 +194,7 @@ impl Management {
                 connector,
                 signer,
                 retries: RetryBudget::default(),
+                throttled: RecentThrottles::default(),
             }),
         }
     }
@@ -226,7 +255,18 @@ impl Management {
 
     /// Posts one frame to one connection (`PostToConnection`).
     pub async fn post(&self, connection_id: &str, frame: Bytes) -> Delivery {
-        self.api.call(connection_id, frame).await
+        let delivery = self.api.call(connection_id, frame).await;
+        if matches!(&delivery, Delivery::Failed(error) if error.status == Some(429)) {
+            self.api.throttled.note();
+        }
+        delivery
+    }
+
+    /// Posts this client saw throttled (429, every try) within the last
+    /// second: many at once is the account's rate, not one client's full
+    /// buffer.
+    pub fn throttled_lately(&self) -> usize {
+        self.api.throttled.count()
     }
 }
 
