@@ -137,7 +137,7 @@ pub const POST_RETRY_BACKOFF: Duration = Duration::from_millis(25);
 pub const POST_RETRY_MAX_BACKOFF: Duration = Duration::from_millis(400);
 /// How many times, and how far apart (growing linearly), a `welcome` is
 /// tried while the newcomer's connection still answers 410.
-pub const WELCOME_ATTEMPTS: u32 = 4;
+pub const WELCOME_ATTEMPTS: u32 = 6;
 pub const WELCOME_RETRY_STEP: Duration = Duration::from_millis(150);
 /// How much of an unknown `action` an error frame echoes back.
 pub const MAX_ECHOED_ACTION_CHARS: usize = 40;

@@ -266,14 +266,18 @@ async fn list_rooms(chat: &Chat, rooms: Vec<Room>) -> BTreeMap<Room, Option<(Vec
 }
 
 /// Welcomes every newcomer, `concurrency` at a time, with its room as
-/// `listed` (nobody listed when it could not be read).
+/// `listed` (nobody listed when it could not be read). A newcomer whose
+/// connection is not open yet (410: its `$connect` has written the session
+/// but not returned) is tried again, up to [`WELCOME_ATTEMPTS`] times, all
+/// of them together after a pause, so the waiting holds up no one else's
+/// welcome.
 async fn welcome_all(
     chat: &Chat,
     newcomers: &[Session],
     listed: &BTreeMap<Room, Option<(Vec<Member>, usize)>>,
     concurrency: usize,
 ) {
-    let welcomes: Vec<_> = newcomers
+    let mut pending: Vec<(&Session, Bytes)> = newcomers
         .iter()
         .map(|newcomer| {
             let (online, count) = listed
@@ -281,13 +285,78 @@ async fn welcome_all(
                 .cloned()
                 .flatten()
                 .unwrap_or_default();
-            Box::pin(welcome(chat, newcomer, online, count))
+            let frame = ServerFrame::welcome(newcomer, online, count).to_json();
+            (newcomer, Bytes::from(frame))
         })
         .collect();
-    stream::iter(welcomes)
+    for attempt in 1..=WELCOME_ATTEMPTS {
+        // Futures made first, then run: a stream of closures borrowing them
+        // would not be `Send` for every lifetime.
+        let tries: Vec<_> = pending
+            .into_iter()
+            .map(|(session, frame)| async move {
+                let delivery = chat
+                    .management
+                    .post(&session.connection_id, frame.clone())
+                    .await;
+                (session, frame, delivery)
+            })
+            .collect();
+        let outcomes: Vec<_> = stream::iter(tries)
+            .buffer_unordered(concurrency)
+            .collect()
+            .await;
+        pending = Vec::new();
+        for (session, frame, delivery) in outcomes {
+            let connection_id = &session.connection_id;
+            match delivery {
+                Delivery::Delivered => {
+                    metrics::counter!(metric::PRESENCE_FRAMES_SENT).increment(1);
+                }
+                Delivery::Gone if attempt < WELCOME_ATTEMPTS && is_recent(session.connected_at) => {
+                    pending.push((session, frame));
+                }
+                Delivery::Gone => debug!(%connection_id, "the newcomer left before its welcome"),
+                Delivery::Failed(failure) => warn!(
+                    %connection_id,
+                    error.code = failure.code.as_deref(),
+                    error.request_id = failure.request_id.as_deref(),
+                    error = %failure,
+                    "welcome not delivered"
+                ),
+            }
+        }
+        pending = still_here(chat, pending, concurrency).await;
+        if pending.is_empty() {
+            return;
+        }
+        tokio::time::sleep(WELCOME_RETRY_STEP * attempt).await;
+    }
+}
+
+/// Of the newcomers whose connection answered 410 (API Gateway opens it
+/// only once its `$connect` has returned), those whose row is still there:
+/// one that left meanwhile (its `$disconnect` ran) is not tried again.
+async fn still_here<'a>(
+    chat: &Chat,
+    pending: Vec<(&'a Session, Bytes)>,
+    concurrency: usize,
+) -> Vec<(&'a Session, Bytes)> {
+    let checks: Vec<_> = pending
+        .into_iter()
+        .map(|(session, frame)| async move {
+            let left = matches!(chat.store.sender(&session.connection_id).await, Ok(None));
+            if left {
+                debug!(connection_id = %session.connection_id, "the newcomer left before its welcome: not tried again");
+            }
+            (!left).then_some((session, frame))
+        })
+        .collect();
+    stream::iter(checks)
         .buffer_unordered(concurrency)
-        .collect::<()>()
-        .await;
+        .filter_map(futures::future::ready)
+        .collect()
+        .await
 }
 
 /// What one record changed in its room.
@@ -326,50 +395,6 @@ async fn list_room(chat: &Chat, room: &Room) -> Option<(Vec<Member>, usize)> {
             None
         }
     }
-}
-
-/// Sends the newcomer its `welcome`: who it is, and who is in the room.
-#[instrument(name = "welcome", skip_all, fields(connection_id = %session.connection_id))]
-async fn welcome(chat: &Chat, session: &Session, online: Vec<Member>, online_count: usize) {
-    let frame = ServerFrame::welcome(session, online, online_count).to_json();
-    let attempts = if is_recent(session.connected_at) {
-        WELCOME_ATTEMPTS
-    } else {
-        1
-    };
-    if welcome_newcomer(chat, &session.connection_id, frame.as_bytes(), attempts).await {
-        metrics::counter!(metric::PRESENCE_FRAMES_SENT).increment(1);
-    }
-}
-/// Sends the newcomer its `welcome`, waiting out the moment when its
-/// `$connect` has written the session but API Gateway has not yet opened the
-/// connection; but not for one that has already left (its row is gone: its
-/// `$disconnect` ran). True when delivered.
-async fn welcome_newcomer(chat: &Chat, connection_id: &str, frame: &[u8], attempts: u32) -> bool {
-    let frame = Bytes::copy_from_slice(frame);
-    for attempt in 1..=attempts {
-        match chat.management.post(connection_id, frame.clone()).await {
-            Delivery::Delivered => return true,
-            Delivery::Gone if attempt < attempts => {
-                if matches!(chat.store.sender(connection_id).await, Ok(None)) {
-                    debug!("the newcomer left before its welcome: not tried again");
-                    return false;
-                }
-                tokio::time::sleep(WELCOME_RETRY_STEP * attempt).await;
-            }
-            Delivery::Gone => debug!("the newcomer left before its welcome"),
-            Delivery::Failed(failure) => {
-                warn!(
-                    error.code = failure.code.as_deref(),
-                    error.request_id = failure.request_id.as_deref(),
-                    error = %failure,
-                    "welcome not delivered"
-                );
-                return false;
-            }
-        }
-    }
-    false
 }
 
 /// Whether a session opened within [`CONNECT_GRACE`] by this function's

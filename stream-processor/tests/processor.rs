@@ -216,7 +216,10 @@ async fn a_welcome_waits_briefly_for_a_fresh_connection_but_not_for_an_old_one()
     h.connected(fresh).await;
     h.api.mark_gone(fresh);
     handle(&h.chat, batch(vec![fresh_insert(fresh)])).await;
-    assert_eq!(h.api.attempts(fresh), 4);
+    assert_eq!(
+        h.api.attempts(fresh),
+        handlers::limits::WELCOME_ATTEMPTS as usize
+    );
 
     // One that connected and was gone at once (its `$disconnect` deleted
     // its row) is not waited for: churn must not stall the stream.

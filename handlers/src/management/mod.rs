@@ -148,7 +148,10 @@ impl RecentThrottles {
 
     fn note(&self) {
         let now = std::time::Instant::now();
-        let mut window = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut window = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         *window = match *window {
             Some((since, count)) if now.duration_since(since) < Self::SPAN => {
                 Some((since, count + 1))
@@ -158,7 +161,11 @@ impl RecentThrottles {
     }
 
     fn count(&self) -> usize {
-        match *self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner) {
+        match *self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        {
             Some((since, count)) if since.elapsed() < Self::SPAN => count,
             _ => 0,
         }
