@@ -3,41 +3,23 @@
 
 #![allow(clippy::expect_used)] // a failed step fails the test
 
-use aws_sdk_dynamodb::types::{PutRequest, WriteRequest};
 use handlers::Room;
 use handlers::fanout::{Audience, broadcast};
 use handlers::metric::FanoutKind;
-use handlers::records::ActiveConnection;
 use handlers::time::Timestamp;
 use testkit::Harness;
 
-/// Writes `count` ActiveConnections rows in `room`, 25 per BatchWriteItem.
+/// Writes `count` ActiveConnections rows in `room`.
 async fn seed(h: &Harness, room: &Room, count: usize) -> Vec<String> {
     let ids: Vec<String> = (0..count).map(|i| format!("{room}-{i:05}")).collect();
-    for chunk in ids.chunks(25) {
-        let writes = chunk
-            .iter()
-            .map(|id| {
-                let row = ActiveConnection::new(id.clone(), Timestamp::now(), room.clone());
-                let put = PutRequest::builder()
-                    .set_item(Some(serde_dynamo::to_item(row).expect("an item")))
-                    .build()
-                    .expect("a put");
-                WriteRequest::builder().put_request(put).build()
-            })
-            .collect();
-        let output =
-            h.db.client
-                .batch_write_item()
-                .request_items(&h.db.tables.active_connections, writes)
-                .send()
-                .await
-                .expect("BatchWriteItem");
-        assert!(
-            output.unprocessed_items.unwrap_or_default().is_empty(),
-            "every row written"
-        );
-    }
+    testkit::item::plant_connections(
+        &h.db.client,
+        &h.db.tables.active_connections,
+        room,
+        &ids,
+        Timestamp::now(),
+    )
+    .await;
     ids
 }
 

@@ -88,6 +88,18 @@ impl Crowd {
     }
 }
 
+/// A frame to the lobby, leaving out `except`.
+async fn to_lobby(h: &Harness, except: &[String]) -> handlers::fanout::FanoutReport {
+    let lobby = handlers::Room::lobby();
+    handlers::fanout::broadcast(
+        &h.chat,
+        r#"{"type":"presence","message":"x"}"#,
+        handlers::fanout::Audience::room_except(&lobby, except),
+        handlers::metric::FanoutKind::Presence,
+    )
+    .await
+}
+
 /// The failures the sender's `partial_delivery` frames count.
 fn told_failures(h: &Harness, sender: &str) -> usize {
     h.api
@@ -155,15 +167,8 @@ async fn a_failed_hand_off_is_posted_by_the_caller_itself() {
 async fn presence_and_deletions_reach_a_sharded_room_through_the_workers_too() {
     let h = Harness::with_workers(FANOUT).await;
     let crowd = crowd(&h, 60).await;
-    let room = handlers::Room::lobby();
     let except = vec![crowd.members[1].clone()];
-    let report = handlers::fanout::broadcast(
-        &h.chat,
-        r#"{"type":"presence","message":"x"}"#,
-        handlers::fanout::Audience::room_except(&room, &except),
-        handlers::metric::FanoutKind::Presence,
-    )
-    .await;
+    let report = to_lobby(&h, &except).await;
     h.workers_idle().await;
     assert!(report.handed_off > 0, "{report:?}");
     for id in &crowd.members {
@@ -185,14 +190,7 @@ async fn when_the_account_is_throttled_posts_wait_their_turn_instead_of_failing(
         // More 429s than the client's own tries: the account is throttled.
         h.api.fail_next(id, 429, 5);
     }
-    let room = handlers::Room::lobby();
-    let report = handlers::fanout::broadcast(
-        &h.chat,
-        r#"{"type":"presence","message":"x"}"#,
-        handlers::fanout::Audience::room(&room),
-        handlers::metric::FanoutKind::Presence,
-    )
-    .await;
+    let report = to_lobby(&h, &[]).await;
     assert_eq!(report.delivered, members.len(), "{report:?}");
     assert_eq!(report.failed, 0);
     for id in &members {
@@ -213,14 +211,7 @@ async fn a_client_whose_buffer_is_full_is_given_up_on_after_a_second() {
     }
     // API Gateway answers a client that stopped reading with 429 too.
     h.api.fail_next(&members[3], 429, 1000);
-    let room = handlers::Room::lobby();
-    let report = handlers::fanout::broadcast(
-        &h.chat,
-        r#"{"type":"presence","message":"x"}"#,
-        handlers::fanout::Audience::room(&room),
-        handlers::metric::FanoutKind::Presence,
-    )
-    .await;
+    let report = to_lobby(&h, &[]).await;
     assert_eq!((report.delivered, report.throttled), (9, 1), "{report:?}");
     let attempts = h.api.attempts(&members[3]);
     let tries = handlers::limits::POST_ATTEMPTS as usize;

@@ -4,10 +4,8 @@
 
 #![allow(clippy::expect_used)] // a failed step fails the test
 
-use aws_sdk_dynamodb::types::{PutRequest, WriteRequest};
 use handlers::Room;
 use handlers::limits::{FANOUT_FIRST_PAGE, ROOM_SHARDS};
-use handlers::records::ActiveConnection;
 use handlers::time::Timestamp;
 use testkit::QUIET;
 use testkit::stack::{Client, TestStack};
@@ -18,33 +16,20 @@ const PLANTED: usize = 3 * ROOM_SHARDS as usize * FANOUT_FIRST_PAGE as usize / 2
 /// Rows of connections that no longer exist, in `room`, connected an hour
 /// ago: each post to one answers 410.
 async fn plant(t: &TestStack, room: &Room, count: usize) {
-    let connected_at = Timestamp::now().minus(std::time::Duration::from_secs(3600));
     // `~` sorts after every character of a real connection id, so within
     // a shard the real clients come first (the engine keeps an index key's
     // entries in table-key order), and their message does not wait behind
     // the planted rows' prunes.
     let ids: Vec<String> = (0..count).map(|i| format!("~Planted{i:05}A=")).collect();
-    for chunk in ids.chunks(25) {
-        let writes = chunk
-            .iter()
-            .map(|id| {
-                let row = ActiveConnection::new(id.clone(), connected_at, room.clone());
-                let put = PutRequest::builder()
-                    .set_item(Some(serde_dynamo::to_item(row).expect("an item")))
-                    .build()
-                    .expect("a put");
-                WriteRequest::builder().put_request(put).build()
-            })
-            .collect();
-        let output = t
-            .dynamodb
-            .batch_write_item()
-            .request_items(&t.stack.tables.active_connections, writes)
-            .send()
-            .await
-            .expect("BatchWriteItem");
-        assert!(output.unprocessed_items.unwrap_or_default().is_empty());
-    }
+    let connected_at = Timestamp::now().minus(std::time::Duration::from_secs(3600));
+    testkit::item::plant_connections(
+        &t.dynamodb,
+        &t.stack.tables.active_connections,
+        room,
+        &ids,
+        connected_at,
+    )
+    .await;
 }
 
 #[tokio::test]

@@ -69,3 +69,42 @@ pub fn field_names(item: &Item) -> Vec<String> {
     names.sort();
     names
 }
+
+/// Writes `rows` of ActiveConnections in `room`, opened at `connected_at`
+/// (planted: no socket behind them), 25 a BatchWriteItem.
+pub async fn plant_connections(
+    client: &Client,
+    table: &str,
+    room: &handlers::Room,
+    ids: &[String],
+    connected_at: handlers::time::Timestamp,
+) {
+    use aws_sdk_dynamodb::types::{PutRequest, WriteRequest};
+    for chunk in ids.chunks(25) {
+        let writes = chunk
+            .iter()
+            .map(|id| {
+                let row = handlers::records::ActiveConnection::new(
+                    id.clone(),
+                    connected_at,
+                    room.clone(),
+                );
+                let put = PutRequest::builder()
+                    .set_item(Some(serde_dynamo::to_item(row).expect("an item")))
+                    .build()
+                    .expect("a put");
+                WriteRequest::builder().put_request(put).build()
+            })
+            .collect();
+        let output = client
+            .batch_write_item()
+            .request_items(table, writes)
+            .send()
+            .await
+            .expect("BatchWriteItem");
+        assert!(
+            output.unprocessed_items.unwrap_or_default().is_empty(),
+            "every row written"
+        );
+    }
+}
