@@ -141,7 +141,7 @@ async fn invoke(
                     tokio::time::sleep(Duration::from_secs(u64::from(attempt) + 1)).await;
                 }
                 Err(failure) => {
-                    error!(%failure, room = %task.room, shard = task.shard, "fan-out worker failed on every try; the event is dropped");
+                    error!(%failure, room = %task.fanout.room, shard = task.shard, "fan-out worker failed on every try; the event is dropped");
                 }
             }
         }

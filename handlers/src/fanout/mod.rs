@@ -19,9 +19,10 @@ use std::time::Instant;
 use bytes::Bytes;
 use futures::{StreamExt, stream};
 use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
-pub use workers::{FanoutTask, HandOffError, Workers, work};
+pub use workers::{Fanout, FanoutTask, HandOffError, Workers, work};
 
 use crate::Chat;
 use crate::limits::{
@@ -176,18 +177,20 @@ pub async fn broadcast(
     audience: Audience<'_>,
     kind: FanoutKind,
 ) -> FanoutReport {
-    deliver(chat, frame, audience, kind, Start::Room).await
+    let fanout = Fanout {
+        room: audience.room.clone(),
+        frame: frame.to_owned(),
+        kind,
+        except: audience.except.to_vec(),
+        sender: audience.sender.map(str::to_owned),
+    };
+    deliver(chat, &Arc::new(fanout), Start::Room).await
 }
 
 /// Reads the shards `start` names, hands on what workers can take, and
 /// posts the rest, `FANOUT_CONCURRENCY` at a time across all shards.
-async fn deliver(
-    chat: &Chat,
-    frame: &str,
-    audience: Audience<'_>,
-    kind: FanoutKind,
-    start: Start,
-) -> FanoutReport {
+async fn deliver(chat: &Chat, fanout: &Arc<Fanout>, start: Start) -> FanoutReport {
+    let kind = fanout.kind;
     let started = Instant::now();
     let counters = Arc::new(Counters {
         give_up: started + FANOUT_THROTTLE_PATIENCE,
@@ -204,23 +207,17 @@ async fn deliver(
         Start::Shard(shard, after) => vec![(shard, Some(after), FANOUT_WORKER_PAGE)],
     };
     let ids = stream::select_all(shards.into_iter().map(|(shard, after, first_page)| {
-        shard_ids(
-            ShardReader {
-                chat,
-                frame,
-                audience,
-                kind,
-                shard,
-                counters: Arc::clone(&counters),
-            },
-            after,
-            first_page,
-        )
-        .boxed()
+        let reader = ShardReader {
+            chat: chat.clone(),
+            fanout: Arc::clone(fanout),
+            shard,
+            counters: Arc::clone(&counters),
+        };
+        pages(reader.spawn(after, first_page)).boxed()
     }));
     // One copy, shared by every post.
-    let body = Bytes::copy_from_slice(frame.as_bytes());
-    let skip = audience.except;
+    let body = Bytes::copy_from_slice(fanout.frame.as_bytes());
+    let skip = &fanout.except;
     let report = ids
         .filter(|id| futures::future::ready(!skip.contains(id)))
         .map(|id| post_one(chat, body.clone(), id, kind, &counters))
@@ -254,17 +251,39 @@ fn record(report: &FanoutReport, kind: FanoutKind, started: Instant) {
         .increment(report.handed_off as u64);
 }
 
-/// Reads one shard of a fan-out.
-struct ShardReader<'a> {
-    chat: &'a Chat,
-    frame: &'a str,
-    audience: Audience<'a>,
-    kind: FanoutKind,
+/// Reads one shard of a fan-out, in a task of its own: its pages are read
+/// while the posts of the pages before go out, and a read in flight is
+/// never left unpolled behind posts that wait for API Gateway (its
+/// timeout would run out).
+struct ShardReader {
+    chat: Chat,
+    fanout: Arc<Fanout>,
     shard: u32,
     counters: Arc<Counters>,
 }
 
-impl ShardReader<'_> {
+impl ShardReader {
+    /// Reads the shard from `after`, the first page of `first_page`
+    /// entries, the next (if no worker took them) of
+    /// [`FANOUT_WORKER_PAGE`]; each page's ids come out of the channel, at
+    /// most one page ahead of the posts.
+    fn spawn(self, after: Option<ShardCursor>, first_page: i32) -> mpsc::Receiver<Vec<String>> {
+        let (pages, receiver) = mpsc::channel(1);
+        tokio::spawn(async move {
+            let mut next = Some((after, first_page));
+            while let Some((after, limit)) = next.take() {
+                let Some((ids, rest)) = self.page(after, limit).await else {
+                    return;
+                };
+                next = rest.map(|rest| (Some(rest), FANOUT_WORKER_PAGE));
+                if pages.send(ids).await.is_err() {
+                    return;
+                }
+            }
+        });
+        receiver
+    }
+
     /// Reads a page from `after`; when the shard goes on past it, hands the
     /// rest to a worker. Returns the page's ids and where to read on here
     /// (`None`: the shard is done, or a worker has the rest).
@@ -273,7 +292,7 @@ impl ShardReader<'_> {
         after: Option<ShardCursor>,
         limit: i32,
     ) -> Option<(Vec<String>, Option<ShardCursor>)> {
-        let room = self.audience.room;
+        let room = &self.fanout.room;
         self.counters.queries.fetch_add(1, Ordering::Relaxed);
         let page = match self
             .chat
@@ -299,13 +318,9 @@ impl ShardReader<'_> {
         let next = match (page.next, &self.chat.workers) {
             (Some(rest), Some(workers)) => {
                 let task = FanoutTask {
-                    room: room.clone(),
                     shard: self.shard,
                     after: rest.clone(),
-                    frame: self.frame.to_owned(),
-                    kind: self.kind,
-                    except: self.audience.except.to_vec(),
-                    sender: self.audience.sender.map(str::to_owned),
+                    fanout: Fanout::clone(&self.fanout),
                 };
                 match workers.hand_off(&task).await {
                     Ok(()) => {
@@ -314,7 +329,7 @@ impl ShardReader<'_> {
                     }
                     Err(error) => {
                         warn!(%room, shard = self.shard, %error, "could not hand the rest of a shard to a worker; posting it here");
-                        metrics::counter!(metric::FANOUT_HANDOFF_FAILURES, metric::KIND => self.kind.as_str()).increment(1);
+                        metrics::counter!(metric::FANOUT_HANDOFF_FAILURES, metric::KIND => self.fanout.kind.as_str()).increment(1);
                         Some(rest)
                     }
                 }
@@ -325,31 +340,12 @@ impl ShardReader<'_> {
     }
 }
 
-/// The ids of one shard, page by page: the first page of `first_page`
-/// entries, the next (if no worker took them) of DynamoDB's own size.
-fn shard_ids<'a>(
-    reader: ShardReader<'a>,
-    after: Option<ShardCursor>,
-    first_page: i32,
-) -> impl futures::Stream<Item = String> + Send + 'a {
-    enum Next {
-        Read(Option<ShardCursor>, i32),
-        Done,
-    }
-    stream::unfold(
-        (reader, Next::Read(after, first_page)),
-        |(reader, next)| async move {
-            let Next::Read(after, limit) = next else {
-                return None;
-            };
-            let (ids, rest) = reader.page(after, limit).await?;
-            let next = match rest {
-                Some(rest) => Next::Read(Some(rest), FANOUT_WORKER_PAGE),
-                None => Next::Done,
-            };
-            Some((stream::iter(ids), (reader, next)))
-        },
-    )
+/// The ids of the pages a reader sends.
+fn pages(receiver: mpsc::Receiver<Vec<String>>) -> impl futures::Stream<Item = String> + Send {
+    stream::unfold(receiver, |mut receiver| async move {
+        let ids = receiver.recv().await?;
+        Some((stream::iter(ids), receiver))
+    })
     .flatten()
 }
 

@@ -6,6 +6,8 @@
 //! fails, before it has posted anything, so a retry repeats nothing.
 //! docs/architecture.md ("Fan-out workers") says why this and not a queue.
 
+use std::sync::Arc;
+
 use aws_sdk_lambda::primitives::Blob;
 use aws_sdk_lambda::types::InvocationType;
 use serde::{Deserialize, Serialize};
@@ -24,22 +26,29 @@ use crate::store::ShardCursor;
 /// ids it leaves out (at most a stream batch's newcomers).
 pub const MAX_TASK_BYTES: usize = 256 * 1024;
 
-/// The rest of one shard of a room's fan-out, from where a page ended.
+/// What one fan-out posts, and to whom.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct FanoutTask {
+pub struct Fanout {
     pub room: Room,
-    pub shard: u32,
-    pub after: ShardCursor,
     /// The frame to post, as JSON text.
     pub frame: String,
     pub kind: FanoutKind,
     /// Connections left out.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub except: Vec<String>,
-    /// The connection whose message it is: told when this part missed
+    /// The connection whose message it is: told when a part missed
     /// someone.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sender: Option<String>,
+}
+
+/// The rest of one shard of a room's fan-out, from where a page ended.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FanoutTask {
+    pub shard: u32,
+    pub after: ShardCursor,
+    #[serde(flatten)]
+    pub fanout: Fanout,
 }
 
 /// Why a task could not be handed to a worker; the caller posts it itself.
@@ -93,15 +102,11 @@ pub struct ShardUnreadable;
 /// The `fanout` function: posts the task's frame to the rest of its shard
 /// (handing on what lies past its own page), and tells the sender of a
 /// message when its part missed someone.
-#[instrument(name = "fanout", skip_all, fields(room = %task.room, shard = task.shard))]
+#[instrument(name = "fanout", skip_all, fields(room = %task.fanout.room, shard = task.shard))]
 pub async fn work(chat: &Chat, task: FanoutTask) -> Result<FanoutReport, ShardUnreadable> {
-    let audience = super::Audience {
-        room: &task.room,
-        except: &task.except,
-        sender: task.sender.as_deref(),
-    };
-    let start = Start::Shard(task.shard, task.after.clone());
-    let report = deliver(chat, &task.frame, audience, task.kind, start).await;
+    let sender = task.fanout.sender.clone();
+    let start = Start::Shard(task.shard, task.after);
+    let report = deliver(chat, &Arc::new(task.fanout), start).await;
     if report.incomplete && report.read == 0 {
         return Err(ShardUnreadable);
     }
@@ -113,7 +118,7 @@ pub async fn work(chat: &Chat, task: FanoutTask) -> Result<FanoutReport, ShardUn
         handed_off = report.handed_off,
         "worker fanned out"
     );
-    if let (Some(sender), Some(problem)) = (&task.sender, report.problem()) {
+    if let (Some(sender), Some(problem)) = (&sender, report.problem()) {
         match chat.management.post(sender, problem.to_json().into()).await {
             Delivery::Delivered | Delivery::Gone => {}
             Delivery::Failed(failure) => {
