@@ -41,7 +41,10 @@ async fn a_large_rooms_rest_goes_to_workers_and_everyone_gets_the_message_once()
     for _ in 0..3 {
         people.push(Client::connect(&url).await);
     }
-    // After the joins, so that only the message meets them.
+    // After the joins have gone out, so that only the message meets them.
+    let later: Vec<String> = people[1..].iter().map(|p| p.id.clone()).collect();
+    let later: Vec<&str> = later.iter().map(String::as_str).collect();
+    people[0].until_joined(&later).await;
     plant(&t, &hall, PLANTED).await;
     people[0].say("hello, hall").await;
     for person in &mut people {

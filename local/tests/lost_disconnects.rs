@@ -79,7 +79,11 @@ async fn a_connection_whose_disconnect_never_came_is_closed_by_the_next_message(
 async fn the_repair_runs_by_itself_and_closes_what_no_message_found() {
     let t = TestStack::start(&["--repair-interval-secs", "1"]).await;
     let url = format!("{}?room=quiet", t.stack.websocket_url());
+    let mut watcher = Client::connect(&url).await;
     let mut alice = Client::connect(&url).await;
+    // Alice's arrival has gone out to the room before the ghost is in it:
+    // no post ever finds the ghost gone, only the repair can.
+    watcher.until_joined(&[&alice.id]).await;
     plant_ghost(&t, "QuietGhostGhost=", "quiet", Duration::from_secs(30)).await;
 
     // Nobody says anything: the repair asks the gateway, which no longer

@@ -195,6 +195,17 @@ impl Client {
             .expect("a frame arrives in time")
     }
 
+    /// Reads `presence` frames until each of `ids` has been announced as
+    /// joined: their arrival has gone out to the room.
+    pub async fn until_joined(&mut self, ids: &[&str]) {
+        let mut waiting: Vec<&str> = ids.to_vec();
+        while !waiting.is_empty() {
+            let presence = self.next_of_type("presence").await;
+            let joined = presence["joined"].as_array().cloned().unwrap_or_default();
+            waiting.retain(|id| !joined.iter().any(|m| m["connection_id"] == *id));
+        }
+    }
+
     /// The next frame of `frame_type`; others are kept for later.
     pub async fn next_of_type(&mut self, frame_type: &str) -> Value {
         if let Some(index) = self.backlog.iter().position(|f| f["type"] == frame_type) {
