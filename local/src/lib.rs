@@ -16,6 +16,7 @@ pub mod dynamo;
 pub mod error;
 pub mod filter;
 mod gateway;
+pub use gateway::OUTBOUND_FRAGMENT_BYTES;
 pub mod in_process;
 pub mod lambda_api;
 pub mod plain_http;

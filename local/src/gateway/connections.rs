@@ -5,10 +5,10 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use axum::extract::ws::Message;
 use handlers::auth::Identity;
 use handlers::metric;
 use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::Message;
 
 use super::throttle::TokenBucket;
 

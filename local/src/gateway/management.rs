@@ -6,8 +6,9 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::ws::{Message, close_code};
+use axum::extract::ws::close_code;
 use std::net::{IpAddr, SocketAddr};
+use tokio_tungstenite::tungstenite::Message;
 
 use axum::extract::{ConnectInfo, Path, Request, State};
 use axum::http::{StatusCode, header};

@@ -8,6 +8,7 @@ mod ids;
 mod management;
 mod socket;
 pub mod throttle;
+mod upgrade;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -19,8 +20,7 @@ use aws_lambda_events::apigw::ApiGatewayProxyResponse;
 use aws_lambda_events::query_map::QueryMap;
 use axum::Router;
 use axum::extract::ws::close_code;
-use axum::extract::ws::rejection::WebSocketUpgradeRejection;
-use axum::extract::{ConnectInfo, Query, State, WebSocketUpgrade};
+use axum::extract::{ConnectInfo, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -28,12 +28,14 @@ use handlers::Chat;
 use handlers::auth::{Denial, Identity, Verifier, token_of};
 use handlers::limits::{GATEWAY_MAX_FRAME_BYTES, GATEWAY_MAX_MESSAGE_BYTES};
 use handlers::protocol::{Route, ServerFrame};
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower_http::services::ServeDir;
 use tracing::{debug, error, info, warn};
 
 use connections::{Connection, Registry};
+pub use socket::OUTBOUND_FRAGMENT_BYTES;
 
 /// Bytes read from a socket at a time. Frames larger than this are read in
 /// several steps; tungstenite's default (128 KiB, zero-filled up front) would
@@ -196,7 +198,7 @@ impl Gateway {
     /// the handler's status.
     async fn accept(
         self: Arc<Self>,
-        ws: WebSocketUpgrade,
+        ws: upgrade::Upgrade,
         peer: SocketAddr,
         headers: HeaderMap,
         query: Vec<(String, String)>,
@@ -266,7 +268,7 @@ impl Gateway {
     /// upgrade itself fails.
     fn upgrade(
         self: Arc<Self>,
-        ws: WebSocketUpgrade,
+        ws: upgrade::Upgrade,
         connection: Arc<Connection>,
         outbox: tokio::sync::mpsc::Receiver<connections::Outbound>,
         in_flight: impl Send + 'static,
@@ -274,23 +276,26 @@ impl Gateway {
         let failed_gateway = Arc::clone(&self);
         let failed_connection = Arc::clone(&connection);
         let gateway = self;
-        ws.max_frame_size(GATEWAY_MAX_FRAME_BYTES)
-            .max_message_size(GATEWAY_MAX_MESSAGE_BYTES)
+        let config = WebSocketConfig::default()
+            .max_frame_size(Some(GATEWAY_MAX_FRAME_BYTES))
+            .max_message_size(Some(GATEWAY_MAX_MESSAGE_BYTES))
             .read_buffer_size(SOCKET_READ_BUFFER_BYTES)
             // Each frame goes to the socket as it is sent, not batched.
-            .write_buffer_size(0)
-            .on_failed_upgrade(move |error| {
-                warn!(connection_id = %failed_connection.id, %error, "upgrade failed after $connect");
-                let gateway = failed_gateway;
-                gateway.tasks.clone().spawn(async move {
-                    gateway.connections.remove(&failed_connection.id);
-                    gateway.disconnect(&failed_connection, close_code::ABNORMAL, "Upgrade failed").await;
-                });
-            })
-            .on_upgrade(move |socket| async move {
-                socket::run(gateway, connection, outbox, socket).await;
-                drop(in_flight);
-            })
+            .write_buffer_size(0);
+        let failed = move |error: hyper::Error| {
+            warn!(connection_id = %failed_connection.id, %error, "upgrade failed after $connect");
+            let gateway = failed_gateway;
+            gateway.tasks.clone().spawn(async move {
+                gateway.connections.remove(&failed_connection.id);
+                gateway
+                    .disconnect(&failed_connection, close_code::ABNORMAL, "Upgrade failed")
+                    .await;
+            });
+        };
+        ws.accept(config, failed, move |socket| async move {
+            socket::run(gateway, connection, outbox, socket).await;
+            drop(in_flight);
+        })
     }
 
     /// What API Gateway's `$connect` authorizer decides, when sign-in is on:
@@ -444,7 +449,7 @@ pub(crate) fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
 
-type Upgrade = Result<WebSocketUpgrade, WebSocketUpgradeRejection>;
+type Handshake = Result<upgrade::Upgrade, upgrade::NotAnUpgrade>;
 
 /// Every request to the public listener: refused unless its `Host` names
 /// this stack; the page's security headers on whatever is not the
@@ -472,7 +477,7 @@ async fn root(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Query(query): Query<Vec<(String, String)>>,
     headers: HeaderMap,
-    ws: Upgrade,
+    ws: Handshake,
 ) -> Response {
     if ws.is_err() {
         return page(&gateway, "index.html").await;
@@ -502,7 +507,7 @@ async fn upgrade_only(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Query(query): Query<Vec<(String, String)>>,
     headers: HeaderMap,
-    ws: Upgrade,
+    ws: Handshake,
 ) -> Response {
     match ws {
         Ok(ws) => gateway.accept(ws, peer, headers, query).await,

@@ -4,15 +4,21 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::ws::{CloseFrame, Message, WebSocket, close_code};
+use axum::extract::ws::close_code;
+use bytes::Bytes;
 use futures::{SinkExt, StreamExt};
 use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep_until};
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::frame::Frame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
+use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tracing::{debug, info};
 
 use handlers::protocol::Route;
 
 use super::connections::{Connection, Outbound};
+use super::upgrade::Socket;
 use super::{Gateway, now_ms};
 
 /// Frames read from one socket and not yet handled: few, so a client that
@@ -22,6 +28,14 @@ const INBOUND_QUEUE_FRAMES: usize = 8;
 
 /// How long a close frame may wait for a client that does not read.
 const CLOSE_WRITE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// The longest frame written: a longer message goes out in fragments of
+/// this size (RFC 6455 section 5.4; API Gateway fragments at 32 KB, and
+/// every client reassembles). tungstenite keeps its write buffer as large
+/// as the largest frame it ever wrote, so unfragmented, every connection
+/// of a big room would hold a `welcome`'s worth (about 18 KB for 200
+/// names) for the rest of its life.
+pub const OUTBOUND_FRAGMENT_BYTES: usize = 4 * 1024;
 
 /// How a connection ended.
 #[derive(Debug)]
@@ -49,14 +63,14 @@ impl Ending {
 /// A frame read and admitted, waiting for its route: the route, the body
 /// and when it was received (epoch ms).
 type Queued = (Route, String, i64);
-type Sink = futures::stream::SplitSink<WebSocket, Message>;
-type Stream = futures::stream::SplitStream<WebSocket>;
+type Sink = futures::stream::SplitSink<Socket, Message>;
+type Stream = futures::stream::SplitStream<Socket>;
 
 pub(super) async fn run(
     gateway: Arc<Gateway>,
     connection: Arc<Connection>,
     mut outbox: mpsc::Receiver<Outbound>,
-    socket: WebSocket,
+    socket: Socket,
 ) {
     connection.set_open(true);
     let id = connection.id.clone();
@@ -161,7 +175,7 @@ async fn deliver(
             // client that stops reading is dropped, and cannot hold a
             // shutdown.
             let write =
-                tokio::time::timeout(gateway.config.slow_client_timeout, sink.send(message));
+                tokio::time::timeout(gateway.config.slow_client_timeout, send(sink, message));
             let written = tokio::select! {
                 written = write => written,
                 () = gateway.closing.cancelled() => return Some(going_away()),
@@ -187,7 +201,7 @@ fn read(
     gateway: &Gateway,
     connection: &Connection,
     inbound: &mpsc::Sender<Queued>,
-    frame: Option<Result<Message, axum::Error>>,
+    frame: Option<Result<Message, WsError>>,
 ) -> Option<Ending> {
     let now = now_ms();
     match frame {
@@ -209,13 +223,14 @@ fn read(
             close_code::UNSUPPORTED,
             "Binary frames are not supported",
         )),
-        Some(Ok(Message::Ping(_) | Message::Pong(_))) => {
+        // (Reading never yields a raw frame.)
+        Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => {
             connection.touch(now);
             None
         }
         Some(Ok(Message::Close(frame))) => Some(match frame {
             Some(CloseFrame { code, reason }) => Ending::ByClient {
-                code,
+                code: code.into(),
                 reason: reason.to_string(),
             },
             None => Ending::ByClient {
@@ -242,7 +257,7 @@ async fn close(sink: &mut Sink, ending: Ending) -> (u16, String) {
     match ending {
         Ending::ByServer { code, reason } => {
             let frame = CloseFrame {
-                code,
+                code: code.into(),
                 reason: reason.clone().into(),
             };
             let _ = tokio::time::timeout(CLOSE_WRITE_TIMEOUT, async {
@@ -283,23 +298,82 @@ async fn route_frames(
 /// is not UTF-8, 1002 for any other protocol violation (an unmasked frame, a
 /// reserved opcode or bit, an oversized control frame). `None`: the socket
 /// broke (I/O), and there is no one to tell.
-fn refusal_of(error: &axum::Error) -> Option<(u16, &'static str)> {
-    use std::error::Error as _;
-    use tokio_tungstenite::tungstenite::Error as Ws;
+fn refusal_of(error: &WsError) -> Option<(u16, &'static str)> {
     use tokio_tungstenite::tungstenite::error::ProtocolError;
-    let mut source = error.source();
-    while let Some(error) = source {
-        if let Some(tungstenite) = error.downcast_ref::<Ws>() {
-            return match tungstenite {
-                Ws::Capacity(_) => Some((close_code::SIZE, "Message too big")),
-                Ws::Utf8(_) => Some((close_code::INVALID, "Text frames must be UTF-8")),
-                // The TCP connection ended without a close frame: 1006.
-                Ws::Protocol(ProtocolError::ResetWithoutClosingHandshake) => None,
-                Ws::Protocol(_) => Some((close_code::PROTOCOL, "Protocol error")),
-                _ => None,
-            };
-        }
-        source = error.source();
+    match error {
+        WsError::Capacity(_) => Some((close_code::SIZE, "Message too big")),
+        WsError::Utf8(_) => Some((close_code::INVALID, "Text frames must be UTF-8")),
+        // The TCP connection ended without a close frame: 1006.
+        WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake) => None,
+        WsError::Protocol(_) => Some((close_code::PROTOCOL, "Protocol error")),
+        _ => None,
     }
-    None
+}
+
+/// Writes `message`, in fragments if it is longer than
+/// [`OUTBOUND_FRAGMENT_BYTES`].
+async fn send(sink: &mut Sink, message: Message) -> Result<(), WsError> {
+    let (data, kind) = match message {
+        Message::Text(text) if text.len() > OUTBOUND_FRAGMENT_BYTES => {
+            (Bytes::from(text), Data::Text)
+        }
+        Message::Binary(data) if data.len() > OUTBOUND_FRAGMENT_BYTES => (data, Data::Binary),
+        message => return sink.send(message).await,
+    };
+    for frame in fragments(data, kind) {
+        sink.feed(Message::Frame(frame)).await?;
+    }
+    sink.flush().await
+}
+
+/// `data`'s frames of at most [`OUTBOUND_FRAGMENT_BYTES`]: the first of
+/// `kind`, continuations after it, the last final. Slices of one buffer,
+/// not copies.
+fn fragments(mut data: Bytes, kind: Data) -> impl Iterator<Item = Frame> {
+    let mut opcode = OpCode::Data(kind);
+    std::iter::from_fn(move || {
+        if data.is_empty() {
+            return None;
+        }
+        let part = data.split_to(data.len().min(OUTBOUND_FRAGMENT_BYTES));
+        let frame = Frame::message(part, opcode, data.is_empty());
+        opcode = OpCode::Data(Data::Continue);
+        Some(frame)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_long_message_goes_out_in_fragments_that_make_it_up_again() {
+        let text: String = "ü".repeat(OUTBOUND_FRAGMENT_BYTES + 7);
+        let frames: Vec<Frame> = fragments(Bytes::from(text.clone()), Data::Text).collect();
+        assert_eq!(frames.len(), 3, "{} bytes", text.len());
+        assert!(
+            frames
+                .iter()
+                .all(|f| f.payload().len() <= OUTBOUND_FRAGMENT_BYTES)
+        );
+        assert_eq!(frames[0].header().opcode, OpCode::Data(Data::Text));
+        assert!(
+            frames[1..]
+                .iter()
+                .all(|f| f.header().opcode == OpCode::Data(Data::Continue))
+        );
+        let finals: Vec<bool> = frames.iter().map(|f| f.header().is_final).collect();
+        assert_eq!(finals, [false, false, true]);
+        let whole: Vec<u8> = frames.iter().flat_map(|f| f.payload().to_vec()).collect();
+        assert_eq!(whole, text.as_bytes());
+    }
+
+    #[test]
+    fn a_message_of_exactly_one_fragment_is_one_final_frame() {
+        let frames: Vec<Frame> =
+            fragments(Bytes::from(vec![7; OUTBOUND_FRAGMENT_BYTES]), Data::Binary).collect();
+        assert_eq!(frames.len(), 1);
+        assert!(frames[0].header().is_final);
+        assert_eq!(frames[0].header().opcode, OpCode::Data(Data::Binary));
+    }
 }
