@@ -100,7 +100,11 @@ async fn a_long_message_arrives_in_fragments_and_a_short_one_in_one_frame() {
         "{} bytes",
         long.len()
     );
-    assert!(frames.iter().all(|f| f.payload.len() <= OUTBOUND_FRAGMENT_BYTES));
+    assert!(
+        frames
+            .iter()
+            .all(|f| f.payload.len() <= OUTBOUND_FRAGMENT_BYTES)
+    );
     assert_eq!(frames[0].opcode, 1, "a text message");
     assert!(frames[1..].iter().all(|f| f.opcode == 0), "continuations");
     let whole: Vec<u8> = frames.into_iter().flat_map(|f| f.payload).collect();

@@ -39,7 +39,8 @@ pub struct Connection {
     /// What its address may still send (shared by that address's
     /// connections).
     pub budget: Arc<TokenBucket>,
-    /// False while `$connect` runs; API Gateway answers 410 until then.
+    /// False while `$connect` runs (API Gateway answers 410 until then)
+    /// and once the socket has closed.
     open: AtomicBool,
     last_active_ms: AtomicI64,
     outbox: mpsc::Sender<Outbound>,

@@ -260,6 +260,10 @@ impl Gateway {
             let reason = answer.map(route_response).unwrap_or_default();
             return (status, reason).into_response();
         }
+        // Connected, as API Gateway has it once `$connect` said yes: posts
+        // are accepted from now on and wait in the outbox for the socket,
+        // however long the upgrade takes to complete under load.
+        connection.set_open(true);
         self.upgrade(ws, connection, outbox, in_flight)
     }
 
@@ -284,6 +288,7 @@ impl Gateway {
             .write_buffer_size(0);
         let failed = move |error: hyper::Error| {
             warn!(connection_id = %failed_connection.id, %error, "upgrade failed after $connect");
+            failed_connection.set_open(false);
             let gateway = failed_gateway;
             gateway.tasks.clone().spawn(async move {
                 gateway.connections.remove(&failed_connection.id);

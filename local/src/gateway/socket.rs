@@ -72,7 +72,6 @@ pub(super) async fn run(
     mut outbox: mpsc::Receiver<Outbound>,
     socket: Socket,
 ) {
-    connection.set_open(true);
     let id = connection.id.clone();
     info!(connection_id = %id, "connection open");
     let (mut sink, mut stream) = socket.split();
