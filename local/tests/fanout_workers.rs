@@ -43,7 +43,6 @@ async fn a_large_rooms_rest_goes_to_workers_and_everyone_gets_the_message_once()
     }
     // After the joins have gone out, so that only the message meets them.
     let later: Vec<String> = people[1..].iter().map(|p| p.id.clone()).collect();
-    let later: Vec<&str> = later.iter().map(String::as_str).collect();
     people[0].until_joined(&later).await;
     plant(&t, &hall, PLANTED).await;
     people[0].say("hello, hall").await;

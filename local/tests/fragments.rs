@@ -80,12 +80,7 @@ async fn a_long_message_arrives_in_fragments_and_a_short_one_in_one_frame() {
         serde_json::from_slice(&welcome[0].payload).expect("a JSON welcome");
     let id = welcome["connection_id"].as_str().expect("an id");
 
-    let sdk = chat_local::aws::local_sdk_config();
-    let api = aws_sdk_apigatewaymanagement::Client::from_conf(
-        aws_sdk_apigatewaymanagement::config::Builder::from(&sdk)
-            .endpoint_url(t.stack.management_endpoint())
-            .build(),
-    );
+    let api = t.management_client();
     let long = format!(r#"{{"type":"notice","message":"{}"}}"#, "é".repeat(5000));
     api.post_to_connection()
         .connection_id(id)

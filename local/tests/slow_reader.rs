@@ -44,12 +44,7 @@ async fn a_client_that_stops_reading_is_dropped_and_holds_up_nobody() {
 
     // Far more than the socket buffers hold: every post is answered at once
     // (queued), none waits for the stalled socket.
-    let sdk = chat_local::aws::local_sdk_config();
-    let api = aws_sdk_apigatewaymanagement::Client::from_conf(
-        aws_sdk_apigatewaymanagement::config::Builder::from(&sdk)
-            .endpoint_url(t.stack.management_endpoint())
-            .build(),
-    );
+    let api = t.management_client();
     let big = format!(
         r#"{{"type":"notice","message":"{}"}}"#,
         "x".repeat(100 * 1024)

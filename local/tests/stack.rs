@@ -441,12 +441,7 @@ async fn the_management_api_answers_like_api_gateway() {
     use aws_sdk_apigatewaymanagement::primitives::Blob;
 
     let t = TestStack::start(&[]).await;
-    let sdk = chat_local::aws::local_sdk_config();
-    let api = aws_sdk_apigatewaymanagement::Client::from_conf(
-        aws_sdk_apigatewaymanagement::config::Builder::from(&sdk)
-            .endpoint_url(t.stack.management_endpoint())
-            .build(),
-    );
+    let api = t.management_client();
     let mut client = Client::connect(&t.stack.websocket_url()).await;
 
     api.post_to_connection()

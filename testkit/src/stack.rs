@@ -40,6 +40,16 @@ impl TestStack {
         }
     }
 
+    /// The real Management API client, pointed at this stack's endpoint.
+    pub fn management_client(&self) -> aws_sdk_apigatewaymanagement::Client {
+        let sdk = chat_local::aws::local_sdk_config();
+        aws_sdk_apigatewaymanagement::Client::from_conf(
+            aws_sdk_apigatewaymanagement::config::Builder::from(&sdk)
+                .endpoint_url(self.stack.management_endpoint())
+                .build(),
+        )
+    }
+
     /// Every row of MessageHistory.
     pub async fn stored_messages(&self) -> Vec<Item> {
         crate::item::scan(&self.dynamodb, &self.stack.tables.message_history).await
@@ -197,12 +207,12 @@ impl Client {
 
     /// Reads `presence` frames until each of `ids` has been announced as
     /// joined: their arrival has gone out to the room.
-    pub async fn until_joined(&mut self, ids: &[&str]) {
-        let mut waiting: Vec<&str> = ids.to_vec();
+    pub async fn until_joined(&mut self, ids: &[String]) {
+        let mut waiting: Vec<&String> = ids.iter().collect();
         while !waiting.is_empty() {
             let presence = self.next_of_type("presence").await;
             let joined = presence["joined"].as_array().cloned().unwrap_or_default();
-            waiting.retain(|id| !joined.iter().any(|m| m["connection_id"] == *id));
+            waiting.retain(|id| !joined.iter().any(|m| m["connection_id"] == id.as_str()));
         }
     }
 

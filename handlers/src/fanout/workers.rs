@@ -104,9 +104,8 @@ pub struct ShardUnreadable;
 /// message when its part missed someone.
 #[instrument(name = "fanout", skip_all, fields(room = %task.fanout.room, shard = task.shard))]
 pub async fn work(chat: &Chat, task: FanoutTask) -> Result<FanoutReport, ShardUnreadable> {
-    let sender = task.fanout.sender.clone();
-    let start = Start::Shard(task.shard, task.after);
-    let report = deliver(chat, &Arc::new(task.fanout), start).await;
+    let fanout = Arc::new(task.fanout);
+    let report = deliver(chat, &fanout, Start::Shard(task.shard, task.after)).await;
     if report.incomplete && report.read == 0 {
         return Err(ShardUnreadable);
     }
@@ -118,7 +117,7 @@ pub async fn work(chat: &Chat, task: FanoutTask) -> Result<FanoutReport, ShardUn
         handed_off = report.handed_off,
         "worker fanned out"
     );
-    if let (Some(sender), Some(problem)) = (&sender, report.problem()) {
+    if let (Some(sender), Some(problem)) = (&fanout.sender, report.problem()) {
         match chat.management.post(sender, problem.to_json().into()).await {
             Delivery::Delivered | Delivery::Gone => {}
             Delivery::Failed(failure) => {
