@@ -24,6 +24,9 @@ pub const GATEWAY_IDLE_TIMEOUT: Duration = Duration::from_secs(10 * 60);
 pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(5 * 60);
 /// API Gateway closes every connection after this long, busy or not.
 pub const GATEWAY_MAX_CONNECTION_DURATION: Duration = Duration::from_secs(2 * 60 * 60);
+/// The longest API Gateway waits for an integration (`$connect` included),
+/// counted from the request's arrival (a handshake's `connectedAt`): 29 s.
+pub const GATEWAY_INTEGRATION_TIMEOUT: Duration = Duration::from_secs(29);
 
 // ---- Stage throttling (API Gateway route settings; the local gateway the same)
 
@@ -73,8 +76,12 @@ pub const DYNAMODB_CALL_TIMEOUT: Duration = Duration::from_secs(5);
 pub const CONNECTION_TTL_MARGIN: Duration = Duration::from_secs(15 * 60);
 /// A connection that answers 410 this soon after connecting may still be
 /// completing its `$connect` (API Gateway answers 410 until it returns): it is
-/// not pruned, and its `welcome` is retried.
-pub const CONNECT_GRACE: Duration = Duration::from_secs(10);
+/// not pruned, and its `welcome` is retried. A `$connect` can return that
+/// late after the handshake arrived (its session's `connected_at`): it may
+/// wait for a cold start, or, locally, for a free invocation behind a
+/// crowd; API Gateway gives up on it at [`GATEWAY_INTEGRATION_TIMEOUT`], so
+/// a 410 later than this is a connection that is gone.
+pub const CONNECT_GRACE: Duration = Duration::from_secs(30);
 /// SessionHistory's open sessions are indexed under this many keys
 /// (`open_shard`, from the connection id), so connects and closes spread
 /// over that many index partitions instead of one (a partition takes about
@@ -283,6 +290,7 @@ mod tests {
         assert!(*CHAT_MESSAGE_BYTES_RANGE.end() <= GATEWAY_MAX_FRAME_BYTES);
         assert!(FANOUT_CONCURRENCY_RANGE.contains(&DEFAULT_FANOUT_CONCURRENCY));
         assert!(CONNECT_GRACE < GATEWAY_IDLE_TIMEOUT);
+        assert!(CONNECT_GRACE > GATEWAY_INTEGRATION_TIMEOUT);
         // A heartbeat a minute late (a background tab) still comes in time.
         assert!(HEARTBEAT_INTERVAL + Duration::from_secs(60) < GATEWAY_IDLE_TIMEOUT);
     }

@@ -12,9 +12,9 @@ use handlers::limits::{
     CHAT_MESSAGE_BYTES_RANGE, CONNECT_ROUTE_THROTTLE, DEFAULT_CHAT_MESSAGE_BYTES,
     DEFAULT_FANOUT_CONCURRENCY, DEFAULT_MESSAGE_BURST, DEFAULT_MESSAGES_PER_SECOND,
     DEFAULT_PRESENCE_WINDOW_MS, DEFAULT_ROUTE_THROTTLE, FANOUT_CONCURRENCY_RANGE,
-    GATEWAY_IDLE_TIMEOUT, GATEWAY_MAX_CONNECTION_DURATION, HISTORY_ROUTE_THROTTLE,
-    MESSAGE_BURST_RANGE, MESSAGES_PER_SECOND_RANGE, PRESENCE_WINDOW_MS_RANGE, RETENTION_DAYS_RANGE,
-    RouteThrottle,
+    GATEWAY_IDLE_TIMEOUT, GATEWAY_INTEGRATION_TIMEOUT, GATEWAY_MAX_CONNECTION_DURATION,
+    HISTORY_ROUTE_THROTTLE, MESSAGE_BURST_RANGE, MESSAGES_PER_SECOND_RANGE,
+    PRESENCE_WINDOW_MS_RANGE, RETENTION_DAYS_RANGE, RouteThrottle,
 };
 use handlers::rate::Rate;
 use handlers::{ChatLimits, Retention, Tables};
@@ -164,6 +164,14 @@ pub struct Args {
     #[arg(long, env = "CHAT_INVOCATION_CONCURRENCY", default_value_t = DEFAULT_INVOCATION_CONCURRENCY,
           value_parser = usize_in(1..=10_000))]
     pub invocation_concurrency: usize,
+
+    /// How long a handshake waits for `$connect` to answer, its turn for an
+    /// invocation included, before it is refused with 504 (API Gateway's
+    /// integration timeout: 50 ms to 29 s, 29 s by default).
+    #[arg(long, env = "CHAT_INTEGRATION_TIMEOUT_MS",
+          default_value_t = GATEWAY_INTEGRATION_TIMEOUT.as_millis() as u64,
+          value_parser = clap::value_parser!(u64).range(50..=GATEWAY_INTEGRATION_TIMEOUT.as_millis() as u64))]
+    pub integration_timeout_ms: u64,
 
     /// Fan-out workers running at once (the `fanout` function's
     /// concurrency); 0: every fan-out posts to the whole room itself.
@@ -413,6 +421,7 @@ pub struct Config {
     pub management_api_delay: Duration,
     pub max_connections_per_ip: usize,
     pub invocation_concurrency: usize,
+    pub integration_timeout: Duration,
     /// Fan-out workers at once; 0: none.
     pub fanout_workers: usize,
     pub throttles: crate::gateway::throttle::StageThrottles,
@@ -589,6 +598,7 @@ impl From<Args> for Config {
             management_api_delay: Duration::from_millis(args.management_api_delay_ms),
             max_connections_per_ip: args.max_connections_per_ip,
             invocation_concurrency: args.invocation_concurrency,
+            integration_timeout: Duration::from_millis(args.integration_timeout_ms),
             fanout_workers: args.fanout_workers,
             throttles,
             address_budget: RouteThrottle {
@@ -623,6 +633,8 @@ mod tests {
             ["--fanout-concurrency", "1025"],
             ["--idle-timeout-secs", "0"],
             ["--max-connection-secs", "0"],
+            ["--integration-timeout-ms", "49"],
+            ["--integration-timeout-ms", "29001"],
             ["--stream-batch-size", "10001"],
             ["--stream-poll-ms", "0"],
             ["--repair-interval-secs", "0"],
@@ -651,6 +663,7 @@ mod tests {
         assert_eq!(config.limits.fanout_concurrency, 1);
         assert_eq!(config.tables, Tables::default());
         assert_eq!(config.idle_timeout, GATEWAY_IDLE_TIMEOUT);
+        assert_eq!(config.integration_timeout, GATEWAY_INTEGRATION_TIMEOUT);
         let external = parse(&["--dynamodb-endpoint", "http://127.0.0.1:8001"]).expect("valid");
         assert!(matches!(
             Config::from(external).storage,

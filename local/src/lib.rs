@@ -406,6 +406,7 @@ fn gateway_config(config: &Config) -> gateway::GatewayConfig {
         management_api_delay: config.management_api_delay,
         max_connections_per_ip: config.max_connections_per_ip,
         invocation_concurrency: config.invocation_concurrency,
+        integration_timeout: config.integration_timeout,
         throttles: config.throttles,
         address_budget: config.address_budget,
         cross_site: gateway::cross_site::CrossSite {

@@ -32,6 +32,10 @@ struct Faulty {
 
 impl Faulty {
     async fn start() -> Self {
+        Self::start_with(&[]).await
+    }
+
+    async fn start_with(flags: &[&str]) -> Self {
         let (endpoint, engine) = match testkit::dynamo::external_endpoint() {
             Some(endpoint) => (endpoint, None),
             None => {
@@ -47,7 +51,7 @@ impl Faulty {
             Some(proxy.endpoint.clone()),
             dir.path(),
             &unique_prefix(),
-            &[],
+            flags,
         )
         .await;
         let direct =
@@ -153,6 +157,23 @@ async fn a_connect_is_refused_with_500_and_leaves_nothing_when_dynamodb_refuses_
     assert!(f.sessions().await.is_empty(), "no session rows");
 
     // Healed, the next one gets in as usual.
+    let client = Client::connect(&f.url()).await;
+    assert_eq!(f.connection_ids().await, [client.id.as_str()]);
+    drop(client);
+    f.stop().await;
+}
+
+#[tokio::test]
+async fn a_connect_slower_than_the_integration_timeout_is_refused_with_504() {
+    let f = Faulty::start_with(&["--integration-timeout-ms", "300"]).await;
+
+    // Without the timeout, the hung transaction would end in a 500 after
+    // the DynamoDB call's own 5 s.
+    f.proxy.fail(&dynamodb("TransactWriteItems"), Fault::Hang);
+    assert_eq!(refused_status(&f.url()).await, 504);
+    f.proxy.heal().await;
+    assert_eq!(f.t.stack.connection_count(), 0, "nobody left registered");
+
     let client = Client::connect(&f.url()).await;
     assert_eq!(f.connection_ids().await, [client.id.as_str()]);
     drop(client);

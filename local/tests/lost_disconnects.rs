@@ -84,7 +84,7 @@ async fn the_repair_runs_by_itself_and_closes_what_no_message_found() {
     // Alice's arrival has gone out to the room before the ghost is in it:
     // no post ever finds the ghost gone, only the repair can.
     watcher.until_joined(std::slice::from_ref(&alice.id)).await;
-    plant_ghost(&t, "QuietGhostGhost=", "quiet", Duration::from_secs(30)).await;
+    plant_ghost(&t, "QuietGhostGhost=", "quiet", Duration::from_secs(60)).await;
 
     // Nobody says anything: the repair asks the gateway, which no longer
     // has the connection.

@@ -57,6 +57,9 @@ pub struct GatewayConfig {
     /// Route handler invocations running at once, as Lambda's concurrency
     /// bounds them; more wait their turn instead of piling onto DynamoDB.
     pub invocation_concurrency: usize,
+    /// How long a handshake waits for `$connect`'s answer, from its arrival
+    /// (API Gateway's integration timeout).
+    pub integration_timeout: Duration,
     /// The stage's route throttling.
     pub throttles: throttle::StageThrottles,
     /// What one client address may send, every route and connection
@@ -213,6 +216,7 @@ impl Gateway {
         // Counts as a running connection task from `$connect` on, so a
         // shutdown that starts now still waits for this one's `$disconnect`.
         let in_flight = self.tasks.token();
+        let arrived = tokio::time::Instant::now();
         let now = now_ms();
         let identity = match self.authorize(&headers, &query).await {
             Ok(identity) => identity,
@@ -247,7 +251,16 @@ impl Gateway {
                 .into_response();
         }
         let event = events::connect(&self.api(), &connection, &headers, &query);
-        let answer = self.invoke(handlers::connect(&self.chat, event)).await;
+        let deadline = arrived + self.config.integration_timeout;
+        let invocation = self.invoke(handlers::connect(&self.chat, event));
+        let Ok(answer) = tokio::time::timeout_at(deadline, invocation).await else {
+            // As API Gateway gives up: what the handler had written stays
+            // (a session without a connection), for the first post's 410
+            // after `CONNECT_GRACE`, or the repair, to close.
+            self.connections.remove(&connection.id);
+            info!(connection_id = %connection.id, "$connect did not answer within the integration timeout");
+            return (StatusCode::GATEWAY_TIMEOUT, "Endpoint request timed out").into_response();
+        };
         let status = status_of(&answer, &connection.id, Route::Connect);
         if !(200..300).contains(&status) {
             self.connections.remove(&connection.id);
