@@ -16,6 +16,10 @@ use tracing::{debug, warn};
 /// itself takes up to a few days; sooner is kinder locally.
 const TTL_SWEEP_INTERVAL: Duration = Duration::from_secs(60);
 
+/// How long indexing the stream records at start waits for another
+/// process's write to the same database to finish.
+const INDEX_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// File name of the database inside the data directory.
 const DATABASE_FILE: &str = "chat.db";
 
@@ -161,6 +165,8 @@ fn database_path(data_dir: Option<&Path>) -> Result<String, EmbeddedError> {
 /// connection.
 fn index_stream_records(path: &str) -> rusqlite::Result<()> {
     let connection = rusqlite::Connection::open(path)?;
+    // Another process on the same data directory may be writing.
+    connection.busy_timeout(INDEX_BUSY_TIMEOUT)?;
     connection.execute_batch(
         "CREATE INDEX IF NOT EXISTS chat_local_stream_by_sequence
              ON _stream_records (table_name, CAST(sequence_number AS INTEGER));

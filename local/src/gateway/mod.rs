@@ -254,9 +254,10 @@ impl Gateway {
         let deadline = arrived + self.config.integration_timeout;
         let invocation = self.invoke(handlers::connect(&self.chat, event));
         let Ok(answer) = tokio::time::timeout_at(deadline, invocation).await else {
-            // As API Gateway gives up: what the handler had written stays
-            // (a session without a connection), for the first post's 410
-            // after `CONNECT_GRACE`, or the repair, to close.
+            // As API Gateway gives up. The handler stops where it is (on
+            // AWS it runs on, unheard); whatever it had written stays, a
+            // session without a connection, for the first post's 410 after
+            // `CONNECT_GRACE`, or the repair, to close.
             self.connections.remove(&connection.id);
             info!(connection_id = %connection.id, "$connect did not answer within the integration timeout");
             return (StatusCode::GATEWAY_TIMEOUT, "Endpoint request timed out").into_response();
